@@ -1,0 +1,43 @@
+"""patchkit: keep a patch series against upstream Docker image releases healthy.
+
+The CLI is a thin shell over this API:
+
+>>> from patchkit import Project                         # doctest: +SKIP
+>>> result = Project.open("my-image").check("2.5.24")    # doctest: +SKIP
+>>> result.to_dict()["summary"]                          # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from .errors import PatchkitError
+from .model import (
+    CheckResult,
+    HunkResult,
+    ImportResult,
+    Matrix,
+    MatrixCell,
+    PatchResult,
+    PatchStatus,
+    RebasePatchResult,
+    RebaseResult,
+    RebaseState,
+)
+from .project import Project
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CheckResult",
+    "HunkResult",
+    "ImportResult",
+    "Matrix",
+    "MatrixCell",
+    "PatchResult",
+    "PatchStatus",
+    "PatchkitError",
+    "Project",
+    "RebasePatchResult",
+    "RebaseResult",
+    "RebaseState",
+    "__version__",
+]

@@ -1,0 +1,92 @@
+"""The one exception tree of patchkit.
+
+Every error a user can cause derives from :class:`PatchkitError` and carries the
+process exit code the CLI uses for it. Messages are one line and name the file,
+line, layer or source at fault.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "ConfigError",
+    "CorruptLayerError",
+    "DigestMismatchError",
+    "LockedError",
+    "NotImportedError",
+    "PatchParseError",
+    "PatchkitError",
+    "RebaseStateError",
+    "RegistryError",
+    "SeriesError",
+    "SourceError",
+    "StoreError",
+    "UnknownVersionError",
+    "UnsafeLayerError",
+    "UsageError",
+]
+
+
+class PatchkitError(Exception):
+    """Root of every error patchkit raises on bad input or environment (exit 3)."""
+
+    exit_code: ClassVar[int] = 3
+
+
+class UsageError(PatchkitError):
+    """The command line or API call itself is wrong (exit 2)."""
+
+    exit_code: ClassVar[int] = 2
+
+
+class ConfigError(PatchkitError):
+    """`upstream-versions.toml` is malformed or misses a field."""
+
+
+class SeriesError(PatchkitError):
+    """`patches/series` is malformed or names a patch file that does not exist."""
+
+
+class PatchParseError(PatchkitError):
+    """A patch file cannot be parsed as a unified diff."""
+
+
+class UnknownVersionError(PatchkitError):
+    """A version label is not tracked in `upstream-versions.toml`."""
+
+
+class NotImportedError(PatchkitError):
+    """A tracked release has not been imported into the store yet."""
+
+
+class SourceError(PatchkitError):
+    """A source does not exist, is not an image, or cannot be read."""
+
+
+class UnsafeLayerError(SourceError):
+    """A layer entry would escape the root filesystem or is otherwise hostile."""
+
+
+class DigestMismatchError(SourceError):
+    """A blob, diff_id or recorded release digest does not match."""
+
+
+class CorruptLayerError(SourceError):
+    """A layer is truncated, not a tar stream, or exceeds a documented limit."""
+
+
+class RegistryError(SourceError):
+    """A registry refused or failed a request."""
+
+
+class StoreError(PatchkitError):
+    """The git store is unusable or a git command failed."""
+
+
+class RebaseStateError(PatchkitError):
+    """A rebase is (or is not) in progress, or its worktree is not ready to go on."""
+
+
+class LockedError(PatchkitError):
+    """Another patchkit process holds the project lock."""

@@ -1,0 +1,66 @@
+"""Files of the maintainer's project: atomic writes and the project lock."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from .errors import LockedError, PatchkitError
+
+__all__ = ["atomic_write", "project_lock"]
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never half.
+
+    The temp file lives beside the target (same filesystem) and keeps the old mode.
+    Raises PatchkitError (and leaves the old file intact) on a full disk or a read-only dir.
+    """
+    path = Path(path)
+    try:
+        mode = path.stat().st_mode & 0o7777
+    except FileNotFoundError:
+        mode = 0o644
+    tmp_name = ""
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp_name, mode)
+        os.replace(tmp_name, path)
+    except OSError as e:
+        if tmp_name:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp_name)
+        why = os.strerror(e.errno) if e.errno else str(e)
+        raise PatchkitError(f"{path}: cannot write ({why}); the old file is unchanged") from e
+
+
+@contextlib.contextmanager
+def project_lock(state_dir: Path) -> Iterator[None]:
+    """Hold the project's lock for a command that changes files or the store."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    lock_path = state_dir / "lock"
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as e:
+            if e.errno in (errno.EAGAIN, errno.EACCES):
+                raise LockedError(
+                    f"{lock_path}: another patchkit process is working on this project; "
+                    "wait for it to finish"
+                ) from None
+            raise
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        yield
+    finally:
+        os.close(fd)

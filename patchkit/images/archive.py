@@ -1,0 +1,259 @@
+"""`docker save` archives (`docker-archive:PATH`) and plain tarballs (`tar:PATH`).
+
+A docker-archive is read in place: members are read by seeking into the outer
+tar, never extracted. Both layouts are understood: the legacy one
+(`<id>/layer.tar`, `<id>.json`) and Docker 25+ (`blobs/sha256/<hex>` plus an OCI
+index.json). Layer members that are symlinks or hard links inside the archive
+(skopeo writes those) are resolved to the member they point at.
+
+The digest recorded for a docker-archive is the image's manifest digest when the
+archive carries one (Docker 25+: index.json -> manifest whose config matches),
+otherwise `sha256:<config digest>`, which is Docker's image ID.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import posixpath
+import re
+import tarfile
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO, cast
+
+from ..errors import DigestMismatchError, SourceError
+from .base import ImagePlan, LayerBlob
+from .digests import check_digest, verify
+from .layers import BZIP2_MAGIC, GZIP_MAGIC, XZ_MAGIC, ZSTD_MAGIC, TarballLayer
+from .oci import INDEX_TYPES, MANIFEST_TYPES, MAX_JSON_BYTES, MAX_NESTING
+from .source import Source
+
+__all__ = ["open_docker_archive", "open_tarball"]
+
+_HEX_NAME = re.compile(r"(?:\A|/)(?:blobs/sha256/)?([0-9a-f]{64})(?:\.json|\.tar)?\Z")
+_MAX_LINKS = 40
+
+
+class _Archive:
+    """Members of an outer tar, looked up by normalised name."""
+
+    def __init__(self, path: Path, label: str) -> None:
+        self.label = label
+        try:
+            self.tf = tarfile.open(  # noqa: SIM115 - closed by close()
+                path, mode="r:", encoding="utf-8", errors="surrogateescape"
+            )
+        except FileNotFoundError:
+            raise SourceError(f"{label}: no such file") from None
+        except (tarfile.TarError, OSError) as e:
+            raise SourceError(f"{label}: not a tar archive: {e}") from e
+        try:
+            self.members = {self._norm(m.name): m for m in self.tf.getmembers()}
+        except tarfile.TarError as e:
+            self.tf.close()
+            raise SourceError(f"{label}: corrupt tar archive: {e}") from e
+
+    @staticmethod
+    def _norm(name: str) -> str:
+        return posixpath.normpath("/" + name).lstrip("/")
+
+    def close(self) -> None:
+        self.tf.close()
+
+    def member(self, name: str) -> tarfile.TarInfo:
+        """The regular member ``name`` leads to, following links inside the archive only."""
+        current = name
+        for _ in range(_MAX_LINKS):
+            key = self._norm(current)
+            m = self.members.get(key)
+            if m is None:
+                raise SourceError(f"{self.label}: member {name!r} is missing")
+            if m.isreg():
+                return m
+            if m.issym():
+                if m.linkname.startswith("/"):
+                    raise SourceError(f"{self.label}: member {name!r} links outside the archive")
+                target = posixpath.join(posixpath.dirname(key), m.linkname)
+            elif m.islnk():
+                target = m.linkname
+            else:
+                raise SourceError(f"{self.label}: member {name!r} is not a file")
+            if posixpath.normpath(target).startswith(("../", "/")) or posixpath.normpath(target) == "..":
+                raise SourceError(f"{self.label}: member {name!r} links outside the archive")
+            current = target
+        raise SourceError(f"{self.label}: member {name!r}: too many levels of links")
+
+    def read(self, name: str, *, limit: int = MAX_JSON_BYTES) -> bytes:
+        m = self.member(name)
+        if m.size > limit:
+            raise SourceError(f"{self.label}: member {name!r} is too large ({m.size} bytes)")
+        f = self.tf.extractfile(m)
+        assert f is not None
+        return f.read()
+
+    def json(self, name: str) -> Any:
+        try:
+            return json.loads(self.read(name))
+        except ValueError as e:
+            raise SourceError(f"{self.label}: {name} is not JSON: {e}") from e
+
+    def opener(self, m: tarfile.TarInfo) -> Any:
+        def open_member() -> BinaryIO:
+            f = self.tf.extractfile(m)
+            assert f is not None
+            return cast(BinaryIO, f)
+
+        return open_member
+
+
+def _hex_in_name(name: str) -> str | None:
+    match = _HEX_NAME.search(posixpath.normpath(name))
+    return match.group(1) if match else None
+
+
+def _manifest_digest(archive: _Archive, config_digest: str) -> str | None:
+    """Docker 25+ archives carry the image manifest; find the one whose config is ours."""
+    if "index.json" not in archive.members:
+        return None
+    todo: list[tuple[Mapping[str, Any], int]] = [(archive.json("index.json"), 0)]
+    while todo:
+        doc, depth = todo.pop()
+        for desc in doc.get("manifests") or []:
+            if not isinstance(desc, dict) or depth > MAX_NESTING:
+                continue
+            digest = check_digest(desc.get("digest"), what=f"{archive.label}: index.json")
+            name = f"blobs/{digest.replace(':', '/')}"
+            if archive.members.get(name) is None:
+                continue
+            data = verify(archive.read(name), digest, what=f"{archive.label}: {name}")
+            try:
+                sub = json.loads(data)
+            except ValueError:
+                continue
+            media = desc.get("mediaType") or sub.get("mediaType")
+            if media in INDEX_TYPES or "manifests" in sub:
+                todo.append((sub, depth + 1))
+            elif (media in MANIFEST_TYPES or "config" in sub) and (
+                (sub.get("config") or {}).get("digest") == config_digest
+            ):
+                return digest
+    return None
+
+
+@contextlib.contextmanager
+def open_docker_archive(
+    source: Source, *, platform: str | None = None, strip: int = 0
+) -> Iterator[ImagePlan]:
+    """A `docker save` tarball holding exactly one image."""
+    label = str(source)
+    if strip:
+        raise SourceError(f"{label}: --strip only applies to tar: sources")
+    archive = _Archive(Path(source.path), label)
+    try:
+        manifest = archive.json("manifest.json")
+        if not isinstance(manifest, list) or not manifest:
+            raise SourceError(f"{label}: manifest.json lists no image")
+        if len(manifest) > 1:
+            tags = [", ".join(m.get("RepoTags") or ["<untagged>"]) for m in manifest]
+            raise SourceError(
+                f"{label}: holds {len(manifest)} images ({'; '.join(tags)}); save one per archive"
+            )
+        entry = manifest[0]
+        config_name = entry.get("Config")
+        layer_names = entry.get("Layers")
+        if not isinstance(config_name, str) or not isinstance(layer_names, list):
+            raise SourceError(f"{label}: manifest.json entry lacks Config or Layers")
+        config_data = archive.read(config_name)
+        config_digest = "sha256:" + hashlib.sha256(config_data).hexdigest()
+        named = _hex_in_name(config_name)
+        if named is not None and f"sha256:{named}" != config_digest:
+            raise DigestMismatchError(
+                f"{label}: config {config_name} has digest {config_digest}, its name says sha256:{named}"
+            )
+        try:
+            config = json.loads(config_data)
+            diff_ids = config["rootfs"]["diff_ids"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise SourceError(f"{label}: config {config_name} lacks rootfs.diff_ids") from e
+        if not isinstance(diff_ids, list) or len(diff_ids) != len(layer_names):
+            raise SourceError(
+                f"{label}: manifest.json lists {len(layer_names)} layers but the config "
+                f"{len(diff_ids) if isinstance(diff_ids, list) else 0} diff_ids"
+            )
+        layers = []
+        for i, (name, diff_id) in enumerate(zip(layer_names, diff_ids, strict=True), start=1):
+            diff_id = check_digest(diff_id, what=f"{label}: layer {i} diff_id")
+            if not isinstance(name, str):
+                raise SourceError(f"{label}: layer {i} is not a member name")
+            m = archive.member(name)
+            named = _hex_in_name(name) or _hex_in_name(m.name)
+            if named is not None and posixpath.normpath(m.name).startswith("blobs/"):
+                digest = f"sha256:{named}"
+            else:
+                digest = _legacy_layer_digest(archive, m, diff_id)
+            layers.append(
+                LayerBlob(
+                    digest=digest,
+                    diff_id=diff_id,
+                    media_type="application/vnd.docker.image.rootfs.diff.tar",
+                    size=m.size,
+                    open=archive.opener(m),
+                )
+            )
+        plat = None
+        if isinstance(config, dict) and config.get("os") and config.get("architecture"):
+            plat = f"{config['os']}/{config['architecture']}"
+        digest = _manifest_digest(archive, config_digest) or config_digest
+        yield ImagePlan(
+            source=label,
+            digest=digest,
+            layers=tuple(layers),
+            config_digest=config_digest,
+            platform=plat,
+        )
+    finally:
+        archive.close()
+
+
+def _legacy_layer_digest(archive: _Archive, m: tarfile.TarInfo, diff_id: str) -> str:
+    """`<id>/layer.tar` is normally the plain tar (digest = diff_id); hash it if compressed."""
+    f = archive.tf.extractfile(m)
+    assert f is not None
+    head = f.read(8)
+    if not head.startswith((GZIP_MAGIC, ZSTD_MAGIC, BZIP2_MAGIC, XZ_MAGIC)):
+        return diff_id
+    h = hashlib.sha256(head)
+    while chunk := f.read(1 << 20):
+        h.update(chunk)
+    return f"sha256:{h.hexdigest()}"
+
+
+@contextlib.contextmanager
+def open_tarball(source: Source, *, platform: str | None = None, strip: int = 0) -> Iterator[ImagePlan]:
+    """A plain (or compressed) tarball as a one-layer image; digest = sha256 of the file."""
+    label = str(source)
+    if strip < 0:
+        raise SourceError(f"{label}: --strip must be 0 or more, not {strip}")
+    path = Path(source.path)
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            size = 0
+            while chunk := f.read(1 << 20):
+                h.update(chunk)
+                size += len(chunk)
+    except OSError as e:
+        raise SourceError(f"{label}: cannot read: {e.strerror or e}") from e
+    digest = f"sha256:{h.hexdigest()}"
+
+    def open_file() -> BinaryIO:
+        return open(path, "rb")
+
+    layer = TarballLayer(
+        digest=digest, diff_id=None, media_type="application/x-tar", size=size,
+        open=open_file, strip=strip,
+    )
+    yield ImagePlan(source=label, digest=digest, layers=(layer,))
+

@@ -1,0 +1,79 @@
+"""Sparse-import path selection: `include`/`exclude` globs with `**`."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Sequence
+from functools import lru_cache
+
+__all__ = ["Selector", "glob_to_regex"]
+
+
+@lru_cache(maxsize=256)
+def glob_to_regex(pattern: str) -> re.Pattern[str]:
+    """Compile a glob matched against the whole path (no leading '/').
+
+    `*` and `?` stay inside one component, `**` crosses components, `[...]` is a
+    class; `dir/**` matches `dir` itself and everything below it, and `**/x`
+    matches `x` at any depth.
+    """
+    pat = pattern.strip("/")
+    out: list[str] = []
+    i = 0
+    while i < len(pat):
+        c = pat[i]
+        if pat.startswith("**/", i):
+            out.append("(?:.*/)?")
+            i += 3
+        elif pat.startswith("/**", i) and i + 3 == len(pat):
+            out.append("(?:/.*)?")
+            i += 3
+        elif pat.startswith("**", i):
+            out.append(".*")
+            i += 2
+        elif c == "*":
+            out.append("[^/]*")
+            i += 1
+        elif c == "?":
+            out.append("[^/]")
+            i += 1
+        elif c == "[":
+            end = pat.find("]", i + 2)
+            if end < 0:
+                out.append(re.escape(c))
+                i += 1
+            else:
+                body = pat[i + 1 : end]
+                if body.startswith("!"):
+                    body = "^" + body[1:]
+                out.append("[" + body.replace("\\", "\\\\") + "]")
+                i = end + 1
+        else:
+            out.append(re.escape(c))
+            i += 1
+    return re.compile("".join(out) + r"\Z", re.S)
+
+
+class Selector:
+    """Which paths a sparse import keeps; with no include list, everything is kept."""
+
+    def __init__(
+        self,
+        include: Sequence[str] | None = None,
+        exclude: Sequence[str] = (),
+        always: Collection[str] = (),
+    ) -> None:
+        self._include = [glob_to_regex(p) for p in include] if include is not None else None
+        self._exclude = [glob_to_regex(p) for p in exclude]
+        self._always = frozenset(p.strip("/") for p in always)
+
+    @property
+    def everything(self) -> bool:
+        return self._include is None and not self._exclude
+
+    def __call__(self, path: str) -> bool:
+        if path in self._always:
+            return True
+        if self._include is not None and not any(r.match(path) for r in self._include):
+            return False
+        return not any(r.match(path) for r in self._exclude)

@@ -1,0 +1,549 @@
+"""Flatten an image's layers into a RootFS, streaming, never extracting to disk.
+
+Each layer is read once: the stored bytes are hashed (blob digest), decompressed
+(gzip, zstd, bzip2, xz or plain, by magic bytes), hashed again (diff_id) and parsed
+as a tar stream; regular files go straight into `git fast-import`. Both digests
+are compared once the stream has been read to its very end.
+
+Limits (`Limits`) guard against decompression bombs: a layer that inflates past
+``max_layer_bytes`` or holds more than ``max_entries`` entries is refused with
+CorruptLayerError.
+"""
+
+from __future__ import annotations
+
+import bz2
+import lzma
+import tarfile
+import zlib
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass
+from typing import BinaryIO, Protocol
+
+import zstandard
+
+from ..errors import CorruptLayerError, DigestMismatchError, UnsafeLayerError
+from ..store import FastImport
+from .base import ImagePlan, LayerBlob
+from .digests import hasher, short
+from .globs import Selector
+from .tree import FlatTree, Kind, Meta, Node, RootFS, entry_error, show_name
+
+__all__ = [
+    "DEFAULT_LIMITS",
+    "Limits",
+    "ProgressEvent",
+    "TarballLayer",
+    "flatten",
+    "read_layers",
+]
+
+OPAQUE = ".wh..wh..opq"
+WHITEOUT = ".wh."
+_AUFS_META = ".wh..wh."  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): ignored, as Docker does
+
+_CHUNK = 1 << 16
+_MAX_OUT = 1 << 20  # most decompressed bytes produced per step
+_ZSTD_FEED = 2048  # zstd's ratio is bounded per input byte; small feeds bound memory
+
+GZIP_MAGIC = b"\x1f\x8b"
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+BZIP2_MAGIC = b"BZh"
+XZ_MAGIC = b"\xfd7zXZ\x00"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    """Per-layer ceilings; exceeding one is a CorruptLayerError."""
+
+    max_layer_bytes: int = 64 << 30  # uncompressed bytes of one layer (64 GiB)
+    max_entries: int = 5_000_000  # tar entries in one layer
+
+
+DEFAULT_LIMITS = Limits()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProgressEvent:
+    """How far the import of one layer has come (bytes of the stored blob)."""
+
+    layer: int  # 1-based
+    layers: int
+    digest: str
+    read: int
+    total: int | None  # None when the source does not know the size
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TarballLayer(LayerBlob):
+    """The single layer of a `tar:` source: entries lose ``strip`` leading components."""
+
+    strip: int = 0
+
+
+# -- decompression --------------------------------------------------------------------
+
+
+class _Decoder(Protocol):
+    @property
+    def eof(self) -> bool: ...
+    @property
+    def unused_data(self) -> bytes: ...
+    @property
+    def needs_input(self) -> bool: ...
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
+
+
+class _ZlibDecoder:
+    def __init__(self) -> None:
+        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._tail = b""
+
+    @property
+    def eof(self) -> bool:
+        return self._d.eof
+
+    @property
+    def unused_data(self) -> bytes:
+        return self._d.unused_data
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._tail
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        out = self._d.decompress(self._tail + data, max(max_length, 0))
+        self._tail = self._d.unconsumed_tail
+        return out
+
+
+class _ZstdDecoder:
+    def __init__(self) -> None:
+        self._d = zstandard.ZstdDecompressor().decompressobj()
+        self._pending = b""
+
+    @property
+    def eof(self) -> bool:
+        return bool(self._d.eof)
+
+    @property
+    def unused_data(self) -> bytes:
+        return bytes(self._d.unused_data) + self._pending
+
+    @property
+    def needs_input(self) -> bool:
+        return not self._pending
+
+    def decompress(self, data: bytes, max_length: int = -1) -> bytes:
+        self._pending += data
+        out = bytearray()
+        while self._pending and not self._d.eof and len(out) < max_length:
+            feed, self._pending = self._pending[:_ZSTD_FEED], self._pending[_ZSTD_FEED:]
+            out += self._d.decompress(feed)
+        return bytes(out)
+
+
+_FORMATS: tuple[tuple[str, bytes, Callable[[], _Decoder]], ...] = (
+    ("gzip", GZIP_MAGIC, _ZlibDecoder),
+    ("zstd", ZSTD_MAGIC, _ZstdDecoder),
+    ("bzip2", BZIP2_MAGIC, bz2.BZ2Decompressor),
+    ("xz", XZ_MAGIC, lzma.LZMADecompressor),
+)
+
+
+class LayerStream:
+    """The uncompressed bytes of one stored layer blob, hashed on both sides.
+
+    ``read`` is all tarfile needs. After `drain`, `blob_digest`/`diff_id` are final.
+    """
+
+    def __init__(
+        self,
+        raw: BinaryIO,
+        *,
+        algorithm: str,
+        where: str,
+        limits: Limits,
+        on_read: Callable[[int], None] | None = None,
+    ) -> None:
+        self._raw = raw
+        self._where = where
+        self._limits = limits
+        self._on_read = on_read
+        self._raw_hash = hasher(f"{algorithm}:")
+        self._algorithm = algorithm
+        self._diff_hash = hasher("sha256:")
+        self.raw_bytes = 0
+        self.bytes = 0
+        self._buf = bytearray()
+        self._eof = False
+        self.format = "tar"
+        self._factory: Callable[[], _Decoder] | None = None
+        self._dec: _Decoder | None = None
+        head = self._read_raw_at_least(len(XZ_MAGIC))
+        for name, magic, factory in _FORMATS:
+            if head.startswith(magic):
+                self.format, self._factory, self._dec = name, factory, factory()
+                break
+        self._pending_raw = head
+
+    def _corrupt(self, why: str) -> CorruptLayerError:
+        return CorruptLayerError(f"{self._where}: {why}")
+
+    def _read_raw(self) -> bytes:
+        try:
+            data = self._raw.read(_CHUNK)
+        except OSError as e:
+            raise self._corrupt(f"cannot read the blob: {e}") from e
+        if data:
+            self._raw_hash.update(data)
+            self.raw_bytes += len(data)
+            if self._on_read is not None:
+                self._on_read(self.raw_bytes)
+        return data
+
+    def _read_raw_at_least(self, n: int) -> bytes:
+        out = b""
+        while len(out) < n:
+            data = self._read_raw()
+            if not data:
+                break
+            out += data
+        return out
+
+    def _produce(self) -> bytes:
+        """Some more uncompressed bytes; b"" only at the true end of the stream."""
+        while True:
+            if self._pending_raw:
+                data, self._pending_raw = self._pending_raw, b""
+            elif self._dec is None or self._dec.needs_input:
+                data = self._read_raw()
+            else:
+                data = b""
+            if self._dec is None:
+                return data
+            if self._dec.eof:
+                # Another member/frame may follow (pigz, zstd multi-frame); nothing else may.
+                rest = self._dec.unused_data + data
+                if len(rest) < 8:
+                    rest += self._read_raw_at_least(8 - len(rest))
+                if not rest:
+                    return b""
+                _, magic, factory = next(f for f in _FORMATS if f[0] == self.format)
+                if not rest.startswith(magic):
+                    raise self._corrupt(f"data after the end of the {self.format} stream")
+                self._dec = factory()
+                data = rest
+            elif not data and self._dec.needs_input:
+                raise self._corrupt(f"truncated {self.format} stream")
+            try:
+                out = self._dec.decompress(data, _MAX_OUT)
+            except (zlib.error, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as e:
+                raise self._corrupt(f"corrupt {self.format} stream: {e}") from e
+            if out:
+                return out
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            n = _MAX_OUT
+        while len(self._buf) < n and not self._eof:
+            out = self._produce()
+            if not out:
+                self._eof = True
+                break
+            self.bytes += len(out)
+            if self.bytes > self._limits.max_layer_bytes:
+                raise self._corrupt(
+                    f"uncompressed size exceeds the limit of {self._limits.max_layer_bytes} bytes"
+                )
+            self._diff_hash.update(out)
+            self._buf += out
+        data = bytes(self._buf[:n])
+        del self._buf[:n]
+        return data
+
+    def drain(self) -> None:
+        """Read to the very end; what follows the tar's end marker must be zeros."""
+        while chunk := self.read(_MAX_OUT):
+            if chunk.count(0) != len(chunk):
+                raise self._corrupt("data after the end of the tar archive")
+
+    @property
+    def blob_digest(self) -> str:
+        return f"{self._algorithm}:{self._raw_hash.hexdigest()}"
+
+    @property
+    def diff_id(self) -> str:
+        return f"sha256:{self._diff_hash.hexdigest()}"
+
+
+# -- tar entries ------------------------------------------------------------------------
+
+
+def split_name(name: str, where: str) -> list[str]:
+    """Validated components of a tar entry name; [] is the root itself."""
+
+    def unsafe(why: str) -> Exception:
+        return entry_error(UnsafeLayerError, where, name, why)
+
+    if not name:
+        raise unsafe("empty name")
+    if "\0" in name:
+        raise unsafe("NUL in name")
+    if name.startswith("/"):
+        raise unsafe("absolute name")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise unsafe("'..' component in name")
+    return parts
+
+
+def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
+    prefix = "SCHILY.xattr."
+    return {
+        k[len(prefix) :]: v.encode("utf-8", "surrogateescape")
+        for k, v in member.pax_headers.items()
+        if k.startswith(prefix)
+    }
+
+
+def _chunks(f: BinaryIO, size: int) -> Iterator[bytes]:
+    left = size
+    while left > 0:
+        data = f.read(min(_CHUNK, left))
+        if not data:
+            return
+        left -= len(data)
+        yield data
+
+
+class _Applier:
+    """Applies one layer's tar entries to the RootFS."""
+
+    def __init__(
+        self,
+        fs: RootFS,
+        fi: FastImport,
+        select: Selector,
+        *,
+        where: str,
+        strip: int,
+    ) -> None:
+        self.fs = fs
+        self.fi = fi
+        self.select = select
+        self.where = where
+        self.strip = strip
+
+    def unsafe(self, entry: str, why: str) -> Exception:
+        return entry_error(UnsafeLayerError, self.where, entry, why)
+
+    def parts(self, name: str) -> list[str] | None:
+        parts = split_name(name, self.where)
+        if self.strip:
+            if len(parts) <= self.strip:
+                return None
+            parts = parts[self.strip :]
+        return parts
+
+    def apply(self, tf: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        name = member.name
+        parts = self.parts(name)
+        if parts is None:
+            return
+        fs = self.fs
+        if not parts:
+            if not member.isdir():
+                raise self.unsafe(name, "the root must be a directory")
+            fs.root.meta = Meta(mode=member.mode & 0o7777, uid=member.uid, gid=member.gid)
+            return
+        base = parts[-1]
+        for comp in parts[:-1]:
+            if comp.startswith(_AUFS_META):
+                return
+            if comp.startswith(WHITEOUT):
+                raise self.unsafe(name, "a whiteout name used as a directory")
+        if base == OPAQUE:
+            found = fs.resolve_dir(parts[:-1], name, create=False)
+            if found is not None:
+                fs.opaque(found[0])
+            return
+        if base.startswith(_AUFS_META):
+            return
+        if base.startswith(WHITEOUT):
+            target = base[len(WHITEOUT) :]
+            if not target.strip("."):
+                # `.wh.`, `.wh..`, `.wh...`: no sane layer writes these; refuse, do not guess.
+                raise self.unsafe(name, "malformed whiteout name")
+            found = fs.resolve_dir(parts[:-1], name, create=False)
+            if found is not None:
+                fs.whiteout(found[0], target)
+            return
+        found = fs.resolve_dir(parts[:-1], name, create=True)
+        assert found is not None  # create=True always finds or makes the directory
+        parent, ppath = found
+        path = f"{ppath}/{base}" if ppath else base
+        layer = fs.layer
+        meta = Meta(mode=member.mode & 0o7777, uid=member.uid, gid=member.gid, xattrs=_xattrs(member))
+        if member.isreg():
+            if self.select(path):
+                f = tf.extractfile(member)
+                assert f is not None
+                try:
+                    meta.blob = self.fi.blob_stream(member.size, _chunks(f, member.size))  # type: ignore[arg-type]
+                except tarfile.TarError as e:
+                    raise CorruptLayerError(
+                        f"{self.where}: entry {show_name(name)}: truncated content: {e}"
+                    ) from e
+            meta.size = member.size
+            fs.put(parent, base, Node(kind=Kind.FILE, layer=layer, meta=meta))
+        elif member.isdir():
+            fs.put(parent, base, Node(kind=Kind.DIR, layer=layer, meta=meta, children={}))
+        elif member.issym():
+            target = member.linkname
+            if "\0" in target:
+                raise self.unsafe(name, "NUL in symlink target")
+            fs.put(parent, base, Node(kind=Kind.SYMLINK, layer=layer, meta=meta, target=target))
+        elif member.islnk():
+            self.hardlink(member, parent, base, path)
+        elif member.ischr() or member.isblk() or member.isfifo():
+            kind = Kind.CHAR if member.ischr() else Kind.BLOCK if member.isblk() else Kind.FIFO
+            meta.major, meta.minor = member.devmajor, member.devminor
+            fs.put(parent, base, Node(kind=kind, layer=layer, meta=meta))
+        else:
+            raise self.unsafe(name, f"unsupported tar entry type {member.type!r}")
+
+    def hardlink(self, member: tarfile.TarInfo, parent: Node, base: str, path: str) -> None:
+        name = member.name
+        try:
+            tparts = self.parts(member.linkname)
+        except UnsafeLayerError:
+            raise self.unsafe(
+                name, f"hard link target {show_name(member.linkname)} is outside the root"
+            ) from None
+        if not tparts:
+            raise self.unsafe(name, f"hard link target {show_name(member.linkname)} is not a file")
+        found = self.fs.lookup(tparts, name)
+        if found is None:
+            raise self.unsafe(name, f"hard link target {show_name(member.linkname)} does not exist")
+        target, tpath = found
+        if target.kind is not Kind.FILE:
+            raise self.unsafe(
+                name, f"hard link target {show_name(member.linkname)} is a {target.kind.value}, not a file"
+            )
+        if tpath == path:
+            return
+        # The link shares its target's inode: its own mode/owner in the tar are ignored.
+        self.fs.put(parent, base, Node(kind=Kind.FILE, layer=self.fs.layer, meta=target.meta))
+
+
+def read_layer(
+    fs: RootFS,
+    fi: FastImport,
+    layer: LayerBlob,
+    *,
+    index: int,
+    count: int,
+    select: Selector,
+    limits: Limits,
+    progress: Callable[[ProgressEvent], None] | None = None,
+) -> None:
+    """Apply one layer (index is 1-based) to ``fs``, verifying its digest and diff_id."""
+    where = f"layer {index} ({short(layer.digest)})"
+    fs.start_layer(index, where)
+    strip = layer.strip if isinstance(layer, TarballLayer) else 0
+    applier = _Applier(fs, fi, select, where=where, strip=strip)
+
+    def report(read: int, done: bool = False) -> None:
+        if progress is not None:
+            progress(
+                ProgressEvent(
+                    layer=index, layers=count, digest=layer.digest, read=read,
+                    total=layer.size, done=done,
+                )
+            )
+
+    try:
+        raw = layer.open()
+    except OSError as e:
+        raise CorruptLayerError(f"{where}: cannot open the blob: {e}") from e
+    with raw:
+        stream = LayerStream(
+            raw, algorithm=layer.digest.partition(":")[0], where=where, limits=limits,
+            on_read=report if progress else None,
+        )
+        try:
+            tf = tarfile.TarFile.open(
+                fileobj=stream,  # type: ignore[call-overload]
+                mode="r|",
+                encoding="utf-8",
+                errors="surrogateescape",
+            )
+        except tarfile.TarError as e:
+            raise CorruptLayerError(f"{where}: not a tar stream: {e}") from e
+        entries = 0
+        try:
+            while True:
+                member = tf.next()
+                if member is None:
+                    break
+                tf.members.clear()  # stream mode keeps every header otherwise
+                entries += 1
+                if entries > limits.max_entries:
+                    raise CorruptLayerError(f"{where}: more than {limits.max_entries} entries")
+                applier.apply(tf, member)
+        except tarfile.TarError as e:
+            raise CorruptLayerError(f"{where}: corrupt tar stream: {e}") from e
+        stream.drain()
+    if layer.size is not None and stream.raw_bytes != layer.size:
+        raise DigestMismatchError(
+            f"{where}: blob is {stream.raw_bytes} bytes, the manifest says {layer.size}"
+        )
+    if stream.blob_digest != layer.digest:
+        raise DigestMismatchError(f"{where}: blob has digest {stream.blob_digest}, expected {layer.digest}")
+    if layer.diff_id is not None and stream.diff_id != layer.diff_id:
+        raise DigestMismatchError(
+            f"{where}: uncompressed content has diff_id {stream.diff_id}, expected {layer.diff_id}"
+        )
+    report(stream.raw_bytes, done=True)
+
+
+def read_layers(
+    plan: ImagePlan,
+    fi: FastImport,
+    *,
+    select: Selector | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+    progress: Callable[[ProgressEvent], None] | None = None,
+) -> RootFS:
+    """Every layer of ``plan`` applied in order (lowest first) to a fresh RootFS."""
+    fs = RootFS()
+    select = select or Selector()
+    for i, layer in enumerate(plan.layers, start=1):
+        read_layer(
+            fs, fi, layer, index=i, count=len(plan.layers), select=select, limits=limits,
+            progress=progress,
+        )
+    return fs
+
+
+def flatten(
+    plan: ImagePlan,
+    fi: FastImport,
+    *,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    always: Collection[str] = (),
+    limits: Limits = DEFAULT_LIMITS,
+    progress: Callable[[ProgressEvent], None] | None = None,
+) -> FlatTree:
+    """Stream every layer of ``plan`` into ``fi`` and return the flattened tree.
+
+    With ``include``/``exclude`` globs only the selected regular files are read
+    into the store (the others are skipped in the stream); whiteouts, links and
+    directories are still tracked for every path.
+    """
+    select = Selector(include, exclude, always)
+    fs = read_layers(plan, fi, select=select, limits=limits, progress=progress)
+    return fs.flatten(fi.blob, select)

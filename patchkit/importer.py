@@ -1,0 +1,131 @@
+"""Import one upstream release into the store: resolve, verify, flatten, commit.
+
+>>> result = import_release(store, "2.5.24", parse_source("oci:./layout:2.5.24"))  # doctest: +SKIP
+>>> result.tree, result.reused  # doctest: +SKIP
+
+Re-importing the digest a version is recorded with is free (nothing is read);
+a different digest is an error. A failure mid-way kills `git fast-import` before
+it finishes, so no ref moves and the store is as it was.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Sequence
+from pathlib import Path
+
+from .errors import DigestMismatchError, StoreError
+from .images import open_image
+from .images.directory import scan_directory
+from .images.globs import Selector
+from .images.layers import DEFAULT_LIMITS, Limits, ProgressEvent, flatten
+from .images.source import Source, SourceKind
+from .images.tree import FlatTree
+from .model import ImportResult, ReleaseInfo
+from .store import MANIFEST_PREFIX, MODE_FILE, FastImport, Store, TreeEntry
+
+__all__ = ["ProgressEvent", "import_release", "manifest_ref"]
+
+
+def manifest_ref(version: str) -> str:
+    """Where the manifest blob of ``version`` is kept reachable (a one-file commit)."""
+    return MANIFEST_PREFIX + version
+
+
+def _check_digest(
+    store: Store, version: str, source: str, digest: str, expected: str | None
+) -> ReleaseInfo | None:
+    if expected is not None and expected != digest:
+        raise DigestMismatchError(
+            f"version {version} is recorded with digest {expected} but {source} has {digest}"
+        )
+    existing = store.release(version)
+    if existing is not None and existing.digest != digest:
+        raise DigestMismatchError(
+            f"version {version} is recorded with digest {existing.digest} but {source} has {digest}"
+        )
+    return existing
+
+
+def _commit(
+    fi: FastImport,
+    version: str,
+    flat: FlatTree,
+    *,
+    source: str,
+    digest: str,
+    layers: Sequence[str],
+) -> None:
+    manifest_blob = None
+    if flat.extras:
+        manifest_blob = fi.blob(flat.manifest.to_json())
+        fi.commit(
+            manifest_ref(version),
+            {"manifest.json": TreeEntry(mode=MODE_FILE, blob=manifest_blob)},
+            f"patchkit: manifest of upstream {version}\n",
+        )
+    message = Store.release_message(
+        version, source=source, digest=digest, layers=layers, manifest_blob=manifest_blob
+    )
+    fi.commit(Store.release_ref(version), flat.files, message)
+
+
+def _result(store: Store, version: str, *, flat: FlatTree | None, reused: bool) -> ImportResult:
+    info = store.release(version)
+    if info is None:
+        raise StoreError(f"import of {version} finished but its ref is missing")
+    return ImportResult(
+        version=version,
+        source=info.source,
+        digest=info.digest,
+        commit=info.commit,
+        tree=info.tree,
+        layers=info.layers,
+        files=len(flat.files) if flat is not None else 0,
+        reused=reused,
+        extras=len(flat.extras) if flat is not None else 0,
+    )
+
+
+def import_release(
+    store: Store,
+    version: str,
+    source: Source,
+    *,
+    platform: str | None = None,
+    strip: int = 0,
+    include: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    always: Collection[str] = (),
+    expected_digest: str | None = None,
+    progress: Callable[[ProgressEvent], None] | None = None,
+    mirror: str | None = None,
+    limits: Limits = DEFAULT_LIMITS,
+) -> ImportResult:
+    """Import ``source`` as release ``version`` at `Store.release_ref(version)`.
+
+    ``include``/``exclude`` globs make the import sparse (``always`` paths are kept
+    regardless); ``expected_digest`` is the digest the project recorded, if any.
+    """
+    if source.kind is SourceKind.DIR:
+        scan = scan_directory(Path(source.path), str(source))
+        digest = scan.digest
+        if _check_digest(store, version, str(source), digest, expected_digest):
+            return _result(store, version, flat=None, reused=True)
+        with store.fast_import() as fi:
+            flat = scan.store(fi, Selector(include, exclude, always))
+            _commit(fi, version, flat, source=str(source), digest=digest, layers=())
+        return _result(store, version, flat=flat, reused=False)
+
+    with open_image(source, platform=platform, strip=strip, mirror=mirror) as plan:
+        if _check_digest(store, version, plan.source, plan.digest, expected_digest):
+            return _result(store, version, flat=None, reused=True)
+        with store.fast_import() as fi:
+            flat = flatten(
+                plan, fi, include=include, exclude=exclude, always=always,
+                limits=limits, progress=progress,
+            )
+            _commit(
+                fi, version, flat, source=plan.source, digest=plan.digest,
+                layers=[layer.digest for layer in plan.layers],
+            )
+    return _result(store, version, flat=flat, reused=False)

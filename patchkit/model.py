@@ -1,0 +1,300 @@
+"""Result records and outcome enums shared by every layer (pure: no I/O)."""
+
+from __future__ import annotations
+
+import enum
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "ATTENTION",
+    "SCHEMA",
+    "CheckResult",
+    "HunkResult",
+    "ImportResult",
+    "Matrix",
+    "MatrixCell",
+    "PatchResult",
+    "PatchStatus",
+    "RebasePatchResult",
+    "RebaseResult",
+    "RebaseState",
+    "ReleaseInfo",
+]
+
+SCHEMA = 1
+
+
+class PatchStatus(enum.StrEnum):
+    """What happened to one patch (or hunk) against one release."""
+
+    APPLIED = "applied"
+    OFFSET = "offset"
+    FUZZ = "fuzz"
+    MERGED = "merged"
+    ALREADY_APPLIED = "already-applied"
+    CONFLICT = "conflict"
+    MISSING_TARGET = "missing-target"
+    SKIPPED = "skipped"
+    DROPPED = "dropped"  # the person chose `rebase --skip`
+
+    def __str__(self) -> str:
+        return self.value
+
+
+# Statuses that make `check`/`matrix`/`rebase` exit 1 ("finished, needs attention").
+ATTENTION = frozenset({PatchStatus.CONFLICT, PatchStatus.MISSING_TARGET, PatchStatus.FUZZ})
+
+
+def _summary(statuses: list[PatchStatus]) -> dict[str, int]:
+    counts = Counter(s.value for s in statuses)
+    return {s.value: counts.get(s.value, 0) for s in PatchStatus}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HunkResult:
+    """One hunk of one file: where and how it applied."""
+
+    file: str
+    index: int  # 1-based position of the hunk within its file
+    status: PatchStatus
+    offset: int = 0  # lines between where the patch said and where it applied
+    fuzz: int = 0  # context lines ignored at each end
+    line: int | None = None  # 1-based line in the target file where the hunk landed
+    text: str = ""  # the hunk itself, kept for failures (JUnit, HTML)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"file": self.file, "index": self.index, "status": self.status.value}
+        if self.offset:
+            d["offset"] = self.offset
+        if self.fuzz:
+            d["fuzz"] = self.fuzz
+        if self.line is not None:
+            d["line"] = self.line
+        return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PatchResult:
+    """One patch against one release."""
+
+    name: str
+    status: PatchStatus
+    files: tuple[str, ...] = ()
+    hunks: tuple[HunkResult, ...] = ()
+    message: str = ""
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.status in ATTENTION
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "status": self.status.value,
+            "files": list(self.files),
+            "hunks": [h.to_dict() for h in self.hunks],
+        }
+        if self.message:
+            d["message"] = self.message
+        return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CheckResult:
+    """The series against one release, patch by patch, applied cumulatively."""
+
+    version: str
+    patches: tuple[PatchResult, ...]
+    tree: str = ""  # git tree id of the release checked
+
+    @property
+    def needs_attention(self) -> bool:
+        return any(p.needs_attention for p in self.patches)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return _summary([p.status for p in self.patches])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "command": "check",
+            "version": self.version,
+            "patches": [p.to_dict() for p in self.patches],
+            "summary": self.summary,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MatrixCell:
+    version: str
+    patch: str
+    status: PatchStatus
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"version": self.version, "patch": self.patch, "status": self.status.value}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Matrix:
+    """Every tracked release x every patch."""
+
+    versions: tuple[str, ...]
+    patches: tuple[str, ...]
+    checks: tuple[CheckResult, ...]  # one per version, same order
+
+    @property
+    def cells(self) -> tuple[MatrixCell, ...]:
+        return tuple(
+            MatrixCell(version=c.version, patch=p.name, status=p.status)
+            for c in self.checks
+            for p in c.patches
+        )
+
+    def status(self, version: str, patch: str) -> PatchStatus | None:
+        for c in self.checks:
+            if c.version == version:
+                for p in c.patches:
+                    if p.name == patch:
+                        return p.status
+        return None
+
+    @property
+    def needs_attention(self) -> bool:
+        return any(c.needs_attention for c in self.checks)
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return _summary([cell.status for cell in self.cells])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "command": "matrix",
+            "versions": list(self.versions),
+            "patches": list(self.patches),
+            "results": [cell.to_dict() for cell in self.cells],
+            "checks": [c.to_dict() for c in self.checks],
+            "summary": self.summary,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReleaseInfo:
+    """What the store knows of one imported release."""
+
+    version: str
+    commit: str
+    tree: str
+    source: str
+    digest: str
+    layers: tuple[str, ...] = ()
+    manifest_blob: str | None = None  # JSON of what git cannot hold (owners, devices, ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "commit": self.commit,
+            "tree": self.tree,
+            "source": self.source,
+            "digest": self.digest,
+            "layers": list(self.layers),
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ImportResult:
+    """Outcome of importing one release."""
+
+    version: str
+    source: str
+    digest: str
+    commit: str
+    tree: str
+    layers: tuple[str, ...] = ()
+    files: int = 0
+    reused: bool = False  # the same digest was already imported: nothing was read
+    extras: int = 0  # entries recorded in the manifest (owners, devices, empty dirs, ...)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "command": "import",
+            "version": self.version,
+            "source": self.source,
+            "digest": self.digest,
+            "commit": self.commit,
+            "tree": self.tree,
+            "layers": list(self.layers),
+            "files": self.files,
+            "reused": self.reused,
+            "manifest_entries": self.extras,
+        }
+
+
+class RebaseState(enum.StrEnum):
+    COMPLETED = "completed"  # every patch replayed, patches/ refreshed, base moved
+    STOPPED = "stopped"  # a conflict waits for a person
+    ABORTED = "aborted"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RebasePatchResult:
+    name: str
+    status: PatchStatus  # applied | merged | already-applied | conflict | dropped | skipped
+    files: tuple[str, ...] = ()
+    conflicts: tuple[str, ...] = ()  # files with conflict markers
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "name": self.name,
+            "status": self.status.value,
+            "files": list(self.files),
+        }
+        if self.conflicts:
+            d["conflicts"] = list(self.conflicts)
+        if self.message:
+            d["message"] = self.message
+        return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RebaseResult:
+    base: str
+    onto: str
+    state: RebaseState
+    patches: tuple[RebasePatchResult, ...] = ()
+    pending: tuple[str, ...] = ()  # patches not replayed yet (after a stop)
+    worktree: str = ""
+    refreshed: tuple[str, ...] = ()  # patch files rewritten on completion
+    dropped: tuple[str, ...] = ()  # removed from series (empty after merge, or skipped)
+    hints: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.state is RebaseState.STOPPED
+
+    @property
+    def summary(self) -> dict[str, int]:
+        return _summary([p.status for p in self.patches])
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "command": "rebase",
+            "base": self.base,
+            "onto": self.onto,
+            "state": self.state.value,
+            "patches": [p.to_dict() for p in self.patches],
+            "pending": list(self.pending),
+            "worktree": self.worktree,
+            "refreshed": list(self.refreshed),
+            "dropped": list(self.dropped),
+            "summary": self.summary,
+        }

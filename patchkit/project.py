@@ -1,0 +1,236 @@
+"""`Project`: the maintainer's project directory, and the API build scripts import."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import versions as versions_mod
+from .engine import check_tree
+from .errors import ConfigError, NotImportedError, SeriesError
+from .files import atomic_write, project_lock
+from .model import CheckResult, ImportResult, Matrix, RebaseResult
+from .series import Patch, Series, parse_patch, parse_series
+from .store import Store
+from .versions import VersionsFile
+
+__all__ = ["Project"]
+
+VERSIONS_FILE = "upstream-versions.toml"
+SERIES_FILE = "patches/series"
+
+
+class Project:
+    """A directory holding `upstream-versions.toml` and `patches/`.
+
+    >>> project = Project.open(".")                      # doctest: +SKIP
+    >>> project.check().summary["conflict"]              # doctest: +SKIP
+    0
+    """
+
+    def __init__(self, root: Path, *, state_dir: Path | None = None, store_dir: Path | None = None):
+        self.root = root
+        self.state_dir = state_dir or root / ".patchkit"
+        self.store_dir = store_dir or self.state_dir / "store.git"
+        self._store: Store | None = None
+
+    @classmethod
+    def open(cls, path: str | os.PathLike[str] = ".", *, store: str | os.PathLike[str] | None = None) -> Project:
+        root = Path(path).resolve()
+        if not (root / VERSIONS_FILE).is_file():
+            raise ConfigError(f"{root / VERSIONS_FILE}: not found (is {root} a patchkit project?)")
+        return cls(root, store_dir=Path(store).resolve() if store else None)
+
+    # -- the two files ----------------------------------------------------
+
+    @property
+    def versions_path(self) -> Path:
+        return self.root / VERSIONS_FILE
+
+    @property
+    def patches_dir(self) -> Path:
+        return self.root / "patches"
+
+    @property
+    def series_path(self) -> Path:
+        return self.root / SERIES_FILE
+
+    def _read(self, path: Path) -> str:
+        try:
+            return path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from e
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read ({e.strerror})") from e
+
+    @property
+    def versions(self) -> VersionsFile:
+        return versions_mod.parse_versions(self._read(self.versions_path), path=VERSIONS_FILE)
+
+    @property
+    def series(self) -> Series:
+        if not self.series_path.exists():
+            return parse_series("", path=SERIES_FILE)
+        return parse_series(self._read(self.series_path), path=SERIES_FILE)
+
+    def patches(self, series: Series | None = None) -> list[Patch]:
+        """Every patch of the series, parsed, in order."""
+        series = series or self.series
+        out: list[Patch] = []
+        for entry in series.entries:
+            path = self.patches_dir / entry.name
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:
+                raise SeriesError(
+                    f"{SERIES_FILE}:{entry.line}: names '{entry.name}', but patches/{entry.name} does not exist"
+                ) from None
+            except OSError as e:
+                raise SeriesError(f"patches/{entry.name}: cannot read ({e.strerror})") from e
+            out.append(parse_patch(data, name=entry.name, strip=entry.strip))
+        return out
+
+    def write_versions_text(self, text: str) -> None:
+        versions_mod.parse_versions(text, path=VERSIONS_FILE)  # never write a file we cannot read
+        atomic_write(self.versions_path, text.encode("utf-8"))
+
+    # -- store --------------------------------------------------------------
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.store_dir)
+        return self._store
+
+    def lock(self) -> Any:
+        return project_lock(self.state_dir)
+
+    def imported(self) -> set[str]:
+        if not (self.store_dir / "HEAD").exists():
+            return set()
+        return self.store.imported_versions()
+
+    def release_tree(self, version: str) -> str:
+        self.versions.release(version)  # UnknownVersionError if not tracked
+        info = self.store.release(version)
+        if info is None:
+            raise NotImportedError(
+                f"version '{version}' is not imported yet; run: patchkit import {version}"
+            )
+        return info.tree
+
+    def import_release(
+        self,
+        version: str,
+        source: str | None = None,
+        *,
+        platform: str | None = None,
+        progress: Callable[[Any], None] | None = None,
+    ) -> ImportResult:
+        """Import ``version`` from ``source`` (default: the TOML's) and record its digest."""
+        from .images.source import parse_source
+        from .importer import import_release
+
+        with self.lock():
+            vf = self.versions
+            rel = vf.release(version)
+            src = parse_source(source or vf.source_for(version))
+            always = self.touched_paths()
+            include = list(vf.upstream.include) or None
+            result = import_release(
+                self.store,
+                version,
+                src,
+                platform=platform or rel.platform,
+                strip=rel.strip,
+                include=include,
+                exclude=list(vf.upstream.exclude),
+                always=always,
+                expected_digest=rel.digest,
+                progress=progress,
+            )
+            if rel.digest != result.digest:
+                text = versions_mod.set_digest(self._read(self.versions_path), version, result.digest)
+                self.write_versions_text(text)
+            return result
+
+    def touched_paths(self) -> set[str]:
+        """Every path any patch of the series reads or writes."""
+        paths: set[str] = set()
+        for patch in self.patches():
+            for fp in patch.files:
+                paths.add(fp.path)
+                if fp.old_path:
+                    paths.add(fp.old_path)
+        return paths
+
+    # -- engine -------------------------------------------------------------
+
+    def check(self, version: str | None = None) -> CheckResult:
+        """The series against one release (default: base), without a checkout."""
+        version = version or self.versions.base
+        tree = self.release_tree(version)
+        patches = self.patches()
+        with self.store.blob_reader() as reader:
+            return check_tree(reader, version=version, tree=tree, patches=patches)
+
+    def matrix(self, versions: Sequence[str] | None = None) -> Matrix:
+        """Every requested (default: every tracked and imported) release x every patch."""
+        vf = self.versions
+        if versions:
+            labels = list(versions)
+            for label in labels:
+                self.release_tree(label)
+        else:
+            imported = self.imported()
+            labels = [r.version for r in vf.ordered() if r.version in imported]
+        patches = self.patches()
+        checks = []
+        with self.store.blob_reader() as reader:
+            for label in labels:
+                tree = self.release_tree(label)
+                checks.append(check_tree(reader, version=label, tree=tree, patches=patches))
+        return Matrix(
+            versions=tuple(labels),
+            patches=tuple(p.name for p in patches),
+            checks=tuple(checks),
+        )
+
+    # -- rebase -------------------------------------------------------------
+
+    def rebase(self, onto: str) -> RebaseResult:
+        """Replay the series from base onto ``onto``; stops on a conflict."""
+        from .rebase import Rebaser
+
+        return Rebaser(self).start(onto)
+
+    def rebase_continue(self) -> RebaseResult:
+        from .rebase import Rebaser
+
+        return Rebaser(self).resume()
+
+    def rebase_skip(self) -> RebaseResult:
+        from .rebase import Rebaser
+
+        return Rebaser(self).skip()
+
+    def rebase_abort(self) -> RebaseResult:
+        from .rebase import Rebaser
+
+        return Rebaser(self).abort()
+
+    def rebase_status(self) -> RebaseResult | None:
+        from .rebase import Rebaser
+
+        return Rebaser(self).status()
+
+    def refresh(self) -> tuple[str, ...]:
+        """Rewrite patches that apply to base only with offset/fuzz so they apply exactly."""
+        from .rebase import Rebaser
+
+        return Rebaser(self).refresh_to_base()
+
+    def write_patch(self, name: str, data: bytes) -> None:
+        atomic_write(self.patches_dir / name, data)
