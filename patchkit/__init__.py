@@ -9,6 +9,8 @@ The CLI is a thin shell over this API:
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from .errors import PatchkitError
 from .model import (
     CheckResult,
@@ -22,7 +24,9 @@ from .model import (
     RebaseResult,
     RebaseState,
 )
-from .project import Project
+
+if TYPE_CHECKING:
+    from .project import Project
 
 __version__ = "0.1.0"
 
@@ -41,3 +45,12 @@ __all__ = [
     "RebaseState",
     "__version__",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Project pulls in git and the patch parser: load it on first use, not on import.
+    if name == "Project":
+        from .project import Project
+
+        return Project
+    raise AttributeError(f"module 'patchkit' has no attribute {name!r}")

@@ -250,16 +250,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (never raises, never prints a traceback)."""
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
-    parser = _parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
-    try:
-        with _errors(err, verbose=args.verbose):
-            return _run(args, out, err)
-    except _Exit as e:
-        return e.code
+        parser = _parser()
+        try:
+            args = parser.parse_args(argv)
+        except SystemExit as e:
+            return int(e.code) if isinstance(e.code, int) else EXIT_USAGE
+        try:
+            with _errors(err, verbose=args.verbose):
+                return _run(args, out, err)
+        except _Exit as e:
+            return e.code
+    except KeyboardInterrupt:
+        err.print("patchkit: interrupted", markup=False, highlight=False)
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -35,10 +35,13 @@ def atomic_write(path: Path, data: bytes) -> None:
             os.fsync(f.fileno())
         os.chmod(tmp_name, mode)
         os.replace(tmp_name, path)
-    except OSError as e:
+    except BaseException as e:
+        # Ctrl-C included: never leave a temp file beside the real one.
         if tmp_name:
             with contextlib.suppress(OSError):
                 os.unlink(tmp_name)
+        if not isinstance(e, OSError):
+            raise
         why = os.strerror(e.errno) if e.errno else str(e)
         raise PatchkitError(f"{path}: cannot write ({why}); the old file is unchanged") from e
 

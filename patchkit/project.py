@@ -171,8 +171,8 @@ class Project:
     def check(self, version: str | None = None) -> CheckResult:
         """The series against one release (default: base), without a checkout."""
         version = version or self.versions.base
-        tree = self.release_tree(version)
         patches = self.patches()
+        tree = self.release_tree(version)
         with self.store.blob_reader() as reader:
             return check_tree(reader, version=version, tree=tree, patches=patches)
 

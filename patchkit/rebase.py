@@ -33,14 +33,13 @@ from .versions import parse_versions, set_base
 if TYPE_CHECKING:
     from .project import Project
 
-__all__ = ["Rebaser", "refreshed_patch"]
+__all__ = ["Rebaser", "renumber_hunks"]
 
 SERIES_REF = "refs/patchkit/rebase/series"
 REBASE_REFS = "refs/patchkit/rebase/"
 _STATE_SCHEMA = 1
 _MARKER = re.compile(rb"^(<{7} |>{7} |\|{7} |={7}$)", re.M)
 _DIFF_NOISE = re.compile(rb"^(?:@@ .*|index .*)$", re.M)
-_HUNK_HEADER = re.compile(rb"^@@ -\d+(?:,\d+)? \+\d+(?:,\d+)? @@", re.M)
 
 
 def _sha256(data: bytes) -> str:
@@ -51,30 +50,29 @@ def _range(start: int, length: int) -> bytes:
     return b"%d" % start if length == 1 else b"%d,%d" % (start, length)
 
 
-def _hunk_bodies(patch: Patch) -> dict[str, list[tuple[tuple[str, str], ...]]]:
-    return {
-        fp.path: [tuple((line.kind, line.text) for line in h.lines) for h in fp.hunks]
-        for fp in patch.files
-    }
+_HUNK_NUMBERS = re.compile(rb"^@@ -(\d+)((?:,\d+)?) \+(\d+)((?:,\d+)?) @@", re.M)
 
 
-def refreshed_patch(original: bytes, old: Patch, new: Patch) -> bytes:
-    """The patch file to write: ``original`` itself when nothing moved, only its `@@`
-    numbers rewritten when only positions moved, else ``old``'s header over ``new``'s diff."""
-    if _hunk_bodies(old) == _hunk_bodies(new):
-        by_path = {fp.path: fp for fp in new.files}
-        numbers = [h for fp in old.files for h in by_path[fp.path].hunks]
-        it = iter(numbers)
+def renumber_hunks(original: bytes, header: str, offsets: Sequence[int]) -> bytes:
+    """``original`` with each hunk's start lines moved by its offset; nothing else touched
+    (header, section headings, count notation, every body byte stay as written)."""
+    head_len = len(header.encode("utf-8", "surrogateescape"))
+    moves = iter(offsets)
 
-        def renumber(m: re.Match[bytes]) -> bytes:
-            h = next(it)
-            return b"@@ -%s +%s @@" % (_range(h.old_start, h.old_len), _range(h.new_start, h.new_len))
+    def move(m: re.Match[bytes]) -> bytes:
+        shift = next(moves, 0)
+        old, new = int(m.group(1)), int(m.group(3))
+        # A hunk at line 0 (insertion into an empty file) stays at 0.
+        old_to = old + shift if old else 0
+        new_to = new + shift if new else 0
+        return b"@@ -%d%s +%d%s @@" % (old_to, m.group(2), new_to, m.group(4))
 
-        # Only @@ lines of the diff body: the header is text, left verbatim.
-        head_len = len(old.header.encode("utf-8", "surrogateescape"))
-        body = _HUNK_HEADER.sub(renumber, original[head_len:])
-        return original[:head_len] + body
-    return render_patch(dataclasses.replace(new, header=old.header, name=old.name))
+    return original[:head_len] + _HUNK_NUMBERS.sub(move, original[head_len:])
+
+
+def _context_of(patch: Patch) -> int:
+    widths = [max(h.leading_context, h.trailing_context) for fp in patch.files for h in fp.hunks]
+    return max(widths) if widths else 3
 
 
 def _prefixes(patch: Patch) -> tuple[str, str]:
@@ -232,6 +230,8 @@ class Rebaser:
         project = self.project
         with project.lock():
             self.guard()
+            if self.dir.exists():
+                self._tidy()  # leftovers of a completed rebase that was interrupted while tidying
             vf = project.versions
             vf.release(onto)
             base = vf.base
@@ -341,10 +341,9 @@ class Rebaser:
         with self.project.lock():
             state = self._require()
             self._restore(state["backup"])
-            worktree_remove(self.store, self.worktree_path)
-            self.store.delete_refs(REBASE_REFS)
             result = self._result(state, final=RebaseState.ABORTED)
-            shutil.rmtree(self.dir)
+            self.state_path.unlink()
+            self._tidy()
             return result
 
     def status(self) -> RebaseResult | None:
@@ -423,12 +422,30 @@ class Rebaser:
     # -- refresh ----------------------------------------------------------------
 
     def _new_patch_bytes(self, patch: Patch, commit: str, original: bytes) -> bytes:
+        """The patch file for ``patch`` as ``commit`` now makes it, with minimal churn.
+
+        If the patch still applies exactly (maybe at other lines) to the commit's parent and
+        gives the commit's content, only its `@@` numbers move (or nothing at all). Otherwise
+        the header is kept verbatim over a fresh diff with the patch's own context width.
+        """
+        paths = list(dict.fromkeys(fp.path for fp in patch.files))
+        with self.store.blob_reader() as reader:
+            before = {p: reader.read(f"{commit}^:{p}") for p in paths}
+            after = {p: reader.read(f"{commit}:{p}") for p in paths}
+        exact = apply_patch(before, patch, max_fuzz=0)
+        if exact.status in (PatchStatus.APPLIED, PatchStatus.OFFSET) and all(
+            exact.contents.get(p, before[p]) == after[p] for p in paths
+        ):
+            offsets = [h.offset for f in exact.files for h in f.hunks]
+            if not any(offsets):
+                return original
+            return renumber_hunks(original, patch.header, offsets)
         src, dst = _prefixes(patch)
-        diff = self.store.diff(commit + "^", commit, src_prefix=src, dst_prefix=dst)
-        if not patch.header and not diff:
-            return original
+        diff = self.store.diff(
+            commit + "^", commit, src_prefix=src, dst_prefix=dst, context=_context_of(patch)
+        )
         new = parse_patch(diff, name=patch.name, strip=patch.strip)
-        return refreshed_patch(original, patch, new)
+        return render_patch(dataclasses.replace(new, header=patch.header, name=patch.name))
 
     def _finish(self, state: dict[str, Any]) -> RebaseResult:
         project = self.project
@@ -468,10 +485,16 @@ class Rebaser:
         state["refreshed"] = refreshed
         state["dropped"] = dropped
         result = self._result(state, final=RebaseState.COMPLETED)
+        # Removing the state file is what makes the rebase complete; the rest is tidying
+        # that the next rebase redoes if it was interrupted.
+        self.state_path.unlink()
+        self._tidy()
+        return result
+
+    def _tidy(self) -> None:
         worktree_remove(self.store, self.worktree_path)
         self.store.delete_refs(REBASE_REFS)
-        shutil.rmtree(self.dir)
-        return result
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def _backup_bytes(self, state: dict[str, Any], rel: str) -> bytes:
         digest: str | None = state["backup"].get(rel)

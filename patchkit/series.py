@@ -660,6 +660,8 @@ def render_file_patch(fp: FilePatch, *, strip: int = 1, with_index: bool = False
     (unidiff splits it at the wrong space), so such a file is written in plain
     ``---``/``+++`` style, without mode lines, unless it has no hunks (then the
     parser splits the ``diff --git`` line into two equal halves, as git does).
+    Known limit: such a plain-style file right after a hunkless git-style one is
+    read by unidiff as part of it; use ``-p1`` for names with spaces.
     """
     a, b = _prefix("a", strip), _prefix("b", strip)
     old_name = fp.old_path if fp.old_path is not None else fp.path

@@ -166,8 +166,13 @@ def parse_versions(text: str, *, path: str = "upstream-versions.toml") -> Versio
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         m = re.search(r"\(at line (\d+), column (\d+)\)", str(e))
-        at = f":{m.group(1)}" if m else ""
-        reason = re.sub(r"\s*\(at line \d+, column \d+\)", "", str(e))
+        if m:
+            at = f":{m.group(1)}"
+        elif "end of document" in str(e):
+            at = f":{max(1, len(text.splitlines()))}"
+        else:
+            at = ""
+        reason = re.sub(r"\s*\((at line \d+, column \d+|at end of document)\)", "", str(e))
         raise ConfigError(f"{path}{at}: invalid TOML: {reason}") from e
 
     schema = data.get("schema", SCHEMA_VERSION)
