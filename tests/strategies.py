@@ -42,7 +42,9 @@ def _drop_final_newline(lines: list[bytes]) -> list[bytes]:
 
 
 @st.composite
-def line_lists(draw: st.DrawFn, *, pool: tuple[bytes, ...] = LINE_POOL, max_size: int = 30) -> list[bytes]:
+def line_lists(
+    draw: st.DrawFn, *, pool: tuple[bytes, ...] = LINE_POOL, max_size: int = 30
+) -> list[bytes]:
     """A list of lines, each with its ending."""
     return draw(st.lists(st.sampled_from(pool), max_size=max_size))
 
@@ -67,7 +69,11 @@ def _split(data: bytes) -> list[bytes]:
 @st.composite
 def unique_contents(draw: st.DrawFn, *, min_size: int = 8, max_size: int = 40) -> bytes:
     """Content whose lines are all distinct (from the first half of :data:`UNIQUE_POOL`)."""
-    lines = draw(st.lists(st.sampled_from(UNIQUE_POOL[:100]), unique=True, min_size=min_size, max_size=max_size))
+    lines = draw(
+        st.lists(
+            st.sampled_from(UNIQUE_POOL[:100]), unique=True, min_size=min_size, max_size=max_size
+        )
+    )
     if draw(st.booleans()) and draw(st.booleans()):
         lines = _drop_final_newline(lines)
     return b"".join(lines)
@@ -75,7 +81,12 @@ def unique_contents(draw: st.DrawFn, *, min_size: int = 8, max_size: int = 40) -
 
 @st.composite
 def edited(
-    draw: st.DrawFn, data: bytes, *, pool: tuple[bytes, ...] = LINE_POOL, min_ops: int = 0, max_ops: int = 4
+    draw: st.DrawFn,
+    data: bytes,
+    *,
+    pool: tuple[bytes, ...] = LINE_POOL,
+    min_ops: int = 0,
+    max_ops: int = 4,
 ) -> bytes:
     """``data`` after a few random line insertions, deletions and replacements."""
     lines = _split(data)
@@ -110,7 +121,9 @@ def content_pairs(draw: st.DrawFn, *, pool: tuple[bytes, ...] = LINE_POOL) -> tu
     return old, draw(edited(old, pool=pool))
 
 
-PATH_PARTS = st.sampled_from(("etc", "usr", "lib", "conf.d", "nginx.conf", "run.sh", "a", "b", "x y"))
+PATH_PARTS = st.sampled_from(
+    ("etc", "usr", "lib", "conf.d", "nginx.conf", "run.sh", "a", "b", "x y")
+)
 paths = st.lists(PATH_PARTS, min_size=1, max_size=3).map("/".join)
 
 HEADER_LINES = st.sampled_from(

@@ -42,16 +42,30 @@ MID = diff(BASE, change(BASE, "l10\n", "TEN\n"))  # one hunk, 3 lines of context
         # two lines added above: found lower down
         (b"x\ny\n" + BASE, S.OFFSET, 2, 0, b"x\ny\n" + change(BASE, "l10\n", "TEN\n")),
         # three lines removed above: found higher up
-        (BASE[len(b"l1\nl2\nl3\n") :], S.OFFSET, -3, 0, change(BASE, "l10\n", "TEN\n")[len(b"l1\nl2\nl3\n") :]),
+        (
+            BASE[len(b"l1\nl2\nl3\n") :],
+            S.OFFSET,
+            -3,
+            0,
+            change(BASE, "l10\n", "TEN\n")[len(b"l1\nl2\nl3\n") :],
+        ),
         # outermost context changed on one side: fuzz 1
-        (change(BASE, "l7\n", "seven\n"), S.FUZZ, 0, 1, change(change(BASE, "l10\n", "TEN\n"), "l7\n", "seven\n")),
+        (
+            change(BASE, "l7\n", "seven\n"),
+            S.FUZZ,
+            0,
+            1,
+            change(change(BASE, "l10\n", "TEN\n"), "l7\n", "seven\n"),
+        ),
         # outermost context changed on both sides: still fuzz 1
         (
             change(change(BASE, "l7\n", "seven\n"), "l13\n", "thirteen\n"),
             S.FUZZ,
             0,
             1,
-            change(change(change(BASE, "l10\n", "TEN\n"), "l7\n", "seven\n"), "l13\n", "thirteen\n"),
+            change(
+                change(change(BASE, "l10\n", "TEN\n"), "l7\n", "seven\n"), "l13\n", "thirteen\n"
+            ),
         ),
         # two outer context lines changed: fuzz 2
         (
@@ -62,19 +76,51 @@ MID = diff(BASE, change(BASE, "l10\n", "TEN\n"))  # one hunk, 3 lines of context
             change(change(change(BASE, "l10\n", "TEN\n"), "l7\n", "seven\n"), "l8\n", "eight\n"),
         ),
         # fuzz and offset together
-        (b"new\n" + change(BASE, "l7\n", "seven\n"), S.FUZZ, 1, 1, b"new\n" + change(change(BASE, "l10\n", "TEN\n"), "l7\n", "seven\n")),
+        (
+            b"new\n" + change(BASE, "l7\n", "seven\n"),
+            S.FUZZ,
+            1,
+            1,
+            b"new\n" + change(change(BASE, "l10\n", "TEN\n"), "l7\n", "seven\n"),
+        ),
         # already there
         (change(BASE, "l10\n", "TEN\n"), S.ALREADY_APPLIED, 0, 0, change(BASE, "l10\n", "TEN\n")),
         # already there, elsewhere
-        (b"top\n" + change(BASE, "l10\n", "TEN\n"), S.ALREADY_APPLIED, 1, 0, b"top\n" + change(BASE, "l10\n", "TEN\n")),
+        (
+            b"top\n" + change(BASE, "l10\n", "TEN\n"),
+            S.ALREADY_APPLIED,
+            1,
+            0,
+            b"top\n" + change(BASE, "l10\n", "TEN\n"),
+        ),
         # the changed line itself differs: conflict, content unchanged
         (change(BASE, "l10\n", "ten?\n"), S.CONFLICT, 0, 0, change(BASE, "l10\n", "ten?\n")),
         # context next to the change differs: needs fuzz 3, beyond the default
-        (change(change(change(BASE, "l7\n", "7\n"), "l8\n", "8\n"), "l9\n", "9\n"), S.CONFLICT, 0, 0, None),
+        (
+            change(change(change(BASE, "l7\n", "7\n"), "l8\n", "8\n"), "l9\n", "9\n"),
+            S.CONFLICT,
+            0,
+            0,
+            None,
+        ),
     ],
-    ids=["exact", "offset-down", "offset-up", "fuzz1", "fuzz1-both", "fuzz2", "fuzz-offset", "already", "already-moved", "conflict", "fuzz3"],
+    ids=[
+        "exact",
+        "offset-down",
+        "offset-up",
+        "fuzz1",
+        "fuzz1-both",
+        "fuzz2",
+        "fuzz-offset",
+        "already",
+        "already-moved",
+        "conflict",
+        "fuzz3",
+    ],
 )
-def test_apply_one_hunk(target: bytes, status: PatchStatus, offset: int, fuzz: int, expected: bytes | None) -> None:
+def test_apply_one_hunk(
+    target: bytes, status: PatchStatus, offset: int, fuzz: int, expected: bytes | None
+) -> None:
     result = apply_file_patch(target, MID)
     assert result.status is status
     (hunk,) = result.hunks
@@ -98,7 +144,10 @@ def test_offset_of_one_hunk_carries_to_the_next() -> None:
     moved = b"a\nb\n" + BASE
     result = apply_file_patch(moved, fp)
     assert result.status is S.OFFSET
-    assert [(h.offset, h.line) for h in result.hunks] == [(2, 4), (2, 14)]  # where l2 and l12 now are
+    assert [(h.offset, h.line) for h in result.hunks] == [
+        (2, 4),
+        (2, 14),
+    ]  # where l2 and l12 now are
     assert result.content == b"a\nb\n" + new
 
 
@@ -150,7 +199,11 @@ def test_missing_target() -> None:
 
 @pytest.mark.parametrize(
     ("existing", "status", "content"),
-    [(None, S.APPLIED, b"new\nfile\n"), (b"new\nfile\n", S.ALREADY_APPLIED, b"new\nfile\n"), (b"other\n", S.CONFLICT, b"other\n")],
+    [
+        (None, S.APPLIED, b"new\nfile\n"),
+        (b"new\nfile\n", S.ALREADY_APPLIED, b"new\nfile\n"),
+        (b"other\n", S.CONFLICT, b"other\n"),
+    ],
 )
 def test_new_file(existing: bytes | None, status: PatchStatus, content: bytes) -> None:
     result = apply_file_patch(existing, diff(None, b"new\nfile\n"))
@@ -159,7 +212,11 @@ def test_new_file(existing: bytes | None, status: PatchStatus, content: bytes) -
 
 @pytest.mark.parametrize(
     ("existing", "status", "content"),
-    [(b"old\nfile\n", S.APPLIED, None), (None, S.ALREADY_APPLIED, None), (b"changed\n", S.CONFLICT, b"changed\n")],
+    [
+        (b"old\nfile\n", S.APPLIED, None),
+        (None, S.ALREADY_APPLIED, None),
+        (b"changed\n", S.CONFLICT, b"changed\n"),
+    ],
 )
 def test_deleted_file(existing: bytes | None, status: PatchStatus, content: bytes | None) -> None:
     result = apply_file_patch(existing, diff(b"old\nfile\n", None))
@@ -167,7 +224,9 @@ def test_deleted_file(existing: bytes | None, status: PatchStatus, content: byte
 
 
 def test_empty_new_file_from_git() -> None:
-    patch = parse_patch(b"diff --git a/e b/e\nnew file mode 100644\nindex 0000000..e69de29\n", name="e.patch")
+    patch = parse_patch(
+        b"diff --git a/e b/e\nnew file mode 100644\nindex 0000000..e69de29\n", name="e.patch"
+    )
     result = apply_file_patch(None, patch.files[0])
     assert (result.status, result.content, result.mode) == (S.APPLIED, b"", "100644")
 
@@ -176,8 +235,18 @@ def test_empty_new_file_from_git() -> None:
     ("text", "target", "expected", "status"),
     [
         # zero-context insertion at the top
-        ("@@ -0,0 +1,2 @@\n+#!/bin/sh\n+set -e\n", b"a\nb\n", b"#!/bin/sh\nset -e\na\nb\n", S.APPLIED),
-        ("@@ -0,0 +1,2 @@\n+#!/bin/sh\n+set -e\n", b"#!/bin/sh\nset -e\na\nb\n", b"#!/bin/sh\nset -e\na\nb\n", S.ALREADY_APPLIED),
+        (
+            "@@ -0,0 +1,2 @@\n+#!/bin/sh\n+set -e\n",
+            b"a\nb\n",
+            b"#!/bin/sh\nset -e\na\nb\n",
+            S.APPLIED,
+        ),
+        (
+            "@@ -0,0 +1,2 @@\n+#!/bin/sh\n+set -e\n",
+            b"#!/bin/sh\nset -e\na\nb\n",
+            b"#!/bin/sh\nset -e\na\nb\n",
+            S.ALREADY_APPLIED,
+        ),
         # zero-context insertion at the end
         ("@@ -2,0 +3 @@\n+c\n", b"a\nb\n", b"a\nb\nc\n", S.APPLIED),
         # insertion with context at the end: must stay at the end
@@ -187,9 +256,19 @@ def test_empty_new_file_from_git() -> None:
         ("@@ -1,2 +1,3 @@\n+c\n a\n b\n", b"a\nb\nz\n", b"c\na\nb\nz\n", S.APPLIED),
         ("@@ -1,2 +1,3 @@\n+c\n a\n b\n", b"z\na\nb\n", b"z\na\nb\n", S.CONFLICT),
     ],
-    ids=["top", "top-already", "end", "end-context", "end-context-not-at-end", "top-context", "top-context-not-at-top"],
+    ids=[
+        "top",
+        "top-already",
+        "end",
+        "end-context",
+        "end-context-not-at-end",
+        "top-context",
+        "top-context-not-at-top",
+    ],
 )
-def test_insertions_at_top_and_end(text: str, target: bytes, expected: bytes, status: PatchStatus) -> None:
+def test_insertions_at_top_and_end(
+    text: str, target: bytes, expected: bytes, status: PatchStatus
+) -> None:
     fp = parse_patch(b"--- a/f\n+++ b/f\n" + text.encode(), name="i.patch").files[0]
     result = apply_file_patch(target, fp, max_fuzz=0)
     assert (result.status, result.content) == (status, expected)
@@ -242,32 +321,42 @@ def test_apply_patch_status_is_the_worst_file_status() -> None:
 
 
 def test_apply_patch_missing_target_changes_nothing() -> None:
-    result = apply_patch({"a": BASE}, make_patch(diff(BASE, b"x\n", "a"), diff(BASE, b"y\n", "gone")))
+    result = apply_patch(
+        {"a": BASE}, make_patch(diff(BASE, b"x\n", "a"), diff(BASE, b"y\n", "gone"))
+    )
     assert result.status is S.MISSING_TARGET
     assert result.contents == {}
     assert "gone: no such file" in result.message
 
 
 def test_apply_patch_conflict_wins_over_missing_target() -> None:
-    result = apply_patch({"a": b"other\n"}, make_patch(diff(BASE, b"x\n", "gone"), diff(BASE, b"x\n", "a")))
+    result = apply_patch(
+        {"a": b"other\n"}, make_patch(diff(BASE, b"x\n", "gone"), diff(BASE, b"x\n", "a"))
+    )
     assert result.status is S.CONFLICT
     assert result.contents == {}
 
 
 def test_apply_patch_all_files_already_applied() -> None:
-    result = apply_patch({"a": b"x\n", "b": None}, make_patch(diff(BASE, b"x\n", "a"), diff(BASE, None, "b")))
+    result = apply_patch(
+        {"a": b"x\n", "b": None}, make_patch(diff(BASE, b"x\n", "a"), diff(BASE, None, "b"))
+    )
     assert result.status is S.ALREADY_APPLIED
 
 
 def test_apply_patch_some_files_already_applied_is_a_partly_applied_conflict() -> None:
-    result = apply_patch({"a": b"x\n", "b": BASE}, make_patch(diff(BASE, b"x\n", "a"), diff(BASE, b"y\n", "b")))
+    result = apply_patch(
+        {"a": b"x\n", "b": BASE}, make_patch(diff(BASE, b"x\n", "a"), diff(BASE, b"y\n", "b"))
+    )
     assert result.status is S.CONFLICT
     assert "partly applied upstream" in result.message
     assert result.contents == {}
 
 
 def test_apply_patch_creates_and_deletes() -> None:
-    result = apply_patch({"old": b"o\n"}, make_patch(diff(None, b"n\n", "new"), diff(b"o\n", None, "old")))
+    result = apply_patch(
+        {"old": b"o\n"}, make_patch(diff(None, b"n\n", "new"), diff(b"o\n", None, "old"))
+    )
     assert result.status is S.APPLIED
     assert result.contents == {"new": b"n\n", "old": None}
 
@@ -298,7 +387,11 @@ def test_unified_diff_hunks_follow_gnu_numbering() -> None:
     created = diff(None, b"a\n")
     assert (created.is_new, created.hunks[0].old_start, created.hunks[0].old_len) == (True, 0, 0)
     deleted = diff(b"a\n", None)
-    assert (deleted.is_deleted, deleted.hunks[0].new_start, deleted.hunks[0].new_len) == (True, 0, 0)
+    assert (deleted.is_deleted, deleted.hunks[0].new_start, deleted.hunks[0].new_len) == (
+        True,
+        0,
+        0,
+    )
     assert diff(None, b"").hunks == ()
 
 

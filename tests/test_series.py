@@ -36,7 +36,9 @@ from patchkit.series import (
         ("a.patch -p1 -p0\n", [("a.patch", 0, 1)]),
     ],
 )
-def test_parse_series_reads_names_strip_and_lines(text: str, expected: list[tuple[str, int, int]]) -> None:
+def test_parse_series_reads_names_strip_and_lines(
+    text: str, expected: list[tuple[str, int, int]]
+) -> None:
     series = parse_series(text)
     assert [(e.name, e.strip, e.line) for e in series.entries] == expected
     assert series.names == tuple(n for n, _, _ in expected)
@@ -48,7 +50,10 @@ def test_parse_series_reads_names_strip_and_lines(text: str, expected: list[tupl
         ("a.patch\nb.patch -R\n", "patches/series:2: unknown option '-R'"),
         ("a.patch -x\n", "patches/series:1: unknown option '-x'"),
         ("a.patch -p\n", "patches/series:1: unknown option '-p'"),
-        ("# c\na.patch\n\na.patch\n", "patches/series:4: duplicate patch 'a.patch' (first listed at line 2)"),
+        (
+            "# c\na.patch\n\na.patch\n",
+            "patches/series:4: duplicate patch 'a.patch' (first listed at line 2)",
+        ),
         ("/etc/a.patch\n", "patches/series:1: absolute path"),
         ("../a.patch\n", "patches/series:1: '..' in path"),
         ("x/../../a.patch\n", "'..' in path"),
@@ -161,7 +166,13 @@ def test_parse_git_patch_reads_header_files_modes_and_hunks() -> None:
     assert patch.header.startswith("From 1234")
     assert patch.header.endswith(" etc/redis.conf | 2 +-\n\n")
     assert patch.upstream_versions == ">=2.5, model-bookworm"
-    assert [fp.path for fp in patch.files] == ["etc/redis.conf", "etc/new.conf", "etc/old.conf", "empty", "run.sh"]
+    assert [fp.path for fp in patch.files] == [
+        "etc/redis.conf",
+        "etc/new.conf",
+        "etc/old.conf",
+        "empty",
+        "run.sh",
+    ]
     conf, new, old, empty, script = patch.files
     assert conf.raw_header_lines == (
         "diff --git a/etc/redis.conf b/etc/redis.conf\n",
@@ -171,9 +182,20 @@ def test_parse_git_patch_reads_header_files_modes_and_hunks() -> None:
     )
     assert (conf.old_mode, conf.new_mode) == (None, None)
     h1, h2 = conf.hunks
-    assert (h1.old_start, h1.old_len, h1.new_start, h1.new_len, h1.section) == (1, 4, 1, 4, "section text")
+    assert (h1.old_start, h1.old_len, h1.new_start, h1.new_len, h1.section) == (
+        1,
+        4,
+        1,
+        4,
+        "section text",
+    )
     assert h1.lines[1] == HunkLine(kind="-", text="port 6379\n")
-    assert h1.old_lines == ("bind 127.0.0.1\n", "port 6379\n", "unixsocket /run/redis.sock\n", 'save ""\n')
+    assert h1.old_lines == (
+        "bind 127.0.0.1\n",
+        "port 6379\n",
+        "unixsocket /run/redis.sock\n",
+        'save ""\n',
+    )
     assert h2.new_lines[-1] == "d\n"
     assert new.is_new and new.old_path is None and new.new_mode == "100755"
     assert old.is_deleted and old.new_path is None and old.old_mode == "100644"
@@ -201,7 +223,9 @@ def test_parse_patch_strips_components_and_targets_the_new_name(strip: int, path
 def test_parse_patch_p1_turns_absolute_names_relative_but_p0_refuses_them() -> None:
     data = b"--- /etc/passwd\n+++ /etc/passwd\n@@ -1 +1 @@\n-a\n+b\n"
     assert parse_patch(data, name="abs.patch").files[0].path == "etc/passwd"
-    with pytest.raises(PatchParseError, match=r"^patches/abs\.patch:1: absolute path '/etc/passwd'"):
+    with pytest.raises(
+        PatchParseError, match=r"^patches/abs\.patch:1: absolute path '/etc/passwd'"
+    ):
         parse_patch(data, name="abs.patch", strip=0)
 
 
@@ -251,12 +275,24 @@ def test_dep3_field_is_case_insensitive_and_folded() -> None:
             "patches/bad.patch:8: Hunk diff line expected",
         ),
         # hunk shorter than its header at end of file
-        (b"--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n a\n-b\n+c\n", "patches/bad.patch:6: Hunk is shorter than expected"),
+        (
+            b"--- a/f\n+++ b/f\n@@ -1,3 +1,3 @@\n a\n-b\n+c\n",
+            "patches/bad.patch:6: Hunk is shorter than expected",
+        ),
         # hunk longer than its header: unidiff would silently drop the rest
-        (b"--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n d\n", "patches/bad.patch:7: hunk ended at line 6"),
-        (b"--- a/f\n+++ b/f\n@@ -1 +1 @@\n-b\n+c\n+d\n", "patches/bad.patch:6: hunk ended at line 5"),
+        (
+            b"--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n a\n-b\n+c\n d\n",
+            "patches/bad.patch:7: hunk ended at line 6",
+        ),
+        (
+            b"--- a/f\n+++ b/f\n@@ -1 +1 @@\n-b\n+c\n+d\n",
+            "patches/bad.patch:6: hunk ended at line 5",
+        ),
         # garbage inside a hunk
-        (b"--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n a\n*b\n", "patches/bad.patch:5: Hunk diff line expected"),
+        (
+            b"--- a/f\n+++ b/f\n@@ -1,2 +1,2 @@\n a\n*b\n",
+            "patches/bad.patch:5: Hunk diff line expected",
+        ),
         # hunk without a file
         (b"text\n@@ -1 +1 @@\n-a\n+b\n", "patches/bad.patch:2: Unexpected hunk"),
         # target without source
@@ -272,18 +308,30 @@ def test_dep3_field_is_case_insensitive_and_folded() -> None:
             "patches/bad.patch:3: '\\ No newline at end of file' follows a line that is not last",
         ),
         # unsafe paths
-        (b"--- a/../etc/passwd\n+++ b/../etc/passwd\n@@ -1 +1 @@\n-a\n+b\n", "patches/bad.patch:1: '..' in path"),
+        (
+            b"--- a/../etc/passwd\n+++ b/../etc/passwd\n@@ -1 +1 @@\n-a\n+b\n",
+            "patches/bad.patch:1: '..' in path",
+        ),
         (b"--- f\n+++ f\n@@ -1 +1 @@\n-a\n+b\n", "cannot strip 1 components"),
         # binary and renames
-        (b"diff --git a/x b/x\nindex 1..2 100644\nBinary files a/x and b/x differ\n", "binary diffs"),
+        (
+            b"diff --git a/x b/x\nindex 1..2 100644\nBinary files a/x and b/x differ\n",
+            "binary diffs",
+        ),
         (
             b"diff --git a/x b/y\nsimilarity index 100%\nrename from x\nrename to y\n",
             "patches/bad.patch:1: renames and copies are not supported",
         ),
         # line 0 with old lines
-        (b"--- a/f\n+++ b/f\n@@ -0,1 +1,1 @@\n-a\n+b\n", "patches/bad.patch:3: hunk claims old lines starting at line 0"),
+        (
+            b"--- a/f\n+++ b/f\n@@ -0,1 +1,1 @@\n-a\n+b\n",
+            "patches/bad.patch:3: hunk claims old lines starting at line 0",
+        ),
         # invalid version range
-        (b"Upstream-Versions: >=2.5, ~=x!\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n", "patches/bad.patch:1: invalid"),
+        (
+            b"Upstream-Versions: >=2.5, ~=x!\n--- a/f\n+++ b/f\n@@ -1 +1 @@\n-a\n+b\n",
+            "patches/bad.patch:1: invalid",
+        ),
         (b"Upstream-Versions:\n", "patches/bad.patch:1: empty Upstream-Versions"),
     ],
 )
@@ -308,7 +356,11 @@ def test_render_patch_is_git_style_without_timestamps() -> None:
 def test_render_patch_p0_has_no_prefix_and_with_index_keeps_index() -> None:
     patch = parse_patch(GIT_PATCH, name="r.patch")
     p0 = Patch(name="r.patch", strip=0, header="", files=patch.files[:1])
-    assert render_patch(p0).decode().startswith("diff --git etc/redis.conf etc/redis.conf\n--- etc/redis.conf\n")
+    assert (
+        render_patch(p0)
+        .decode()
+        .startswith("diff --git etc/redis.conf etc/redis.conf\n--- etc/redis.conf\n")
+    )
     assert b"index 1111111..2222222 100644\n" in render_patch(patch, with_index=True)
     assert b"index " not in render_patch(patch)
 
@@ -324,7 +376,15 @@ def test_render_marks_missing_newline_and_quotes_odd_paths() -> None:
     fp = FilePatch(
         old_path='we"ird',
         new_path='we"ird',
-        hunks=(Hunk(old_start=1, old_len=1, new_start=1, new_len=1, lines=(HunkLine(kind="-", text="a"), HunkLine(kind="+", text="b\n"))),),
+        hunks=(
+            Hunk(
+                old_start=1,
+                old_len=1,
+                new_start=1,
+                new_len=1,
+                lines=(HunkLine(kind="-", text="a"), HunkLine(kind="+", text="b\n")),
+            ),
+        ),
     )
     data = render_patch(Patch(name="q.patch", files=(fp,)))
     assert b'--- "a/we\\"ird"\n' in data
@@ -367,3 +427,10 @@ def test_patch_applies_to_invalid_range_names_patch() -> None:
     patch = Patch(name="p.patch", header="Upstream-Versions: >=x.y!\n")
     with pytest.raises(PatchParseError, match=r"patches/p\.patch: invalid Upstream-Versions"):
         patch_applies_to(patch, "1.0")
+
+
+def test_hunkless_p0_git_line_with_spaces_splits_into_equal_halves() -> None:
+    data = b"diff --git x y x y\nold mode 100644\nnew mode 100755\n"
+    (fp,) = parse_patch(data, name="m.patch", strip=0).files
+    assert (fp.path, fp.old_mode, fp.new_mode) == ("x y", "100644", "100755")
+    assert render_patch(Patch(name="m.patch", strip=0, files=(fp,))) == data

@@ -60,7 +60,14 @@ def _stdlib_diff(old: bytes, new: bytes) -> bytes:
     return "".join(out).encode("utf-8", "surrogateescape")
 
 
-_SAFE_POOL = (*tuple(line for line in UNIQUE_POOL[:12]), b"\n", b"x\r\n", b"\xff\n", b"dup\n", b"dup\n")
+_SAFE_POOL = (
+    *tuple(line for line in UNIQUE_POOL[:12]),
+    b"\n",
+    b"x\r\n",
+    b"\xff\n",
+    b"dup\n",
+    b"dup\n",
+)
 
 
 @SETTINGS
