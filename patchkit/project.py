@@ -133,7 +133,11 @@ class Project:
         from .images.source import parse_source
         from .importer import import_release
 
+        from .rebase import Rebaser
+
         with self.lock():
+            # An import records digests in upstream-versions.toml, which --abort restores.
+            Rebaser(self).guard()
             vf = self.versions
             rel = vf.release(version)
             src = parse_source(source or vf.source_for(version))

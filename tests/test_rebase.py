@@ -151,6 +151,10 @@ def test_commands_that_would_clobber_a_rebase_are_refused(project: Project) -> N
         project.rebase("1.1")
     with pytest.raises(RebaseStateError, match="in progress"):
         project.refresh()
+    with pytest.raises(RebaseStateError, match="in progress"):
+        project.import_release("1.1")
+    # Reading is fine while stopped.
+    assert project.check("1.1").patches
 
 
 def test_no_rebase_in_progress(project: Project) -> None:
