@@ -10,7 +10,9 @@ from typing import Any
 __all__ = [
     "ATTENTION",
     "SCHEMA",
+    "ChangeLine",
     "CheckResult",
+    "Drift",
     "HunkResult",
     "ImportResult",
     "Matrix",
@@ -72,6 +74,8 @@ class HunkResult:
             d["fuzz"] = self.fuzz
         if self.line is not None:
             d["line"] = self.line
+        if self.text:
+            d["text"] = self.text
         return d
 
 
@@ -84,6 +88,7 @@ class PatchResult:
     files: tuple[str, ...] = ()
     hunks: tuple[HunkResult, ...] = ()
     message: str = ""
+    flags: tuple[str, ...] = ()  # risk flags (matrix): "large-offset", "3way-conflict", ...
 
     @property
     def needs_attention(self) -> bool:
@@ -98,6 +103,8 @@ class PatchResult:
         }
         if self.message:
             d["message"] = self.message
+        if self.flags:
+            d["flags"] = list(self.flags)
         return d
 
 
@@ -132,9 +139,39 @@ class MatrixCell:
     version: str
     patch: str
     status: PatchStatus
+    flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {"version": self.version, "patch": self.patch, "status": self.status.value}
+        d: dict[str, Any] = {"version": self.version, "patch": self.patch, "status": self.status.value}
+        if self.flags:
+            d["flags"] = list(self.flags)
+        return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Drift:
+    """Why a patch fails: the first release where it fails after the last one where it applied."""
+
+    patch: str
+    first_bad: str  # first release, in version order, where it fails (after last_good)
+    last_good: str | None  # the release before it where it applied; None: none in the matrix
+    versions: tuple[str, ...]  # the failing releases this explains (first_bad and those after it)
+    status: PatchStatus  # its status on first_bad
+    files: tuple[str, ...] = ()  # patch files whose upstream content differs last_good -> first_bad
+    upstream_diff: str = ""  # `git diff` of those files between the two releases, when known
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "patch": self.patch,
+            "first_bad": self.first_bad,
+            "last_good": self.last_good,
+            "versions": list(self.versions),
+            "status": self.status.value,
+            "files": list(self.files),
+        }
+        if self.upstream_diff:
+            d["upstream_diff"] = self.upstream_diff
+        return d
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -144,21 +181,35 @@ class Matrix:
     versions: tuple[str, ...]
     patches: tuple[str, ...]
     checks: tuple[CheckResult, ...]  # one per version, same order
+    fingerprint: str = ""  # of the series (names, -pN, patch bytes): `--merge` joins equal ones only
+    drift: tuple[Drift, ...] = ()
+    # version -> path -> upstream blob id ("" when absent), for every file the series touches
+    blobs: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def cells(self) -> tuple[MatrixCell, ...]:
         return tuple(
-            MatrixCell(version=c.version, patch=p.name, status=p.status)
+            MatrixCell(version=c.version, patch=p.name, status=p.status, flags=p.flags)
             for c in self.checks
             for p in c.patches
         )
 
-    def status(self, version: str, patch: str) -> PatchStatus | None:
+    def result(self, version: str, patch: str) -> PatchResult | None:
         for c in self.checks:
             if c.version == version:
                 for p in c.patches:
                     if p.name == patch:
-                        return p.status
+                        return p
+        return None
+
+    def status(self, version: str, patch: str) -> PatchStatus | None:
+        p = self.result(version, patch)
+        return p.status if p is not None else None
+
+    def drift_for(self, version: str, patch: str) -> Drift | None:
+        for d in self.drift:
+            if d.patch == patch and version in d.versions:
+                return d
         return None
 
     @property
@@ -178,6 +229,9 @@ class Matrix:
             "results": [cell.to_dict() for cell in self.cells],
             "checks": [c.to_dict() for c in self.checks],
             "summary": self.summary,
+            "fingerprint": self.fingerprint,
+            "drift": [d.to_dict() for d in self.drift],
+            "blobs": self.blobs,
         }
 
 
@@ -244,18 +298,42 @@ class RebaseState(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeLine:
+    """One +/- line that differs between a patch before and after a rebase (range-diff style).
+
+    ``mark`` is two characters: the outer one says which version of the patch has the line
+    (``-`` only the old, ``+`` only the new), the inner one what the patch does with it
+    (``+`` adds, ``-`` removes). ``-+x``: the patch used to add ``x`` and no longer does.
+    """
+
+    file: str
+    mark: str
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"file": self.file, "mark": self.mark, "text": self.text}
+
+    def render(self) -> str:
+        return f"{self.file}: {self.mark}{self.text}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class RebasePatchResult:
     name: str
     status: PatchStatus  # applied | merged | already-applied | conflict | dropped | skipped
     files: tuple[str, ...] = ()
     conflicts: tuple[str, ...] = ()  # files with conflict markers
     message: str = ""
+    risk: tuple[str, ...] = ()  # why a person should look at this result although it applied
+    changes: tuple[ChangeLine, ...] = ()  # +/- lines that differ from the old patch
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
             "name": self.name,
             "status": self.status.value,
             "files": list(self.files),
+            "risk": list(self.risk),
+            "changes": [c.to_dict() for c in self.changes],
         }
         if self.conflicts:
             d["conflicts"] = list(self.conflicts)

@@ -14,8 +14,10 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from .matrix import LARGE_OFFSET
 from .model import (
     CheckResult,
+    Drift,
     ImportResult,
     Matrix,
     PatchStatus,
@@ -113,6 +115,19 @@ def _summary_line(summary: dict[str, int]) -> Text:
     return text or Text("no patches")
 
 
+RISKY = frozenset({"3way-conflict", "3way-differs"})  # flags that say "look at this cell"
+
+
+def _cell_text(p: Any) -> Text:
+    glyph, style = STYLE[p.status]
+    text = Text(glyph, style=style)
+    if RISKY & set(p.flags):
+        text.append("!", style="bold yellow")
+    elif "large-offset" in p.flags:
+        text.append("»", style="yellow")
+    return text
+
+
 def matrix_table(matrix: Matrix) -> RenderableType:
     table = Table(title="Compatibility matrix (patches x releases)", title_justify="left")
     table.add_column("patch")
@@ -121,8 +136,8 @@ def matrix_table(matrix: Matrix) -> RenderableType:
     for name in matrix.patches:
         cells: list[Text | str] = [name]
         for v in matrix.versions:
-            status = matrix.status(v, name)
-            cells.append(status_text(status, glyph_only=True) if status else "")
+            p = matrix.result(v, name)
+            cells.append(_cell_text(p) if p else "")
         table.add_row(*cells)
     bad = []
     for check in matrix.checks:
@@ -135,7 +150,14 @@ def matrix_table(matrix: Matrix) -> RenderableType:
         if status in (PatchStatus.MERGED, PatchStatus.DROPPED):
             continue
         legend.append(f"{glyph} {status.value}  ", style=style)
-    return Group(table, legend)
+    legend.append("! 3-way disagrees  ", style="bold yellow")
+    legend.append(f"» offset ≥ {LARGE_OFFSET} lines", style="yellow")
+    parts: list[RenderableType] = [table, legend, _summary_line(matrix.summary)]
+    for d in matrix.drift:
+        since = f"since {d.first_bad}" + (f" (applied on {d.last_good})" if d.last_good else "")
+        files = f"; upstream changed {', '.join(d.files)}" if d.files else ""
+        parts.append(Text(f"{d.patch}: {d.status.value} {since}{files}", style="red"))
+    return Group(*parts)
 
 
 def rebase_table(result: RebaseResult) -> RenderableType:
@@ -150,9 +172,17 @@ def rebase_table(result: RebaseResult) -> RenderableType:
     table.add_column("files")
     table.add_column("details")
     for p in result.patches:
-        detail = p.message
+        detail = Text(p.message)
         if p.conflicts:
-            detail = "conflict markers in " + ", ".join(p.conflicts)
+            detail = Text("conflict markers in " + ", ".join(p.conflicts))
+            if p.message:
+                detail.append("\n" + p.message)
+        for risk in p.risk:
+            detail.append(("\n" if detail.plain else "") + "⚠ risk: " + risk, style="bold yellow")
+        if p.changes:
+            shown = [c.render() for c in p.changes[:3]]
+            more = f" (+{len(p.changes) - 3} more: rebase --status --diff)" if len(p.changes) > 3 else ""
+            detail.append(("\n" if detail.plain else "") + "changed: " + "; ".join(shown) + more, style="cyan")
         table.add_row(p.name, status_text(p.status), "\n".join(p.files), detail)
     for name in result.pending:
         table.add_row(name, Text("… pending", style="dim"), "", "")
@@ -178,7 +208,14 @@ def import_summary(result: ImportResult) -> Text:
     )
 
 
+def _drift_line(d: Drift) -> str:
+    good = f"last applied on {d.last_good}" if d.last_good else "never applied in this matrix"
+    files = f"; upstream changed: {', '.join(d.files)}" if d.files else ""
+    return f"fails since {d.first_bad} ({good}){files}"
+
+
 def matrix_junit(matrix: Matrix, *, fail_on: frozenset[PatchStatus]) -> str:
+    """One testsuite per release, one testcase per patch; failures carry the conflicting hunks."""
     suites = ET.Element("testsuites", name="patchkit matrix")
     for check in matrix.checks:
         failures = sum(1 for p in check.patches if p.status in fail_on)
@@ -195,31 +232,65 @@ def matrix_junit(matrix: Matrix, *, fail_on: frozenset[PatchStatus]) -> str:
             case = ET.SubElement(suite, "testcase", classname=check.version, name=p.name)
             if p.status in fail_on:
                 failure = ET.SubElement(case, "failure", message=f"{p.status.value}: {_hunk_detail(p)}", type=p.status.value)
-                failure.text = "\n".join(h.text for h in p.hunks if h.text) or _hunk_detail(p)
+                body = [h.text for h in p.hunks if h.text] or [_hunk_detail(p)]
+                drift = matrix.drift_for(check.version, p.name)
+                if drift is not None:
+                    body.append(_drift_line(drift))
+                failure.text = "\n".join(body)
             elif p.status is PatchStatus.SKIPPED:
                 ET.SubElement(case, "skipped", message=p.message)
             else:
                 out = ET.SubElement(case, "system-out")
-                out.text = p.status.value
+                out.text = p.status.value + (f" [{', '.join(p.flags)}]" if p.flags else "")
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
 
 
+def _md_cell(p: Any) -> str:
+    glyph = STYLE[p.status][0]
+    mark = "!" if RISKY & set(p.flags) else ""
+    return f"{glyph}{mark}"
+
+
 def matrix_markdown(matrix: Matrix) -> str:
+    """Compact table (glyphs) for $GITHUB_STEP_SUMMARY / PR comments; details collapsed."""
     lines = ["| patch | " + " | ".join(matrix.versions) + " |"]
-    lines.append("|---|" + "---|" * len(matrix.versions))
+    lines.append("|---|" + ":---:|" * len(matrix.versions))
     for name in matrix.patches:
         cells = []
         for v in matrix.versions:
-            status = matrix.status(v, name)
-            cells.append(f"{STYLE[status][0]} {status.value}" if status else "")
+            p = matrix.result(v, name)
+            cells.append(_md_cell(p) if p else "")
         lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    attention = []
+    for check in matrix.checks:
+        n = sum(1 for p in check.patches if p.needs_attention)
+        attention.append(f"**{n} ✗**" if n else "ok")
+    if matrix.versions:
+        lines.append("| **needs attention** | " + " | ".join(attention) + " |")
+    legend = ", ".join(
+        f"{glyph} {status.value}"
+        for status, (glyph, _) in STYLE.items()
+        if status not in (PatchStatus.MERGED, PatchStatus.DROPPED)
+    )
+    out = "\n".join(lines) + f"\n\n{legend}; ! 3-way merge disagrees with fuzz/offset\n"
     details = []
     for check in matrix.checks:
         for p in check.patches:
-            if p.needs_attention:
-                details.append(f"- **{check.version}** `{p.name}`: {p.status.value} {_hunk_detail(p)}".rstrip())
-    out = "\n".join(lines) + "\n"
+            if not (p.needs_attention or RISKY & set(p.flags)):
+                continue
+            flags = f" [{', '.join(p.flags)}]" if p.flags else ""
+            details.append(f"#### {check.version} · `{p.name}`: {p.status.value}{flags}\n")
+            detail = _hunk_detail(p)
+            if detail:
+                details.append(detail + "\n")
+            drift = matrix.drift_for(check.version, p.name)
+            if drift is not None:
+                details.append(_drift_line(drift) + "\n")
+            hunks = "".join(h.text for h in p.hunks if h.text)
+            if hunks:
+                fence = "````" if "```" in hunks else "```"
+                details.append(f"{fence}diff\n{hunks}{fence}\n")
     if details:
-        out += "\n<details><summary>Needs attention</summary>\n\n" + "\n".join(details) + "\n\n</details>\n"
+        out += "\n<details><summary>Details: needs attention</summary>\n\n" + "\n".join(details) + "\n</details>\n"
     return out

@@ -211,8 +211,16 @@ def test_interrupt_during_rebase_is_recoverable_with_abort(proj: Path, tmp_path:
     for v in ("1.0", "2.0"):
         subprocess.run([*cmd, "import", v], check=True, env=env, capture_output=True)
     before = snapshot(proj)
-    for delay in (0.05, 0.15, 0.3, 0.5):
+    lock = proj / ".patchkit" / "lock"
+    for delay in (0.0, 0.02, 0.05, 0.1, 0.2):
+        stamp = lock.stat().st_mtime_ns if lock.exists() else 0
         proc = subprocess.Popen([*cmd, "rebase", "--onto", "2.0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        # Interrupt patchkit's own work, not the interpreter's start-up: wait for the lock.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            if lock.exists() and lock.stat().st_mtime_ns != stamp:
+                break
+            time.sleep(0.002)
         time.sleep(delay)
         proc.send_signal(signal.SIGINT)
         proc.wait(timeout=60)
