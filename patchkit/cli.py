@@ -87,13 +87,19 @@ def _parser() -> argparse.ArgumentParser:
 
     mat = sub.add_parser("matrix", help="series vs every tracked, imported release")
     mat.add_argument("versions", nargs="*")
-    mat.add_argument("--format", choices=("table", "json", "junit", "markdown"), default="table")
+    mat.add_argument("--format", choices=("table", "json", "junit", "markdown", "html"), default="table")
     mat.add_argument(
         "--fail-on",
         default="conflict,missing-target",
         metavar="STATUS,...",
         help="statuses that make the exit code 1 (default: conflict,missing-target)",
     )
+    mat.add_argument("-j", "--jobs", type=int, default=0, metavar="N", help="worker processes (default: one per CPU)")
+    mat.add_argument("--no-cache", action="store_true", help="neither read nor write .patchkit/cache/matrix")
+    mat.add_argument("--only-changed", metavar="REF", help="only patches/releases changed since this git ref")
+    mat.add_argument("--github-matrix", action="store_true", help="print a GitHub Actions strategy.matrix")
+    mat.add_argument("--group-size", type=int, default=1, metavar="N", help="releases per --github-matrix job")
+    mat.add_argument("--merge", nargs="+", metavar="RESULT.json", help="join per-job JSON results")
 
     reb = sub.add_parser("rebase", help="replay the series onto another release")
     group = reb.add_mutually_exclusive_group(required=True)
@@ -103,13 +109,46 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--abort", action="store_true", help="restore everything as before")
     group.add_argument("--status", action="store_true", help="show the rebase in progress")
     reb.add_argument("--json", action="store_true", help="JSON on stdout")
+    reb.add_argument(
+        "--diff", action="store_true", help="also show the +/- lines each patch changed (range-diff)"
+    )
+
+    bis = sub.add_parser("bisect", help="first imported release where a patch stops applying")
+    bis.add_argument("patch", help="a patch file name from patches/series")
+    bis.add_argument("--json", action="store_true", help="JSON on stdout")
 
     sub.add_parser("refresh", help="rewrite patches so they apply exactly to base")
+
+    aud = sub.add_parser("audit", help="list network listeners in the patched configs; fail on TCP loopback/wildcard")
+    aud.add_argument("version", nargs="?", help="release (default: base)")
+    aud.add_argument("--unpatched", action="store_true", help="audit the release as imported, without the series")
+    aud.add_argument("--strict", action="store_true", help="also fail on listeners left to unverified patches")
+    aud.add_argument("--json", action="store_true", help="JSON on stdout")
+
+    bld = sub.add_parser("build", help="write a Docker build context: FROM the release + the patched files")
+    bld.add_argument("version")
+    bld.add_argument("--out", required=True, metavar="DIR", help="the build context directory (replaced)")
+    bld.add_argument("--json", action="store_true", help="JSON on stdout")
 
     demo = sub.add_parser("demo", help="run the whole workflow on a built-in example, offline")
     demo.add_argument("--dir", help="where to build the example project (default: a temp dir)")
     demo.add_argument("--keep", action="store_true", help="keep the temp dir")
+    _global_options_after_command(sub)
     return p
+
+
+def _global_options_after_command(sub: Any) -> None:
+    """Let `patchkit check -q` mean `patchkit -q check`: people put flags anywhere."""
+    for command in sub.choices.values():
+        opts = command._option_string_actions
+        if "--project" not in opts:
+            command.add_argument("--project", default=argparse.SUPPRESS, metavar="DIR", help=argparse.SUPPRESS)
+        if "--store" not in opts:
+            command.add_argument("--store", default=argparse.SUPPRESS, metavar="DIR", help=argparse.SUPPRESS)
+        if "-q" not in opts:
+            command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        if "-v" not in opts:
+            command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
 def _fail_on(text: str) -> frozenset[PatchStatus]:
@@ -136,6 +175,9 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         from .demo import run_demo
 
         return run_demo(out=out, directory=args.dir, keep=args.keep)
+
+    if args.command == "matrix" and args.merge:
+        return _matrix_command(args, None, emit=emit, err=err)
 
     project = Project.open(args.project, store=args.store)
 
@@ -183,18 +225,7 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         return EXIT_ATTENTION if result.needs_attention else EXIT_OK
 
     if args.command == "matrix":
-        fail_on = _fail_on(args.fail_on)
-        matrix = project.matrix(args.versions or None)
-        if args.format == "json":
-            print(report.to_json(matrix))
-        elif args.format == "junit":
-            sys.stdout.write(report.matrix_junit(matrix, fail_on=fail_on))
-        elif args.format == "markdown":
-            sys.stdout.write(report.matrix_markdown(matrix))
-        if args.format == "table" or not quiet:
-            emit(report.matrix_table(matrix))
-        failed = any(cell.status in fail_on for cell in matrix.cells)
-        return EXIT_ATTENTION if failed else EXIT_OK
+        return _matrix_command(args, project, emit=emit, err=err)
 
     if args.command == "rebase":
         if args.onto:
@@ -214,7 +245,39 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         if args.json:
             print(report.to_json(rb))
         emit(report.rebase_table(rb))
+        if args.diff:
+            for p in rb.patches:
+                for change in p.changes:
+                    emit(f"{p.name}: {change.render()}")
         return EXIT_ATTENTION if rb.state is RebaseState.STOPPED else EXIT_OK
+
+    if args.command == "bisect":
+        from .bisect import bisect_patch, bisect_text
+
+        found = bisect_patch(project, args.patch)
+        if args.json:
+            print(report.to_json(found))
+        emit(bisect_text(found))
+        return EXIT_ATTENTION if found.needs_attention else EXIT_OK
+
+    if args.command == "audit":
+        from .audit import audit_release, render_audit
+
+        audit = audit_release(project, args.version, patched=not args.unpatched, strict=args.strict)
+        if args.json:
+            print(report.to_json(audit))
+        if not quiet:
+            show.print(render_audit(audit), markup=False, highlight=False, soft_wrap=True)
+        return EXIT_ATTENTION if audit.failed else EXIT_OK
+
+    if args.command == "build":
+        ctx = project.build_context(args.version, args.out)
+        for warning in ctx.warnings:
+            err.print(f"patchkit: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+        if args.json:
+            print(report.to_json(ctx))
+        emit(f"{args.out}: Dockerfile FROM {ctx.base_image}, {len(ctx.files)} file(s) in overlay/")
+        return EXIT_OK
 
     if args.command == "refresh":
         written = project.refresh()
@@ -222,6 +285,70 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         return EXIT_OK
 
     raise UsageError(f"unknown command {args.command}")
+
+
+def _matrix_command(args: argparse.Namespace, project: Project | None, *, emit: Any, err: Console) -> int:
+    """`matrix`: compute (or --merge), then render in the asked format; exit per --fail-on."""
+    import json
+
+    from . import matrix as matrix_mod
+
+    fail_on = _fail_on(args.fail_on)
+
+    def warn(message: str) -> None:
+        err.print(f"patchkit: warning: {message}", markup=False, highlight=False, soft_wrap=True)
+
+    if args.merge:
+        if args.versions or args.github_matrix or args.only_changed:
+            raise UsageError("--merge takes result files only (no VERSION, --github-matrix, --only-changed)")
+        order = None
+        with contextlib.suppress(PatchkitError):
+            order = [r.version for r in Project.open(args.project, store=args.store).versions.ordered()]
+        parts = matrix_mod.load_results(args.merge)
+        matrix = matrix_mod.merge_matrices(parts, names=[str(p) for p in args.merge], order=order)
+    else:
+        assert project is not None
+        patches: set[str] | None = None
+        releases: set[str] | None = None
+        if args.only_changed:
+            changed_p, changed_r = matrix_mod.changed_since(project, args.only_changed)
+            # Changed patches are checked on every release, changed releases with every patch.
+            patches = None if changed_r else changed_p
+            releases = None if changed_p else changed_r
+        if args.github_matrix:
+            vf = project.versions
+            labels = [r.version for r in vf.ordered() if not args.versions or r.version in args.versions]
+            for label in args.versions:
+                vf.release(label)
+            if releases is not None:
+                labels = [v for v in labels if v in releases]
+            print(json.dumps(matrix_mod.github_matrix(labels, group_size=args.group_size), sort_keys=True))
+            return EXIT_OK
+        versions = list(args.versions) or None
+        if releases is not None:
+            imported = project.imported()
+            versions = [v for v in (versions or project.versions.labels) if v in releases and v in imported]
+        if versions == []:
+            from .model import Matrix
+
+            matrix = Matrix(versions=(), patches=(), checks=())
+        else:
+            matrix = project.matrix(versions, jobs=args.jobs, cache=not args.no_cache, warn=warn)
+        if patches is not None:
+            matrix = matrix_mod.limit(matrix, patches=patches, versions=None)
+    if args.format == "json":
+        print(report.to_json(matrix))
+    elif args.format == "junit":
+        sys.stdout.write(report.matrix_junit(matrix, fail_on=fail_on))
+    elif args.format == "markdown":
+        sys.stdout.write(report.matrix_markdown(matrix))
+    elif args.format == "html":
+        from .html import matrix_html
+
+        sys.stdout.write(matrix_html(matrix))
+    emit(report.matrix_table(matrix))
+    failed = any(cell.status in fail_on for cell in matrix.cells)
+    return EXIT_ATTENTION if failed else EXIT_OK
 
 
 def _progress(err: Console, *, enabled: bool) -> tuple[Any, contextlib.AbstractContextManager[Any]]:
@@ -236,12 +363,19 @@ def _progress(err: Console, *, enabled: bool) -> tuple[Any, contextlib.AbstractC
     tasks: dict[int, Any] = {}
 
     def on_event(event: Any) -> None:
-        layer = getattr(event, "layer", 0)
+        # patchkit.images.ProgressEvent: layer (1-based), layers, read/total bytes of the blob.
+        layer = getattr(event, "layer", 1)
+        layers = getattr(event, "layers", 0)
         total = getattr(event, "total", None)
-        done = getattr(event, "done", getattr(event, "bytes_read", 0))
+        read = getattr(event, "read", 0)
         if layer not in tasks:
-            tasks[layer] = bar.add_task(f"layer {layer + 1}", total=total)
-        bar.update(tasks[layer], completed=done, total=total)
+            label = f"layer {layer}/{layers}" if layers else f"layer {layer}"
+            if getattr(event, "cached", False):
+                label += " (cached)"
+            tasks[layer] = bar.add_task(label, total=total)
+        if getattr(event, "done", False) and total is None:
+            total = read
+        bar.update(tasks[layer], completed=read, total=total)
 
     return on_event, bar
 

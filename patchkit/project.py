@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import versions as versions_mod
 from .engine import check_tree
@@ -15,6 +15,10 @@ from .model import CheckResult, ImportResult, Matrix, RebaseResult
 from .series import Patch, Series, parse_patch, parse_series
 from .store import Store
 from .versions import VersionsFile
+
+if TYPE_CHECKING:
+    from .build import BuildContext
+    from .images.source import Source
 
 __all__ = ["Project"]
 
@@ -132,7 +136,6 @@ class Project:
         """Import ``version`` from ``source`` (default: the TOML's) and record its digest."""
         from .images.source import parse_source
         from .importer import import_release
-
         from .rebase import Rebaser
 
         with self.lock():
@@ -140,7 +143,8 @@ class Project:
             Rebaser(self).guard()
             vf = self.versions
             rel = vf.release(version)
-            src = parse_source(source or vf.source_for(version))
+            # A source given here is relative to the CWD; one from the TOML, to the project.
+            src = parse_source(source) if source else self.resolve_source(vf.source_for(version))
             always = self.touched_paths()
             include = list(vf.upstream.include) or None
             result = import_release(
@@ -155,10 +159,29 @@ class Project:
                 expected_digest=rel.digest,
                 progress=progress,
             )
-            if rel.digest != result.digest:
+            # Model releases are rebuilt from moving Debian suites: their digest stays in the store.
+            if rel.digest != result.digest and rel.status is not versions_mod.ReleaseStatus.MODEL:
                 text = versions_mod.set_digest(self._read(self.versions_path), version, result.digest)
                 self.write_versions_text(text)
             return result
+
+    def resolve_source(self, text: str) -> Source:
+        """Parse a TOML ``source``; a relative path (oci:, docker-archive:, dir:, tar:) is
+        taken relative to the project directory, so commands work from any CWD."""
+        from dataclasses import replace
+
+        from .images.source import SourceKind, parse_source
+
+        src = parse_source(text)
+        if src.kind in (SourceKind.DOCKER, SourceKind.DOCKER_DAEMON) or Path(src.path).is_absolute():
+            return src
+        return replace(src, path=str(self.root / src.path))
+
+    def build_context(self, version: str, out: str | os.PathLike[str]) -> BuildContext:
+        """Write a Docker build context for ``version`` (see :mod:`patchkit.build`)."""
+        from .build import build_context
+
+        return build_context(self, version, out)
 
     def touched_paths(self) -> set[str]:
         """Every path any patch of the series reads or writes."""
@@ -180,27 +203,21 @@ class Project:
         with self.store.blob_reader() as reader:
             return check_tree(reader, version=version, tree=tree, patches=patches)
 
-    def matrix(self, versions: Sequence[str] | None = None) -> Matrix:
-        """Every requested (default: every tracked and imported) release x every patch."""
-        vf = self.versions
-        if versions:
-            labels = list(versions)
-            for label in labels:
-                self.release_tree(label)
-        else:
-            imported = self.imported()
-            labels = [r.version for r in vf.ordered() if r.version in imported]
-        patches = self.patches()
-        checks = []
-        with self.store.blob_reader() as reader:
-            for label in labels:
-                tree = self.release_tree(label)
-                checks.append(check_tree(reader, version=label, tree=tree, patches=patches))
-        return Matrix(
-            versions=tuple(labels),
-            patches=tuple(p.name for p in patches),
-            checks=tuple(checks),
-        )
+    def matrix(
+        self,
+        versions: Sequence[str] | None = None,
+        *,
+        jobs: int = 0,
+        cache: bool = True,
+        warn: Callable[[str], None] | None = None,
+    ) -> Matrix:
+        """Every requested (default: every tracked and imported) release x every patch.
+
+        Cached and parallel; see :func:`patchkit.matrix.compute_matrix`.
+        """
+        from .matrix import compute_matrix
+
+        return compute_matrix(self, versions, jobs=jobs, cache=cache, warn=warn)
 
     # -- rebase -------------------------------------------------------------
 
