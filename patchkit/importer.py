@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .errors import DigestMismatchError, StoreError
 from .images import open_image
+from .images.cache import LayerCache
 from .images.directory import scan_directory
 from .images.globs import Selector
 from .images.layers import DEFAULT_LIMITS, Limits, ProgressEvent, flatten
@@ -100,11 +101,15 @@ def import_release(
     progress: Callable[[ProgressEvent], None] | None = None,
     mirror: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    layer_cache: bool = True,
 ) -> ImportResult:
     """Import ``source`` as release ``version`` at `Store.release_ref(version)`.
 
     ``include``/``exclude`` globs make the import sparse (``always`` paths are kept
     regardless); ``expected_digest`` is the digest the project recorded, if any.
+    With ``layer_cache`` (the default), layers already in the store's layer cache
+    (`refs/patchkit/layers/`, keyed by diff_id) are replayed instead of read, and
+    the layers read are added to it.
     """
     if source.kind is SourceKind.DIR:
         scan = scan_directory(Path(source.path), str(source))
@@ -119,10 +124,11 @@ def import_release(
     with open_image(source, platform=platform, strip=strip, mirror=mirror) as plan:
         if _check_digest(store, version, plan.source, plan.digest, expected_digest):
             return _result(store, version, flat=None, reused=True)
+        cache = LayerCache(store) if layer_cache else None
         with store.fast_import() as fi:
             flat = flatten(
                 plan, fi, include=include, exclude=exclude, always=always,
-                limits=limits, progress=progress,
+                limits=limits, progress=progress, cache=cache,
             )
             _commit(
                 fi, version, flat, source=plan.source, digest=plan.digest,

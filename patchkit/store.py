@@ -139,21 +139,7 @@ class FastImport:
         parent: str | None = None,
     ) -> None:
         """Write a commit at ``ref`` whose tree is exactly ``files`` (path -> entry)."""
-        self._mark += 1
-        msg = message.encode("utf-8")
-        w = self._out.write
-        w(b"commit %s\n" % ref.encode())
-        w(b"mark :%d\n" % self._mark)
-        w(b"committer %s 0 +0000\n" % _IDENT.encode())
-        w(b"data %d\n" % len(msg))
-        w(msg + b"\n")
-        if parent:
-            w(b"from %s\n" % parent.encode())
-        w(b"deleteall\n")
-        for path in sorted(files):
-            entry = files[path]
-            w(b"M %o %s %s\n" % (entry.mode, entry.blob.encode(), _quote_path(path)))
-        w(b"\n")
+        self._commit(ref, message, parent=parent, changes=files, replace_all=True)
 
     def commit_changes(
         self,
@@ -167,6 +153,17 @@ class FastImport:
 
         Returns the commit's mark; `Store.fast_import(marks=...)` maps marks to ids.
         """
+        return self._commit(ref, message, parent=parent, changes=changes, replace_all=False)
+
+    def _commit(
+        self,
+        ref: str,
+        message: str,
+        *,
+        parent: str | None,
+        changes: Mapping[str, TreeEntry | None] | Mapping[str, TreeEntry],
+        replace_all: bool,
+    ) -> int:
         self._mark += 1
         msg = message.encode("utf-8")
         w = self._out.write
@@ -175,7 +172,10 @@ class FastImport:
         w(b"committer %s 0 +0000\n" % _IDENT.encode())
         w(b"data %d\n" % len(msg))
         w(msg + b"\n")
-        w(b"from %s\n" % parent.encode())
+        if parent:
+            w(b"from %s\n" % parent.encode())
+        if replace_all:
+            w(b"deleteall\n")
         for path in sorted(changes):
             entry = changes[path]
             if entry is None:
@@ -291,7 +291,12 @@ class Store:
         """
         extra = [f"--export-marks={marks}"] if marks else []
         proc = subprocess.Popen(
-            ["git", "--git-dir", str(self.path), "fast-import", "--quiet", "--done", "--force", *extra],
+            [
+                # No delta search and zlib level 1: 3x less CPU in git, flat memory
+                # whatever the blob sizes (measured in docs/import-benchmark.md).
+                "git", "--git-dir", str(self.path), "-c", "pack.compression=1", "fast-import",
+                "--quiet", "--done", "--force", "--big-file-threshold=1k", *extra,
+            ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
@@ -304,14 +309,16 @@ class Store:
             # Kill before "done": fast-import then updates no ref, so the store is unchanged.
             proc.kill()
             proc.wait()
-            if proc.stdin:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()
+            for pipe in (proc.stdin, proc.stderr):
+                if pipe:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
             raise
         with contextlib.suppress(BrokenPipeError):
             session.close()
         assert proc.stderr is not None
-        err = proc.stderr.read().decode("utf-8", "replace").strip()
+        with proc.stderr:
+            err = proc.stderr.read().decode("utf-8", "replace").strip()
         if proc.wait() != 0:
             raise StoreError(f"git fast-import failed: {err.splitlines()[-1] if err else '?'}")
 
@@ -326,9 +333,10 @@ class Store:
         try:
             yield BlobReader(proc)
         finally:
-            if proc.stdin:
-                with contextlib.suppress(OSError):
-                    proc.stdin.close()
+            for pipe in (proc.stdin, proc.stdout):
+                if pipe:
+                    with contextlib.suppress(OSError):
+                        pipe.close()
             proc.wait()
 
     # -- releases ------------------------------------------------------------
@@ -420,6 +428,26 @@ class Store:
             )
         return entries
 
+    def ref_targets(self, prefix: str) -> dict[str, str]:
+        """ref name -> object id, for every ref under ``prefix`` (one `git for-each-ref`)."""
+        out = self.git("for-each-ref", "--format=%(objectname) %(refname)", prefix).stdout.decode()
+        refs: dict[str, str] = {}
+        for line in out.splitlines():
+            oid, _, name = line.partition(" ")
+            if name:
+                refs[name] = oid
+        return refs
+
+    def missing_objects(self, oids: Iterable[str]) -> set[str]:
+        """Those of ``oids`` the repository lacks (one `git cat-file --batch-check`)."""
+        wanted = sorted(set(oids))
+        if not wanted:
+            return set()
+        proc = self.git("cat-file", "--batch-check", input="".join(o + "\n" for o in wanted).encode())
+        return {
+            line.split()[0] for line in proc.stdout.decode().splitlines() if line.endswith(" missing")
+        }
+
 
 class Worktree:
     """A linked worktree of the store, checked out sparsely on the paths patches touch."""
@@ -465,6 +493,31 @@ class Worktree:
 
     def dirty(self) -> bool:
         return bool(self.git("status", "--porcelain").stdout.strip())
+
+    def pick(self, commit: str, *, algorithm: str = "histogram") -> tuple[bool, str]:
+        """Like :meth:`cherry_pick`, with another diff algorithm (histogram, patience, minimal, myers)."""
+        proc = self.git(
+            "-c", "merge.conflictStyle=zdiff3", "-c", f"diff.algorithm={algorithm}",
+            "cherry-pick", "--no-commit", "--allow-empty", "-X", f"diff-algorithm={algorithm}",
+            commit, check=False,
+        )
+        msg = (proc.stderr + proc.stdout).decode("utf-8", "replace").strip()
+        return proc.returncode == 0, msg
+
+    def reset_soft(self, commit: str) -> None:
+        """Move HEAD to ``commit``, keeping the index and the files."""
+        self.git("reset", "-q", "--soft", commit)
+
+    def add_paths(self, paths: Iterable[str]) -> None:
+        selected = list(paths)
+        if selected:
+            self.git("add", "--sparse", "--", *selected)
+
+    def changed_paths(self, commit: str) -> list[str]:
+        """Files that differ from ``commit`` (staged, unstaged or untracked)."""
+        out = self.git("diff", "--name-only", "-z", commit).stdout
+        out += self.git("ls-files", "--others", "--exclude-standard", "-z").stdout
+        return sorted({p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p})
 
 
 def _enable_worktree_config(store: Store) -> None:

@@ -279,11 +279,17 @@ def build_docker_archive(
 ) -> Built:
     """A `docker save` tarball.
 
-    ``style``: "legacy" (`<id>/layer.tar`, `<config hex>.json`), "oci" (Docker 25+:
-    `blobs/sha256/...` plus index.json) or "skopeo-symlinks" (`<hex>.tar` files and
-    `<id>/layer.tar` symlinks to them, the manifest naming the symlinks).
-    ``compression`` gzips/zstds the layer members (as containerd-backed Docker does).
+    ``style``: "legacy" (Docker < 25: `<id>/layer.tar`, `<id>/json`, `<config hex>.json`,
+    `repositories`), "oci" (Docker 25+: `blobs/sha256/...` plus index.json, oci-layout,
+    manifest.json naming the blobs), "containerd" (Docker with the containerd image
+    store / `ctr export`: index.json -> an image index -> per-platform manifests, only
+    the chosen platform's blobs present, gzip layers), "crane" (`crane save`:
+    `<digest hex>.tar.gz` layers, config named `sha256:<hex>`) or "skopeo-symlinks"
+    (`<hex>.tar` files and `<id>/layer.tar` symlinks to them, the manifest naming the
+    symlinks). ``compression`` gzips/zstds the layer members.
     """
+    if style in ("containerd", "crane") and compression is None:
+        compression = "gzip"
     tars = [layer.tar() for layer in layers]
     diff_ids = [sha256(t) for t in tars]
     stored = [compress(t, compression) for t in tars]
@@ -293,7 +299,14 @@ def build_docker_archive(
     layer_names: list[str] = []
     digest = config_digest
     with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as tf:
-        if style == "oci":
+        if style == "crane":
+            config_name = config_digest  # literally "sha256:<hex>"
+            _add(tf, config_name, config)
+            for data in stored:
+                name = f"{sha256(data)[7:]}.tar.gz"
+                _add(tf, name, data)
+                layer_names.append(name)
+        elif style in ("oci", "containerd"):
             _add(tf, "oci-layout", _dumps({"imageLayoutVersion": "1.0.0"}))
             for data in stored:
                 name = f"blobs/sha256/{sha256(data)[7:]}"
@@ -314,11 +327,18 @@ def build_docker_archive(
             )
             digest = sha256(manifest)
             _add(tf, f"blobs/sha256/{digest[7:]}", manifest)
-            index = {
-                "schemaVersion": 2,
-                "mediaType": OCI_INDEX,
-                "manifests": [{"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest)}],
-            }
+            desc = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest)}
+            if style == "containerd":
+                # The image index as pushed, listing a platform whose blobs were not exported.
+                other = {"mediaType": OCI_MANIFEST, "digest": sha256(b"arm64 manifest"), "size": 14,
+                         "platform": _platform("linux/arm64")}
+                inner = _dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                                "manifests": [{**desc, "platform": _platform("linux/amd64")}, other]})
+                _add(tf, f"blobs/sha256/{sha256(inner)[7:]}", inner)
+                desc = {"mediaType": OCI_INDEX, "digest": sha256(inner), "size": len(inner),
+                        "annotations": {"io.containerd.image.name": f"docker.io/{tags[0]}",
+                                        "org.opencontainers.image.ref.name": tags[0].rpartition(":")[2]}}
+            index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc]}
             _add(tf, "index.json", _dumps(index))
         else:
             config_name = f"{config_digest[7:]}.json"
@@ -337,7 +357,12 @@ def build_docker_archive(
                 else:
                     raise ValueError(style)
                 _add(tf, f"{layer_id}/VERSION", b"1.0")
+                _add(tf, f"{layer_id}/json", _dumps({"id": layer_id}))
                 layer_names.append(f"{layer_id}/layer.tar")
+        if style in ("legacy", "oci") and tags:
+            repo, _, tag = tags[0].rpartition(":")
+            last = layer_names[-1].split("/")[-2] if style == "legacy" else digest[7:]
+            _add(tf, "repositories", _dumps({repo: {tag: last}}))
         _add(
             tf,
             "manifest.json",

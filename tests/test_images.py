@@ -320,7 +320,8 @@ def test_oci_layout_without_marker_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("style", "compression"),
-    [("legacy", None), ("oci", None), ("oci", "gzip"), ("skopeo-symlinks", None), ("legacy", "gzip")],
+    [("legacy", None), ("oci", None), ("oci", "gzip"), ("skopeo-symlinks", None), ("legacy", "gzip"),
+     ("containerd", "gzip"), ("crane", "gzip"), ("containerd", "zstd")],
 )
 def test_docker_archive_styles(tmp_path: Path, style: str, compression: str | None) -> None:
     layers = [Layer().dir("etc").file("etc/a", b"a").file("etc/b", b"b"), Layer().whiteout("etc/a")]

@@ -103,3 +103,206 @@ def test_tar_reimport_with_same_file_is_reused(tmp_path: Path) -> None:
     copy = tmp_path / "copy.tar"
     shutil.copy(built.path, copy)
     assert import_release(store, "t", parse_source(f"tar:{copy}")).reused
+
+
+# -- layer cache ---------------------------------------------------------------------
+
+
+def _tricky_lower() -> list[Layer]:
+    """Whiteouts, opaque dirs, hard links across layers, symlinked parents, setuid, empty dirs."""
+    l1 = (
+        Layer().dir("etc").file("etc/a", b"a").file("etc/b", b"b").dir("d").file("d/x", b"x")
+        .dir("d/sub").file("d/sub/y", b"y").dir("usr").dir("usr/bin")
+        .file("usr/bin/su", b"su", mode=0o4755).file("usr/bin/tool", b"t", mode=0o755)
+        .symlink("lnk", "usr").symlink("abs", "/etc").dir("empty", mode=0o700)
+        .dir("w").file("w/gone", b"g").fifo("run/fifo").device("dev/null", 1, 3)
+        .file("ping", b"p", xattrs={"security.capability": "\x01\x02"})
+    )
+    l2 = (
+        Layer().whiteout("etc/a").dir("d").opaque("d").file("d/new", b"n")
+        .hardlink("usr/hl", "usr/bin/tool").file("lnk/via-link", b"v", uid=33, gid=33)
+        .whiteout("w").file("abs/through-abs", b"ta")
+    )
+    l3 = Layer().file("etc/a", b"back").symlink("etc/b", "a").dir("empty2")
+    return [l1, l2, l3]
+
+
+def _store_state(store: Store, version: str) -> tuple[str, bytes | None]:
+    info = store.release(version)
+    assert info is not None
+    manifest = None
+    if info.manifest_blob:
+        with store.blob_reader() as reader:
+            manifest = reader.read(info.manifest_blob)
+    return info.tree, manifest
+
+
+TOP_A = Layer().file("etc/top", b"release A").hardlink("hl-top", "usr/bin/su")
+TOP_B = (
+    Layer().file("etc/top", b"release B").whiteout("etc/a").hardlink("usr/hl2", "usr/hl")
+    .file("lnk/bin/new", b"new", mode=0o2755).opaque("usr/bin").file("usr/bin/only", b"o")
+)
+
+
+def _release_b_without_lower_blobs(tmp_path: Path) -> tuple[str, str]:
+    """Release B (shares the lower layers with A) whose lower layer blobs are deleted."""
+    b = build_oci_layout(tmp_path / "b", [*_tricky_lower(), TOP_B], tag="b")
+    for digest in b.layers[:-1]:
+        (b.path / "blobs" / "sha256" / digest[7:]).unlink()
+    return b.source, b.digest
+
+
+def test_release_sharing_lower_layers_reads_only_its_new_layer(tmp_path: Path) -> None:
+    a = build_oci_layout(tmp_path / "a", [*_tricky_lower(), TOP_A], tag="a")
+    reference = build_oci_layout(tmp_path / "ref", [*_tricky_lower(), TOP_B], tag="b")
+    fresh = Store.open(tmp_path / "fresh")
+    import_release(fresh, "B", parse_source(reference.source), layer_cache=False)
+
+    store = Store.open(tmp_path / "store")
+    import_release(store, "A", parse_source(a.source))
+    source, _ = _release_b_without_lower_blobs(tmp_path)  # reading a lower layer would fail
+    events: list[ProgressEvent] = []
+    import_release(store, "B", parse_source(source), progress=events.append)
+    assert [e.layer for e in events if e.cached] == [1, 2, 3]
+    assert _store_state(store, "B") == _store_state(fresh, "B")
+
+
+def test_sparse_import_from_a_complete_cache_equals_sparse_from_blobs(tmp_path: Path) -> None:
+    a = build_oci_layout(tmp_path / "a", [*_tricky_lower(), TOP_A], tag="a")
+    reference = build_oci_layout(tmp_path / "ref", [*_tricky_lower(), TOP_B], tag="b")
+    sparse = {"include": ["etc/**", "usr/**"], "exclude": ["usr/bin/tool"], "always": ["d/new"]}
+    fresh = Store.open(tmp_path / "fresh")
+    import_release(fresh, "B", parse_source(reference.source), layer_cache=False, **sparse)  # type: ignore[arg-type]
+    store = Store.open(tmp_path / "store")
+    import_release(store, "A", parse_source(a.source))
+    source, _ = _release_b_without_lower_blobs(tmp_path)
+    import_release(store, "B", parse_source(source), **sparse)  # type: ignore[arg-type]
+    assert _store_state(store, "B") == _store_state(fresh, "B")
+
+
+def test_cache_written_by_a_sparse_import_does_not_serve_a_full_one(tmp_path: Path) -> None:
+    a = build_oci_layout(tmp_path / "a", [*_tricky_lower(), TOP_A], tag="a")
+    b = build_oci_layout(tmp_path / "b", [*_tricky_lower(), TOP_B], tag="b")
+    store = Store.open(tmp_path / "store")
+    import_release(store, "A", parse_source(a.source), include=["etc/**"])
+    import_release(store, "B", parse_source(b.source))  # reads every layer again, fully
+    fresh = Store.open(tmp_path / "fresh")
+    import_release(fresh, "B", parse_source(b.source), layer_cache=False)
+    assert _store_state(store, "B") == _store_state(fresh, "B")
+
+
+def test_same_globs_on_the_same_lower_layers_reuse_a_sparse_cache(tmp_path: Path) -> None:
+    a = build_oci_layout(tmp_path / "a", [*_tricky_lower(), TOP_A], tag="a")
+    store = Store.open(tmp_path / "store")
+    import_release(store, "A", parse_source(a.source), include=["etc/**"])
+    source, _ = _release_b_without_lower_blobs(tmp_path)
+    import_release(store, "B", parse_source(source), include=["etc/**"])
+    reference = build_oci_layout(tmp_path / "ref", [*_tricky_lower(), TOP_B], tag="b")
+    fresh = Store.open(tmp_path / "fresh")
+    import_release(fresh, "B", parse_source(reference.source), include=["etc/**"], layer_cache=False)
+    assert _store_state(store, "B") == _store_state(fresh, "B")
+
+
+def _corrupt_cache_entry(store: Store, diff_id: str, layer_json: bytes) -> None:
+    from patchkit.images.cache import layer_ref
+    from patchkit.store import MODE_FILE, TreeEntry
+
+    with store.fast_import() as fi:
+        fi.commit(layer_ref(diff_id), {"layer.json": TreeEntry(mode=MODE_FILE, blob=fi.blob(layer_json))}, "x\n")
+
+
+@pytest.mark.parametrize(
+    "layer_json",
+    [
+        b"{not json",
+        b'{"schema":1,"diff_id":"sha256:' + b"0" * 64 + b'","complete":true,"entries":[]}',
+        b'{"schema":1,"diff_id":"DIFF","complete":true,"entries":[["etc/x","f",420,0,0,1,"",0,0,null,"'
+        + b"1" * 40 + b'"]]}',
+        b'{"schema":1,"diff_id":"DIFF","complete":true,"entries":[["etc/x","f",-1]]}',
+        None,
+    ],
+    ids=["not-json", "other-diff-id", "missing-blob", "malformed-row", "no-layer-json"],
+)
+def test_corrupt_cache_entry_is_ignored_with_a_warning_and_recomputed(
+    tmp_path: Path, layer_json: bytes | None
+) -> None:
+    from patchkit.images.cache import LayerCacheWarning, layer_ref
+    from patchkit.store import MODE_FILE, TreeEntry
+
+    a = build_oci_layout(tmp_path / "a", [*_tricky_lower(), TOP_A], tag="a")
+    b = build_oci_layout(tmp_path / "b", [*_tricky_lower(), TOP_B], tag="b")
+    store = Store.open(tmp_path / "store")
+    import_release(store, "A", parse_source(a.source))
+    victim = b.diff_ids[1]
+    if layer_json is None:
+        with store.fast_import() as fi:
+            blob = fi.blob(b"x")
+            fi.commit(layer_ref(victim), {"other": TreeEntry(mode=MODE_FILE, blob=blob)}, "x\n")
+    else:
+        _corrupt_cache_entry(store, victim, layer_json.replace(b"DIFF", victim.encode()))
+    with pytest.warns(LayerCacheWarning, match=r"layer 2 \(sha256:[0-9a-f]{12}…\): layer cache entry"):
+        import_release(store, "B", parse_source(b.source))
+    fresh = Store.open(tmp_path / "fresh")
+    import_release(fresh, "B", parse_source(b.source), layer_cache=False)
+    assert _store_state(store, "B") == _store_state(fresh, "B")
+    # the entry was rewritten: a third import replays every shared layer without a warning
+    import warnings
+
+    c = build_oci_layout(tmp_path / "c", [*_tricky_lower(), Layer().file("c", b"c")], tag="c")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        events: list[ProgressEvent] = []
+        import_release(store, "C", parse_source(c.source), progress=events.append)
+    assert [e.layer for e in events if e.cached] == [1, 2, 3]
+
+
+def test_cached_layer_is_checked_against_the_new_lower_layers(tmp_path: Path) -> None:
+    from patchkit.errors import UnsafeLayerError
+
+    top = Layer().file("p/x", b"x")
+    safe = build_oci_layout(tmp_path / "safe", [Layer().dir("p"), top], tag="s")
+    store = Store.open(tmp_path / "store")
+    import_release(store, "safe", parse_source(safe.source))
+    # the same top layer over a lower layer that plants p -> ../.. must still be refused
+    hostile = build_oci_layout(tmp_path / "hostile", [Layer().symlink("p", "../.."), top], tag="h")
+    with pytest.raises(UnsafeLayerError, match=r"layer 2 .*entry 'p/x'.*climbs above the root"):
+        import_release(store, "hostile", parse_source(hostile.source))
+
+
+# -- progress on a terminal (the CLI's consumer of ProgressEvent) ----------------------
+
+
+def test_cli_progress_draws_one_bar_per_layer_on_a_terminal(tmp_path: Path) -> None:
+    import io
+
+    from rich.console import Console
+
+    from patchkit.cli import _progress
+
+    built = build_oci_layout(tmp_path / "img", [*LAYERS, Layer().file("big", b"x" * 300_000)], compression=None)
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=100, color_system=None)
+    callback, bar = _progress(console, enabled=True)
+    with bar:
+        import_release(Store.open(tmp_path / "store"), "1", parse_source(built.source), progress=callback)
+        tasks = list(bar.tasks)  # type: ignore[attr-defined]
+    assert [t.description for t in tasks] == ["layer 1/3", "layer 2/3", "layer 3/3"]
+    assert all(t.finished and t.completed == t.total for t in tasks)
+    assert tasks[2].total == len(Layer().file("big", b"x" * 300_000).tar())
+    assert "layer 3/3" in buf.getvalue()
+
+
+def test_cli_progress_is_silent_on_a_pipe_and_with_quiet(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from patchkit.cli import main
+    from tests.projectbuilder import make_project
+
+    built = build_oci_layout(tmp_path / "img", LAYERS, tag="1.0")
+    root = make_project(tmp_path, {"1.0": {}, "2.0": {}}, {}, base="1.0")
+    assert main(["--project", str(root), "import", "1.0", built.source]) == 0
+    _, err = capsys.readouterr()
+    assert "layer 1" not in err and "\x1b" not in err
+    assert main(["--project", str(root), "-q", "import", "2.0", built.source]) == 0
+    out, err = capsys.readouterr()
+    assert out == "" and err == ""

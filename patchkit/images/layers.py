@@ -18,13 +18,27 @@ import tarfile
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
-from typing import BinaryIO, Protocol
+from typing import Any, BinaryIO, Protocol
 
 import zstandard
 
 from ..errors import CorruptLayerError, DigestMismatchError, UnsafeLayerError
 from ..store import FastImport
 from .base import ImagePlan, LayerBlob
+from .cache import (
+    BLOCK,
+    CHAR,
+    DIR,
+    FIFO,
+    FILE,
+    HARDLINK,
+    SYMLINK,
+    Entry,
+    LayerCache,
+    Selection,
+    chain_ids,
+    entry_from_tar,
+)
 from .digests import hasher, short
 from .globs import Selector
 from .tree import FlatTree, Kind, Meta, Node, RootFS, entry_error, show_name
@@ -73,6 +87,7 @@ class ProgressEvent:
     read: int
     total: int | None  # None when the source does not know the size
     done: bool = False
+    cached: bool = False  # replayed from the layer cache: the blob was not read
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -95,25 +110,40 @@ class _Decoder(Protocol):
     def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
 
 
+def _gzip_module() -> Any:
+    """The fastest zlib-compatible inflater installed: python-isal (`patchkit[fast]`), else zlib."""
+    try:
+        from isal import isal_zlib  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        return zlib
+    return isal_zlib
+
+
+GZIP_MODULE: Any = _gzip_module()
+_DECODE_ERRORS: tuple[type[Exception], ...] = (
+    zlib.error, GZIP_MODULE.error, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError,
+)
+
+
 class _ZlibDecoder:
     def __init__(self) -> None:
-        self._d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+        self._d = GZIP_MODULE.decompressobj(16 + zlib.MAX_WBITS)
         self._tail = b""
 
     @property
     def eof(self) -> bool:
-        return self._d.eof
+        return bool(self._d.eof)
 
     @property
     def unused_data(self) -> bytes:
-        return self._d.unused_data
+        return bytes(self._d.unused_data)
 
     @property
     def needs_input(self) -> bool:
         return not self._tail
 
     def decompress(self, data: bytes, max_length: int = -1) -> bytes:
-        out = self._d.decompress(self._tail + data, max(max_length, 0))
+        out: bytes = self._d.decompress(self._tail + data, max(max_length, 0))
         self._tail = self._d.unconsumed_tail
         return out
 
@@ -239,7 +269,7 @@ class LayerStream:
                 raise self._corrupt(f"truncated {self.format} stream")
             try:
                 out = self._dec.decompress(data, _MAX_OUT)
-            except (zlib.error, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError) as e:
+            except _DECODE_ERRORS as e:
                 raise self._corrupt(f"corrupt {self.format} stream: {e}") from e
             if out:
                 return out
@@ -299,15 +329,6 @@ def split_name(name: str, where: str) -> list[str]:
     return parts
 
 
-def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes]:
-    prefix = "SCHILY.xattr."
-    return {
-        k[len(prefix) :]: v.encode("utf-8", "surrogateescape")
-        for k, v in member.pax_headers.items()
-        if k.startswith(prefix)
-    }
-
-
 def _chunks(f: BinaryIO, size: int) -> Iterator[bytes]:
     left = size
     while left > 0:
@@ -318,20 +339,21 @@ def _chunks(f: BinaryIO, size: int) -> Iterator[bytes]:
         yield data
 
 
+_KINDS = {CHAR: Kind.CHAR, BLOCK: Kind.BLOCK, FIFO: Kind.FIFO}
+
+
 class _Applier:
-    """Applies one layer's tar entries to the RootFS."""
+    """Applies one layer's entries (read from the tar, or replayed from the cache) to the RootFS."""
 
     def __init__(
         self,
         fs: RootFS,
-        fi: FastImport,
         select: Selector,
         *,
         where: str,
         strip: int,
     ) -> None:
         self.fs = fs
-        self.fi = fi
         self.select = select
         self.where = where
         self.strip = strip
@@ -347,16 +369,18 @@ class _Applier:
             parts = parts[self.strip :]
         return parts
 
-    def apply(self, tf: tarfile.TarFile, member: tarfile.TarInfo) -> None:
-        name = member.name
+    def apply(self, e: Entry, content: Callable[[], str] | None = None) -> None:
+        """Apply ``e``. A selected regular file gets its blob from ``content()`` (reading
+        the tar) or, when replaying the cache (``content`` None), from ``e.blob``."""
+        name = e.name
         parts = self.parts(name)
         if parts is None:
             return
         fs = self.fs
         if not parts:
-            if not member.isdir():
+            if e.type != DIR:
                 raise self.unsafe(name, "the root must be a directory")
-            fs.root.meta = Meta(mode=member.mode & 0o7777, uid=member.uid, gid=member.gid)
+            fs.root.meta = Meta(mode=e.mode, uid=e.uid, gid=e.gid)
             return
         base = parts[-1]
         for comp in parts[:-1]:
@@ -385,57 +409,55 @@ class _Applier:
         parent, ppath = found
         path = f"{ppath}/{base}" if ppath else base
         layer = fs.layer
-        meta = Meta(mode=member.mode & 0o7777, uid=member.uid, gid=member.gid, xattrs=_xattrs(member))
-        if member.isreg():
+        meta = Meta(mode=e.mode, uid=e.uid, gid=e.gid, xattrs=e.xattrs or {})
+        type_ = e.type
+        if type_ == FILE:
             if self.select(path):
-                f = tf.extractfile(member)
-                assert f is not None
-                try:
-                    meta.blob = self.fi.blob_stream(member.size, _chunks(f, member.size))  # type: ignore[arg-type]
-                except tarfile.TarError as e:
-                    raise CorruptLayerError(
-                        f"{self.where}: entry {show_name(name)}: truncated content: {e}"
-                    ) from e
-            meta.size = member.size
+                if content is not None:
+                    e.blob = content()
+                meta.blob = e.blob
+            meta.size = e.size
             fs.put(parent, base, Node(kind=Kind.FILE, layer=layer, meta=meta))
-        elif member.isdir():
+        elif type_ == DIR:
             fs.put(parent, base, Node(kind=Kind.DIR, layer=layer, meta=meta, children={}))
-        elif member.issym():
-            target = member.linkname
-            if "\0" in target:
+        elif type_ == SYMLINK:
+            if "\0" in e.link:
                 raise self.unsafe(name, "NUL in symlink target")
-            fs.put(parent, base, Node(kind=Kind.SYMLINK, layer=layer, meta=meta, target=target))
-        elif member.islnk():
-            self.hardlink(member, parent, base, path)
-        elif member.ischr() or member.isblk() or member.isfifo():
-            kind = Kind.CHAR if member.ischr() else Kind.BLOCK if member.isblk() else Kind.FIFO
-            meta.major, meta.minor = member.devmajor, member.devminor
-            fs.put(parent, base, Node(kind=kind, layer=layer, meta=meta))
+            fs.put(parent, base, Node(kind=Kind.SYMLINK, layer=layer, meta=meta, target=e.link))
+        elif type_ == HARDLINK:
+            self.hardlink(e, parent, base, path)
+        elif type_ in _KINDS:
+            meta.major, meta.minor = e.major, e.minor
+            fs.put(parent, base, Node(kind=_KINDS[type_], layer=layer, meta=meta))
         else:
-            raise self.unsafe(name, f"unsupported tar entry type {member.type!r}")
+            raise self.unsafe(name, f"unsupported tar entry type {e.raw_type!r}")
 
-    def hardlink(self, member: tarfile.TarInfo, parent: Node, base: str, path: str) -> None:
-        name = member.name
+    def hardlink(self, e: Entry, parent: Node, base: str, path: str) -> None:
+        name = e.name
         try:
-            tparts = self.parts(member.linkname)
+            tparts = self.parts(e.link)
         except UnsafeLayerError:
             raise self.unsafe(
-                name, f"hard link target {show_name(member.linkname)} is outside the root"
+                name, f"hard link target {show_name(e.link)} is outside the root"
             ) from None
         if not tparts:
-            raise self.unsafe(name, f"hard link target {show_name(member.linkname)} is not a file")
+            raise self.unsafe(name, f"hard link target {show_name(e.link)} is not a file")
         found = self.fs.lookup(tparts, name)
         if found is None:
-            raise self.unsafe(name, f"hard link target {show_name(member.linkname)} does not exist")
+            raise self.unsafe(name, f"hard link target {show_name(e.link)} does not exist")
         target, tpath = found
         if target.kind is not Kind.FILE:
             raise self.unsafe(
-                name, f"hard link target {show_name(member.linkname)} is a {target.kind.value}, not a file"
+                name, f"hard link target {show_name(e.link)} is a {target.kind.value}, not a file"
             )
         if tpath == path:
             return
         # The link shares its target's inode: its own mode/owner in the tar are ignored.
         self.fs.put(parent, base, Node(kind=Kind.FILE, layer=self.fs.layer, meta=target.meta))
+
+
+def _where(layer: LayerBlob, index: int) -> str:
+    return f"layer {index} ({short(layer.digest)})"
 
 
 def read_layer(
@@ -448,12 +470,16 @@ def read_layer(
     select: Selector,
     limits: Limits,
     progress: Callable[[ProgressEvent], None] | None = None,
+    record: list[Entry] | None = None,
 ) -> None:
-    """Apply one layer (index is 1-based) to ``fs``, verifying its digest and diff_id."""
-    where = f"layer {index} ({short(layer.digest)})"
+    """Apply one layer (index is 1-based) to ``fs``, verifying its digest and diff_id.
+
+    With ``record``, every entry applied is appended to it (for the layer cache).
+    """
+    where = _where(layer, index)
     fs.start_layer(index, where)
     strip = layer.strip if isinstance(layer, TarballLayer) else 0
-    applier = _Applier(fs, fi, select, where=where, strip=strip)
+    applier = _Applier(fs, select, where=where, strip=strip)
 
     def report(read: int, done: bool = False) -> None:
         if progress is not None:
@@ -492,7 +518,21 @@ def read_layer(
                 entries += 1
                 if entries > limits.max_entries:
                     raise CorruptLayerError(f"{where}: more than {limits.max_entries} entries")
-                applier.apply(tf, member)
+                entry = entry_from_tar(member)
+
+                def content(member: tarfile.TarInfo = member, name: str = entry.name) -> str:
+                    f = tf.extractfile(member)
+                    assert f is not None
+                    try:
+                        return fi.blob_stream(member.size, _chunks(f, member.size))
+                    except tarfile.TarError as e:
+                        raise CorruptLayerError(
+                            f"{where}: entry {show_name(name)}: truncated content: {e}"
+                        ) from e
+
+                applier.apply(entry, content)
+                if record is not None:
+                    record.append(entry)
         except tarfile.TarError as e:
             raise CorruptLayerError(f"{where}: corrupt tar stream: {e}") from e
         stream.drain()
@@ -509,6 +549,14 @@ def read_layer(
     report(stream.raw_bytes, done=True)
 
 
+def replay_layer(fs: RootFS, entries: Sequence[Entry], *, index: int, where: str, select: Selector) -> None:
+    """Apply a cached layer: the same rules, no blob read (metadata only)."""
+    fs.start_layer(index, where)
+    applier = _Applier(fs, select, where=where, strip=0)
+    for entry in entries:
+        applier.apply(entry)
+
+
 def read_layers(
     plan: ImagePlan,
     fi: FastImport,
@@ -516,15 +564,42 @@ def read_layers(
     select: Selector | None = None,
     limits: Limits = DEFAULT_LIMITS,
     progress: Callable[[ProgressEvent], None] | None = None,
+    cache: LayerCache | None = None,
+    selection: Selection | None = None,
 ) -> RootFS:
-    """Every layer of ``plan`` applied in order (lowest first) to a fresh RootFS."""
+    """Every layer of ``plan`` applied in order (lowest first) to a fresh RootFS.
+
+    With ``cache``, layers found there are replayed instead of read, and layers
+    read are recorded there (``selection`` says which contents were stored).
+    """
     fs = RootFS()
     select = select or Selector()
-    for i, layer in enumerate(plan.layers, start=1):
+    selection = selection or Selection(fingerprint=None)
+    count = len(plan.layers)
+    chains = chain_ids([layer.diff_id for layer in plan.layers])
+    for i, (layer, chain) in enumerate(zip(plan.layers, chains, strict=True), start=1):
+        where = _where(layer, i)
+        cached = None
+        if cache is not None and not isinstance(layer, TarballLayer):
+            cached = cache.load(layer.diff_id, chain=chain, selection=selection, where=where)
+        if cached is not None:
+            replay_layer(fs, cached, index=i, where=where, select=select)
+            if progress is not None:
+                size = layer.size or 0
+                progress(
+                    ProgressEvent(
+                        layer=i, layers=count, digest=layer.digest, read=size, total=layer.size,
+                        done=True, cached=True,
+                    )
+                )
+            continue
+        record: list[Entry] | None = [] if cache is not None and layer.diff_id else None
         read_layer(
-            fs, fi, layer, index=i, count=len(plan.layers), select=select, limits=limits,
-            progress=progress,
+            fs, fi, layer, index=i, count=count, select=select, limits=limits,
+            progress=progress, record=record,
         )
+        if cache is not None and record is not None and layer.diff_id is not None:
+            cache.save(fi, layer.diff_id, record, chain=chain, selection=selection)
     return fs
 
 
@@ -537,13 +612,18 @@ def flatten(
     always: Collection[str] = (),
     limits: Limits = DEFAULT_LIMITS,
     progress: Callable[[ProgressEvent], None] | None = None,
+    cache: LayerCache | None = None,
 ) -> FlatTree:
     """Stream every layer of ``plan`` into ``fi`` and return the flattened tree.
 
     With ``include``/``exclude`` globs only the selected regular files are read
     into the store (the others are skipped in the stream); whiteouts, links and
-    directories are still tracked for every path.
+    directories are still tracked for every path. With ``cache`` (a `LayerCache`
+    of the store ``fi`` writes to), cached layers cost metadata only.
     """
     select = Selector(include, exclude, always)
-    fs = read_layers(plan, fi, select=select, limits=limits, progress=progress)
+    selection = Selection.of(include, exclude, sorted(always))
+    fs = read_layers(
+        plan, fi, select=select, limits=limits, progress=progress, cache=cache, selection=selection,
+    )
     return fs.flatten(fi.blob, select)

@@ -1,0 +1,259 @@
+"""The layer cache: each layer, keyed by its diff_id, kept in the store for reuse.
+
+A layer is cached as the list of its tar entries in order (name, type, mode,
+owner, link target, xattrs and, for regular files, the git blob id of the
+content already in the store): exactly what the flattener consumes, without the
+bytes. Replaying that list through the same flattener code gives the same tree
+as reading the blob, but costs metadata only, so a new release that shares lower
+layers only reads its new ones.
+
+Each entry is a commit at `refs/patchkit/layers/<alg>/<hex of diff_id>` whose tree
+holds `layer.json` (the entries) and `blobs/<xx>/<38 hex>` (every content blob,
+which keeps them reachable). An entry written by a full import is *complete* and
+serves any later import, sparse or not; one written by a sparse import lacks the
+unselected contents, so it only serves an import with the same selection on the
+same lower layers (same chain id). A corrupt entry is reported with a
+`LayerCacheWarning` and the layer is read again.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import tarfile
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..store import MODE_FILE, FastImport, Store, TreeEntry
+from .digests import short
+
+__all__ = [
+    "CACHE_SCHEMA",
+    "LAYER_PREFIX",
+    "Entry",
+    "LayerCache",
+    "LayerCacheWarning",
+    "Selection",
+    "chain_ids",
+    "entry_from_tar",
+]
+
+CACHE_SCHEMA = 1
+LAYER_PREFIX = "refs/patchkit/layers/"
+
+# One letter a tar entry type; "?" (unsupported) is never cached: it fails the import.
+FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCK, FIFO, OTHER = "f", "d", "s", "h", "c", "b", "p", "?"
+_TYPES = frozenset({FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCK, FIFO})
+_OID = re.compile(r"\A[0-9a-f]{40}\Z")
+
+
+class LayerCacheWarning(UserWarning):
+    """A cache entry could not be used; the layer was read from its blob instead."""
+
+
+@dataclass(slots=True, kw_only=True)
+class Entry:
+    """One tar entry as the flattener needs it (content replaced by its blob id)."""
+
+    name: str
+    type: str  # one of FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCK, FIFO, OTHER
+    mode: int
+    uid: int = 0
+    gid: int = 0
+    size: int = 0
+    link: str = ""  # symlink target or hard-link target name
+    major: int = 0
+    minor: int = 0
+    xattrs: dict[str, bytes] | None = None
+    blob: str | None = None  # regular files: git blob id (None: content not stored)
+    raw_type: bytes = b""  # for the message about an unsupported type
+
+    def row(self) -> list[Any]:
+        xattrs = {k: base64.b64encode(v).decode() for k, v in self.xattrs.items()} if self.xattrs else None
+        return [self.name, self.type, self.mode, self.uid, self.gid, self.size, self.link,
+                self.major, self.minor, xattrs, self.blob]
+
+    @classmethod
+    def from_row(cls, row: Any) -> Entry:
+        """Parse one cached row; ValueError if it is not exactly what `row` writes."""
+        if not isinstance(row, list) or len(row) != 11:
+            raise ValueError("malformed entry")
+        name, type_, mode, uid, gid, size, link, major, minor, xattrs, blob = row
+        if not (isinstance(name, str) and isinstance(link, str) and type_ in _TYPES):
+            raise ValueError("malformed entry")
+        if not all(type(v) is int and v >= 0 for v in (mode, uid, gid, size, major, minor)):
+            raise ValueError(f"malformed numbers in entry {name!r}")
+        if blob is not None and (type_ != FILE or not isinstance(blob, str) or not _OID.match(blob)):
+            raise ValueError(f"malformed blob id in entry {name!r}")
+        xa: dict[str, bytes] | None = None
+        if xattrs is not None:
+            if not isinstance(xattrs, dict):
+                raise ValueError(f"malformed xattrs in entry {name!r}")
+            xa = {str(k): base64.b64decode(str(v), validate=True) for k, v in xattrs.items()}
+        return cls(name=name, type=type_, mode=mode, uid=uid, gid=gid, size=size, link=link,
+                   major=major, minor=minor, xattrs=xa, blob=blob)
+
+
+def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes] | None:
+    prefix = "SCHILY.xattr."
+    found = {
+        k[len(prefix) :]: v.encode("utf-8", "surrogateescape")
+        for k, v in member.pax_headers.items()
+        if k.startswith(prefix)
+    }
+    return found or None
+
+
+def entry_from_tar(member: tarfile.TarInfo) -> Entry:
+    """The Entry of a tar header (content not read yet: ``blob`` is None)."""
+    if member.isreg():
+        type_ = FILE
+    elif member.isdir():
+        type_ = DIR
+    elif member.issym():
+        type_ = SYMLINK
+    elif member.islnk():
+        type_ = HARDLINK
+    elif member.ischr():
+        type_ = CHAR
+    elif member.isblk():
+        type_ = BLOCK
+    elif member.isfifo():
+        type_ = FIFO
+    else:
+        type_ = OTHER
+    dev = type_ in (CHAR, BLOCK)
+    return Entry(
+        name=member.name, type=type_, mode=member.mode & 0o7777, uid=member.uid, gid=member.gid,
+        size=member.size if type_ == FILE else 0,
+        link=member.linkname if type_ in (SYMLINK, HARDLINK) else "",
+        major=member.devmajor if dev else 0, minor=member.devminor if dev else 0,
+        xattrs=_xattrs(member), raw_type=member.type,
+    )
+
+
+def chain_ids(diff_ids: Sequence[str | None]) -> list[str | None]:
+    """OCI ChainIDs: layer n's identity together with every layer below it."""
+    out: list[str | None] = []
+    chain: str | None = None
+    for i, diff_id in enumerate(diff_ids):
+        if diff_id is None or (i and chain is None):
+            chain = None
+        elif chain is None:
+            chain = diff_id
+        else:
+            chain = "sha256:" + hashlib.sha256(f"{chain} {diff_id}".encode()).hexdigest()
+        out.append(chain)
+    return out
+
+
+def layer_ref(diff_id: str) -> str:
+    alg, _, hexpart = diff_id.partition(":")
+    return f"{LAYER_PREFIX}{alg}/{hexpart}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Selection:
+    """What a sparse import keeps, as a fingerprint (None: everything)."""
+
+    fingerprint: str | None
+
+    @classmethod
+    def of(cls, include: Sequence[str] | None, exclude: Sequence[str], always: Sequence[str]) -> Selection:
+        if include is None and not exclude:
+            return cls(fingerprint=None)
+        doc = json.dumps([include, list(exclude), sorted(always)], sort_keys=True)
+        return cls(fingerprint="sha256:" + hashlib.sha256(doc.encode()).hexdigest())
+
+
+class LayerCache:
+    """Reads and writes cached layers in ``store`` (`refs/patchkit/layers/...`)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._refs = store.ref_targets(LAYER_PREFIX)
+        self.hits = 0
+        self.misses = 0
+
+    def _warn(self, where: str, diff_id: str, why: str) -> None:
+        warnings.warn(
+            LayerCacheWarning(
+                f"{where}: layer cache entry {short(diff_id)} is unusable ({why}); reading the layer"
+            ),
+            stacklevel=3,
+        )
+
+    def load(
+        self, diff_id: str | None, *, chain: str | None, selection: Selection, where: str
+    ) -> list[Entry] | None:
+        """The cached entries of the layer ``diff_id``, or None (not cached, unusable)."""
+        if diff_id is None:
+            return None
+        ref = layer_ref(diff_id)
+        commit = self._refs.get(ref)
+        if commit is None:
+            self.misses += 1
+            return None
+        proc = self.store.git("cat-file", "blob", f"{commit}:layer.json", check=False)
+        data = proc.stdout if proc.returncode == 0 else None
+        if data is None:
+            self._warn(where, diff_id, "no layer.json")
+            self.misses += 1
+            return None
+        try:
+            doc = json.loads(data)
+            if not isinstance(doc, dict) or doc.get("schema") != CACHE_SCHEMA:
+                raise ValueError("unknown schema")
+            if doc.get("diff_id") != diff_id:
+                raise ValueError(f"it describes {doc.get('diff_id')!r}")
+            rows = doc["entries"]
+            if not isinstance(rows, list):
+                raise ValueError("malformed entries")
+            complete = doc.get("complete") is True
+            if not complete and (
+                doc.get("chain") != chain or doc.get("selection") != selection.fingerprint
+            ):
+                self.misses += 1
+                return None  # a sparse entry for other lower layers or globs: not an error
+            entries = [Entry.from_row(r) for r in rows]
+        except (ValueError, KeyError, TypeError) as e:
+            self._warn(where, diff_id, str(e) or type(e).__name__)
+            self.misses += 1
+            return None
+        missing = self.store.missing_objects({e.blob for e in entries if e.blob is not None})
+        if missing:
+            self._warn(where, diff_id, f"{len(missing)} blob(s) missing, e.g. {min(missing)}")
+            self.misses += 1
+            return None
+        self.hits += 1
+        return entries
+
+    def save(
+        self,
+        fi: FastImport,
+        diff_id: str,
+        entries: Sequence[Entry],
+        *,
+        chain: str | None,
+        selection: Selection,
+    ) -> None:
+        """Record ``entries`` (with their blob ids) as the cache entry of ``diff_id``."""
+        complete = selection.fingerprint is None
+        doc = {
+            "schema": CACHE_SCHEMA,
+            "diff_id": diff_id,
+            "complete": complete,
+            "chain": None if complete else chain,
+            "selection": selection.fingerprint,
+            "entries": [e.row() for e in entries],
+        }
+        data = json.dumps(doc, separators=(",", ":")).encode("ascii")
+        files = {"layer.json": TreeEntry(mode=MODE_FILE, blob=fi.blob(data))}
+        for e in entries:
+            if e.blob is not None:
+                files[f"blobs/{e.blob[:2]}/{e.blob[2:]}"] = TreeEntry(mode=MODE_FILE, blob=e.blob)
+        fi.commit(layer_ref(diff_id), files, f"patchkit: layer cache {diff_id}\n")
