@@ -10,6 +10,7 @@ import argparse
 import contextlib
 import os
 import sys
+import warnings
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -384,6 +385,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (never raises, never prints a traceback)."""
     out = Console(highlight=False)
     err = Console(stderr=True, highlight=False)
+    with warnings.catch_warnings():
+        # The library warns (e.g. a corrupt cache entry, recomputed); people get one line.
+        warnings.showwarning = lambda message, *_args, **_kw: err.print(
+            f"patchkit: warning: {message}", markup=False, highlight=False, soft_wrap=True
+        )
+        return _main(argv, out, err)
+
+
+def _main(argv: Sequence[str] | None, out: Console, err: Console) -> int:
     try:
         parser = _parser()
         try:

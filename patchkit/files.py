@@ -12,7 +12,34 @@ from pathlib import Path
 
 from .errors import LockedError, PatchkitError
 
-__all__ = ["atomic_write", "project_lock"]
+__all__ = ["atomic_write", "checkpoint", "project_lock"]
+
+_checkpoints = 0
+
+
+def checkpoint(name: str) -> None:
+    """A named step of a multi-step change, for fault-injection tests (a no-op otherwise).
+
+    ``PATCHKIT_TEST_KILL_AT=N`` makes the Nth checkpoint of the process SIGKILL the process
+    itself; ``PATCHKIT_TEST_CHECKPOINTS=FILE`` appends each checkpoint's name to FILE;
+    ``PATCHKIT_TEST_ENOSPC=TEXT`` makes a checkpoint whose name contains TEXT raise ENOSPC.
+    """
+    global _checkpoints
+    env = os.environ
+    if not ("PATCHKIT_TEST_KILL_AT" in env or "PATCHKIT_TEST_CHECKPOINTS" in env or "PATCHKIT_TEST_ENOSPC" in env):
+        return
+    _checkpoints += 1
+    log = env.get("PATCHKIT_TEST_CHECKPOINTS")
+    if log:
+        with open(log, "a", encoding="utf-8") as f:
+            f.write(f"{_checkpoints} {name}\n")
+    if env.get("PATCHKIT_TEST_KILL_AT") == str(_checkpoints):
+        import signal
+
+        os.kill(os.getpid(), signal.SIGKILL)
+    enospc = env.get("PATCHKIT_TEST_ENOSPC")
+    if enospc and enospc in name:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
 def atomic_write(path: Path, data: bytes) -> None:
@@ -30,10 +57,12 @@ def atomic_write(path: Path, data: bytes) -> None:
     try:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
         with os.fdopen(fd, "wb") as f:
+            checkpoint(f"write {path.name}")
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp_name, mode)
+        checkpoint(f"rename {path.name}")
         os.replace(tmp_name, path)
     except BaseException as e:
         # Ctrl-C included: never leave a temp file beside the real one.

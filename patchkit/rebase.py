@@ -19,14 +19,17 @@ from typing import TYPE_CHECKING, Any
 
 from .diff import apply_patch
 from .errors import RebaseStateError
-from .files import atomic_write
+from .files import atomic_write, checkpoint
+from .merge import merge3
 from .model import (
+    ChangeLine,
     PatchStatus,
     RebasePatchResult,
     RebaseResult,
     RebaseState,
 )
-from .series import Patch, parse_patch, patch_applies_to, render_patch
+from .rangediff import change_lines, change_present, content_change_set
+from .series import Patch, parse_patch, patch_applies_to, render_patch, split_lines
 from .store import MODE_FILE, Store, TreeEntry, Worktree, worktree_add, worktree_remove
 from .versions import parse_versions, set_base
 
@@ -40,6 +43,11 @@ REBASE_REFS = "refs/patchkit/rebase/"
 _STATE_SCHEMA = 1
 _MARKER = re.compile(rb"^(<{7} |>{7} |\|{7} |={7}$)", re.M)
 _DIFF_NOISE = re.compile(rb"^(?:@@ .*|index .*)$", re.M)
+# A hunk that lands this many lines away from where the old patch put it is flagged.
+LARGE_OFFSET = 100
+# Tried in this order when the default (histogram) 3-way merge conflicts.
+_RETRY_ALGORITHMS = ("patience", "minimal")
+b_nl = b"\n"
 
 
 def _sha256(data: bytes) -> str:
@@ -123,7 +131,15 @@ class Rebaser:
         return state
 
     def _save(self, state: dict[str, Any]) -> None:
+        checkpoint("save state")
         atomic_write(self.state_path, json.dumps(state, indent=2, sort_keys=True).encode())
+        checkpoint("state saved")
+
+    def _sweep_temps(self) -> None:
+        """Remove temp files an interrupted atomic write left beside the project's files."""
+        for path in self._project_files():
+            for tmp in path.parent.glob(f".{path.name}.*.tmp"):
+                tmp.unlink(missing_ok=True)
 
     def in_progress(self) -> bool:
         return self.state_path.exists()
@@ -142,7 +158,11 @@ class Rebaser:
     def _project_files(self) -> list[Path]:
         files = [self.project.versions_path, self.project.series_path]
         if self.project.patches_dir.is_dir():
-            files += sorted(p for p in self.project.patches_dir.iterdir() if p.is_file())
+            files += sorted(
+                p
+                for p in self.project.patches_dir.iterdir()
+                if p.is_file() and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+            )
         return files
 
     def _backup(self) -> dict[str, str | None]:
@@ -154,7 +174,7 @@ class Rebaser:
                 data = path.read_bytes()
                 digest = _sha256(data)
                 target = self.backup_dir / digest
-                if not target.exists():
+                if not target.exists() or target.read_bytes() != data:
                     atomic_write(target, data)
                 manifest[rel] = digest
             else:
@@ -172,13 +192,8 @@ class Rebaser:
             if not path.exists() or path.read_bytes() != data:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 atomic_write(path, data)
-        # Files created by an interrupted refresh that were not there before.
-        if self.project.patches_dir.is_dir():
-            known = set(manifest)
-            for path in self.project.patches_dir.iterdir():
-                rel = str(path.relative_to(self.project.root))
-                if rel not in known and path.name.startswith(".") and path.name.endswith(".tmp"):
-                    path.unlink()
+        # Temp files of an interrupted write that were not there before.
+        self._sweep_temps()
 
     # -- building the series on base -----------------------------------------
 
@@ -232,12 +247,13 @@ class Rebaser:
             self.guard()
             if self.dir.exists():
                 self._tidy()  # leftovers of a completed rebase that was interrupted while tidying
+            self._sweep_temps()
             vf = project.versions
             vf.release(onto)
             base = vf.base
             if onto == base:
                 raise RebaseStateError(f"the series is already based on {onto}")
-            base_tree = project.release_tree(base)
+            project.release_tree(base)
             project.release_tree(onto)
             base_info = self.store.release(base)
             onto_info = self.store.release(onto)
@@ -255,10 +271,12 @@ class Rebaser:
                     f"the series does not apply to its base {base}: {', '.join(bad)}; "
                     f"fix these first (patchkit check {base})"
                 )
-            del base_tree
             self.dir.mkdir(parents=True, exist_ok=True)
+            checkpoint("backup")
             backup = self._backup()
+            checkpoint("series commits")
             commits = self._series_commits(base_info.commit, patches, base)
+            checkpoint("series committed")
             state: dict[str, Any] = {
                 "schema": _STATE_SCHEMA,
                 "base": base,
@@ -268,6 +286,7 @@ class Rebaser:
                 "phase": "replaying",
                 "current": 0,
                 "head": onto_info.commit,
+                "worktree_ready": False,
                 "backup": backup,
                 "patches": [
                     {
@@ -279,46 +298,66 @@ class Rebaser:
                         "files": sorted({fp.path for fp in p.files}),
                         "conflicts": [],
                         "message": "" if c else f"Upstream-Versions excludes {base}",
+                        "risk": [],
+                        "changes": [],
                     }
                     for p, c in zip(patches, commits, strict=True)
                 ],
             }
             self._save(state)
-            touched = {fp.path for p in patches for fp in p.files}
-            worktree_add(self.store, self.worktree_path, onto_info.commit, touched)
+            self._make_worktree(state)
             return self._run(state)
+
+    def _make_worktree(self, state: dict[str, Any]) -> None:
+        """(Re)create the worktree at the recorded head; recorded as ready only once complete."""
+        checkpoint("worktree")
+        worktree_remove(self.store, self.worktree_path)
+        touched = {f for p in state["patches"] for f in p["files"]}
+        worktree_add(self.store, self.worktree_path, state["head"], touched)
+        checkpoint("worktree added")
+        state["worktree_ready"] = True
+        self._save(state)
 
     def resume(self) -> RebaseResult:
         with self.project.lock():
             state = self._require()
+            self._sweep_temps()
             wt = Worktree(self.store, self.worktree_path)
+            if not state.get("worktree_ready", True) or not self.worktree_path.exists():
+                if state["phase"] == "stopped":
+                    raise RebaseStateError(
+                        f"the rebase worktree {self.worktree_path} is gone; "
+                        "run patchkit rebase --abort and start again"
+                    )
+                self._make_worktree(state)
             if state["phase"] == "stopped":
                 entry = state["patches"][state["current"]]
                 self._check_resolved(wt, entry)
+                self._check_clean(wt, state, entry)
+                checkpoint("continue: add")
                 wt.add_all()
                 wt.quit_pick()
+                # A kill after the commit below moved HEAD: count from the recorded head.
+                wt.reset_soft(state["head"])
                 if wt.index_matches_head():
                     entry["status"] = PatchStatus.ALREADY_APPLIED.value
                     entry["message"] = "resolved to no change"
                 else:
+                    checkpoint("continue: commit")
                     entry["result"] = wt.commit(self._message(entry["name"]))
+                    checkpoint("continue: committed")
                     entry["status"] = PatchStatus.MERGED.value
                     entry["message"] = "conflict resolved by hand"
+                    entry["changes"] = [c.to_dict() for c in self._changes(entry, entry["result"])]
                     state["head"] = entry["result"]
                 state["current"] += 1
                 state["phase"] = "replaying"
                 self._save(state)
-            elif state["phase"] == "replaying" and self.worktree_path.exists():
-                if wt.unmerged():
-                    state["phase"] = "stopped"
-                    self._save(state)
-                    return self._result(state)
-                # Interrupted between steps: redo the current one from the last good head.
+            elif state["phase"] == "replaying":
+                # Interrupted within a step: redo it from the last recorded head.
+                checkpoint("redo step")
                 wt.quit_pick()
                 wt.reset_hard(state["head"])
-            elif state["phase"] == "replaying":
-                touched = {f for p in state["patches"] for f in p["files"]}
-                worktree_add(self.store, self.worktree_path, state["head"], touched)
             return self._run(state)
 
     def skip(self) -> RebaseResult:
@@ -327,6 +366,7 @@ class Rebaser:
             if state["phase"] != "stopped":
                 raise RebaseStateError("nothing to skip: the rebase is not stopped on a conflict")
             wt = Worktree(self.store, self.worktree_path)
+            checkpoint("skip: reset")
             wt.quit_pick()
             wt.reset_hard(state["head"])
             entry = state["patches"][state["current"]]
@@ -340,8 +380,10 @@ class Rebaser:
     def abort(self) -> RebaseResult:
         with self.project.lock():
             state = self._require()
+            checkpoint("abort: restore")
             self._restore(state["backup"])
             result = self._result(state, final=RebaseState.ABORTED)
+            checkpoint("abort: drop state")
             self.state_path.unlink()
             self._tidy()
             return result
@@ -373,6 +415,21 @@ class Rebaser:
                 f"{self.worktree_path}, then run patchkit rebase --continue"
             )
 
+    def _check_clean(self, wt: Worktree, state: dict[str, Any], entry: dict[str, Any]) -> None:
+        """Refuse --continue when files outside the stopped patch's files were changed.
+
+        Those changes would silently become part of this patch; the person decides instead.
+        """
+        own = set(entry["files"]) | set(entry["conflicts"])
+        stray = [p for p in wt.changed_paths(state["head"]) if p not in own]
+        if stray:
+            raise RebaseStateError(
+                f"the rebase worktree has changes outside {entry['name']}'s files: "
+                f"{', '.join(stray)}; undo them (git -C {self.worktree_path} checkout "
+                f"{state['head'][:12]} -- FILE) or add those files to the patch by hand, "
+                "then run patchkit rebase --continue"
+            )
+
     def _same_change(self, old_commit: str, new_commit: str) -> bool:
         """Whether two commits make the same diff, line numbers aside."""
 
@@ -382,6 +439,157 @@ class Rebaser:
             return _DIFF_NOISE.sub(b"", text)
 
         return body(old_commit) == body(new_commit)
+
+    def _old_patch(self, state: dict[str, Any], entry: dict[str, Any]) -> Patch:
+        data = self._backup_bytes(state, f"patches/{entry['name']}")
+        return parse_patch(data, name=entry["name"], strip=entry["strip"])
+
+    def _blobs(self, rev: str, paths: Sequence[str]) -> dict[str, bytes | None]:
+        with self.store.blob_reader() as reader:
+            return {p: reader.read(f"{rev}:{p}") for p in paths}
+
+    def _changes(self, entry: dict[str, Any], result: str) -> tuple[ChangeLine, ...]:
+        """The +/- lines in which the patch as ``result`` makes it differs from the old patch."""
+        paths = entry["files"]
+        old = content_change_set(self._blobs(entry["commit"] + "^", paths), self._blobs(entry["commit"], paths))
+        new = content_change_set(self._blobs(result + "^", paths), self._blobs(result, paths))
+        return change_lines(old, new)
+
+    def _risks(self, state: dict[str, Any], entry: dict[str, Any], head: str, result: str) -> list[str]:
+        """Why a clean 3-way result still deserves a look (see docs/rebase.md, "Risk")."""
+        patch = self._old_patch(state, entry)
+        paths = list(patch.paths)
+        before = self._blobs(head, paths)
+        after = self._blobs(result, paths)
+        risks: list[str] = []
+        fuzzy = apply_patch(before, patch)
+        if fuzzy.status in (PatchStatus.APPLIED, PatchStatus.OFFSET, PatchStatus.FUZZ):
+            differ = [p for p in paths if fuzzy.contents.get(p, before[p]) != after[p]]
+            if differ:
+                risks.append(
+                    f"patch(1)-style apply and the 3-way merge give different {', '.join(differ)}"
+                )
+            for h in fuzzy.hunks:
+                if abs(h.offset) >= LARGE_OFFSET:
+                    risks.append(f"hunk {h.index} of {h.file} moved {h.offset:+d} lines")
+        if change_present(patch, before):
+            risks.append("upstream may already have this change (its lines are already there)")
+        return risks
+
+    def _upstream_has(self, state: dict[str, Any], entry: dict[str, Any], head: str) -> str:
+        """Why the conflicting patch's change is already upstream, or "" if it is not."""
+        patch = self._old_patch(state, entry)
+        files = self._blobs(head, list(patch.paths))
+        if apply_patch(files, patch, max_fuzz=0).status is PatchStatus.ALREADY_APPLIED:
+            return "upstream already contains this change (the patch reverse-applies)"
+        if change_present(patch, files):
+            return "upstream already contains this change's lines (context differs)"
+        return ""
+
+    def _resolve_hunks(self, wt: Worktree, commit: str, head: str, files: Sequence[str]) -> tuple[list[str], int, list[str]]:
+        """Redo each conflicted file with :func:`merge3`; returns (files still conflicting,
+        adjacent pairs resolved, where the remaining conflicts are)."""
+        left: list[str] = []
+        where: list[str] = []
+        adjacent = 0
+        with self.store.blob_reader() as reader:
+            for rel in files:
+                path = self.worktree_path / rel
+                base = reader.read(f"{commit}^:{rel}")
+                ours = reader.read(f"{head}:{rel}")
+                theirs = reader.read(f"{commit}:{rel}")
+                if base is None or ours is None or theirs is None or path.is_symlink() or not path.is_file():
+                    left.append(rel)
+                    continue
+                git_regions = len(re.findall(rb"^<{7} ", path.read_bytes(), re.M))
+
+                def lines(data: bytes) -> list[str]:
+                    return split_lines(data.decode("utf-8", "surrogateescape"))
+
+                merged = merge3(lines(base), lines(ours), lines(theirs), labels=("upstream", "base", "patch"))
+                data = "".join(merged.lines).encode("utf-8", "surrogateescape")
+                # A clean merge3 result with no adjacent pair means it aligned the lines
+                # differently from git, not that it found independent edits: not trusted.
+                if merged.conflicts == 0 and merged.adjacent > 0:
+                    path.write_bytes(data)
+                    wt.add_paths([rel])
+                    adjacent += merged.adjacent
+                    continue
+                left.append(rel)
+                if 0 < merged.conflicts < git_regions:
+                    path.write_bytes(data)  # hunk by hunk: only the truly conflicting ones stay
+                    where += [f"{rel}:{n}" for n in merged.regions]
+                else:
+                    text = path.read_bytes()
+                    where += [
+                        f"{rel}:{text.count(b_nl, 0, m.start()) + 1}"
+                        for m in re.finditer(rb"^<{7} ", text, re.M)
+                    ]
+        return left, adjacent, where
+
+    def _replay(self, wt: Worktree, state: dict[str, Any], entry: dict[str, Any]) -> bool:
+        """Replay one patch onto the head; False when it stops on a conflict."""
+        commit, head = entry["commit"], state["head"]
+        notes: list[str] = []
+        risks: list[str] = []
+        checkpoint(f"pick {entry['name']}")
+        ok, message = wt.pick(commit)
+        if not ok and not wt.unmerged():
+            raise RebaseStateError(
+                f"git could not replay {entry['name']}: {message.splitlines()[-1] if message else '?'}"
+            )
+        for algorithm in () if ok else _RETRY_ALGORITHMS:
+            wt.quit_pick()
+            wt.reset_hard(head)
+            checkpoint(f"pick {entry['name']} {algorithm}")
+            ok, message = wt.pick(commit, algorithm=algorithm)
+            if ok:
+                notes.append(f"merged with the {algorithm} diff algorithm (histogram conflicted)")
+                break
+        if not ok:
+            wt.quit_pick()
+            wt.reset_hard(head)
+            checkpoint(f"pick {entry['name']} again")
+            wt.pick(commit)
+            conflicts = wt.unmerged()
+            absorbed = self._upstream_has(state, entry, head)
+            if absorbed:
+                wt.quit_pick()
+                wt.reset_hard(head)
+                entry["status"] = PatchStatus.ALREADY_APPLIED.value
+                entry["message"] = absorbed + ": dropped from the series"
+                entry["risk"] = ["the 3-way merge conflicted; check that upstream's version is what you want"]
+                return True
+            checkpoint(f"resolve {entry['name']}")
+            left, adjacent, where = self._resolve_hunks(wt, commit, head, conflicts)
+            if left:
+                entry["status"] = PatchStatus.CONFLICT.value
+                entry["conflicts"] = left
+                entry["message"] = (
+                    f"{len(where)} conflicting hunk(s) left at {', '.join(where)}" if where else ""
+                )
+                return False
+            if adjacent:
+                risks.append(
+                    f"upstream changed lines right next to this patch's in {', '.join(conflicts)}; "
+                    "merged as independent edits"
+                )
+            notes.append(f"conflicts in {', '.join(conflicts)} resolved hunk by hunk")
+        wt.quit_pick()
+        if wt.index_matches_head():
+            entry["status"] = PatchStatus.ALREADY_APPLIED.value
+            entry["message"] = "upstream already contains this change: dropped from the series"
+            return True
+        checkpoint(f"commit {entry['name']}")
+        entry["result"] = wt.commit(self._message(entry["name"]))
+        checkpoint(f"committed {entry['name']}")
+        state["head"] = entry["result"]
+        same = self._same_change(commit, entry["result"])
+        entry["status"] = (PatchStatus.APPLIED if same and not notes else PatchStatus.MERGED).value
+        entry["risk"] = risks + self._risks(state, entry, head, entry["result"])
+        entry["changes"] = [c.to_dict() for c in self._changes(entry, entry["result"])]
+        entry["message"] = "; ".join(notes)
+        return True
 
     def _run(self, state: dict[str, Any]) -> RebaseResult:
         wt = Worktree(self.store, self.worktree_path)
@@ -394,25 +602,10 @@ class Rebaser:
             ):
                 state["current"] += 1
                 continue
-            ok, message = wt.cherry_pick(entry["commit"])
-            if not ok:
-                conflicts = wt.unmerged()
-                if not conflicts:
-                    raise RebaseStateError(f"git could not replay {entry['name']}: {message.splitlines()[-1] if message else '?'}")
-                entry["status"] = PatchStatus.CONFLICT.value
-                entry["conflicts"] = conflicts
+            if not self._replay(wt, state, entry):
                 state["phase"] = "stopped"
                 self._save(state)
                 return self._result(state)
-            wt.quit_pick()
-            if wt.index_matches_head():
-                entry["status"] = PatchStatus.ALREADY_APPLIED.value
-                entry["message"] = "upstream already contains this change: dropped from the series"
-            else:
-                entry["result"] = wt.commit(self._message(entry["name"]))
-                state["head"] = entry["result"]
-                same = self._same_change(entry["commit"], entry["result"])
-                entry["status"] = (PatchStatus.APPLIED if same else PatchStatus.MERGED).value
             state["current"] += 1
             self._save(state)
         state["phase"] = "refreshing"
@@ -487,7 +680,9 @@ class Rebaser:
         result = self._result(state, final=RebaseState.COMPLETED)
         # Removing the state file is what makes the rebase complete; the rest is tidying
         # that the next rebase redoes if it was interrupted.
+        checkpoint("finish: drop state")
         self.state_path.unlink()
+        checkpoint("finish: tidy")
         self._tidy()
         return result
 
@@ -507,6 +702,7 @@ class Rebaser:
         project = self.project
         with project.lock():
             self.guard()
+            self._sweep_temps()
             vf = project.versions
             info = self.store.release(vf.base)
             project.release_tree(vf.base)
@@ -524,6 +720,7 @@ class Rebaser:
                     original = path.read_bytes()
                     data = self._new_patch_bytes(patch, commit, original)
                     if data != original:
+                        checkpoint(f"refresh {patch.name}")
                         atomic_write(path, data)
                         written.append(patch.name)
             finally:
@@ -547,6 +744,8 @@ class Rebaser:
                     files=tuple(entry["files"]),
                     conflicts=tuple(entry["conflicts"]) if entry["status"] == "conflict" else (),
                     message=entry.get("message", ""),
+                    risk=tuple(entry.get("risk", ())),
+                    changes=tuple(ChangeLine(**c) for c in entry.get("changes", ())),
                 )
             )
         if final is None:

@@ -209,3 +209,127 @@ def test_refresh_fixes_offsets_against_base(tmp_path: Path) -> None:
     assert p.check().patches[0].status is PatchStatus.APPLIED
     assert (root / "patches/p.patch").read_text().startswith("Description: keep me\n\n--- a/f")
     assert p.refresh() == ()
+
+
+# -- fidelity: adjacent edits, absorbed patches, risk, range-diff -------------------------
+
+H10 = "head\n/* socket */\n#define SOCK \"run/ldapi\"\n\n/* tail */\nend\n"
+H11 = "head\n/* socket */\n#ifndef SOCK\n#define SOCK \"run/ldapi\"\n#endif\n\n/* tail */\nend\n"
+H_PATCH = udiff("h.h", H10, H10.replace('"run/ldapi"', '"run/slapd/ldapi"'), "Description: move socket\n\n")
+
+
+def _two_release_project(tmp_path: Path, v10: dict[str, str], v11: dict[str, str], patches: dict[str, str]) -> Project:
+    root = make_project(tmp_path, {"1.0": v10, "1.1": v11}, patches, base="1.0")
+    p = Project.open(root)
+    p.import_release("1.0")
+    p.import_release("1.1")
+    return p
+
+
+def test_adjacent_upstream_insertions_merge_with_a_risk_flag(tmp_path: Path) -> None:
+    p = _two_release_project(tmp_path, {"h.h": H10}, {"h.h": H11}, {"h.patch": H_PATCH})
+    done = p.rebase("1.1")
+    assert done.state is RebaseState.COMPLETED
+    (r,) = done.patches
+    assert r.status is PatchStatus.MERGED
+    assert "resolved hunk by hunk" in r.message
+    assert any("right next to" in risk for risk in r.risk)
+    text = (p.root / "patches/h.patch").read_text()
+    assert '+#define SOCK "run/slapd/ldapi"' in text and " #ifndef SOCK" in text
+    assert [c.render() for c in r.changes] == []  # same +/- lines: only context moved
+    assert p.check().patches[0].status is PatchStatus.APPLIED
+
+
+def test_adjacent_replacements_stay_a_conflict(tmp_path: Path) -> None:
+    v11 = H10.replace("/* socket */", "/* the socket */")
+    p = _two_release_project(tmp_path, {"h.h": H10}, {"h.h": v11}, {"h.patch": H_PATCH})
+    stopped = p.rebase("1.1")
+    assert stopped.state is RebaseState.STOPPED
+    assert stopped.patches[0].conflicts == ("h.h",)
+
+
+def test_only_truly_conflicting_hunks_keep_markers(tmp_path: Path) -> None:
+    base = numbered(40)
+    ours = base.replace("line 5\n", "line 5 upstream\n").replace("line 29\n", "line 29 upstream\n")
+    mine = base.replace("line 5\n", "line 5 mine\n").replace("line 30\n", "line 30 mine\n")
+    # git conflicts on both regions (line 5 overlaps, line 29/30 are adjacent replacements)
+    # unless hunk by hunk; an insertion next to ours is independent.
+    mine = mine.replace("line 20\n", "line 20 mine\n")
+    ours = ours.replace("line 20\n", "#if X\nline 20\n#endif\n")
+    p = _two_release_project(tmp_path, {"f": base}, {"f": ours}, {"f.patch": udiff("f", base, mine)})
+    stopped = p.rebase("1.1")
+    assert stopped.state is RebaseState.STOPPED
+    text = (Path(stopped.worktree) / "f").read_text()
+    assert "#if X\nline 20 mine\n#endif\n" in text  # adjacent, independent: resolved
+    assert text.count("<<<<<<<") == 2
+    assert "conflicting hunk(s) left at" in stopped.patches[0].message
+
+
+def test_conflicting_patch_whose_change_upstream_took_elsewhere_is_already_applied(tmp_path: Path) -> None:
+    base = numbered(20)
+    patched = base.replace("line 10\n", "line 10\nadded by us\n")
+    upstream = base.replace("line 10\n", "line 10 reworded\nadded by us\n")
+    p = _two_release_project(tmp_path, {"f": base}, {"f": upstream}, {"f.patch": udiff("f", base, patched)})
+    done = p.rebase("1.1")
+    assert done.state is RebaseState.COMPLETED
+    (r,) = done.patches
+    assert r.status is PatchStatus.ALREADY_APPLIED and "already contains" in r.message
+    assert r.risk  # a conflict became a drop: say so
+    assert done.dropped == ("f.patch",)
+
+
+def test_range_diff_shows_only_changed_plus_minus_lines(project: Project) -> None:
+    result = project.rebase("1.1")
+    (Path(result.worktree) / "etc/c.conf").write_text(C11.replace("line 4 theirs\n", "line 4 theirs+ours\n"))
+    done = project.rebase_continue()
+    by_name = {p.name: p for p in done.patches}
+    assert by_name["a.patch"].changes == ()  # moved 5 lines: no change shown
+    assert [c.render() for c in by_name["c.patch"].changes] == [
+        "etc/c.conf: --line 4",
+        "etc/c.conf: +-line 4 theirs",
+        "etc/c.conf: -+line 4 ours",
+        "etc/c.conf: ++line 4 theirs+ours",
+    ]
+    doc = done.to_dict()
+    c_doc = next(p for p in doc["patches"] if p["name"] == "c.patch")
+    assert c_doc["changes"][0] == {"file": "etc/c.conf", "mark": "--", "text": "line 4"}
+    assert "risk" in c_doc
+
+
+def test_large_offset_is_a_risk(tmp_path: Path) -> None:
+    base = numbered(30)
+    moved = numbered(150, "new") + base
+    patch = udiff("f", base, base.replace("line 15\n", "line 15 x\n"))
+    p = _two_release_project(tmp_path, {"f": base}, {"f": moved}, {"f.patch": patch})
+    done = p.rebase("1.1")
+    (r,) = done.patches
+    assert r.status is PatchStatus.APPLIED
+    assert r.risk == ("hunk 1 of f moved +150 lines",)
+
+
+def test_continue_refuses_changes_outside_the_stopped_patch(project: Project) -> None:
+    result = project.rebase("1.1")
+    wt = Path(result.worktree)
+    (wt / "etc/c.conf").write_text(C11)
+    (wt / "etc/a.conf").write_text("edited by mistake\n")
+    with pytest.raises(RebaseStateError, match=r"changes outside c\.patch's files: etc/a\.conf"):
+        project.rebase_continue()
+    assert (wt / "etc/a.conf").read_text() == "edited by mistake\n"  # nothing lost
+
+
+def test_unknown_target_version_is_one_line_exit_3(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--project", str(project.root), "rebase", "--onto", "9.9"]) == 3
+    err = capsys.readouterr().err
+    assert "9.9" in err and err.count("\n") == 1
+
+
+def test_refresh_output_is_deterministic_without_timestamps_or_index(project: Project) -> None:
+    result = project.rebase("1.1")
+    (Path(result.worktree) / "etc/c.conf").write_text(C11.replace("line 4 theirs\n", "line 4 theirs+ours\n"))
+    project.rebase_continue()
+    text = (project.root / "patches/c.patch").read_text()
+    assert "\nindex " not in text and "\t20" not in text
+    assert text.startswith("Description: c\n\n")
+    before = {p.name: p.read_bytes() for p in (project.root / "patches").iterdir()}
+    assert project.refresh() == ()  # nothing to change: no file is rewritten
+    assert {p.name: p.read_bytes() for p in (project.root / "patches").iterdir()} == before

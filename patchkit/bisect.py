@@ -1,0 +1,117 @@
+"""`patchkit bisect PATCH`: the first tracked release where a patch stops applying.
+
+Every imported release is checked in memory (the series applied cumulatively, as `check`
+does), in version order. Unlike `git bisect`, no release is skipped: checks are cheap and a
+patch can stop applying and start again (upstream reverts), so the answer never rests on a
+monotonicity guess.
+
+* applies: ``applied``, ``offset``, ``fuzz`` (fuzz is reported, and flagged);
+* stops applying: ``conflict``, ``missing-target``, ``already-applied`` (upstream took it);
+* ``skipped`` releases (outside the patch's ``Upstream-Versions``) are neither.
+
+``first_bad`` is the first release at or after base that stops applying, ``last_good`` the
+nearest release before it where the patch applied (None if none did).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from .engine import check_tree
+from .errors import UsageError
+from .model import SCHEMA, PatchStatus
+
+if TYPE_CHECKING:
+    from .project import Project
+
+__all__ = ["BisectResult", "BisectStep", "bisect_patch"]
+
+_GOOD = frozenset({PatchStatus.APPLIED, PatchStatus.OFFSET, PatchStatus.FUZZ})
+_BAD = frozenset({PatchStatus.CONFLICT, PatchStatus.MISSING_TARGET, PatchStatus.ALREADY_APPLIED})
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BisectStep:
+    version: str
+    status: PatchStatus
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"version": self.version, "status": self.status.value}
+        if self.message:
+            d["message"] = self.message
+        return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BisectResult:
+    patch: str
+    base: str
+    first_bad: str | None
+    last_good: str | None
+    steps: tuple[BisectStep, ...] = ()
+    not_imported: tuple[str, ...] = ()  # tracked releases that were not checked
+
+    @property
+    def needs_attention(self) -> bool:
+        return self.first_bad is not None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema": SCHEMA,
+            "command": "bisect",
+            "patch": self.patch,
+            "base": self.base,
+            "first_bad": self.first_bad,
+            "last_good": self.last_good,
+            "results": [s.to_dict() for s in self.steps],
+            "not_imported": list(self.not_imported),
+        }
+
+
+def bisect_patch(project: Project, name: str) -> BisectResult:
+    """Find where ``name`` (a patch of the series) stops applying among imported releases."""
+    patches = project.patches()
+    names = [p.name for p in patches]
+    if name not in names:
+        raise UsageError(f"'{name}' is not in patches/series (patches: {', '.join(names) or 'none'})")
+    vf = project.versions
+    imported = project.imported()
+    ordered = [r.version for r in vf.ordered()]
+    labels = [v for v in ordered if v in imported]
+    steps: list[BisectStep] = []
+    with project.store.blob_reader() as reader:
+        for label in labels:
+            tree = project.release_tree(label)
+            check = check_tree(reader, version=label, tree=tree, patches=patches)
+            result = next(p for p in check.patches if p.name == name)
+            steps.append(BisectStep(version=label, status=result.status, message=result.message))
+    first_bad = last_good = None
+    start = labels.index(vf.base) if vf.base in labels else 0
+    for i, step in enumerate(steps):
+        if i >= start and step.status in _BAD:
+            first_bad = step.version
+            last_good = next((s.version for s in reversed(steps[:i]) if s.status in _GOOD), None)
+            break
+    return BisectResult(
+        patch=name,
+        base=vf.base,
+        first_bad=first_bad,
+        last_good=last_good,
+        steps=tuple(steps),
+        not_imported=tuple(v for v in ordered if v not in imported),
+    )
+
+
+def bisect_text(result: BisectResult) -> str:
+    """One-paragraph human summary (the table is in :mod:`patchkit.report`-free plain text)."""
+    lines = [f"{s.version:<20} {s.status.value}" + (f"  ({s.message})" if s.message else "") for s in result.steps]
+    if result.first_bad is None:
+        lines.append(f"{result.patch} applies to every imported release from {result.base} on")
+    else:
+        after = f" (last applied: {result.last_good})" if result.last_good else ""
+        lines.append(f"{result.patch} stops applying at {result.first_bad}{after}")
+    if result.not_imported:
+        lines.append("not checked (not imported): " + ", ".join(result.not_imported))
+    return "\n".join(lines)

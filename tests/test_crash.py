@@ -1,0 +1,286 @@
+"""Crash safety by fault injection: SIGKILL at every checkpoint of rebase, --continue, refresh.
+
+`patchkit.files.checkpoint` SIGKILLs the process at its Nth call when PATCHKIT_TEST_KILL_AT=N
+(checkpoints sit before and after every state save, atomic write (temp written / renamed),
+git pick, commit, reset and worktree step). After each kill the project must either be
+restored byte for byte by `rebase --abort`, or reach, through `--continue`, exactly the
+files an uninterrupted run gives.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from patchkit import Project
+from patchkit.cli import main
+from patchkit.errors import LockedError, PatchkitError
+
+from .projectbuilder import make_project, numbered, snapshot
+from .test_rebase import A10, A11, B10, B11, C10, C11, D10, D11, PATCHES, SERIES, udiff
+
+KILLED = -9
+
+
+def _project(tmp: Path) -> Path:
+    root = make_project(
+        tmp,
+        {
+            "1.0": {"etc/a.conf": A10, "etc/b.conf": B10, "etc/c.conf": C10, "etc/d.conf": D10},
+            "1.1": {"etc/a.conf": A11, "etc/b.conf": B11, "etc/c.conf": C11, "etc/d.conf": D11},
+        },
+        PATCHES,
+        base="1.0",
+        series=SERIES,
+    )
+    p = Project.open(root)
+    p.import_release("1.0")
+    p.import_release("1.1")
+    return root
+
+
+def _cli(root: Path, *args: str, kill_at: int | None = None, log: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATCHKIT_TEST_")}
+    if kill_at is not None:
+        env["PATCHKIT_TEST_KILL_AT"] = str(kill_at)
+    if log is not None:
+        env["PATCHKIT_TEST_CHECKPOINTS"] = str(log)
+    return subprocess.run(
+        [sys.executable, "-m", "patchkit", "--project", str(root), *args],
+        env=env, capture_output=True, timeout=120, check=False,
+    )
+
+
+def _count(root: Path, tmp: Path, *args: str) -> int:
+    log = tmp / "checkpoints.log"
+    log.unlink(missing_ok=True)
+    proc = _cli(root, *args, log=log)
+    assert proc.returncode in (0, 1), proc.stderr
+    return len(log.read_text().splitlines())
+
+
+def _resolve(root: Path) -> None:
+    wt = root / ".patchkit/rebase/worktree"
+    (wt / "etc/c.conf").write_text(C11.replace("line 4 theirs\n", "line 4 theirs+ours\n"))
+
+
+def _quiet(*args: str) -> int:
+    with contextlib.redirect_stdout(open(os.devnull, "w")), contextlib.redirect_stderr(open(os.devnull, "w")):
+        return main(list(args))
+
+
+def _finish(root: Path) -> None:
+    """From any state, drive the rebase to completion as a person would."""
+    r = str(root)
+    for _ in range(5):
+        if not (root / ".patchkit/rebase/state.json").exists():
+            if 'base = "1.1"' in (root / "upstream-versions.toml").read_text():
+                return
+            assert _quiet("--project", r, "rebase", "--onto", "1.1") in (0, 1)
+            continue
+        wt = root / ".patchkit/rebase/worktree/etc/c.conf"
+        if wt.exists() and "<<<<<<<" in wt.read_text():
+            _resolve(root)
+        assert _quiet("--project", r, "rebase", "--continue") in (0, 1)
+    raise AssertionError("the rebase did not complete")
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    tmp = tmp_path_factory.mktemp("crash")
+    yield _project(tmp)
+
+
+@pytest.fixture(scope="module")
+def completed(pristine: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, bytes]:
+    """What an uninterrupted rebase + resolution + --continue leaves."""
+    root = tmp_path_factory.mktemp("ref") / "project"
+    shutil.copytree(pristine, root, symlinks=True)
+    _finish(root)
+    return snapshot(root)
+
+
+def _copy(pristine: Path, dest: Path) -> Path:
+    shutil.rmtree(dest, ignore_errors=True)
+    shutil.copytree(pristine, dest, symlinks=True)
+    return dest
+
+
+def _no_temp_files(root: Path) -> None:
+    stray = [p for p in snapshot(root) if Path(p).name.endswith(".tmp")]
+    assert not stray, stray
+
+
+def test_kill_at_every_step_of_rebase_then_abort_or_continue(
+    pristine: Path, completed: dict[str, bytes], tmp_path: Path
+) -> None:
+    before = snapshot(pristine)
+    total = _count(_copy(pristine, tmp_path / "count"), tmp_path, "rebase", "--onto", "1.1")
+    assert total >= 30
+    for n in range(1, total + 1):
+        root = _copy(pristine, tmp_path / f"abort{n}")
+        assert _cli(root, "rebase", "--onto", "1.1", kill_at=n).returncode == KILLED
+        code = _quiet("--project", str(root), "rebase", "--abort")
+        assert code in (0, 3)  # 3: killed before the state existed: nothing to abort
+        assert snapshot(root) == before, f"kill point {n}: --abort did not restore the project"
+        shutil.rmtree(root)
+
+        root = _copy(pristine, tmp_path / f"cont{n}")
+        assert _cli(root, "rebase", "--onto", "1.1", kill_at=n).returncode == KILLED
+        _finish(root)
+        assert snapshot(root) == completed, f"kill point {n}: --continue gave another result"
+        _no_temp_files(root)
+        shutil.rmtree(root)
+
+
+def test_kill_at_every_step_of_continue(pristine: Path, completed: dict[str, bytes], tmp_path: Path) -> None:
+    before = snapshot(pristine)
+    root = _copy(pristine, tmp_path / "count")
+    assert _quiet("--project", str(root), "rebase", "--onto", "1.1") == 1
+    _resolve(root)
+    total = _count(root, tmp_path, "rebase", "--continue")
+    assert total >= 15
+    for n in range(1, total + 1):
+        root = _copy(pristine, tmp_path / f"c{n}")
+        assert _quiet("--project", str(root), "rebase", "--onto", "1.1") == 1
+        _resolve(root)
+        assert _cli(root, "rebase", "--continue", kill_at=n).returncode == KILLED
+        if n % 2:
+            # Odd kill points: the person gives up.
+            assert _quiet("--project", str(root), "rebase", "--abort") in (0, 3)
+            if (root / "upstream-versions.toml").read_text() != before["upstream-versions.toml"].decode():
+                assert snapshot(root) == completed  # killed after completion: nothing to abort
+            else:
+                assert snapshot(root) == before, f"kill point {n}"
+        else:
+            _finish(root)
+            assert snapshot(root) == completed, f"kill point {n}"
+        _no_temp_files(root)
+        shutil.rmtree(root)
+
+
+REFRESH_BASE = numbered(40)
+REFRESH_MOVED = "".join(f"top {i}\n" for i in range(4)) + REFRESH_BASE
+REFRESH_PATCHES = {
+    f"p{i}.patch": udiff(
+        f"f{i}", REFRESH_BASE, REFRESH_BASE.replace(f"line {5 + 10 * i}\n", f"line {5 + 10 * i} x\n"),
+        f"Description: keep me {i}\n\n",
+    )
+    for i in range(3)
+}
+
+
+@pytest.fixture
+def offset_project(tmp_path: Path) -> Path:
+    root = make_project(
+        tmp_path, {"1": {f"f{i}": REFRESH_MOVED for i in range(3)}}, REFRESH_PATCHES, base="1"
+    )
+    Project.open(root).import_release("1")
+    return root
+
+
+def test_kill_at_every_step_of_refresh(offset_project: Path, tmp_path: Path) -> None:
+    ref = _copy(offset_project, tmp_path / "ref")
+    assert Project.open(ref).refresh() == ("p0.patch", "p1.patch", "p2.patch")
+    wanted = snapshot(ref)
+    total = _count(_copy(offset_project, tmp_path / "count"), tmp_path, "refresh")
+    assert total >= 9
+    for n in range(1, total + 1):
+        root = _copy(offset_project, tmp_path / f"r{n}")
+        assert _cli(root, "refresh", kill_at=n).returncode == KILLED
+        for name, old in REFRESH_PATCHES.items():
+            # Each patch file is whole: the old bytes or the new, never a mix.
+            assert (root / "patches" / name).read_bytes() in (old.encode(), wanted[f"patches/{name}"])
+        Project.open(root).refresh()
+        assert snapshot(root) == wanted, f"kill point {n}"
+        shutil.rmtree(root)
+
+
+def test_disk_full_during_refresh_leaves_old_files(offset_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC injected at the write of p1.patch (the checkpoint hook, works unprivileged)."""
+    before = snapshot(offset_project)
+    monkeypatch.setenv("PATCHKIT_TEST_ENOSPC", "write p1.patch")
+    with pytest.raises(PatchkitError, match=r"p1\.patch: cannot write \(No space left on device\); the old file is unchanged"):
+        Project.open(offset_project).refresh()
+    now = snapshot(offset_project)
+    assert now["patches/p1.patch"] == before["patches/p1.patch"]
+    assert now["patches/p2.patch"] == before["patches/p2.patch"]
+    _no_temp_files(offset_project)
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: str) -> Iterator[None]:
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.decode().strip()})")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
+
+
+def test_real_full_disk_during_refresh_leaves_old_files(offset_project: Path) -> None:
+    """patches/ on a tiny tmpfs filled to the last byte: a real ENOSPC from the kernel."""
+    before = snapshot(offset_project)
+    patches = offset_project / "patches"
+    saved = {p.name: p.read_bytes() for p in patches.iterdir()}
+    with _tmpfs(patches, "64k"):
+        for name, data in saved.items():
+            (patches / name).write_bytes(data)
+        fd = os.open(patches / ".filler", os.O_WRONLY | os.O_CREAT, 0o644)
+        with contextlib.suppress(OSError):
+            while True:
+                os.write(fd, b"x" * 512)
+        os.close(fd)
+        with pytest.raises(PatchkitError, match="No space left on device"):
+            Project.open(offset_project).refresh()
+        (patches / ".filler").unlink()
+        now = {p.name: p.read_bytes() for p in patches.iterdir()}
+        assert now == saved
+    assert snapshot(offset_project) == before
+
+
+def test_immutable_patches_dir_during_refresh_leaves_old_files(offset_project: Path) -> None:
+    """A read-only patches/ that binds root too: the immutable attribute (chattr +i)."""
+    before = snapshot(offset_project)
+    patches = offset_project / "patches"
+    if subprocess.run(["chattr", "+i", str(patches)], capture_output=True, check=False).returncode != 0:
+        pytest.skip("chattr +i is not supported here")
+    try:
+        with pytest.raises(PatchkitError, match="cannot write"):
+            Project.open(offset_project).refresh()
+    finally:
+        subprocess.run(["chattr", "-i", str(patches)], check=False)
+    assert snapshot(offset_project) == before
+
+
+def test_a_second_process_is_refused_with_a_clear_error(pristine: Path, tmp_path: Path) -> None:
+    root = _copy(pristine, tmp_path / "p")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom patchkit.files import project_lock\nfrom pathlib import Path\n"
+         f"with project_lock(Path({str(root / '.patchkit')!r})):\n    print('locked', flush=True)\n    time.sleep(60)\n"],
+        stdout=subprocess.PIPE,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == b"locked\n"
+        proc = _cli(root, "rebase", "--onto", "1.1")
+        assert proc.returncode == 3
+        err = proc.stderr.decode()
+        assert err.startswith("patchkit: error: ") and "another patchkit process" in err and err.count("\n") == 1
+        with pytest.raises(LockedError):
+            Project.open(root).refresh()
+    finally:
+        holder.kill()
+        holder.wait()
+    # While a rebase is in progress, a second start is refused by name.
+    assert _cli(root, "rebase", "--onto", "1.1").returncode == 1
+    proc = _cli(root, "rebase", "--onto", "1.1")
+    assert proc.returncode == 3 and b"a rebase onto 1.1 is in progress" in proc.stderr
