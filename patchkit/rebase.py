@@ -584,7 +584,10 @@ class Rebaser:
         entry["result"] = wt.commit(self._message(entry["name"]))
         checkpoint(f"committed {entry['name']}")
         state["head"] = entry["result"]
-        same = self._same_change(commit, entry["result"])
+        # Same change if the patch file itself still applies exactly (maybe at other lines)
+        # and makes this commit, or if git's diffs agree line numbers aside.
+        same = self._exact_offsets(self._old_patch(state, entry), entry["result"]) is not None
+        same = same or self._same_change(commit, entry["result"])
         entry["status"] = (PatchStatus.APPLIED if same and not notes else PatchStatus.MERGED).value
         entry["risk"] = risks + self._risks(state, entry, head, entry["result"])
         entry["changes"] = [c.to_dict() for c in self._changes(entry, entry["result"])]
@@ -614,6 +617,19 @@ class Rebaser:
 
     # -- refresh ----------------------------------------------------------------
 
+    def _exact_offsets(self, patch: Patch, commit: str) -> list[int] | None:
+        """Each hunk's offset if ``patch`` applies exactly (no fuzz) to ``commit``'s parent
+        and makes ``commit``'s content; None otherwise."""
+        paths = list(dict.fromkeys(fp.path for fp in patch.files))
+        before = self._blobs(commit + "^", paths)
+        after = self._blobs(commit, paths)
+        exact = apply_patch(before, patch, max_fuzz=0)
+        if exact.status not in (PatchStatus.APPLIED, PatchStatus.OFFSET) or any(
+            exact.contents.get(p, before[p]) != after[p] for p in paths
+        ):
+            return None
+        return [h.offset for f in exact.files for h in f.hunks]
+
     def _new_patch_bytes(self, patch: Patch, commit: str, original: bytes) -> bytes:
         """The patch file for ``patch`` as ``commit`` now makes it, with minimal churn.
 
@@ -621,15 +637,8 @@ class Rebaser:
         gives the commit's content, only its `@@` numbers move (or nothing at all). Otherwise
         the header is kept verbatim over a fresh diff with the patch's own context width.
         """
-        paths = list(dict.fromkeys(fp.path for fp in patch.files))
-        with self.store.blob_reader() as reader:
-            before = {p: reader.read(f"{commit}^:{p}") for p in paths}
-            after = {p: reader.read(f"{commit}:{p}") for p in paths}
-        exact = apply_patch(before, patch, max_fuzz=0)
-        if exact.status in (PatchStatus.APPLIED, PatchStatus.OFFSET) and all(
-            exact.contents.get(p, before[p]) == after[p] for p in paths
-        ):
-            offsets = [h.offset for f in exact.files for h in f.hunks]
+        offsets = self._exact_offsets(patch, commit)
+        if offsets is not None:
             if not any(offsets):
                 return original
             return renumber_hunks(original, patch.header, offsets)

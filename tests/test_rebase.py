@@ -333,3 +333,21 @@ def test_refresh_output_is_deterministic_without_timestamps_or_index(project: Pr
     before = {p.name: p.read_bytes() for p in (project.root / "patches").iterdir()}
     assert project.refresh() == ()  # nothing to change: no file is rewritten
     assert {p.name: p.read_bytes() for p in (project.root / "patches").iterdir()} == before
+
+
+def test_a_patch_that_only_moved_is_applied_not_merged(tmp_path: Path) -> None:
+    """More context available around the hunk in the new release is not a change."""
+    patch = "--- etc/x\n+++ etc/x\n@@ -1,3 +1,3 @@\n a\n-b\n+B\n c\n"
+    root = make_project(
+        tmp_path,
+        {"1": {"etc/x": "a\nb\nc\n"}, "2": {"etc/x": "z\na\nb\nc\n"}},
+        {"p0.patch": patch},
+        base="1",
+        series="p0.patch -p0\n",
+    )
+    p = Project.open(root)
+    p.import_release("1")
+    p.import_release("2")
+    done = p.rebase("2")
+    assert [r.status for r in done.patches] == [PatchStatus.APPLIED]
+    assert (root / "patches/p0.patch").read_text() == patch.replace("@@ -1,3 +1,3 @@", "@@ -2,3 +2,3 @@")
