@@ -12,7 +12,7 @@ How a matrix is computed (see docs/matrix.md):
   when a later cell of the column misses, the earlier patches' files are replayed
   from their cached statuses to rebuild the state it starts from.
 * Risk flags: a cell that applies only with fuzz, or with a hunk moved by at least
-  ``LARGE_OFFSET`` lines, is compared with what ``git merge-file`` (3-way, with the
+  ``LARGE_OFFSET`` lines, is compared with what the 3-way line merge of ``merge.merge3`` (the rebase's own; with the
   base release as the common ancestor) makes of the same change.
 * Drift: a failing patch names the first release where it fails after the last one
   where it applied, and the files whose upstream blobs differ between the two.
@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any
 
 from .diff import apply_file_patch, apply_patch
 from .errors import NotImportedError, PatchkitError, UsageError
+from .merge import merge3
 from .model import SCHEMA, CheckResult, Drift, HunkResult, Matrix, PatchResult, PatchStatus
 from .series import Patch, patch_applies_to
 from .store import UPSTREAM_PREFIX, BlobReader, Store, git_blob_id
@@ -296,22 +297,15 @@ def _base_context(reader: BlobReader, label: str, tree: str, patches: Sequence[P
     return out
 
 
-def _merge_file(ours: bytes, base: bytes, theirs: bytes, scratch: Path) -> tuple[bool, bytes]:
-    """`git merge-file`: (clean, result) of taking base -> theirs into ours."""
-    paths = []
-    for name, data in (("ours", ours), ("base", base), ("theirs", theirs)):
-        p = scratch / name
-        p.write_bytes(data)
-        paths.append(str(p))
-    proc = subprocess.run(
-        ["git", "merge-file", "-p", "--quiet", *paths],
-        capture_output=True,
-        check=False,
-        env={**os.environ, "LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1"},
-    )
-    if proc.returncode < 0 or proc.returncode > 127:
-        raise PatchkitError(f"git merge-file failed: {proc.stderr.decode('utf-8', 'replace').strip()}")
-    return proc.returncode == 0, proc.stdout
+def _merge3(ours: bytes, base: bytes, theirs: bytes) -> tuple[bool, bytes]:
+    """3-way merge in process (the rebase's own line merge): (clean, result) of taking
+    base -> theirs into ours. No subprocess: a matrix may ask this for hundreds of cells."""
+
+    def lines(data: bytes) -> list[str]:
+        return data.decode("utf-8", "surrogateescape").splitlines(keepends=True)
+
+    result = merge3(lines(base), lines(ours), lines(theirs))
+    return result.conflicts == 0, "".join(result.lines).encode("utf-8", "surrogateescape")
 
 
 def _flags(
@@ -320,7 +314,6 @@ def _flags(
     current: Mapping[str, bytes | None],
     contents: Mapping[str, bytes | None],
     base: _Base | None,
-    scratch: Path,
 ) -> tuple[str, ...]:
     """Risk flags of an applied cell: large-offset, and how 3-way merging sees fuzz/large offsets."""
     large = any(abs(h.offset) >= LARGE_OFFSET for h in result.hunks)
@@ -336,7 +329,7 @@ def _flags(
         b, o, t = base.before[index].get(path), after.get(path), current.get(path)
         if b is None or o is None or t is None:
             continue  # created or deleted files have no fuzz to check
-        clean, merged = _merge_file(t, b, o, scratch)
+        clean, merged = _merge3(t, b, o)
         if not clean:
             verdict = "3way-conflict"
             break
@@ -354,7 +347,6 @@ def _run_column(
     touched: Sequence[str],
     base: Callable[[], _Base | None],
     prefetched: Mapping[str, bytes | None],
-    scratch: Path,
 ) -> _ColumnOut:
     overlay: dict[str, bytes | None] = dict(prefetched)
     out_blobs = {p: blobs[p] for p in touched if p in blobs}
@@ -402,7 +394,7 @@ def _run_column(
                 message=applied.message,
             )
             if r.status in (PatchStatus.FUZZ, PatchStatus.OFFSET):
-                flags = _flags(r, i, current, applied.contents, base(), scratch)
+                flags = _flags(r, i, current, applied.contents, base())
                 if flags:
                     r = replace(r, flags=flags)
         results.append(r)
@@ -483,12 +475,9 @@ def _columns_worker(
                 memo.append(_base_context(reader, *base_ref, patches) if base_ref else None)
             return memo[0]
 
-        with tempfile.TemporaryDirectory(prefix="patchkit-3way-") as scratch:
-            for col, (cells, blobs) in zip(columns, cached, strict=True):
-                prefetched = _read_many(proc, col.tree, touched)
-                out.append(
-                    _run_column(reader, col, patches, cells, blobs, touched, base, prefetched, Path(scratch))
-                )
+        for col, (cells, blobs) in zip(columns, cached, strict=True):
+            prefetched = _read_many(proc, col.tree, touched)
+            out.append(_run_column(reader, col, patches, cells, blobs, touched, base, prefetched))
     finally:
         if proc.stdin:
             with contextlib.suppress(OSError):
