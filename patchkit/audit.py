@@ -29,7 +29,7 @@ from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .model import SCHEMA, CheckResult, PatchStatus
-from .series import Patch
+from .patchfile import Patch
 from .store import MODE_LINK, BlobReader, TreeEntry
 
 if TYPE_CHECKING:

@@ -28,7 +28,7 @@ from .errors import ConfigError, PatchkitError
 from .images.source import SourceKind, parse_source
 from .images.tree import Manifest, load_manifest
 from .model import SCHEMA, CheckResult, PatchStatus
-from .series import Patch, patch_applies_to
+from .patchfile import Patch, patch_applies_to
 from .store import MODE_EXEC, MODE_LINK, BlobReader, Store
 
 if TYPE_CHECKING:

@@ -36,7 +36,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from .model import HunkResult, PatchResult, PatchStatus
-from .series import DEFAULT_MODE, FilePatch, Hunk, HunkLine, Patch, split_lines
+from .patchfile import DEFAULT_MODE, FilePatch, Hunk, HunkLine, Patch, split_lines
 
 __all__ = [
     "FileApplyResult",

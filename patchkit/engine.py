@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from .diff import apply_patch
 from .model import CheckResult, HunkResult, PatchResult, PatchStatus
-from .series import Patch, patch_applies_to
+from .patchfile import Patch, patch_applies_to
 from .store import BlobReader
 
 __all__ = ["check_tree"]

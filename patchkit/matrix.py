@@ -37,7 +37,7 @@ from .diff import apply_file_patch, apply_patch
 from .errors import NotImportedError, PatchkitError, UsageError
 from .merge import merge3
 from .model import SCHEMA, CheckResult, Drift, HunkResult, Matrix, PatchResult, PatchStatus
-from .series import Patch, patch_applies_to
+from .patchfile import Patch, patch_applies_to
 from .store import UPSTREAM_PREFIX, BlobReader, Store, git_blob_id
 from .versions import order_labels, parse_versions
 
@@ -95,7 +95,7 @@ def _engine_fingerprint() -> str:
 
     h = hashlib.sha256(f"patchkit {__version__} cache {CACHE_FORMAT}\0".encode())
     here = Path(__file__).parent
-    for name in ("diff.py", "series.py", "matrix.py"):
+    for name in ("diff.py", "patchfile.py", "series.py", "matrix.py", "merge.py"):
         with contextlib.suppress(OSError):
             h.update((here / name).read_bytes())
     return h.hexdigest()

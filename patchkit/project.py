@@ -12,7 +12,8 @@ from .engine import check_tree
 from .errors import ConfigError, NotImportedError, SeriesError
 from .files import atomic_write, project_lock
 from .model import CheckResult, ImportResult, Matrix, RebaseResult
-from .series import Patch, Series, parse_patch, parse_series
+from .patchfile import Patch, parse_patch
+from .series import Series, parse_series
 from .store import Store
 from .versions import VersionsFile
 

@@ -16,7 +16,7 @@ from collections import Counter
 from collections.abc import Mapping
 
 from .model import ChangeLine
-from .series import Patch, split_lines
+from .patchfile import Patch, split_lines
 
 __all__ = ["ChangeSet", "change_lines", "change_present", "content_change_set"]
 

@@ -28,8 +28,8 @@ from .model import (
     RebaseResult,
     RebaseState,
 )
+from .patchfile import Patch, parse_patch, patch_applies_to, render_patch, split_lines
 from .rangediff import change_lines, change_present, content_change_set
-from .series import Patch, parse_patch, patch_applies_to, render_patch, split_lines
 from .store import MODE_FILE, Store, TreeEntry, Worktree, worktree_add, worktree_remove
 from .versions import parse_versions, set_base
 

@@ -8,7 +8,7 @@ import pytest
 
 from patchkit.diff import apply_file_patch, apply_patch, change_set, unified_diff
 from patchkit.model import PatchStatus
-from patchkit.series import FilePatch, Patch, parse_patch
+from patchkit.patchfile import FilePatch, Patch, parse_patch
 
 S = PatchStatus
 

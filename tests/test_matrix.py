@@ -13,8 +13,8 @@ from patchkit.cli import main
 from patchkit.diff import unified_diff
 from patchkit.engine import check_tree
 from patchkit.matrix import MatrixStats, compute_matrix, github_matrix
+from patchkit.patchfile import Patch, render_patch
 from patchkit.project import Project
-from patchkit.series import Patch, render_patch
 
 from .conftest import require_tool
 from .projectbuilder import make_project, numbered

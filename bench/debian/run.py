@@ -51,7 +51,8 @@ sys.path.insert(0, str(ROOT))
 from patchkit import Project  # noqa: E402
 from patchkit.diff import change_set  # noqa: E402
 from patchkit.model import PatchStatus, RebaseState  # noqa: E402
-from patchkit.series import parse_patch, parse_series  # noqa: E402
+from patchkit.patchfile import parse_patch  # noqa: E402
+from patchkit.series import parse_series  # noqa: E402
 
 DEFAULT_PACKAGES = ("memcached", "rspamd", "openldap")
 SUITES = ("bookworm", "trixie")

@@ -73,7 +73,7 @@ def make_patches(first: dict[str, bytes], last: dict[str, bytes]) -> list[tuple[
     """Real edits at real lines of the first release: half in files upstream later changed."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from patchkit.diff import unified_diff
-    from patchkit.series import Patch, render_patch
+    from patchkit.patchfile import Patch, render_patch
 
     rng = random.Random(SEED)
     js = sorted(p for p in first if p.startswith("lib/") and p.endswith(".js") and first[p].count(b"\n") > 40)

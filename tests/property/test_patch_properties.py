@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from patchkit.diff import apply_file_patch, apply_patch, unified_diff
 from patchkit.model import PatchStatus
-from patchkit.series import Patch, parse_patch, render_patch
+from patchkit.patchfile import Patch, parse_patch, render_patch
 from tests.strategies import UNIQUE_POOL, content_pairs, contents, edited, patches, unique_contents
 
 SETTINGS = settings(
