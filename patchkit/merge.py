@@ -51,9 +51,20 @@ class _Chunk:
 
 
 def _chunks(base: Sequence[str], other: Sequence[str], side: int) -> list[_Chunk]:
-    matcher = difflib.SequenceMatcher(None, base, other, autojunk=False)
+    # The common head and tail cannot hold a change: diff only the middle (SequenceMatcher
+    # is quadratic in the worst case; most files share almost everything).
+    head = 0
+    limit = min(len(base), len(other))
+    while head < limit and base[head] == other[head]:
+        head += 1
+    tail = 0
+    while tail < limit - head and base[len(base) - 1 - tail] == other[len(other) - 1 - tail]:
+        tail += 1
+    mid_base = base[head : len(base) - tail]
+    mid_other = other[head : len(other) - tail]
+    matcher = difflib.SequenceMatcher(None, mid_base, mid_other, autojunk=False)
     return [
-        _Chunk(i1, i2, tuple(other[j1:j2]), side)
+        _Chunk(head + i1, head + i2, tuple(mid_other[j1:j2]), side)
         for tag, i1, i2, j1, j2 in matcher.get_opcodes()
         if tag != "equal"
     ]

@@ -186,6 +186,11 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", metavar="DIR", help="work here and keep it (tarballs are reused)")
     args = ap.parse_args()
+    # Users run an installed patchkit with its bytecode cached; PYTHONDONTWRITEBYTECODE (set on
+    # some machines) would otherwise make every run recompile the package.
+    import compileall
+
+    compileall.compile_dir(str(Path(__file__).resolve().parents[2] / "patchkit"), quiet=1)
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="patchkit-bench-"))
     try:
         tarballs = fetch(work)
