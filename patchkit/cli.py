@@ -16,7 +16,6 @@ from typing import Any
 
 from rich.console import Console
 
-from . import report
 from .errors import PatchkitError, UsageError
 from .model import PatchStatus, RebaseState
 from .project import Project
@@ -164,6 +163,7 @@ def _fail_on(text: str) -> frozenset[PatchStatus]:
 
 
 def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
+    from . import report  # rich tables: loaded when a command gets this far
     machine = bool(getattr(args, "json", False)) or getattr(args, "format", "table") != "table"
     show = err if machine else out
     quiet = args.quiet
@@ -289,6 +289,7 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _matrix_command(args: argparse.Namespace, project: Project | None, *, emit: Any, err: Console) -> int:
+    from . import report
     """`matrix`: compute (or --merge), then render in the asked format; exit per --fail-on."""
     import json
 
@@ -347,7 +348,8 @@ def _matrix_command(args: argparse.Namespace, project: Project | None, *, emit: 
         from .html import matrix_html
 
         sys.stdout.write(matrix_html(matrix))
-    emit(report.matrix_table(matrix))
+    if not args.quiet:  # a table of every cell is not free: build it only to show it
+        emit(report.matrix_table(matrix))
     failed = any(cell.status in fail_on for cell in matrix.cells)
     return EXIT_ATTENTION if failed else EXIT_OK
 

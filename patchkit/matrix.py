@@ -20,11 +20,9 @@ How a matrix is computed (see docs/matrix.md):
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import hashlib
 import json
-import multiprocessing
 import os
 import subprocess
 import tempfile
@@ -581,6 +579,9 @@ def compute_matrix(
     else:
         stats.workers = workers
         groups = [todo[i::workers] for i in range(workers)]
+        import concurrent.futures
+        import multiprocessing
+
         ctx = multiprocessing.get_context("fork")
         with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
             futures = [

@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-import git
-
 from .errors import StoreError
 from .model import ReleaseInfo
 
@@ -237,6 +235,8 @@ class Store:
             if not create:
                 raise StoreError(f"{path}: no patchkit store here")
             path.mkdir(parents=True, exist_ok=True)
+            import git  # GitPython: only to create a store, so every other command starts faster
+
             try:
                 with git.Repo.init(path, bare=True) as repo, repo.config_writer() as cfg:
                     cfg.set_value("core", "logAllRefUpdates", "false")

@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import tomlkit
 from packaging.version import InvalidVersion, Version
 
 from .errors import ConfigError, UnknownVersionError
@@ -257,6 +256,8 @@ def _section_line(text: str, name: str) -> int:
 
 def set_base(text: str, version: str) -> str:
     """The file's text with `base` set to ``version``; everything else kept as written."""
+    import tomlkit  # writing only
+
     doc = tomlkit.parse(text)
     doc["base"] = version
     return tomlkit.dumps(doc)
@@ -264,6 +265,8 @@ def set_base(text: str, version: str) -> str:
 
 def set_digest(text: str, version: str, digest: str) -> str:
     """The file's text with the `digest` of ``version`` recorded."""
+    import tomlkit  # writing only
+
     doc = tomlkit.parse(text)
     for table in doc.get("version", []):
         if table.get("version") == version:
