@@ -50,24 +50,90 @@ class _Chunk:
     side: int  # 0: ours, 1: theirs
 
 
-def _chunks(base: Sequence[str], other: Sequence[str], side: int) -> list[_Chunk]:
-    # The common head and tail cannot hold a change: diff only the middle (SequenceMatcher
-    # is quadratic in the worst case; most files share almost everything).
+_SMALL = 40_000  # below this many line pairs SequenceMatcher is fast enough as it is
+
+
+def _opcodes(a: Sequence[str], b: Sequence[str], ao: int = 0, bo: int = 0) -> list[tuple[int, int, int, int]]:
+    """Non-equal regions of a line diff of ``a`` -> ``b`` as (a1, a2, b1, b2), offset by ao/bo.
+
+    Lines that occur exactly once on each side and keep their order (patience anchors)
+    split a large diff into small ones; SequenceMatcher (quadratic in the worst case) only
+    sees the gaps between anchors.
+    """
     head = 0
-    limit = min(len(base), len(other))
-    while head < limit and base[head] == other[head]:
+    limit = min(len(a), len(b))
+    while head < limit and a[head] == b[head]:
         head += 1
     tail = 0
-    while tail < limit - head and base[len(base) - 1 - tail] == other[len(other) - 1 - tail]:
+    while tail < limit - head and a[len(a) - 1 - tail] == b[len(b) - 1 - tail]:
         tail += 1
-    mid_base = base[head : len(base) - tail]
-    mid_other = other[head : len(other) - tail]
-    matcher = difflib.SequenceMatcher(None, mid_base, mid_other, autojunk=False)
-    return [
-        _Chunk(head + i1, head + i2, tuple(mid_other[j1:j2]), side)
-        for tag, i1, i2, j1, j2 in matcher.get_opcodes()
-        if tag != "equal"
+    a, b, ao, bo = a[head : len(a) - tail], b[head : len(b) - tail], ao + head, bo + head
+    if not a and not b:
+        return []
+    if not a or not b or len(a) * len(b) <= _SMALL:
+        matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+        return [
+            (ao + i1, ao + i2, bo + j1, bo + j2)
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+            if tag != "equal"
+        ]
+    anchors = _patience_anchors(a, b)
+    if not anchors:
+        matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
+        return [
+            (ao + i1, ao + i2, bo + j1, bo + j2)
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes()
+            if tag != "equal"
+        ]
+    out: list[tuple[int, int, int, int]] = []
+    pi = pj = 0
+    for i, j in [*anchors, (len(a), len(b))]:
+        out.extend(_opcodes(a[pi:i], b[pj:j], ao + pi, bo + pj))
+        pi, pj = i + 1, j + 1
+    return out
+
+
+def _patience_anchors(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int]]:
+    """(i, j) of lines unique in both ``a`` and ``b``, longest run in increasing order."""
+    count_a: dict[str, int] = {}
+    for line in a:
+        count_a[line] = count_a.get(line, 0) + 1
+    count_b: dict[str, int] = {}
+    where_b: dict[str, int] = {}
+    for j, line in enumerate(b):
+        count_b[line] = count_b.get(line, 0) + 1
+        where_b[line] = j
+    pairs = [
+        (i, where_b[line])
+        for i, line in enumerate(a)
+        if count_a[line] == 1 and count_b.get(line) == 1
     ]
+    # Longest increasing subsequence of the b positions (patience sorting).
+    tops: list[int] = []  # index into pairs of the smallest tail of each pile
+    back: list[int] = [-1] * len(pairs)
+    for k, (_, j) in enumerate(pairs):
+        lo, hi = 0, len(tops)
+        while lo < hi:
+            mid = (lo + hi) // 2
+            if pairs[tops[mid]][1] < j:
+                lo = mid + 1
+            else:
+                hi = mid
+        back[k] = tops[lo - 1] if lo else -1
+        if lo == len(tops):
+            tops.append(k)
+        else:
+            tops[lo] = k
+    run: list[tuple[int, int]] = []
+    k = tops[-1] if tops else -1
+    while k >= 0:
+        run.append(pairs[k])
+        k = back[k]
+    return run[::-1]
+
+
+def _chunks(base: Sequence[str], other: Sequence[str], side: int) -> list[_Chunk]:
+    return [_Chunk(a1, a2, tuple(other[b1:b2]), side) for a1, a2, b1, b2 in _opcodes(base, other)]
 
 
 def _clash(a: _Chunk, b: _Chunk) -> bool:
