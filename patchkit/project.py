@@ -18,6 +18,8 @@ from .store import Store
 from .versions import VersionsFile
 
 if TYPE_CHECKING:
+    from .audit import AuditResult
+    from .bisect import BisectResult
     from .build import BuildContext
     from .images.source import Source
 
@@ -253,6 +255,18 @@ class Project:
         from .rebase import Rebaser
 
         return Rebaser(self).refresh_to_base()
+
+    def bisect(self, patch: str) -> BisectResult:
+        """The first imported release (in version order) where ``patch`` stops applying."""
+        from .bisect import bisect_patch
+
+        return bisect_patch(self, patch)
+
+    def audit(self, version: str | None = None, *, patched: bool = True, strict: bool = False) -> AuditResult:
+        """Every network listener in the (patched) release's configs; see docs/audit.md."""
+        from .audit import audit_release
+
+        return audit_release(self, version, patched=patched, strict=strict)
 
     def write_patch(self, name: str, data: bytes) -> None:
         atomic_write(self.patches_dir / name, data)
