@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import sys
+from typing import Any
+
+_default_unraisable = sys.unraisablehook
+
+
+def _quiet_interrupts(unraisable: Any) -> None:
+    # Ctrl-C landing in a finalizer (e.g. subprocess.Popen.__del__) is not a bug to report.
+    if unraisable.exc_type is KeyboardInterrupt:
+        return
+    _default_unraisable(unraisable)
 
 
 def main() -> int:
+    sys.unraisablehook = _quiet_interrupts
     try:
         from .cli import main as cli_main
 
