@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import os
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from patchkit import Project
 
 Files = Mapping[str, str | bytes]
 
@@ -58,3 +63,55 @@ def snapshot(root: Path) -> dict[str, bytes]:
 
 def numbered(n: int, prefix: str = "line") -> str:
     return "".join(f"{prefix} {i}\n" for i in range(1, n + 1))
+
+
+# -- the four-patch rebase scenario (test_rebase, test_crash) -------------------------
+
+
+def udiff(path: str, old: str, new: str, header: str = "") -> str:
+    body = "".join(
+        difflib.unified_diff(
+            old.splitlines(True), new.splitlines(True), f"a/{path}", f"b/{path}", n=3
+        )
+    )
+    return header + body
+
+
+A10 = numbered(30)
+A11 = "".join(f"new top {i}\n" for i in range(5)) + A10.replace("line 20\n", "line 20 upstream\n")
+B10 = "alpha\nbeta\ngamma\n"
+B11 = "alpha\nBETA\ngamma\n"
+C10 = numbered(10)
+C11 = C10.replace("line 4\n", "line 4 theirs\n")
+D10 = numbered(12)
+D11 = D10.replace("line 6\n", "line 6 upstream\n")
+
+PATCHES = {
+    "a.patch": udiff("etc/a.conf", A10, A10.replace("line 5\n", "line 5 patched\n"),
+                     "Description: patch line 5\nForwarded: no\n\n"),
+    "d.patch": udiff("etc/d.conf", D10, D10.replace("line 3\n", "line 3 ours\n"), "Description: d\n\n"),
+    "b.patch": udiff("etc/b.conf", B10, B11, "Description: upstream took this in 1.1\n\n"),
+    "c.patch": udiff("etc/c.conf", C10, C10.replace("line 4\n", "line 4 ours\n"), "Description: c\n\n"),
+}
+SERIES = "# our series\na.patch\n# d merges\nd.patch -p1\nb.patch\nc.patch\n"
+
+
+def rebase_scenario(tmp: Path) -> Project:
+    """Releases 1.0 and 1.1 (imported) and a series where, onto 1.1, a.patch only moves,
+    d.patch merges, b.patch is already upstream and c.patch conflicts."""
+    from patchkit import Project
+
+    root = make_project(
+        tmp,
+        {
+            "1.0": {"etc/a.conf": A10, "etc/b.conf": B10, "etc/c.conf": C10, "etc/d.conf": D10},
+            "1.1": {"etc/a.conf": A11, "etc/b.conf": B11, "etc/c.conf": C11, "etc/d.conf": D11},
+        },
+        PATCHES,
+        base="1.0",
+        series=SERIES,
+    )
+    p = Project.open(root)
+    p.import_release("1.0")
+    p.import_release("1.1")
+    return p

@@ -23,27 +23,13 @@ from patchkit import Project
 from patchkit.cli import main
 from patchkit.errors import LockedError, PatchkitError
 
-from .projectbuilder import make_project, numbered, snapshot
-from .test_rebase import A10, A11, B10, B11, C10, C11, D10, D11, PATCHES, SERIES, udiff
+from .projectbuilder import C11, make_project, numbered, rebase_scenario, snapshot, udiff
 
 KILLED = -9
 
 
 def _project(tmp: Path) -> Path:
-    root = make_project(
-        tmp,
-        {
-            "1.0": {"etc/a.conf": A10, "etc/b.conf": B10, "etc/c.conf": C10, "etc/d.conf": D10},
-            "1.1": {"etc/a.conf": A11, "etc/b.conf": B11, "etc/c.conf": C11, "etc/d.conf": D11},
-        },
-        PATCHES,
-        base="1.0",
-        series=SERIES,
-    )
-    p = Project.open(root)
-    p.import_release("1.0")
-    p.import_release("1.1")
-    return root
+    return rebase_scenario(tmp).root
 
 
 def _cli(root: Path, *args: str, kill_at: int | None = None, log: Path | None = None) -> subprocess.CompletedProcess[bytes]:
