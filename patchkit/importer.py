@@ -4,8 +4,11 @@
 >>> result.tree, result.reused  # doctest: +SKIP
 
 Re-importing the digest a version is recorded with is free (nothing is read);
-a different digest is an error. A failure mid-way kills `git fast-import` before
-it finishes, so no ref moves and the store is as it was.
+a different digest is an error. Blobs are written to a pack of our own
+(`Store.fast_import(pack=True)`): a failure mid-way deletes its temporary file
+before git ever sees it, and trees, commits and refs are only written (by
+`git fast-import`) once every layer has been read and verified, so no ref moves
+and the store is as it was.
 """
 
 from __future__ import annotations
@@ -116,7 +119,7 @@ def import_release(
         digest = scan.digest
         if _check_digest(store, version, str(source), digest, expected_digest):
             return _result(store, version, flat=None, reused=True)
-        with store.fast_import() as fi:
+        with store.fast_import(pack=True) as fi:
             flat = scan.store(fi, Selector(include, exclude, always))
             _commit(fi, version, flat, source=str(source), digest=digest, layers=())
         return _result(store, version, flat=flat, reused=False)
@@ -125,7 +128,7 @@ def import_release(
         if _check_digest(store, version, plan.source, plan.digest, expected_digest):
             return _result(store, version, flat=None, reused=True)
         cache = LayerCache(store) if layer_cache else None
-        with store.fast_import() as fi:
+        with store.fast_import(pack=True) as fi:
             flat = flatten(
                 plan, fi, include=include, exclude=exclude, always=always,
                 limits=limits, progress=progress, cache=cache,

@@ -1,9 +1,10 @@
 """Flatten an image's layers into a RootFS, streaming, never extracting to disk.
 
 Each layer is read once: the stored bytes are hashed (blob digest), decompressed
-(gzip, zstd, bzip2, xz or plain, by magic bytes), hashed again (diff_id) and parsed
-as a tar stream; regular files go straight into `git fast-import`. Both digests
-are compared once the stream has been read to its very end.
+(gzip, zstd, bzip2, xz or plain, by magic bytes), hashed again (diff_id, both
+hashes on a helper thread) and parsed as a tar stream; regular files go straight
+into the store (`FastImport.blob_stream`: a pack written by `PackWriter` for
+imports). Both digests are compared once the stream has been read to its very end.
 
 Limits (`Limits`) guard against decompression bombs: a layer that inflates past
 ``max_layer_bytes`` or holds more than ``max_entries`` entries is refused with
@@ -14,7 +15,9 @@ from __future__ import annotations
 
 import bz2
 import lzma
+import queue
 import tarfile
+import threading
 import zlib
 from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
@@ -56,7 +59,9 @@ OPAQUE = ".wh..wh..opq"
 WHITEOUT = ".wh."
 _AUFS_META = ".wh..wh."  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): ignored, as Docker does
 
-_CHUNK = 1 << 16
+_CHUNK = 1 << 18  # bytes of the stored blob read at a time
+_HASH_AHEAD = 8  # chunks queued for the hashing thread (at most _MAX_OUT bytes each)
+_FILE_CHUNK = 1 << 20  # file contents are read in pieces this big (whole, up to this size)
 _MAX_OUT = 1 << 20  # most decompressed bytes produced per step
 _ZSTD_FEED = 2048  # zstd's ratio is bounded per input byte; small feeds bound memory
 
@@ -182,10 +187,42 @@ _FORMATS: tuple[tuple[str, bytes, Callable[[], _Decoder]], ...] = (
 )
 
 
+class _HashThread:
+    """Feeds hash objects on a helper thread, in order: hashlib releases the GIL on big
+    buffers, so checking a layer's digests overlaps with parsing its tar. `close` waits
+    for every update queued."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[tuple[Any, bytes] | None] = queue.Queue(maxsize=_HASH_AHEAD)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="patchkit-hash", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    item[0].update(item[1])
+                except BaseException as e:  # reported by close()
+                    self._error = e
+
+    def update(self, h: Any, data: bytes) -> None:
+        self._queue.put((h, data))
+
+    def close(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+
 class LayerStream:
     """The uncompressed bytes of one stored layer blob, hashed on both sides.
 
     ``read`` is all tarfile needs. After `drain`, `blob_digest`/`diff_id` are final.
+    Both hashes are computed on a helper thread; `close` (which `drain` and the
+    digests call) waits for it, and must be called when the stream is abandoned.
     """
 
     def __init__(
@@ -204,6 +241,7 @@ class LayerStream:
         self._raw_hash = hasher(f"{algorithm}:")
         self._algorithm = algorithm
         self._diff_hash = hasher("sha256:")
+        self._hashing = _HashThread()
         self.raw_bytes = 0
         self.bytes = 0
         self._buf = bytearray()
@@ -211,7 +249,11 @@ class LayerStream:
         self.format = "tar"
         self._factory: Callable[[], _Decoder] | None = None
         self._dec: _Decoder | None = None
-        head = self._read_raw_at_least(len(XZ_MAGIC))
+        try:
+            head = self._read_raw_at_least(len(XZ_MAGIC))
+        except BaseException:
+            self._hashing.close()
+            raise
         for name, magic, factory in _FORMATS:
             if head.startswith(magic):
                 self.format, self._factory, self._dec = name, factory, factory()
@@ -227,7 +269,7 @@ class LayerStream:
         except OSError as e:
             raise self._corrupt(f"cannot read the blob: {e}") from e
         if data:
-            self._raw_hash.update(data)
+            self._hashing.update(self._raw_hash, data)
             self.raw_bytes += len(data)
             if self._on_read is not None:
                 self._on_read(self.raw_bytes)
@@ -287,7 +329,7 @@ class LayerStream:
                 raise self._corrupt(
                     f"uncompressed size exceeds the limit of {self._limits.max_layer_bytes} bytes"
                 )
-            self._diff_hash.update(out)
+            self._hashing.update(self._diff_hash, out)
             self._buf += out
         data = bytes(self._buf[:n])
         del self._buf[:n]
@@ -299,12 +341,18 @@ class LayerStream:
             if chunk.count(0) != len(chunk):
                 raise self._corrupt("data after the end of the tar archive")
 
+    def close(self) -> None:
+        """Wait for the hashing thread and stop it."""
+        self._hashing.close()
+
     @property
     def blob_digest(self) -> str:
+        self.close()
         return f"{self._algorithm}:{self._raw_hash.hexdigest()}"
 
     @property
     def diff_id(self) -> str:
+        self.close()
         return f"sha256:{self._diff_hash.hexdigest()}"
 
 
@@ -332,7 +380,7 @@ def split_name(name: str, where: str) -> list[str]:
 def _chunks(f: BinaryIO, size: int) -> Iterator[bytes]:
     left = size
     while left > 0:
-        data = f.read(min(_CHUNK, left))
+        data = f.read(min(_FILE_CHUNK, left))
         if not data:
             return
         left -= len(data)
@@ -500,42 +548,45 @@ def read_layer(
             on_read=report if progress else None,
         )
         try:
-            tf = tarfile.TarFile.open(
-                fileobj=stream,  # type: ignore[call-overload]
-                mode="r|",
-                encoding="utf-8",
-                errors="surrogateescape",
-            )
-        except tarfile.TarError as e:
-            raise CorruptLayerError(f"{where}: not a tar stream: {e}") from e
-        entries = 0
-        try:
-            while True:
-                member = tf.next()
-                if member is None:
-                    break
-                tf.members.clear()  # stream mode keeps every header otherwise
-                entries += 1
-                if entries > limits.max_entries:
-                    raise CorruptLayerError(f"{where}: more than {limits.max_entries} entries")
-                entry = entry_from_tar(member)
+            try:
+                tf = tarfile.TarFile.open(
+                    fileobj=stream,  # type: ignore[call-overload]
+                    mode="r|",
+                    encoding="utf-8",
+                    errors="surrogateescape",
+                )
+            except tarfile.TarError as e:
+                raise CorruptLayerError(f"{where}: not a tar stream: {e}") from e
+            entries = 0
+            try:
+                while True:
+                    member = tf.next()
+                    if member is None:
+                        break
+                    tf.members.clear()  # stream mode keeps every header otherwise
+                    entries += 1
+                    if entries > limits.max_entries:
+                        raise CorruptLayerError(f"{where}: more than {limits.max_entries} entries")
+                    entry = entry_from_tar(member)
 
-                def content(member: tarfile.TarInfo = member, name: str = entry.name) -> str:
-                    f = tf.extractfile(member)
-                    assert f is not None
-                    try:
-                        return fi.blob_stream(member.size, _chunks(f, member.size))
-                    except tarfile.TarError as e:
-                        raise CorruptLayerError(
-                            f"{where}: entry {show_name(name)}: truncated content: {e}"
-                        ) from e
+                    def content(member: tarfile.TarInfo = member, name: str = entry.name) -> str:
+                        f = tf.extractfile(member)
+                        assert f is not None
+                        try:
+                            return fi.blob_stream(member.size, _chunks(f, member.size))
+                        except tarfile.TarError as e:
+                            raise CorruptLayerError(
+                                f"{where}: entry {show_name(name)}: truncated content: {e}"
+                            ) from e
 
-                applier.apply(entry, content)
-                if record is not None:
-                    record.append(entry)
-        except tarfile.TarError as e:
-            raise CorruptLayerError(f"{where}: corrupt tar stream: {e}") from e
-        stream.drain()
+                    applier.apply(entry, content)
+                    if record is not None:
+                        record.append(entry)
+            except tarfile.TarError as e:
+                raise CorruptLayerError(f"{where}: corrupt tar stream: {e}") from e
+            stream.drain()
+        finally:
+            stream.close()
     if layer.size is not None and stream.raw_bytes != layer.size:
         raise DigestMismatchError(
             f"{where}: blob is {stream.raw_bytes} bytes, the manifest says {layer.size}"
