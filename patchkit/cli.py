@@ -79,6 +79,11 @@ def _parser() -> argparse.ArgumentParser:
     imp.add_argument("source", nargs="?", help="source (default: the TOML's)")
     imp.add_argument("--platform", help="os/arch[/variant] for multi-arch images (default linux/amd64)")
     imp.add_argument("--registry-mirror", metavar="URL", help="redirect Docker Hub to this registry")
+    imp.add_argument(
+        "--replace",
+        action="store_true",
+        help="the release changed upstream (re-pushed tag, rebuilt model): import over it",
+    )
     imp.add_argument("--json", action="store_true", help="JSON on stdout")
 
     chk = sub.add_parser("check", help="series vs one release (default: base)")
@@ -210,7 +215,8 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         progress_cb, progress_ctx = _progress(err, enabled=not quiet and not machine and err.is_terminal)
         with progress_ctx:
             import_result = project.import_release(
-                args.version, args.source, platform=args.platform, progress=progress_cb
+                args.version, args.source, platform=args.platform, progress=progress_cb,
+                replace=args.replace,
             )
         if args.json:
             print(report.to_json(import_result))

@@ -36,16 +36,21 @@ def manifest_ref(version: str) -> str:
 
 
 def _check_digest(
-    store: Store, version: str, source: str, digest: str, expected: str | None
+    store: Store, version: str, source: str, digest: str, expected: str | None, replace: bool = False
 ) -> ReleaseInfo | None:
+    if replace:
+        existing = store.release(version)
+        return existing if existing is not None and existing.digest == digest else None
     if expected is not None and expected != digest:
         raise DigestMismatchError(
             f"version {version} is recorded with digest {expected} but {source} has {digest}"
+            " (if upstream really replaced it, import again with --replace)"
         )
     existing = store.release(version)
     if existing is not None and existing.digest != digest:
         raise DigestMismatchError(
             f"version {version} is recorded with digest {existing.digest} but {source} has {digest}"
+            " (if upstream really replaced it, import again with --replace)"
         )
     return existing
 
@@ -105,6 +110,7 @@ def import_release(
     mirror: str | None = None,
     limits: Limits = DEFAULT_LIMITS,
     layer_cache: bool = True,
+    replace: bool = False,
 ) -> ImportResult:
     """Import ``source`` as release ``version`` at `Store.release_ref(version)`.
 
@@ -112,12 +118,13 @@ def import_release(
     regardless); ``expected_digest`` is the digest the project recorded, if any.
     With ``layer_cache`` (the default), layers already in the store's layer cache
     (`refs/patchkit/layers/`, keyed by diff_id) are replayed instead of read, and
-    the layers read are added to it.
+    the layers read are added to it. ``replace`` imports over a release already in
+    the store with another digest (a rebuilt model, a re-pushed tag) instead of refusing.
     """
     if source.kind is SourceKind.DIR:
         scan = scan_directory(Path(source.path), str(source))
         digest = scan.digest
-        if _check_digest(store, version, str(source), digest, expected_digest):
+        if _check_digest(store, version, str(source), digest, expected_digest, replace):
             return _result(store, version, flat=None, reused=True)
         with store.fast_import(pack=True) as fi:
             flat = scan.store(fi, Selector(include, exclude, always))
@@ -125,7 +132,7 @@ def import_release(
         return _result(store, version, flat=flat, reused=False)
 
     with open_image(source, platform=platform, strip=strip, mirror=mirror) as plan:
-        if _check_digest(store, version, plan.source, plan.digest, expected_digest):
+        if _check_digest(store, version, plan.source, plan.digest, expected_digest, replace):
             return _result(store, version, flat=None, reused=True)
         cache = LayerCache(store) if layer_cache else None
         with store.fast_import(pack=True) as fi:

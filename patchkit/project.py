@@ -135,8 +135,13 @@ class Project:
         *,
         platform: str | None = None,
         progress: Callable[[Any], None] | None = None,
+        replace: bool = False,
     ) -> ImportResult:
-        """Import ``version`` from ``source`` (default: the TOML's) and record its digest."""
+        """Import ``version`` from ``source`` (default: the TOML's) and record its digest.
+
+        ``replace``: the release changed upstream (a re-pushed tag, a rebuilt model):
+        import it over the one in the store and record the new digest instead of refusing.
+        """
         from .images.source import parse_source
         from .importer import import_release
         from .rebase import Rebaser
@@ -161,6 +166,7 @@ class Project:
                 always=always,
                 expected_digest=rel.digest,
                 progress=progress,
+                replace=replace,
             )
             # Model releases are rebuilt from moving Debian suites: their digest stays in the store.
             if rel.digest != result.digest and rel.status is not versions_mod.ReleaseStatus.MODEL:

@@ -246,3 +246,19 @@ def test_interrupt_during_rebase_is_recoverable_with_abort(proj: Path, tmp_path:
             continue
         assert status.returncode == 0, status.stderr
         assert snapshot(proj) == before
+
+
+def test_import_replace_takes_a_changed_release(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    a = build_oci_layout(tmp_path / "a", [Layer().file("f", b"a\n")], tag="1")
+    b = build_oci_layout(tmp_path / "b", [Layer().file("f", b"b\n")], tag="1")
+    root = make_project(tmp_path, {"1": {}}, {}, base="1")
+    assert run(capsys, "--project", str(root), "import", "1", a.source)[0] == 0
+    err = one_line_error(capsys, ["--project", str(root), "import", "1", b.source])
+    assert "--replace" in err
+    code, out, _ = run(capsys, "--project", str(root), "import", "1", b.source, "--replace", "--json")
+    assert code == 0 and json.loads(out)["reused"] is False
+    assert json.loads(out)["digest"] in (root / "upstream-versions.toml").read_text()
+    from patchkit import Project
+
+    info = Project.open(root).store.release("1")
+    assert info is not None and info.digest == json.loads(out)["digest"]

@@ -58,8 +58,13 @@ def test_version_recorded_with_another_digest_is_refused(tmp_path: Path) -> None
         import_release(store, "1.0", parse_source(two.source))
     assert str(e.value) == (
         f"version 1.0 is recorded with digest {one.digest} but {two.source} has {two.digest}"
+        " (if upstream really replaced it, import again with --replace)"
     )
     assert store.git("for-each-ref").stdout == before
+    # replace=True takes it (a re-pushed tag, a rebuilt model), and only then.
+    result = import_release(store, "1.0", parse_source(two.source), replace=True)
+    assert result.digest == two.digest and not result.reused
+    assert import_release(store, "1.0", parse_source(two.source)).reused
 
 
 def test_expected_digest_that_differs_is_refused_before_reading(tmp_path: Path) -> None:
