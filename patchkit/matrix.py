@@ -32,11 +32,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .diff import apply_file_patch, apply_patch
-from .errors import NotImportedError, PatchkitError, UsageError
+from .errors import NotImportedError, PatchkitError, StoreError, UsageError
 from .merge import merge3
 from .model import SCHEMA, CheckResult, Drift, HunkResult, Matrix, PatchResult, PatchStatus
 from .patchfile import Patch, patch_applies_to
-from .store import UPSTREAM_PREFIX, BlobReader, Store, git_blob_id
+from .store import UPSTREAM_PREFIX, BlobReader, Store, git_blob_id, run_git_in
 from .versions import order_labels, parse_versions
 
 if TYPE_CHECKING:
@@ -424,29 +424,6 @@ def _replay(
             overlay[fp.path] = apply_file_patch(content(fp.path), fp).content
 
 
-def _read_many(proc: subprocess.Popen[bytes], tree: str, paths: Sequence[str]) -> dict[str, bytes | None]:
-    """Blobs of ``paths`` in ``tree``, pipelined: many requests per round trip, not one."""
-    assert proc.stdin is not None and proc.stdout is not None
-    out: dict[str, bytes | None] = {}
-    wanted = [p for p in paths if "\n" not in p]
-    step = 256  # requests in flight stay far below the pipe buffer: no deadlock
-    for i in range(0, len(wanted), step):
-        chunk = wanted[i : i + step]
-        proc.stdin.write(b"".join(f"{tree}:{p}\n".encode("utf-8", "surrogateescape") for p in chunk))
-        proc.stdin.flush()
-        for path in chunk:
-            header = proc.stdout.readline().split()
-            if len(header) != 3:
-                if len(header) == 2 and header[1] in (b"missing", b"ambiguous"):
-                    out[path] = None
-                    continue
-                raise PatchkitError(f"unexpected git cat-file answer: {header!r}")
-            data = proc.stdout.read(int(header[2]))
-            proc.stdout.read(1)
-            out[path] = data if header[1] == b"blob" else None
-    return out
-
-
 def _columns_worker(
     store_path: str,
     columns: Sequence[_Column],
@@ -458,14 +435,7 @@ def _columns_worker(
     """Compute some columns with one long-lived `git cat-file --batch` (in a worker process)."""
     store = Store(Path(store_path))
     out = []
-    proc = subprocess.Popen(
-        ["git", "--git-dir", store_path, "cat-file", "--batch"],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        env=store.env(),
-    )
-    reader = BlobReader(proc)
-    try:
+    with store.blob_reader() as reader:
         memo: list[_Base | None] = []
 
         def base() -> _Base | None:
@@ -474,13 +444,8 @@ def _columns_worker(
             return memo[0]
 
         for col, (cells, blobs) in zip(columns, cached, strict=True):
-            prefetched = _read_many(proc, col.tree, touched)
+            prefetched = reader.read_many(col.tree, touched)
             out.append(_run_column(reader, col, patches, cells, blobs, touched, base, prefetched))
-    finally:
-        if proc.stdin:
-            with contextlib.suppress(OSError):
-                proc.stdin.close()
-        proc.wait()
     return out
 
 
@@ -785,13 +750,11 @@ def merge_matrices(
 # --------------------------------------------------------------------------- --only-changed
 
 
-def _git_project(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-    env.update({"LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1"})
+def _project_git(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
     try:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, env=env, check=False)
-    except OSError as e:
-        raise MatrixError(f"cannot run git: {e}") from e
+        return run_git_in(root, *args)
+    except StoreError as e:
+        raise MatrixError(str(e)) from e
 
 
 def changed_since(project: Project, ref: str) -> tuple[set[str], set[str]]:
@@ -801,24 +764,24 @@ def changed_since(project: Project, ref: str) -> tuple[set[str], set[str]]:
     in the series; a release when its ``[[version]]`` entry differs or is new.
     """
     root = project.root
-    prefix = _git_project(root, "rev-parse", "--show-prefix")
+    prefix = _project_git(root, "rev-parse", "--show-prefix")
     if prefix.returncode != 0:
         raise MatrixError(f"--only-changed: {root} is not in a git repository")
-    if _git_project(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").returncode != 0:
+    if _project_git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").returncode != 0:
         raise MatrixError(f"--only-changed: no commit '{ref}' in the git repository of {root}")
     pre = prefix.stdout.decode().strip()
 
     def old(rel: str) -> str | None:
-        proc = _git_project(root, "show", f"{ref}:{pre}{rel}")
+        proc = _project_git(root, "show", f"{ref}:{pre}{rel}")
         return proc.stdout.decode("utf-8", "surrogateescape") if proc.returncode == 0 else None
 
-    diff = _git_project(root, "diff", "--name-only", "--no-renames", "-z", ref, "--", ".")
+    diff = _project_git(root, "diff", "--name-only", "--no-renames", "-z", ref, "--", ".")
     if diff.returncode != 0:
         raise MatrixError(f"--only-changed: git diff against '{ref}' failed")
     changed_files = {
         p.decode("utf-8", "surrogateescape")[len(pre) :] for p in diff.stdout.split(b"\0") if p
     }
-    untracked = _git_project(root, "ls-files", "--others", "--exclude-standard", "-z", "--", "patches")
+    untracked = _project_git(root, "ls-files", "--others", "--exclude-standard", "-z", "--", "patches")
     changed_files |= {p.decode("utf-8", "surrogateescape") for p in untracked.stdout.split(b"\0") if p}
     series = project.series
     patches = {e.name for e in series.entries if f"patches/{e.name}" in changed_files}

@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import threading
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -259,6 +259,40 @@ class BlobReader:
         if parts[1] != b"blob":
             return None
         return data
+
+    def read_many(self, tree: str, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """Blobs of ``paths`` in ``tree``, pipelined: many requests per round trip, not one."""
+        out: dict[str, bytes | None] = {p: None for p in paths if "\n" in p}
+        wanted = [p for p in paths if "\n" not in p]
+        step = 256  # requests in flight stay far below the pipe buffer: no deadlock
+        for i in range(0, len(wanted), step):
+            chunk = wanted[i : i + step]
+            self._in.write(b"".join(f"{tree}:{p}\n".encode("utf-8", "surrogateescape") for p in chunk))
+            self._in.flush()
+            for path in chunk:
+                header = self._outp.readline().split()
+                if len(header) != 3:
+                    if len(header) == 2 and header[1] in (b"missing", b"ambiguous"):
+                        out[path] = None
+                        continue
+                    raise StoreError(f"unexpected git cat-file answer: {header!r}")
+                data = self._outp.read(int(header[2]))
+                self._outp.read(1)
+                out[path] = data if header[1] == b"blob" else None
+        return out
+
+
+def run_git_in(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    """git in the maintainer's own repository at ``root`` (not the store), output captured.
+
+    Raises StoreError only when git cannot be run at all; the caller reads returncode.
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+    env.update({"LC_ALL": "C", "GIT_CONFIG_NOSYSTEM": "1"})
+    try:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, env=env, check=False)
+    except OSError as e:
+        raise StoreError(f"cannot run git: {e}") from e
 
 
 class Store:
