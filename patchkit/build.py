@@ -22,13 +22,12 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .diff import apply_patch
-from .engine import check_tree
+from .engine import apply_series
 from .errors import ConfigError, PatchkitError
 from .images.source import SourceKind, parse_source
 from .images.tree import Manifest, load_manifest
 from .model import SCHEMA, CheckResult, PatchStatus
-from .patchfile import Patch, patch_applies_to
+from .patchfile import Patch
 from .store import MODE_EXEC, MODE_LINK, BlobReader, Store
 
 if TYPE_CHECKING:
@@ -102,26 +101,12 @@ def patched_tree(
     reader: BlobReader, *, version: str, tree: str, patches: Sequence[Patch], store: Store
 ) -> PatchedTree:
     """Apply ``patches`` to ``tree`` like `check` and keep the files they change."""
-    check = check_tree(reader, version=version, tree=tree, patches=patches)
-    base: dict[str, bytes | None] = {}
-    overlay: dict[str, bytes | None] = {}
+    applied = apply_series(reader, version=version, tree=tree, patches=patches)
+    check, base, overlay = applied.check, applied.original, applied.files
     modes: dict[str, int] = {}
-
-    def content(path: str) -> bytes | None:
-        if path in overlay:
-            return overlay[path]
-        if path not in base:
-            base[path] = reader.read(f"{tree}:{path}")
-        return base[path]
-
-    for patch in patches:
-        if not patch_applies_to(patch, version):
+    for patch, result in zip(patches, check.patches, strict=True):
+        if result.status in (PatchStatus.CONFLICT, PatchStatus.MISSING_TARGET, PatchStatus.SKIPPED):
             continue
-        paths = list(dict.fromkeys(fp.path for fp in patch.files))
-        applied = apply_patch({p: content(p) for p in paths}, patch)
-        if applied.status in (PatchStatus.CONFLICT, PatchStatus.MISSING_TARGET):
-            continue
-        overlay.update(applied.contents)
         for fp in patch.files:
             mode = _git_mode(fp.new_mode) if fp.is_new or fp.new_mode != fp.old_mode else None
             if mode is not None:

@@ -3,13 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from .diff import apply_patch
 from .model import CheckResult, HunkResult, PatchResult, PatchStatus
 from .patchfile import Patch, patch_applies_to
 from .store import BlobReader
 
-__all__ = ["check_tree"]
+__all__ = ["SeriesOnTree", "apply_series", "check_tree"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SeriesOnTree:
+    """A series applied in memory to one tree: the report, and the files it leaves."""
+
+    check: CheckResult
+    original: dict[str, bytes | None]  # every path the series read, as the release has it
+    files: dict[str, bytes | None]  # the same paths after the patches that applied (None: absent)
 
 
 def check_tree(
@@ -19,17 +29,29 @@ def check_tree(
     tree: str,
     patches: Sequence[Patch],
 ) -> CheckResult:
+    """The report of :func:`apply_series`."""
+    return apply_series(reader, version=version, tree=tree, patches=patches).check
+
+
+def apply_series(
+    reader: BlobReader,
+    *,
+    version: str,
+    tree: str,
+    patches: Sequence[Patch],
+) -> SeriesOnTree:
     """Apply ``patches`` cumulatively, in order, to ``tree`` and classify each.
 
     A patch that conflicts or misses its target changes nothing; the next patches
     are applied to the files as they were (as `quilt push` would leave them had it
     been able to go on). Patches outside their `Upstream-Versions` range are `skipped`.
     """
+    original: dict[str, bytes | None] = {}
     overlay: dict[str, bytes | None] = {}
 
     def content(path: str) -> bytes | None:
         if path not in overlay:
-            overlay[path] = reader.read(f"{tree}:{path}")
+            original[path] = overlay[path] = reader.read(f"{tree}:{path}")
         return overlay[path]
 
     results: list[PatchResult] = []
@@ -59,4 +81,5 @@ def check_tree(
                 message=applied.message,
             )
         )
-    return CheckResult(version=version, patches=tuple(results), tree=tree)
+    check = CheckResult(version=version, patches=tuple(results), tree=tree)
+    return SeriesOnTree(check=check, original=original, files=overlay)

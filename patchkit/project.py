@@ -273,6 +273,3 @@ class Project:
         from .audit import audit_release
 
         return audit_release(self, version, patched=patched, strict=strict)
-
-    def write_patch(self, name: str, data: bytes) -> None:
-        atomic_write(self.patches_dir / name, data)
