@@ -226,6 +226,14 @@ class MemoryView:
         return _glob(set(self.files) | set(self.links), pattern)
 
 
+
+def _read_once(view: FileView, file: str, seen: set[str]) -> str | None:
+    """``file``'s text the first time an include chain reaches it; None after (or if absent)."""
+    if file in seen:
+        return None
+    seen.add(file)
+    return view.read(file)
+
 def _glob(names: Iterable[str], pattern: str) -> list[str]:
     """Names matching ``pattern`` component by component (``*`` never crosses ``/``)."""
     want = pattern.split("/")
@@ -343,10 +351,7 @@ def parse_redis(view: FileView, path: str, rule: Rule, emit: Emit, fail: Fail) -
 
     def walk(file: str) -> None:
         nonlocal binds, bind_at, port, port_at
-        if file in seen:
-            return
-        seen.add(file)
-        text = view.read(file)
+        text = _read_once(view, file, seen)
         if text is None:
             return
         for no, raw in enumerate(text.splitlines(), 1):
@@ -601,10 +606,7 @@ def parse_dovecot(view: FileView, path: str, rule: Rule, emit: Emit, fail: Fail)
 
     def walk(file: str) -> None:
         nonlocal listen
-        if file in seen:
-            return
-        seen.add(file)
-        text = view.read(file)
+        text = _read_once(view, file, seen)
         if text is None:
             return
         stack: list[tuple[str, str]] = []
