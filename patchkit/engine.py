@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from .diff import apply_patch
-from .model import CheckResult, HunkResult, PatchResult, PatchStatus
+from .model import CheckResult, PatchResult, PatchStatus
 from .patchfile import Patch, patch_applies_to
 from .store import BlobReader
 
@@ -56,7 +56,7 @@ def apply_series(
 
     results: list[PatchResult] = []
     for patch in patches:
-        files = tuple(dict.fromkeys(fp.path for fp in patch.files))
+        files = patch.paths
         if not patch_applies_to(patch, version):
             results.append(
                 PatchResult(
@@ -71,15 +71,6 @@ def apply_series(
         applied = apply_patch(current, patch)
         if applied.status not in (PatchStatus.CONFLICT, PatchStatus.MISSING_TARGET):
             overlay.update(applied.contents)
-        hunks: tuple[HunkResult, ...] = tuple(applied.hunks)
-        results.append(
-            PatchResult(
-                name=patch.name,
-                status=applied.status,
-                files=files,
-                hunks=hunks,
-                message=applied.message,
-            )
-        )
+        results.append(applied.to_patch_result())
     check = CheckResult(version=version, patches=tuple(results), tree=tree)
     return SeriesOnTree(check=check, original=original, files=overlay)

@@ -54,10 +54,6 @@ def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def _range(start: int, length: int) -> bytes:
-    return b"%d" % start if length == 1 else b"%d,%d" % (start, length)
-
-
 _HUNK_NUMBERS = re.compile(rb"^@@ -(\d+)((?:,\d+)?) \+(\d+)((?:,\d+)?) @@", re.M)
 
 
@@ -140,9 +136,6 @@ class Rebaser:
         for path in self._project_files():
             for tmp in path.parent.glob(f".{path.name}.*.tmp"):
                 tmp.unlink(missing_ok=True)
-
-    def in_progress(self) -> bool:
-        return self.state_path.exists()
 
     def guard(self) -> None:
         """Refuse a command that would clobber a rebase in progress."""

@@ -950,15 +950,6 @@ class Worktree:
         out = self.git("diff", "--name-only", "-z", "--diff-filter=U").stdout
         return sorted({p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p})
 
-    def cherry_pick(self, commit: str) -> tuple[bool, str]:
-        """3-way pick of ``commit`` without committing; (ok, git's message)."""
-        proc = self.git(
-            "-c", "merge.conflictStyle=zdiff3", "-c", "diff.algorithm=histogram",
-            "cherry-pick", "--no-commit", "--allow-empty", commit, check=False,
-        )
-        msg = (proc.stderr + proc.stdout).decode("utf-8", "replace").strip()
-        return proc.returncode == 0, msg
-
     def quit_pick(self) -> None:
         self.git("cherry-pick", "--quit", check=False)
 
@@ -975,11 +966,9 @@ class Worktree:
     def reset_hard(self, commit: str) -> None:
         self.git("reset", "-q", "--hard", commit)
 
-    def dirty(self) -> bool:
-        return bool(self.git("status", "--porcelain").stdout.strip())
-
     def pick(self, commit: str, *, algorithm: str = "histogram") -> tuple[bool, str]:
-        """Like :meth:`cherry_pick`, with another diff algorithm (histogram, patience, minimal, myers)."""
+        """3-way pick of ``commit`` without committing, with a diff algorithm (histogram, patience,
+        minimal, myers); (ok, git's message)."""
         proc = self.git(
             "-c", "merge.conflictStyle=zdiff3", "-c", f"diff.algorithm={algorithm}",
             "cherry-pick", "--no-commit", "--allow-empty", "-X", f"diff-algorithm={algorithm}",

@@ -67,10 +67,6 @@ class Selector:
         self._exclude = [glob_to_regex(p) for p in exclude]
         self._always = frozenset(p.strip("/") for p in always)
 
-    @property
-    def everything(self) -> bool:
-        return self._include is None and not self._exclude
-
     def __call__(self, path: str) -> bool:
         if path in self._always:
             return True

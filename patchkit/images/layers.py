@@ -247,7 +247,6 @@ class LayerStream:
         self._buf = bytearray()
         self._eof = False
         self.format = "tar"
-        self._factory: Callable[[], _Decoder] | None = None
         self._dec: _Decoder | None = None
         try:
             head = self._read_raw_at_least(len(XZ_MAGIC))
@@ -256,7 +255,7 @@ class LayerStream:
             raise
         for name, magic, factory in _FORMATS:
             if head.startswith(magic):
-                self.format, self._factory, self._dec = name, factory, factory()
+                self.format, self._dec = name, factory()
                 break
         self._pending_raw = head
 
