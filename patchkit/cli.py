@@ -12,13 +12,14 @@ import os
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
-from typing import Any
-
-from rich.console import Console
+from typing import TYPE_CHECKING, Any, cast
 
 from .errors import PatchkitError, UsageError
 from .model import PatchStatus, RebaseState
 from .project import Project
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = ["main"]
 
@@ -27,6 +28,21 @@ EXIT_ATTENTION = 1
 EXIT_USAGE = 2
 EXIT_ERROR = 3
 EXIT_INTERRUPTED = 130
+
+
+class _LazyConsole:
+    """A rich Console made on first use: a quiet run in a machine format never loads rich."""
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._console: Console | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._console is None:
+            from rich.console import Console
+
+            self._console = Console(**self._options)
+        return getattr(self._console, name)
 
 
 class _Exit(Exception):
@@ -156,6 +172,17 @@ def _global_options_after_command(sub: Any) -> None:
             command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
 
 
+def _pretty() -> bool:
+    # JSON for a person (a terminal) is indented; for a pipe or a file, one line: jq reads both.
+    return sys.stdout.isatty()
+
+
+def _tables() -> Any:
+    from . import report  # rich tables: loaded only when a table is shown
+
+    return report
+
+
 def _fail_on(text: str) -> frozenset[PatchStatus]:
     out = set()
     for word in filter(None, (w.strip() for w in text.split(","))):
@@ -168,7 +195,8 @@ def _fail_on(text: str) -> frozenset[PatchStatus]:
 
 
 def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from . import report  # rich tables: loaded when a command gets this far
+    from . import formats
+
     machine = bool(getattr(args, "json", False)) or getattr(args, "format", "table") != "table"
     show = err if machine else out
     quiet = args.quiet
@@ -204,9 +232,10 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         if args.json:
             import json
 
-            print(json.dumps({"schema": 1, "command": "versions", "base": vf.base, "versions": rows}, indent=2, sort_keys=True))
+            print(json.dumps({"schema": 1, "command": "versions", "base": vf.base, "versions": rows}, indent=2 if _pretty() else None, sort_keys=True))
         else:
-            emit(report.versions_table(rows))
+            if not quiet:  # a table is not free: build it only to show it
+                emit(_tables().versions_table(rows))
         return EXIT_OK
 
     if args.command == "import":
@@ -219,16 +248,18 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 replace=args.replace,
             )
         if args.json:
-            print(report.to_json(import_result))
+            print(formats.to_json(import_result, pretty=_pretty()))
         else:
-            emit(report.import_summary(import_result))
+            if not quiet:  # a table is not free: build it only to show it
+                emit(_tables().import_summary(import_result))
         return EXIT_OK
 
     if args.command == "check":
         result = project.check(args.version)
         if args.json:
-            print(report.to_json(result))
-        emit(report.check_table(result))
+            print(formats.to_json(result, pretty=_pretty()))
+        if not quiet:  # a table is not free: build it only to show it
+            emit(_tables().check_table(result))
         return EXIT_ATTENTION if result.needs_attention else EXIT_OK
 
     if args.command == "matrix":
@@ -250,8 +281,9 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
                 return EXIT_OK
             rb = status
         if args.json:
-            print(report.to_json(rb))
-        emit(report.rebase_table(rb))
+            print(formats.to_json(rb, pretty=_pretty()))
+        if not quiet:  # a table is not free: build it only to show it
+            emit(_tables().rebase_table(rb))
         if args.diff:
             for p in rb.patches:
                 for change in p.changes:
@@ -263,7 +295,7 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
         found = bisect_patch(project, args.patch)
         if args.json:
-            print(report.to_json(found))
+            print(formats.to_json(found, pretty=_pretty()))
         emit(bisect_text(found))
         return EXIT_ATTENTION if found.needs_attention else EXIT_OK
 
@@ -272,7 +304,7 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
         audit = audit_release(project, args.version, patched=not args.unpatched, strict=args.strict)
         if args.json:
-            print(report.to_json(audit))
+            print(formats.to_json(audit, pretty=_pretty()))
         if not quiet:
             show.print(render_audit(audit), markup=False, highlight=False, soft_wrap=True)
         return EXIT_ATTENTION if audit.failed else EXIT_OK
@@ -282,7 +314,7 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         for warning in ctx.warnings:
             err.print(f"patchkit: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
         if args.json:
-            print(report.to_json(ctx))
+            print(formats.to_json(ctx, pretty=_pretty()))
         emit(f"{args.out}: Dockerfile FROM {ctx.base_image}, {len(ctx.files)} file(s) in overlay/")
         return EXIT_OK
 
@@ -295,10 +327,10 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
 
 def _matrix_command(args: argparse.Namespace, project: Project | None, *, emit: Any, err: Console) -> int:
-    from . import report
     """`matrix`: compute (or --merge), then render in the asked format; exit per --fail-on."""
     import json
 
+    from . import formats
     from . import matrix as matrix_mod
 
     fail_on = _fail_on(args.fail_on)
@@ -345,17 +377,17 @@ def _matrix_command(args: argparse.Namespace, project: Project | None, *, emit: 
         if patches is not None:
             matrix = matrix_mod.limit(matrix, patches=patches, versions=None)
     if args.format == "json":
-        print(report.to_json(matrix))
+        print(formats.to_json(matrix, pretty=_pretty()))
     elif args.format == "junit":
-        sys.stdout.write(report.matrix_junit(matrix, fail_on=fail_on))
+        sys.stdout.write(formats.matrix_junit(matrix, fail_on=fail_on))
     elif args.format == "markdown":
-        sys.stdout.write(report.matrix_markdown(matrix))
+        sys.stdout.write(formats.matrix_markdown(matrix))
     elif args.format == "html":
         from .html import matrix_html
 
         sys.stdout.write(matrix_html(matrix))
     if not args.quiet:  # a table of every cell is not free: build it only to show it
-        emit(report.matrix_table(matrix))
+        emit(_tables().matrix_table(matrix))
     failed = any(cell.status in fail_on for cell in matrix.cells)
     return EXIT_ATTENTION if failed else EXIT_OK
 
@@ -391,8 +423,8 @@ def _progress(err: Console, *, enabled: bool) -> tuple[Any, contextlib.AbstractC
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code (never raises, never prints a traceback)."""
-    out = Console(highlight=False)
-    err = Console(stderr=True, highlight=False)
+    out = cast("Console", _LazyConsole(highlight=False))
+    err = cast("Console", _LazyConsole(stderr=True, highlight=False))
     with warnings.catch_warnings():
         # The library warns (e.g. a corrupt cache entry, recomputed); people get one line.
         warnings.showwarning = lambda message, *_args, **_kw: err.print(

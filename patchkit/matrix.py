@@ -31,12 +31,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .diff import apply_file_patch, apply_patch
+from .diff import apply_patch
 from .errors import NotImportedError, PatchkitError, StoreError, UsageError
 from .merge import merge3
 from .model import SCHEMA, CheckResult, Drift, HunkResult, Matrix, PatchResult, PatchStatus
 from .patchfile import Patch, patch_applies_to
-from .store import UPSTREAM_PREFIX, BlobReader, Store, git_blob_id, run_git_in
+from .store import UPSTREAM_PREFIX, BlobReader, Store, run_git_in
 from .versions import order_labels, parse_versions
 
 if TYPE_CHECKING:
@@ -56,6 +56,7 @@ __all__ = [
     "series_fingerprint",
 ]
 
+AUTO_UNITS_PER_WORKER = 200  # -j 0 forks a worker per this many units of work, if the CPUs allow
 LARGE_OFFSET = 20  # a hunk moved this many lines or more is flagged "large-offset"
 CACHE_FORMAT = 1
 CACHE_DIR = "cache/matrix"
@@ -82,6 +83,7 @@ class MatrixStats:
     cached: int = 0  # cells read from the cache
     computed: int = 0  # cells classified now
     workers: int = 0  # processes used (0: in this process)
+    units: int = 0  # distinct (patch group, blobs) computations run: releases share the rest
 
 
 # --------------------------------------------------------------------------- keys
@@ -275,12 +277,9 @@ class _Base:
 
 
 def _base_context(reader: BlobReader, label: str, tree: str, patches: Sequence[Patch]) -> _Base:
-    overlay: dict[str, bytes | None] = {}
+    overlay: dict[str, bytes | None] = reader.read_many(tree, sorted({p for x in patches for p in x.paths}))
     out = _Base()
     for patch in patches:
-        for path in patch.paths:
-            if path not in overlay:
-                overlay[path] = reader.read(f"{tree}:{path}")
         current = {p: overlay[p] for p in patch.paths}
         out.before.append(current)
         if not patch_applies_to(patch, label):
@@ -336,116 +335,143 @@ def _flags(
     return (*flags, verdict)
 
 
-def _run_column(
-    reader: BlobReader,
-    col: _Column,
-    patches: Sequence[Patch],
-    cached: Mapping[str, PatchResult],
-    blobs: Mapping[str, str],
-    touched: Sequence[str],
-    base: Callable[[], _Base | None],
-    prefetched: Mapping[str, bytes | None],
-) -> _ColumnOut:
-    overlay: dict[str, bytes | None] = dict(prefetched)
-    out_blobs = {p: blobs[p] for p in touched if p in blobs}
-    for path, data in prefetched.items():
-        out_blobs.setdefault(path, git_blob_id(data) if data is not None else "")
+@dataclass(frozen=True, slots=True)
+class _Component:
+    """Patches linked through the files they touch, and those files.
 
-    def content(path: str) -> bytes | None:
-        if path not in overlay:
-            data = reader.read(f"{col.tree}:{path}")
-            overlay[path] = data
-            out_blobs.setdefault(path, git_blob_id(data) if data is not None else "")
-        return overlay[path]
+    A cell depends only on its component's files in the release (a patch is applied
+    whole or not at all, so a failure on one file keeps its other files unchanged):
+    releases that share those blobs share the component's answers.
+    """
 
-    results: list[PatchResult] = []
-    cells: dict[str, PatchResult] = {}
-    n_cached = n_computed = 0
-    first_miss = next((i for i, k in enumerate(col.keys) if k not in cached), len(patches))
-    # Cached prefix: take the answers; replay its changes only if a later cell needs them.
-    for i in range(first_miss):
-        results.append(cached[col.keys[i]])
-        cells[col.keys[i]] = cached[col.keys[i]]
-        n_cached += 1
-    if first_miss < len(patches):
-        _replay(patches[:first_miss], results, content, overlay)
-    for i in range(first_miss, len(patches)):
-        patch = patches[i]
-        files = patch.paths
-        if not patch_applies_to(patch, col.label):
-            r = PatchResult(
-                name=patch.name,
-                status=PatchStatus.SKIPPED,
-                files=files,
-                message=f"Upstream-Versions: {patch.upstream_versions} excludes {col.label}",
-            )
+    paths: tuple[str, ...]
+    indexes: tuple[int, ...]  # the patches, in series order
+
+
+def _components(patches: Sequence[Patch]) -> list[_Component]:
+    parent: dict[str, str] = {}
+
+    def find(path: str) -> str:
+        while parent[path] != path:
+            parent[path] = parent[parent[path]]
+            path = parent[path]
+        return path
+
+    for patch in patches:
+        for path in patch.paths:
+            parent.setdefault(path, path)
+            root, other = find(patch.paths[0]), find(path)
+            if root != other:
+                parent[other] = root
+    groups: dict[str, list[int]] = {}
+    alone: list[list[int]] = []  # a patch that touches no file
+    for i, patch in enumerate(patches):
+        if patch.paths:
+            groups.setdefault(find(patch.paths[0]), []).append(i)
         else:
-            current = {path: content(path) for path in files}
-            applied = apply_patch(current, patch)
-            if applied.status not in FAILED:
-                overlay.update(applied.contents)
-            r = PatchResult(
-                name=patch.name,
-                status=applied.status,
-                files=files,
-                hunks=applied.hunks,
-                message=applied.message,
-            )
-            if r.status in (PatchStatus.FUZZ, PatchStatus.OFFSET):
-                flags = _flags(r, i, current, applied.contents, base())
-                if flags:
-                    r = replace(r, flags=flags)
-        results.append(r)
-        cells[col.keys[i]] = r
-        n_computed += 1
-    for path in touched:
-        if path not in out_blobs:
-            content(path)
-    return _ColumnOut(
-        check=CheckResult(version=col.label, patches=tuple(results), tree=col.tree),
-        blobs=out_blobs,
-        cells=cells,
-        cached=n_cached,
-        computed=n_computed,
-    )
+            alone.append([i])
+    return [
+        _Component(tuple(sorted({p for i in idx for p in patches[i].paths})), tuple(idx))
+        for idx in [*groups.values(), *alone]
+    ]
 
 
-def _replay(
+# A unit of work: a component on one set of blobs, with the patches that apply to the release.
+_UnitKey = tuple[int, tuple[str | None, ...], tuple[bool, ...]]
+
+
+def _run_unit(
+    comp: _Component,
     patches: Sequence[Patch],
-    results: Sequence[PatchResult],
-    content: Callable[[str], bytes | None],
-    overlay: dict[str, bytes | None],
-) -> None:
-    """Rebuild the files as the cached patches left them, from their cached statuses."""
-    for patch, r in zip(patches, results, strict=False):
-        if r.status not in (PatchStatus.APPLIED, PatchStatus.OFFSET, PatchStatus.FUZZ):
-            continue  # failed, skipped or already there: the files did not change
-        for fp in patch.files:
-            overlay[fp.path] = apply_file_patch(content(fp.path), fp).content
+    applies: Sequence[bool],
+    files: Mapping[str, bytes | None],
+    base: Callable[[], _Base | None],
+) -> list[PatchResult | None]:
+    """The component's cells (None: excluded by Upstream-Versions), applied cumulatively."""
+    overlay = dict(files)
+    out: list[PatchResult | None] = []
+    for i, wanted in zip(comp.indexes, applies, strict=True):
+        if not wanted:
+            out.append(None)
+            continue
+        patch = patches[i]
+        current = {path: overlay[path] for path in patch.paths}
+        applied = apply_patch(current, patch)
+        if applied.status not in FAILED:
+            overlay.update(applied.contents)
+        r = PatchResult(
+            name=patch.name,
+            status=applied.status,
+            files=patch.paths,
+            hunks=applied.hunks,
+            message=applied.message,
+        )
+        if r.status in (PatchStatus.FUZZ, PatchStatus.OFFSET):
+            flags = _flags(r, i, current, applied.contents, base())
+            if flags:
+                r = replace(r, flags=flags)
+        out.append(r)
+    return out
 
 
-def _columns_worker(
-    store_path: str,
-    columns: Sequence[_Column],
+def _run_in_processes(
+    store: Store,
+    comps: Sequence[_Component],
     patches: Sequence[Patch],
-    cached: Sequence[tuple[dict[str, PatchResult], dict[str, str]]],
-    touched: Sequence[str],
+    units: Sequence[_UnitKey],
     base_ref: tuple[str, str] | None,
-) -> list[_ColumnOut]:
-    """Compute some columns with one long-lived `git cat-file --batch` (in a worker process)."""
-    store = Store(Path(store_path))
+    workers: int,
+) -> list[list[PatchResult | None]]:
+    import concurrent.futures
+    import multiprocessing
+
+    groups = [units[i::workers] for i in range(workers)]
+    ctx = multiprocessing.get_context("fork")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = [
+            pool.submit(_units_worker, str(store.path), comps, patches, g, base_ref) for g in groups
+        ]
+        parts = [f.result() for f in futures]
+    done: list[list[PatchResult | None]] = [[] for _ in units]
+    for w, part in enumerate(parts):
+        for k, res in enumerate(part):
+            done[w + k * workers] = res
+    return done
+
+
+def _units_worker(
+    store_path: str,
+    comps: Sequence[_Component],
+    patches: Sequence[Patch],
+    units: Sequence[_UnitKey],
+    base_ref: tuple[str, str] | None,
+) -> list[list[PatchResult | None]]:
+    """Run some units in a worker process, with its own `git cat-file --batch`."""
+    with Store(Path(store_path)).blob_reader() as reader:
+        return _run_units(reader, comps, patches, units, base_ref)
+
+
+def _run_units(
+    reader: BlobReader,
+    comps: Sequence[_Component],
+    patches: Sequence[Patch],
+    units: Sequence[_UnitKey],
+    base_ref: tuple[str, str] | None,
+) -> list[list[PatchResult | None]]:
+    memo: list[_Base | None] = []
+
+    def base() -> _Base | None:
+        if not memo:
+            memo.append(_base_context(reader, *base_ref, patches) if base_ref else None)
+        return memo[0]
+
+    wanted = sorted({oid for _, oids, _ in units for oid in oids if oid})
+    blobs = reader.read_objects(wanted)
     out = []
-    with store.blob_reader() as reader:
-        memo: list[_Base | None] = []
-
-        def base() -> _Base | None:
-            if not memo:
-                memo.append(_base_context(reader, *base_ref, patches) if base_ref else None)
-            return memo[0]
-
-        for col, (cells, blobs) in zip(columns, cached, strict=True):
-            prefetched = reader.read_many(col.tree, touched)
-            out.append(_run_column(reader, col, patches, cells, blobs, touched, base, prefetched))
+    for comp_index, oids, applies in units:
+        comp = comps[comp_index]
+        files = {p: (blobs[oid] if oid else None) for p, oid in zip(comp.paths, oids, strict=True)}
+        out.append(_run_unit(comp, patches, applies, files, base))
     return out
 
 
@@ -536,30 +562,64 @@ def compute_matrix(
         else:
             todo.append(n)
 
-    workers = min(jobs if jobs > 0 else (os.cpu_count() or 1), len(todo))
-    if workers <= 1:
-        outs = _columns_worker(
-            str(store.path), [columns[n] for n in todo], patches, [loaded[n] for n in todo], touched, base_ref
-        )
-    else:
-        stats.workers = workers
-        groups = [todo[i::workers] for i in range(workers)]
-        import concurrent.futures
-        import multiprocessing
+    # Plan: which (component, blobs) units the missing cells need; each is run once.
+    comps = _components(patches)
+    units: dict[_UnitKey, int] = {}
+    plan: dict[int, list[_UnitKey | None]] = {}  # per column, per component (None: cached)
+    done: list[list[PatchResult | None]] = []
+    if todo:  # a warm run reads no blob
+        with store.blob_reader() as reader:
+            found = iter(reader.blob_ids([(columns[n].tree, p) for n in todo for p in touched]))
+            ids = {n: {p: next(found) for p in touched} for n in todo}
+            for n in todo:
+                col, (cells, _) = columns[n], loaded[n]
+                plan[n] = []
+                for ci, comp in enumerate(comps):
+                    if all(col.keys[i] in cells for i in comp.indexes):
+                        plan[n].append(None)
+                        continue
+                    applies = tuple(patch_applies_to(patches[i], col.label) for i in comp.indexes)
+                    key = (ci, tuple(ids[n][p] for p in comp.paths), applies)
+                    units.setdefault(key, len(units))
+                    plan[n].append(key)
+            unit_list = list(units)
+            stats.units = len(unit_list)
+            if jobs > 0:
+                workers = min(jobs, len(unit_list))
+            else:  # processes pay off only for enough work: a fork and a reader each cost ~20 ms
+                workers = min(os.cpu_count() or 1, len(unit_list) // AUTO_UNITS_PER_WORKER)
+            if workers <= 1:
+                done = _run_units(reader, comps, patches, unit_list, base_ref)
+            else:
+                stats.workers = workers
+                done = _run_in_processes(store, comps, patches, unit_list, base_ref, workers)
 
-        ctx = multiprocessing.get_context("fork")
-        with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-            futures = [
-                pool.submit(
-                    _columns_worker, str(store.path), [columns[n] for n in g], patches,
-                    [loaded[n] for n in g], touched, base_ref,
-                )
-                for g in groups
-            ]
-            outs = [o for f in futures for o in f.result()]
-    for out in outs:
-        results[out.check.version] = out
-        store_cache.store(out.check.version, out.check.tree, out.cells, out.blobs)
+    for n in todo:
+        col, (cells, _) = columns[n], loaded[n]
+        row: list[PatchResult | None] = [None] * len(patches)
+        out_cells: dict[str, PatchResult] = {}
+        n_cached = 0
+        for comp, unit in zip(comps, plan[n], strict=True):
+            fresh = None if unit is None else done[units[unit]]
+            for j, i in enumerate(comp.indexes):
+                r = cells[col.keys[i]] if fresh is None else fresh[j]
+                n_cached += fresh is None
+                if r is None:
+                    patch = patches[i]
+                    r = PatchResult(
+                        name=patch.name,
+                        status=PatchStatus.SKIPPED,
+                        files=patch.paths,
+                        message=f"Upstream-Versions: {patch.upstream_versions} excludes {col.label}",
+                    )
+                row[i] = r
+                out_cells[col.keys[i]] = r
+        check = CheckResult(version=col.label, patches=tuple(r for r in row if r is not None), tree=col.tree)
+        blobs = {p: ids[n][p] or "" for p in touched}
+        results[col.label] = _ColumnOut(
+            check=check, blobs=blobs, cells=out_cells, cached=n_cached, computed=len(patches) - n_cached
+        )
+        store_cache.store(col.label, col.tree, out_cells, blobs)
 
     ordered = [results[v] for v in labels]
     stats.cells = sum(len(o.check.patches) for o in ordered)

@@ -235,6 +235,7 @@ class BlobReader:
         assert proc.stdin is not None and proc.stdout is not None
         self._in = proc.stdin
         self._outp = proc.stdout
+        self._trees: dict[str, dict[str, tuple[bytes, str]] | None] = {}  # tree id -> entries
 
     def read(self, spec: str) -> bytes | None:
         """Content of ``spec`` (`<rev>:<path>` or an object id), or None if absent.
@@ -243,43 +244,93 @@ class BlobReader:
         """
         if "\n" in spec:
             return None
-        self._in.write(spec.encode("utf-8", "surrogateescape") + b"\n")
-        self._in.flush()
-        header = self._outp.readline()
-        if not header:
-            raise StoreError("git cat-file ended unexpectedly")
-        parts = header.split()
-        if len(parts) == 2 and parts[1] in (b"missing", b"ambiguous"):
-            return None
-        if len(parts) != 3:
-            raise StoreError(f"unexpected git cat-file answer: {header!r}")
-        size = int(parts[2])
-        data = self._outp.read(size)
-        self._outp.read(1)  # the LF after the content
-        if parts[1] != b"blob":
-            return None
-        return data
+        return self._read_specs([spec])[0]
 
     def read_many(self, tree: str, paths: Sequence[str]) -> dict[str, bytes | None]:
         """Blobs of ``paths`` in ``tree``, pipelined: many requests per round trip, not one."""
         out: dict[str, bytes | None] = {p: None for p in paths if "\n" in p}
         wanted = [p for p in paths if "\n" not in p]
+        out.update(zip(wanted, self._read_specs([f"{tree}:{p}" for p in wanted]), strict=True))
+        return out
+
+    def read_objects(self, oids: Sequence[str]) -> dict[str, bytes | None]:
+        """Blobs by object id, pipelined like ``read_many``; None for a missing one."""
+        return dict(zip(oids, self._read_specs(list(oids)), strict=True))
+
+    def blob_ids(self, specs: Sequence[tuple[str, str]]) -> list[str | None]:
+        """Object ids of (tree, path) pairs; None where absent or not a blob (a directory, a submodule).
+
+        Trees are read and parsed here, each once per reader: releases share most subtrees,
+        and git's own `tree:path` lookup re-reads every tree on the way for every path.
+        """
+        out: list[str | None] = [None] * len(specs)
+        pending = [(k, tree, path.split("/")) for k, (tree, path) in enumerate(specs) if path and "\n" not in path]
+        while pending:
+            self._load_trees({tree for _, tree, _ in pending})
+            deeper = []
+            for k, tree, parts in pending:
+                entry = (self._trees.get(tree) or {}).get(parts[0])
+                if entry is None:
+                    continue
+                mode, oid = entry
+                if len(parts) == 1:
+                    out[k] = oid if mode in _BLOB_MODES else None
+                elif mode == b"40000":
+                    deeper.append((k, oid, parts[1:]))
+            pending = deeper
+        return out
+
+    def _load_trees(self, ids: set[str]) -> None:
+        wanted = sorted(t for t in ids if t not in self._trees)
+        for tree, raw in zip(wanted, self._read_raw(wanted), strict=True):
+            if raw is not None and raw[0] == b"commit":  # a commit stands for its tree
+                root = raw[1].split(b"\n", 1)[0].split()[1].decode()
+                self._load_trees({root})
+                self._trees[tree] = self._trees[root]
+                continue
+            self._trees[tree] = _parse_tree(raw[1]) if raw is not None and raw[0] == b"tree" else None
+
+    def _read_specs(self, specs: Sequence[str]) -> list[bytes | None]:
+        return [raw[1] if raw is not None and raw[0] == b"blob" else None for raw in self._read_raw(specs)]
+
+    def _read_raw(self, specs: Sequence[str]) -> list[tuple[bytes, bytes] | None]:
+        """(type, content) of each spec, pipelined; None for a missing one."""
+        out: list[tuple[bytes, bytes] | None] = []
         step = 256  # requests in flight stay far below the pipe buffer: no deadlock
-        for i in range(0, len(wanted), step):
-            chunk = wanted[i : i + step]
-            self._in.write(b"".join(f"{tree}:{p}\n".encode("utf-8", "surrogateescape") for p in chunk))
+        for i in range(0, len(specs), step):
+            chunk = specs[i : i + step]
+            self._in.write(b"".join(s.encode("utf-8", "surrogateescape") + b"\n" for s in chunk))
             self._in.flush()
-            for path in chunk:
-                header = self._outp.readline().split()
+            for _ in chunk:
+                line = self._outp.readline()
+                if not line:
+                    raise StoreError("git cat-file ended unexpectedly")
+                if line.endswith((b" missing\n", b" ambiguous\n")):  # the spec may hold spaces
+                    out.append(None)
+                    continue
+                header = line.split()
                 if len(header) != 3:
-                    if len(header) == 2 and header[1] in (b"missing", b"ambiguous"):
-                        out[path] = None
-                        continue
-                    raise StoreError(f"unexpected git cat-file answer: {header!r}")
+                    raise StoreError(f"unexpected git cat-file answer: {line!r}")
                 data = self._outp.read(int(header[2]))
                 self._outp.read(1)
-                out[path] = data if header[1] == b"blob" else None
+                out.append((header[1], data))
         return out
+
+
+_BLOB_MODES = frozenset({b"100644", b"100755", b"120000"})
+
+
+def _parse_tree(data: bytes) -> dict[str, tuple[bytes, str]]:
+    """A raw git tree object: name -> (mode, object id)."""
+    entries: dict[str, tuple[bytes, str]] = {}
+    i, n = 0, len(data)
+    while i < n:
+        space = data.index(b" ", i)
+        nul = data.index(b"\0", space)
+        name = data[space + 1 : nul].decode("utf-8", "surrogateescape")
+        entries[name] = (data[i:space], data[nul + 1 : nul + 21].hex())
+        i = nul + 21
+    return entries
 
 
 def run_git_in(root: Path, *args: str) -> subprocess.CompletedProcess[bytes]:

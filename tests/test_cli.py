@@ -74,6 +74,33 @@ def test_check_json_goes_to_stdout_and_table_to_stderr(proj: Path, capsys: pytes
     assert "Series against 2.0" in err
 
 
+def test_json_is_one_line_for_a_pipe_and_indented_for_a_terminal(proj: Path) -> None:
+    import pty
+
+    cmd = [sys.executable, "-m", "patchkit", "-q", "--project", str(proj)]
+    subprocess.run([*cmd, "import", "1.0"], check=True, capture_output=True)
+    piped = subprocess.run([*cmd, "check", "1.0", "--json"], capture_output=True, check=True).stdout
+    assert piped.count(b"\n") == 1 and json.loads(piped)["command"] == "check"
+    leader, follower = pty.openpty()
+    try:
+        subprocess.run([*cmd, "check", "1.0", "--json"], stdout=follower, check=True)
+        os.close(follower)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # EIO: the terminal's other end is closed
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(leader)
+    shown = b"".join(chunks).replace(b"\r\n", b"\n")
+    assert shown.count(b"\n") > 10 and b'\n  "command": "check"' in shown
+    assert json.loads(shown) == json.loads(piped)
+
+
 def test_matrix_formats(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:
     for v in ("1.0", "2.0"):
         run(capsys, "--project", str(proj), "import", v)

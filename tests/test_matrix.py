@@ -93,6 +93,24 @@ def test_matrix_gives_the_answers_of_check_for_every_release(proj: Path) -> None
     assert got[("4.0", "b.patch")] == "missing-target"
 
 
+def test_releases_that_share_a_patch_groups_blobs_share_its_computation(proj: Path) -> None:
+    # a: app.conf is one blob on 3.0 and 4.0; b: other.conf the same on 1.0 and 3.0 (absent
+    # on 4.0); c: third.conf the same on 1.0, 2.0 and 4.0. 12 cells, 3 + 3 + 2 distinct units.
+    stats = MatrixStats()
+    shared = compute_matrix(Project.open(proj), jobs=1, cache=False, stats=stats)
+    assert (stats.cells, stats.computed, stats.units) == (12, 12, 8)
+    # The skip message names each release even where the computation was shared.
+    text = (proj / "patches/c.patch").read_text()
+    (proj / "patches/c.patch").write_text("Upstream-Versions: <3\n" + text)
+    skipped = compute_matrix(Project.open(proj), jobs=1, cache=False)
+    msg = {c.version: p.message for c in skipped.checks for p in c.patches if p.name == "c.patch"}
+    assert "excludes 4.0" in msg["4.0"] and "excludes 3.0" in msg["3.0"]
+    assert skipped.status("1.0", "c.patch") is shared.status("1.0", "c.patch")
+    assert [c.status for c in shared.cells if c.patch != "c.patch"] == [
+        c.status for c in skipped.cells if c.patch != "c.patch"
+    ]
+
+
 def test_risk_flags_compare_fuzz_and_large_offsets_with_a_3way_merge(proj: Path) -> None:
     matrix = Project.open(proj).matrix(jobs=1, cache=False)
     flags = {(c.version, c.patch): c.flags for c in matrix.cells}
@@ -142,14 +160,19 @@ def test_warm_cache_recomputes_nothing_and_an_edit_only_what_follows_it(proj: Pa
     assert result.to_dict() == fresh.to_dict()
 
 
-def test_cached_prefix_is_replayed_so_a_later_patch_sees_earlier_changes(tmp_path: Path) -> None:
-    # b.patch edits the line a.patch wrote: only correct if a's change is replayed from cache.
+def test_a_patch_group_with_an_edited_patch_is_recomputed_whole_from_its_files(tmp_path: Path) -> None:
+    # b.patch edits the line a.patch wrote: only correct if a's change is applied first, so the
+    # group {a, b} (they share a file) is recomputed whole; c.patch's group stays cached.
     one = BASE.replace("line 6\n", "line 6 patched\n")
     two = one.replace("line 6 patched\n", "line 6 patched twice\n")
     root = make_project(
         tmp_path,
-        {"1": {"etc/app.conf": BASE}},
-        {"a.patch": make_patch("a.patch", "etc/app.conf", BASE, one), "b.patch": make_patch("b.patch", "etc/app.conf", one, two)},
+        {"1": {"etc/app.conf": BASE, "etc/third.conf": CONF}},
+        {
+            "a.patch": make_patch("a.patch", "etc/app.conf", BASE, one),
+            "c.patch": make_patch("c.patch", "etc/third.conf", CONF, CONF.replace("opt 9\n", "opt 9 patched\n")),
+            "b.patch": make_patch("b.patch", "etc/app.conf", one, two),
+        },
         base="1",
     )
     assert main(["-q", "--project", str(root), "import", "1"]) == 0
@@ -158,8 +181,9 @@ def test_cached_prefix_is_replayed_so_a_later_patch_sees_earlier_changes(tmp_pat
     (root / "patches/b.patch").write_text(make_patch("b.patch", "etc/app.conf", one, one + "tail\n"))
     stats = MatrixStats()
     m = compute_matrix(project, jobs=1, stats=stats)
-    assert (stats.cached, stats.computed) == (1, 1)
+    assert (stats.cached, stats.computed) == (1, 2)
     assert m.status("1", "b.patch") is not None and m.status("1", "b.patch").value == "applied"  # type: ignore[union-attr]
+    assert m.to_dict() == compute_matrix(project, jobs=1, cache=False).to_dict()
 
 
 def test_corrupt_cache_entry_warns_and_recomputes(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:

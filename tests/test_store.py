@@ -14,7 +14,16 @@ import pytest
 from patchkit.errors import DigestMismatchError, StoreError
 from patchkit.images import parse_source
 from patchkit.importer import import_release
-from patchkit.store import MODE_FILE, PackWriter, Store, TreeEntry, _pack_index, git_blob_id
+from patchkit.store import (
+    MODE_EXEC,
+    MODE_FILE,
+    MODE_LINK,
+    PackWriter,
+    Store,
+    TreeEntry,
+    _pack_index,
+    git_blob_id,
+)
 from tests.imagebuilder import Layer, build_oci_layout
 from tests.test_importer import _tricky_lower
 
@@ -237,3 +246,49 @@ def test_trees_and_commits_written_directly_match_fast_import(tmp_path: Path) ->
         _fsck(store)
         ids.append(store.ref_targets("refs/"))
     assert ids[0] == ids[1] and len(ids[0]) == 3
+
+
+def test_blob_ids_and_reads_answer_per_path_even_for_spaces_and_absent_paths(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "store")
+    with store.fast_import(pack=True) as fi:
+        a, b = fi.blob(b"a\n"), fi.blob(b"b b\n")
+        fi.commit("refs/heads/t", {"dir/a": TreeEntry(mode=MODE_FILE, blob=a), "with space": TreeEntry(mode=MODE_FILE, blob=b)}, "t\n")
+    tree = store.git("rev-parse", "refs/heads/t^{tree}").stdout.decode().strip()
+    asked = ["dir/a", "with space", "no such file", "dir", "odd\nname", "also missing here", "dir/a/deeper"]
+    with store.blob_reader() as reader:
+        assert reader.blob_ids([(tree, p) for p in asked]) == [a, b, None, None, None, None, None]
+        # a commit stands for its tree; a second reader call reuses the parsed trees
+        assert reader.blob_ids([("refs/heads/t", "dir/a"), (tree, "with space")]) == [a, b]
+        # git agrees on every id
+        for path, oid in (("dir/a", a), ("with space", b)):
+            assert store.git("rev-parse", f"{tree}:{path}").stdout.decode().strip() == oid
+        assert reader.read_many(tree, asked) == {
+            "dir/a": b"a\n", "with space": b"b b\n", "no such file": None, "dir": None,
+            "odd\nname": None, "also missing here": None, "dir/a/deeper": None,
+        }
+        assert reader.read(f"{tree}:no such file") is None  # "<spec> missing" holds spaces
+        assert reader.read_objects([b, a, "0" * 40]) == {b: b"b b\n", a: b"a\n", "0" * 40: None}
+
+
+def test_blob_ids_equal_git_ls_tree_for_every_path_of_a_nested_tree(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "store")
+    rnd = random.Random(3)
+    files: dict[str, TreeEntry] = {}
+    with store.fast_import(pack=True) as fi:
+        for i in range(300):
+            depth = rnd.randint(0, 4)
+            path = "/".join([f"d{rnd.randint(0, 3)}" for _ in range(depth)] + [f"f {i}.txt"])
+            mode = rnd.choice([MODE_FILE, MODE_EXEC, MODE_LINK])
+            files[path] = TreeEntry(mode=mode, blob=fi.blob(f"{i % 50}\n".encode()))
+        fi.commit("refs/heads/t", files, "t\n")
+    listed = store.git("ls-tree", "-r", "-z", "refs/heads/t").stdout.split(b"\0")
+    expected = {}
+    for rec in filter(None, listed):
+        meta, path = rec.split(b"\t", 1)
+        expected[path.decode()] = meta.split()[2].decode()
+    assert set(expected) == set(files)
+    tree = store.git("rev-parse", "refs/heads/t^{tree}").stdout.decode().strip()
+    asked = [*sorted(expected), "d0", "d1/nope", "nope/f 1.txt"]
+    with store.blob_reader() as reader:
+        got = reader.blob_ids([(tree, p) for p in asked])
+    assert got == [expected[p] for p in sorted(expected)] + [None, None, None]

@@ -1,0 +1,142 @@
+"""Machine formats: JSON, JUnit and Markdown (no rich, so a machine's run does not load it).
+
+The reporting layer is this module, ``report`` (rich tables for people) and ``html``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+from xml.etree import ElementTree as ET
+
+from .matrix import RISK_FLAGS
+from .model import Drift, Matrix, PatchStatus
+
+__all__ = ["RISKY", "STYLE", "hunk_detail", "matrix_junit", "matrix_markdown", "to_json"]
+
+RISKY = RISK_FLAGS  # flags that say "look at this cell"
+
+# One glyph and colour per status, shared by every view.
+STYLE: dict[PatchStatus, tuple[str, str]] = {
+    PatchStatus.APPLIED: ("✓", "green"),
+    PatchStatus.OFFSET: ("↕", "green"),
+    PatchStatus.MERGED: ("⇄", "cyan"),
+    PatchStatus.FUZZ: ("~", "yellow"),
+    PatchStatus.ALREADY_APPLIED: ("=", "blue"),
+    PatchStatus.CONFLICT: ("✗", "bold red"),
+    PatchStatus.MISSING_TARGET: ("?", "red"),
+    PatchStatus.SKIPPED: ("-", "dim"),
+    PatchStatus.DROPPED: ("⌫", "magenta"),
+}
+
+
+def to_json(result: Any, *, pretty: bool = True) -> str:
+    """The record's JSON; ``pretty=False`` is one line, ~5x faster to write for a big matrix."""
+    if pretty:
+        return json.dumps(result.to_dict(), indent=2, sort_keys=True, ensure_ascii=False)
+    return json.dumps(result.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+
+
+def hunk_detail(p: Any) -> str:
+    bits = []
+    for h in p.hunks:
+        if h.status in (PatchStatus.APPLIED,):
+            continue
+        where = f"{h.file} #{h.index}"
+        if h.status is PatchStatus.OFFSET:
+            bits.append(f"{where} offset {h.offset:+d}")
+        elif h.status is PatchStatus.FUZZ:
+            bits.append(f"{where} fuzz {h.fuzz}" + (f" offset {h.offset:+d}" if h.offset else ""))
+        else:
+            bits.append(f"{where} {h.status.value}")
+    if p.message:
+        bits.append(p.message)
+    return "; ".join(bits)
+
+
+def drift_line(d: Drift) -> str:
+    good = f"last applied on {d.last_good}" if d.last_good else "never applied in this matrix"
+    files = f"; upstream changed: {', '.join(d.files)}" if d.files else ""
+    return f"fails since {d.first_bad} ({good}){files}"
+
+
+def matrix_junit(matrix: Matrix, *, fail_on: frozenset[PatchStatus]) -> str:
+    """One testsuite per release, one testcase per patch; failures carry the conflicting hunks."""
+    suites = ET.Element("testsuites", name="patchkit matrix")
+    for check in matrix.checks:
+        failures = sum(1 for p in check.patches if p.status in fail_on)
+        skipped = sum(1 for p in check.patches if p.status is PatchStatus.SKIPPED)
+        suite = ET.SubElement(
+            suites,
+            "testsuite",
+            name=check.version,
+            tests=str(len(check.patches)),
+            failures=str(failures),
+            skipped=str(skipped),
+        )
+        for p in check.patches:
+            case = ET.SubElement(suite, "testcase", classname=check.version, name=p.name)
+            if p.status in fail_on:
+                failure = ET.SubElement(case, "failure", message=f"{p.status.value}: {hunk_detail(p)}", type=p.status.value)
+                body = [h.text for h in p.hunks if h.text] or [hunk_detail(p)]
+                drift = matrix.drift_for(check.version, p.name)
+                if drift is not None:
+                    body.append(drift_line(drift))
+                failure.text = "\n".join(body)
+            elif p.status is PatchStatus.SKIPPED:
+                ET.SubElement(case, "skipped", message=p.message)
+            else:
+                out = ET.SubElement(case, "system-out")
+                out.text = p.status.value + (f" [{', '.join(p.flags)}]" if p.flags else "")
+    ET.indent(suites)
+    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+
+
+def _md_cell(p: Any) -> str:
+    glyph = STYLE[p.status][0]
+    mark = "!" if RISKY & set(p.flags) else ""
+    return f"{glyph}{mark}"
+
+
+def matrix_markdown(matrix: Matrix) -> str:
+    """Compact table (glyphs) for $GITHUB_STEP_SUMMARY / PR comments; details collapsed."""
+    lines = ["| patch | " + " | ".join(matrix.versions) + " |"]
+    lines.append("|---|" + ":---:|" * len(matrix.versions))
+    for name in matrix.patches:
+        cells = []
+        for v in matrix.versions:
+            p = matrix.result(v, name)
+            cells.append(_md_cell(p) if p else "")
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    attention = []
+    for check in matrix.checks:
+        n = sum(1 for p in check.patches if p.needs_attention)
+        attention.append(f"**{n} ✗**" if n else "ok")
+    if matrix.versions:
+        lines.append("| **needs attention** | " + " | ".join(attention) + " |")
+    legend = ", ".join(
+        f"{glyph} {status.value}"
+        for status, (glyph, _) in STYLE.items()
+        if status not in (PatchStatus.MERGED, PatchStatus.DROPPED)
+    )
+    out = "\n".join(lines) + f"\n\n{legend}; ! 3-way merge disagrees with fuzz/offset\n"
+    details = []
+    for check in matrix.checks:
+        for p in check.patches:
+            if not (p.needs_attention or RISKY & set(p.flags)):
+                continue
+            flags = f" [{', '.join(p.flags)}]" if p.flags else ""
+            details.append(f"#### {check.version} · `{p.name}`: {p.status.value}{flags}\n")
+            detail = hunk_detail(p)
+            if detail:
+                details.append(detail + "\n")
+            drift = matrix.drift_for(check.version, p.name)
+            if drift is not None:
+                details.append(drift_line(drift) + "\n")
+            hunks = "".join(h.text for h in p.hunks if h.text)
+            if hunks:
+                fence = "````" if "```" in hunks else "```"
+                details.append(f"{fence}diff\n{hunks}{fence}\n")
+    if details:
+        out += "\n<details><summary>Details: needs attention</summary>\n\n" + "\n".join(details) + "\n</details>\n"
+    return out
