@@ -270,27 +270,32 @@ class _ColumnOut:
 
 @dataclass(slots=True)
 class _Base:
-    """Per patch, its files before and after it on the base release (for the 3-way flag)."""
+    """Per patch (by series index), its files before and after it on the base release
+    (for the 3-way flag)."""
 
-    before: list[dict[str, bytes | None]] = field(default_factory=list)
-    after: list[dict[str, bytes | None] | None] = field(default_factory=list)  # None: not applied
+    before: dict[int, dict[str, bytes | None]] = field(default_factory=dict)
+    after: dict[int, dict[str, bytes | None] | None] = field(default_factory=dict)  # None: not applied
 
 
-def _base_context(reader: BlobReader, label: str, tree: str, patches: Sequence[Patch]) -> _Base:
-    overlay: dict[str, bytes | None] = reader.read_many(tree, sorted({p for x in patches for p in x.paths}))
+def _base_context(
+    reader: BlobReader, label: str, tree: str, patches: Sequence[Patch], comp: _Component
+) -> _Base:
+    """One patch group on the base release: the others cannot change its files."""
+    overlay: dict[str, bytes | None] = reader.read_many(tree, comp.paths)
     out = _Base()
-    for patch in patches:
+    for i in comp.indexes:
+        patch = patches[i]
         current = {p: overlay[p] for p in patch.paths}
-        out.before.append(current)
+        out.before[i] = current
         if not patch_applies_to(patch, label):
-            out.after.append(None)
+            out.after[i] = None
             continue
         applied = apply_patch(current, patch)
         if applied.status in GOOD:
             overlay.update(applied.contents)
-            out.after.append({p: applied.contents.get(p, current[p]) for p in patch.paths})
+            out.after[i] = {p: applied.contents.get(p, current[p]) for p in patch.paths}
         else:
-            out.after.append(None)
+            out.after[i] = None
     return out
 
 
@@ -458,12 +463,17 @@ def _run_units(
     units: Sequence[_UnitKey],
     base_ref: tuple[str, str] | None,
 ) -> list[list[PatchResult | None]]:
-    memo: list[_Base | None] = []
+    memo: dict[int, _Base] = {}  # per patch group, made the first time a flag needs it
 
-    def base() -> _Base | None:
-        if not memo:
-            memo.append(_base_context(reader, *base_ref, patches) if base_ref else None)
-        return memo[0]
+    def base_of(comp_index: int) -> Callable[[], _Base | None]:
+        def base() -> _Base | None:
+            if base_ref is None:
+                return None
+            if comp_index not in memo:
+                memo[comp_index] = _base_context(reader, *base_ref, patches, comps[comp_index])
+            return memo[comp_index]
+
+        return base
 
     wanted = sorted({oid for _, oids, _ in units for oid in oids if oid})
     blobs = reader.read_objects(wanted)
@@ -471,7 +481,7 @@ def _run_units(
     for comp_index, oids, applies in units:
         comp = comps[comp_index]
         files = {p: (blobs[oid] if oid else None) for p, oid in zip(comp.paths, oids, strict=True)}
-        out.append(_run_unit(comp, patches, applies, files, base))
+        out.append(_run_unit(comp, patches, applies, files, base_of(comp_index)))
     return out
 
 

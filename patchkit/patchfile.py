@@ -13,15 +13,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
 from unidiff.errors import UnidiffParseError
 from unidiff.patch import Hunk as UnidiffHunk
 from unidiff.patch import PatchSet
 
 from .errors import PatchParseError
+
+if TYPE_CHECKING:  # loaded when a patch has Upstream-Versions: most runs never need it
+    from packaging.specifiers import SpecifierSet
 
 __all__ = [
     "DEFAULT_MODE",
@@ -598,6 +599,8 @@ def _parse_ranges(value: str, where: str) -> tuple[SpecifierSet | None, frozense
             labels.add(item)
     spec_set = None
     if specs:
+        from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
         try:
             spec_set = SpecifierSet(",".join(specs))
         except InvalidSpecifier as e:
@@ -632,6 +635,8 @@ def patch_applies_to(patch_or_value: Patch | str | None, version_label: str) -> 
         return True
     if spec_set is None:
         return False
+    from packaging.version import InvalidVersion, Version
+
     try:
         version = Version(version_label)
     except InvalidVersion:

@@ -16,7 +16,6 @@ import queue
 import re
 import struct
 import subprocess
-import tempfile
 import threading
 import zlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -707,6 +706,8 @@ class PackWriter:
         self._pack_dir = git_dir / "objects" / "pack"
         self._pack_dir.mkdir(parents=True, exist_ok=True)
         self._existing = _PackedIds(git_dir / "objects")
+        import tempfile  # only an import writes packs
+
         fd, name = tempfile.mkstemp(prefix="tmp_pack_pk_", dir=self._pack_dir)
         self._tmp = Path(name)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
