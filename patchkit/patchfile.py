@@ -31,6 +31,7 @@ __all__ = [
     "HunkLine",
     "Patch",
     "check_relative_path",
+    "introduced_words",
     "parse_patch",
     "patch_applies_to",
     "render_file_patch",
@@ -577,6 +578,33 @@ def render_patch(patch: Patch, *, with_index: bool = False) -> bytes:
         render_file_patch(fp, strip=patch.strip, with_index=with_index) for fp in patch.files
     )
     return "".join(out).encode("utf-8", "surrogateescape")
+
+
+# --------------------------------------------------------------------------- introduced words
+
+# Words distinctive enough to say "this patch brings X": string literals of 4+ characters
+# (quotes included) and identifiers of 5+ characters with an underscore (sd_notify,
+# HAVE_SYSTEMD). Plain words are left out: comments share too many of them by chance.
+_WORD = re.compile(r'"[^"\\\n]{4,}"|\b[A-Za-z_][A-Za-z0-9]*_[A-Za-z0-9_]*\b')
+
+
+def introduced_words(patch: Patch) -> tuple[str, ...]:
+    """The distinctive words the patch's added lines bring and its removed lines do not have.
+
+    >>> p = parse_patch(b"--- a/f\\n+++ b/f\\n@@ -1 +1,2 @@\\n x\\n+sd_notify(0, \\"READY=1\\");\\n", name="p")
+    >>> introduced_words(p)
+    ('"READY=1"', 'sd_notify')
+    """
+    added: set[str] = set()
+    removed: set[str] = set()
+    for fp in patch.files:
+        for hunk in fp.hunks:
+            for line in hunk.lines:
+                if line.kind == "+":
+                    added.update(w for w in _WORD.findall(line.text) if len(w) >= 5)
+                elif line.kind == "-":
+                    removed.update(_WORD.findall(line.text))
+    return tuple(sorted(added - removed))
 
 
 # --------------------------------------------------------------------------- version ranges

@@ -28,7 +28,14 @@ from .model import (
     RebaseResult,
     RebaseState,
 )
-from .patchfile import Patch, parse_patch, patch_applies_to, render_patch, split_lines
+from .patchfile import (
+    Patch,
+    introduced_words,
+    parse_patch,
+    patch_applies_to,
+    render_patch,
+    split_lines,
+)
 from .rangediff import change_lines, change_present, content_change_set
 from .store import MODE_FILE, Store, TreeEntry, Worktree, worktree_add, worktree_remove
 from .versions import parse_versions, set_base
@@ -102,6 +109,7 @@ class Rebaser:
         self.state_path = self.dir / "state.json"
         self.worktree_path = self.dir / "worktree"
         self.backup_dir = self.dir / "backup"
+        self._words: dict[str, dict[str, tuple[str, ...]]] = {}  # commit -> word -> paths
 
     # -- state ----------------------------------------------------------
 
@@ -467,7 +475,34 @@ class Rebaser:
                     risks.append(f"hunk {h.index} of {h.file} moved {h.offset:+d} lines")
         if change_present(patch, before):
             risks.append("upstream may already have this change (its lines are already there)")
+        elsewhere = self._absorbed_elsewhere(state, patch)
+        if elsewhere:
+            risks.append(elsewhere)
         return risks
+
+    def _absorbed_elsewhere(self, state: dict[str, Any], patch: Patch) -> str:
+        """Distinctive words this patch adds that upstream newly has too (e.g. upstream now
+        sends systemd's "READY=1" itself): it may have taken the change in another form."""
+        words = introduced_words(patch)
+        if not words:
+            return ""
+        # One git grep per release for the words of the whole series, not one per patch.
+        if state["onto_commit"] not in self._words:
+            union = sorted(
+                {w for e in state["patches"] if e["commit"] for w in introduced_words(self._old_patch(state, e))}
+            )
+            for commit in (state["base_commit"], state["onto_commit"]):
+                self._words[commit] = self.store.find_words(commit, union)
+        old, new = self._words[state["base_commit"]], self._words[state["onto_commit"]]
+        newly = [w for w in words if w in new and w not in old]
+        if not newly:
+            return ""
+        where = sorted({p for w in newly for p in new[w]})
+        shown = ", ".join(newly[:3]) + (f" and {len(newly) - 3} more" if len(newly) > 3 else "")
+        return (
+            f"upstream newly has {shown}, which this patch adds (in {', '.join(where[:3])}"
+            f"{', ...' if len(where) > 3 else ''}): it may have taken this change in another form"
+        )
 
     def _upstream_has(self, state: dict[str, Any], entry: dict[str, Any], head: str) -> str:
         """Why the conflicting patch's change is already upstream, or "" if it is not."""

@@ -402,6 +402,27 @@ class Store:
             raise StoreError(f"git {args[0]} failed: {err[-1] if err else proc.returncode}")
         return proc
 
+    def find_words(self, rev: str, words: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """Word -> the paths of ``rev`` whose text holds it as a whole word (one `git grep`)."""
+        if not words:
+            return {}
+        args = ["grep", "-I", "-F", "-w", "-o", "--null", "--no-color", "--full-name"]
+        for word in words:
+            args += ["-e", word]
+        proc = self.git(*args, rev, "--", check=False)
+        if proc.returncode not in (0, 1):  # 1: no match
+            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise StoreError(f"git grep failed: {err[-1] if err else proc.returncode}")
+        found: dict[str, set[str]] = {}
+        prefix = len(rev) + 1  # paths come as "<rev>:<path>"
+        for record in proc.stdout.split(b"\n"):
+            path, sep, match = record.partition(b"\0")
+            if sep:
+                found.setdefault(match.decode("utf-8", "surrogateescape"), set()).add(
+                    path.decode("utf-8", "surrogateescape")[prefix:]
+                )
+        return {w: tuple(sorted(found[w])) for w in words if w in found}
+
     def rev_parse(self, rev: str) -> str | None:
         proc = self.git("rev-parse", "--verify", "--quiet", rev + "^{commit}", check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None

@@ -10,6 +10,7 @@ from patchkit.patchfile import (
     Hunk,
     HunkLine,
     Patch,
+    introduced_words,
     parse_patch,
     patch_applies_to,
     render_patch,
@@ -358,3 +359,17 @@ def test_hunkless_p0_git_line_with_spaces_splits_into_equal_halves() -> None:
 
 def test_split_lines_splits_on_newline_only() -> None:
     assert split_lines("a\r\nb\rc\x0bd\n\ne") == ["a\r\n", "b\rc\x0bd\n", "\n", "e"]
+
+
+def test_introduced_words_are_distinctive_words_added_not_removed() -> None:
+    text = (
+        "--- a/f.c\n+++ b/f.c\n@@ -1,2 +1,3 @@\n"
+        '-\told_name(x, "kept literal");\n'
+        '+\tnew_name(x, "kept literal");\n'
+        '+\t/* a plain comment word */ HAVE_SYSTEMD; "abc"; "READY=1"; x_y\n'
+        " }\n"
+    )
+    patch = parse_patch(text.encode(), name="f.patch")
+    # literals of 4+ characters and identifiers with an underscore, 5+ characters long;
+    # old_name and "kept literal" are on a removed line too, so not introduced
+    assert introduced_words(patch) == ('"READY=1"', "HAVE_SYSTEMD", "new_name")

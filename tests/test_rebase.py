@@ -273,6 +273,42 @@ def test_large_offset_is_a_risk(tmp_path: Path) -> None:
     assert r.risk == ("hunk 1 of f moved +150 lines",)
 
 
+MAIN10 = "int main(void)\n{\n\tlisten_all();\n\tserve();\n}\n"
+NOTIFY_PATCH = udiff(
+    "main.c",
+    MAIN10,
+    MAIN10.replace("\tserve();\n", '#ifdef HAVE_SYSTEMD\n\tsd_notify(0, "READY=1");\n#endif\n\tserve();\n'),
+)
+PORT11 = 'void\nplatform_post_listen(void)\n{\n\tnotify_socket_send("READY=1");\n}\n'
+
+
+def test_a_patch_whose_words_upstream_newly_has_elsewhere_applies_with_a_risk(tmp_path: Path) -> None:
+    # Upstream 1.1 sends systemd's READY=1 itself, from another file: the patch still applies
+    # cleanly (nothing near its lines changed), but a person should look.
+    p = _two_release_project(
+        tmp_path,
+        {"main.c": MAIN10, "port.c": "/* nothing yet */\n"},
+        {"main.c": MAIN10, "port.c": PORT11},
+        {"notify.patch": NOTIFY_PATCH},
+    )
+    (r,) = p.rebase("1.1").patches
+    assert r.status is PatchStatus.APPLIED
+    (risk,) = r.risk
+    assert risk.startswith('upstream newly has "READY=1", which this patch adds (in port.c)')
+
+
+def test_words_upstream_had_already_or_still_lacks_are_no_risk(tmp_path: Path) -> None:
+    # "READY=1" was upstream in 1.0 already (not new), HAVE_SYSTEMD/sd_notify are nowhere.
+    p = _two_release_project(
+        tmp_path,
+        {"main.c": MAIN10, "port.c": PORT11},
+        {"main.c": "/* 1.1 */\n" + MAIN10, "port.c": PORT11 + "/* more */\n"},
+        {"notify.patch": NOTIFY_PATCH},
+    )
+    (r,) = p.rebase("1.1").patches
+    assert r.status is PatchStatus.APPLIED and r.risk == ()
+
+
 def test_continue_refuses_changes_outside_the_stopped_patch(project: Project) -> None:
     result = project.rebase("1.1")
     wt = Path(result.worktree)

@@ -292,3 +292,19 @@ def test_blob_ids_equal_git_ls_tree_for_every_path_of_a_nested_tree(tmp_path: Pa
     with store.blob_reader() as reader:
         got = reader.blob_ids([(tree, p) for p in asked])
     assert got == [expected[p] for p in sorted(expected)] + [None, None, None]
+
+
+def test_find_words_matches_whole_words_in_text_files_only(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "store")
+    blobs = {
+        "src/a b.c": b'notify("READY=1");\nsd_notify_x();\n',
+        "src/b.c": b"sd_notify(0);\n",
+        "bin/tool": b"\0\x01sd_notify\0",  # binary: not searched
+    }
+    with store.fast_import(pack=True) as fi:
+        files = {path: TreeEntry(mode=MODE_FILE, blob=fi.blob(data)) for path, data in blobs.items()}
+        fi.commit("refs/heads/t", files, "t\n")
+    commit = store.git("rev-parse", "refs/heads/t").stdout.decode().strip()
+    found = store.find_words(commit, ['"READY=1"', "sd_notify", "absent_word"])
+    assert found == {'"READY=1"': ("src/a b.c",), "sd_notify": ("src/b.c",)}
+    assert store.find_words(commit, []) == {}

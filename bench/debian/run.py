@@ -42,6 +42,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
@@ -331,6 +332,59 @@ def score(name: str, outcome: Outcome, s2: Series) -> str:
     return "agree" if normalise(outcome.change) == normalise(s2.change_set(name)) else "diverge"
 
 
+def rewritten_lines(name: str, s1: Series, s2: Series, u1: Path, u2: Path) -> int:
+    """Lines where S2's patch is not S1's carried over: lines S2 adds that are nowhere in U1,
+    U2 (same file) or S1's patch (Debian wrote new text), plus lines S1 adds that S2 does
+    not and U2 does not have either (Debian dropped part of the change; upstream did not
+    absorb it). A tool builds its result from U1, U2 and S1 and applies a patch whole, so a
+    carried patch with such lines can come out as diverge or needs-human, never as agree.
+    """
+    cs1, cs2 = s1.change_set(name), s2.change_set(name)
+    ours = {line for _, added in cs1.values() for line in added}
+    theirs = {line for _, added in cs2.values() for line in added}
+    count = 0
+    for path in sorted(set(cs1) | set(cs2)):
+        upstream: set[str] = set()
+        for root in (u1, u2):
+            f = root / path
+            if f.is_file():
+                upstream.update(f.read_bytes().decode("utf-8", "surrogateescape").splitlines(True))
+        u2_lines = set()
+        if (u2 / path).is_file():
+            u2_lines = set((u2 / path).read_bytes().decode("utf-8", "surrogateescape").splitlines(True))
+
+        def known(line: str, pool: set[str]) -> bool:
+            return line in pool or line + "\n" in pool
+
+        for line, n in cs2.get(path, (Counter(), Counter()))[1].items():
+            if line.strip() and not known(line, upstream | ours):
+                count += n
+        for line, n in cs1.get(path, (Counter(), Counter()))[1].items():
+            if line.strip() and not known(line, theirs | u2_lines):
+                count += n
+    return count
+
+
+def floors(results: dict[str, Any], s1: Series, s2: Series, u1: Path, u2: Path) -> dict[str, object]:
+    """The best any tool could score here, whatever its method (see docs/fidelity.md).
+
+    needs-human: carried patches that cannot agree (rewritten_lines > 0) end as needs-human or
+    diverge; with no more diverge than git rebase, at least (those - git's diverge) stay
+    needs-human. dropped-but-applied: a dropped patch that `quilt push --fuzz=0` applies has
+    every line and its context unchanged upstream: refusing it means refusing patches that
+    look the same and are kept, so a tool that applies what applies exactly applies it.
+    """
+    tools = results["tools"]
+    cannot_agree = sorted(n for n in s1.names if n in s2.names and rewritten_lines(n, s1, s2, u1, u2) > 0)
+    git_diverge = tools["git rebase"]["scores"]["diverge"] if "git rebase" in tools else 0
+    out: dict[str, object] = {"cannot_agree": cannot_agree, "needs_human": max(0, len(cannot_agree) - git_diverge)}
+    if "quilt --fuzz=0" in tools:
+        exact = tools["quilt --fuzz=0"]["status"]
+        out["dropped_exact"] = sorted(n for n in s1.names if n not in s2.names and exact.get(n) == "applied")
+        out["dropped_but_applied"] = len(out["dropped_exact"])  # type: ignore[arg-type]
+    return out
+
+
 def bench_package(pkg: str, tools: list[str], keep: bool) -> dict[str, object]:
     t1, t2 = fetch(pkg, SUITES[0]), fetch(pkg, SUITES[1])
     s1, s2 = read_series(t1 / "patches"), read_series(t2 / "patches")
@@ -361,6 +415,7 @@ def bench_package(pkg: str, tools: list[str], keep: bool) -> dict[str, object]:
                 "seconds": round(tr.seconds, 1),
                 **tr.extra,
             }
+        results["floors"] = floors(results, s1, s2, t1 / "upstream", t2 / "upstream")
     finally:
         if keep:
             print(f"[{pkg}] work dir kept: {work}", file=sys.stderr)
@@ -381,6 +436,20 @@ def table(all_results: list[dict[str, object]]) -> str:
     rows.append("-" * len(head))
     for tool, sc in totals.items():
         rows.append(f"{'TOTAL':<12} {tool:<16} " + " ".join(f"{sc[s]:>7}" for s in SCORES))
+    rows += ["", "Targets (issue 4) against what any tool could reach (floors: see floors()):",
+             f"{'package':<12} {'human: git':>10} {'target':>7} {'floor':>6} {'patchkit':>9}   "
+             f"{'drop-ap: git':>12} {'target':>7} {'floor':>6} {'patchkit':>9}"]
+    for r in all_results:
+        tools: dict[str, Any] = r["tools"]  # type: ignore[assignment]
+        fl: dict[str, Any] = r.get("floors", {})  # type: ignore[assignment]
+        if "git rebase" not in tools or "patchkit" not in tools:
+            continue
+        g, pk = tools["git rebase"]["scores"], tools["patchkit"]["scores"]
+        rows.append(
+            f"{r['package']:<12} {g['needs-human']:>10} {g['needs-human'] / 2:>7} {fl.get('needs_human', '?'):>6} "
+            f"{pk['needs-human']:>9}   {g['dropped-but-applied']:>12} {g['dropped-but-applied'] / 2:>7} "
+            f"{fl.get('dropped_but_applied', '?'):>6} {pk['dropped-but-applied']:>9}"
+        )
     return "\n".join(rows)
 
 
