@@ -37,6 +37,7 @@ __all__ = [
     "render_file_patch",
     "render_patch",
     "split_lines",
+    "words_in",
 ]
 
 DEFAULT_MODE = "100644"  # what a created or deleted file without a git mode line is taken to be
@@ -582,10 +583,16 @@ def render_patch(patch: Patch, *, with_index: bool = False) -> bytes:
 
 # --------------------------------------------------------------------------- introduced words
 
-# Words distinctive enough to say "this patch brings X": string literals of 4+ characters
-# (quotes included) and identifiers of 5+ characters with an underscore (sd_notify,
-# HAVE_SYSTEMD). Plain words are left out: comments share too many of them by chance.
-_WORD = re.compile(r'"[^"\\\n]{4,}"|\b[A-Za-z_][A-Za-z0-9]*_[A-Za-z0-9_]*\b')
+# Words distinctive enough to say "this patch brings X": string literals with 4+ characters
+# inside the quotes, and identifiers of 5+ characters with an underscore (sd_notify,
+# HAVE_SYSTEMD). Plain words are left out: comments share too many of them by chance. Every
+# literal is matched, short ones too, so that quotes pair up from the left as a compiler's do.
+_WORD = re.compile(r'"(?:[^"\\\n]|\\.)*"|\b[A-Za-z_][A-Za-z0-9]*_[A-Za-z0-9_]*\b')
+
+
+def words_in(text: str) -> set[str]:
+    """The distinctive words (see ``_WORD``) of a text."""
+    return {w for w in _WORD.findall(text) if len(w) >= (6 if w[0] == '"' else 5)}
 
 
 def introduced_words(patch: Patch) -> tuple[str, ...]:
@@ -601,9 +608,9 @@ def introduced_words(patch: Patch) -> tuple[str, ...]:
         for hunk in fp.hunks:
             for line in hunk.lines:
                 if line.kind == "+":
-                    added.update(w for w in _WORD.findall(line.text) if len(w) >= 5)
+                    added |= words_in(line.text)
                 elif line.kind == "-":
-                    removed.update(_WORD.findall(line.text))
+                    removed |= words_in(line.text)
     return tuple(sorted(added - removed))
 
 

@@ -8,6 +8,7 @@ Phases: `replaying` (picking patches), `stopped` (a conflict waits for a person)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -18,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .diff import apply_patch
-from .errors import RebaseStateError
+from .errors import PatchkitError, RebaseStateError
 from .files import atomic_write, checkpoint
 from .merge import merge3
 from .model import (
@@ -35,6 +36,7 @@ from .patchfile import (
     patch_applies_to,
     render_patch,
     split_lines,
+    words_in,
 )
 from .rangediff import change_lines, change_present, content_change_set
 from .store import MODE_FILE, Store, TreeEntry, Worktree, worktree_add, worktree_remove
@@ -109,7 +111,7 @@ class Rebaser:
         self.state_path = self.dir / "state.json"
         self.worktree_path = self.dir / "worktree"
         self.backup_dir = self.dir / "backup"
-        self._words: dict[str, dict[str, tuple[str, ...]]] = {}  # commit -> word -> paths
+        self._newly: dict[str, dict[str, tuple[str, ...]]] = {}  # "base..onto" -> word -> paths
 
     # -- state ----------------------------------------------------------
 
@@ -486,23 +488,65 @@ class Rebaser:
         words = introduced_words(patch)
         if not words:
             return ""
-        # One git grep per release for the words of the whole series, not one per patch.
-        if state["onto_commit"] not in self._words:
-            union = sorted(
-                {w for e in state["patches"] if e["commit"] for w in introduced_words(self._old_patch(state, e))}
-            )
-            for commit in (state["base_commit"], state["onto_commit"]):
-                self._words[commit] = self.store.find_words(commit, union)
-        old, new = self._words[state["base_commit"]], self._words[state["onto_commit"]]
-        newly = [w for w in words if w in new and w not in old]
-        if not newly:
+        newly = self._newly_upstream(state)
+        hits = [w for w in words if w in newly]
+        if not hits:
             return ""
-        where = sorted({p for w in newly for p in new[w]})
-        shown = ", ".join(newly[:3]) + (f" and {len(newly) - 3} more" if len(newly) > 3 else "")
+        where = sorted({p for w in hits for p in newly[w]})
+        shown = ", ".join(hits[:3]) + (f" and {len(hits) - 3} more" if len(hits) > 3 else "")
         return (
             f"upstream newly has {shown}, which this patch adds (in {', '.join(where[:3])}"
             f"{', ...' if len(where) > 3 else ''}): it may have taken this change in another form"
         )
+
+    def _newly_upstream(self, state: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+        """Word -> files of the new release, for the series' introduced words that the new
+        release has and the old one had nowhere. Once per process, for the whole series.
+
+        A word new to the release can only be in a file that changed; whether the old
+        release had it anywhere is one `git grep -l` for those few words.
+        """
+        key = f"{state['base_commit']}..{state['onto_commit']}"
+        if key in self._newly:
+            return self._newly[key]
+        # Kept beside the state: each --continue/--skip is a new process; a lost or corrupt
+        # file only costs the time to compute it again.
+        cache = self.dir / "newly-upstream.json"
+        with contextlib.suppress(OSError, ValueError, TypeError, AttributeError):
+            doc = json.loads(cache.read_bytes())
+            if doc.get("key") == key:
+                self._newly[key] = {str(w): tuple(map(str, p)) for w, p in doc["words"].items()}
+                return self._newly[key]
+        wanted = {
+            w for e in state["patches"] if e["commit"] for w in introduced_words(self._old_patch(state, e))
+        }
+        found: dict[str, set[str]] = {}
+        if wanted:
+            changed = self.store.changed_paths(state["base_commit"], state["onto_commit"])
+            for path, text in self._texts(state["onto_commit"], changed):
+                for w in words_in(text) & wanted:
+                    found.setdefault(w, set()).add(path)
+        if found:
+            old_files = self.store.files_with_words(state["base_commit"], sorted(found))
+            for _, text in self._texts(state["base_commit"], old_files):
+                for w in words_in(text) & found.keys():
+                    del found[w]
+        self._newly[key] = {w: tuple(sorted(paths)) for w, paths in found.items()}
+        with contextlib.suppress(OSError, PatchkitError):
+            atomic_write(cache, json.dumps({"key": key, "words": self._newly[key]}, sort_keys=True).encode())
+        return self._newly[key]
+
+    def _texts(self, rev: str, paths: Sequence[str]) -> list[tuple[str, str]]:
+        """(path, text) of the text files among ``paths`` in ``rev`` (binary ones left out)."""
+        with self.store.blob_reader() as reader:
+            ids = reader.blob_ids([(rev, p) for p in paths])
+            blobs = reader.read_objects(sorted({i for i in ids if i}))
+        out = []
+        for path, oid in zip(paths, ids, strict=True):
+            data = blobs.get(oid) if oid else None
+            if data is not None and b"\0" not in data[:8000]:
+                out.append((path, data.decode("utf-8", "surrogateescape")))
+        return out
 
     def _upstream_has(self, state: dict[str, Any], entry: dict[str, Any], head: str) -> str:
         """Why the conflicting patch's change is already upstream, or "" if it is not."""

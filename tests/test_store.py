@@ -294,17 +294,24 @@ def test_blob_ids_equal_git_ls_tree_for_every_path_of_a_nested_tree(tmp_path: Pa
     assert got == [expected[p] for p in sorted(expected)] + [None, None, None]
 
 
-def test_find_words_matches_whole_words_in_text_files_only(tmp_path: Path) -> None:
+def test_files_with_words_lists_text_files_holding_a_whole_word_and_changed_paths(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "store")
     blobs = {
-        "src/a b.c": b'notify("READY=1");\nsd_notify_x();\n',
+        "src/a b.c": b'notify("READY=1");\n',
         "src/b.c": b"sd_notify(0);\n",
+        "src/c.c": b"sd_notify_x();\n",  # not the whole word
         "bin/tool": b"\0\x01sd_notify\0",  # binary: not searched
     }
+    commits = []
     with store.fast_import(pack=True) as fi:
         files = {path: TreeEntry(mode=MODE_FILE, blob=fi.blob(data)) for path, data in blobs.items()}
         fi.commit("refs/heads/t", files, "t\n")
-    commit = store.git("rev-parse", "refs/heads/t").stdout.decode().strip()
-    found = store.find_words(commit, ['"READY=1"', "sd_notify", "absent_word"])
-    assert found == {'"READY=1"': ("src/a b.c",), "sd_notify": ("src/b.c",)}
-    assert store.find_words(commit, []) == {}
+        fi.commit("refs/heads/u", {**files, "src/b.c": TreeEntry(mode=MODE_FILE, blob=fi.blob(b"x\n")),
+                                  "new.c": TreeEntry(mode=MODE_FILE, blob=fi.blob(b"y\n"))}, "u\n")
+    for ref in ("refs/heads/t", "refs/heads/u"):
+        commits.append(store.git("rev-parse", ref).stdout.decode().strip())
+    t, u = commits
+    assert sorted(store.files_with_words(t, ['"READY=1"', "sd_notify", "absent_word"])) == ["src/a b.c", "src/b.c"]
+    assert store.files_with_words(t, []) == [] and store.files_with_words(t, ["absent_word"]) == []
+    assert sorted(store.changed_paths(t, u)) == ["new.c", "src/b.c"]
+    assert store.changed_paths(u, t) == ["src/b.c"]  # a deleted file is not "changed" into anything
