@@ -4,16 +4,18 @@ How a matrix is computed (see docs/matrix.md):
 
 * Each release is one *column*: the series applied cumulatively, in memory, to the
   release's blobs read through one long-lived ``git cat-file --batch`` (no checkout).
-* Columns run in parallel across processes (``jobs``), each with its own reader.
+* Patches that share files form a *group*; a group's cells depend only on its files. Each
+  (group, blob ids, admitted patches) is computed once and shared by every release that
+  has the same blobs; units run in this process or, when there are many, across forked
+  processes (``jobs``), each with its own reader.
 * Every cell is cached under ``.patchkit/cache/matrix/`` by a key chaining the
   release label and tree id, the base tree id, the engine fingerprint (patchkit
   version and the engine's source) and the content of this patch *and every
-  earlier one* (application is cumulative). A cached cell is never re-classified;
-  when a later cell of the column misses, the earlier patches' files are replayed
-  from their cached statuses to rebuild the state it starts from.
+  earlier one* (application is cumulative). A group whose cells are all cached is not
+  recomputed; a group with a miss is recomputed whole.
 * Risk flags: a cell that applies only with fuzz, or with a hunk moved by at least
-  ``LARGE_OFFSET`` lines, is compared with what the 3-way line merge of ``merge.merge3`` (the rebase's own; with the
-  base release as the common ancestor) makes of the same change.
+  ``LARGE_OFFSET`` lines, is compared with what the 3-way line merge of ``merge.merge3``
+  (the rebase's own; with the base release as the common ancestor) makes of the same change.
 * Drift: a failing patch names the first release where it fails after the last one
   where it applied, and the files whose upstream blobs differ between the two.
 """
