@@ -111,7 +111,16 @@ def fetch(pkg: str, suite: str) -> Path:
     dl = CACHE / "src" / f"{pkg}-{suite}"
     if not list(dl.glob("*.dsc")):
         dl.mkdir(parents=True, exist_ok=True)
-        run(["apt-get", *apt_options(), "source", "--download-only", f"{pkg}/{suite}"], cwd=dl)
+        try:
+            run(["apt-get", *apt_options(), "source", "--download-only", f"{pkg}/{suite}"], cwd=dl)
+        except RuntimeError:
+            # This mirror lacks some upstream signatures (.asc, 404); dpkg-source --no-check
+            # does not need them: fetch the files apt names, skipping only a missing .asc.
+            uris = run(["apt-get", *apt_options(), "source", "--print-uris", f"{pkg}/{suite}"]).stdout.decode()
+            for m in re.finditer(r"^'(\S+)' (\S+) ", uris, re.M):
+                proc = subprocess.run(["curl", "-sSf", "-o", str(dl / m.group(2)), m.group(1)], capture_output=True)
+                if proc.returncode != 0 and not m.group(2).endswith(".asc"):
+                    raise RuntimeError(f"{pkg}/{suite}: cannot fetch {m.group(1)}") from None
     out = CACHE / "tree" / f"{pkg}-{suite}"
     if not (out / "upstream").is_dir():
         shutil.rmtree(out, ignore_errors=True)
@@ -464,7 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     tools = args.tools.split(",")
     results = []
     for pkg in args.packages:
-        r = bench_package(pkg, tools, args.keep)
+        try:
+            r = bench_package(pkg, tools, args.keep)
+        except (RuntimeError, FileNotFoundError) as e:  # not on this mirror, or no series
+            print(f"skipped {pkg}: {str(e).splitlines()[-1][:200]}", file=sys.stderr)
+            continue
         results.append(r)
         if args.verbose:
             names = list(next(iter(r["tools"].values()))["per_patch"])  # type: ignore[attr-defined]
