@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .diff import apply_patch
+from .diff import apply_file_patch, apply_patch, unified_diff
 from .errors import PatchkitError, RebaseStateError
 from .files import atomic_write, checkpoint
 from .merge import merge3
@@ -30,6 +30,7 @@ from .model import (
     RebaseState,
 )
 from .patchfile import (
+    Hunk,
     Patch,
     introduced_words,
     parse_patch,
@@ -39,7 +40,7 @@ from .patchfile import (
     words_in,
 )
 from .rangediff import change_lines, change_present, content_change_set
-from .store import MODE_FILE, Store, TreeEntry, Worktree, worktree_add, worktree_remove
+from .store import MODE_FILE, BlobReader, Store, TreeEntry, Worktree, worktree_add, worktree_remove
 from .versions import parse_versions, set_base
 
 if TYPE_CHECKING:
@@ -57,6 +58,27 @@ LARGE_OFFSET = 100
 # Tried in this order when the default (histogram) 3-way merge conflicts.
 _RETRY_ALGORITHMS = ("patience", "minimal")
 b_nl = b"\n"
+
+
+def _one_replacement(hunk: Hunk) -> tuple[list[str], list[str]] | None:
+    """(removed, added) lines when the hunk is context, one run of removed lines, the lines
+    that replace them, context; else None (a pure insertion has nothing to be found by)."""
+    kinds = "".join(ln.kind for ln in hunk.lines)
+    m = re.fullmatch(r" *(-+)(\+*) *", kinds)
+    if m is None:
+        return None
+    removed = [ln.text for ln in hunk.lines if ln.kind == "-"]
+    added = [ln.text for ln in hunk.lines if ln.kind == "+"]
+    return removed, added
+
+
+def _occurrences(haystack: Sequence[str], needle: Sequence[str]) -> int:
+    """How many times ``needle`` occurs in ``haystack`` as a run of whole lines."""
+    n, m = len(haystack), len(needle)
+    if m == 0:
+        return 0
+    first = needle[0]
+    return sum(1 for i in range(n - m + 1) if haystack[i] == first and list(haystack[i : i + m]) == list(needle))
 
 
 def _sha256(data: bytes) -> str:
@@ -161,10 +183,15 @@ class Rebaser:
     def _project_files(self) -> list[Path]:
         files = [self.project.versions_path, self.project.series_path]
         if self.project.patches_dir.is_dir():
+            # Every file below patches/: a series may name patches in subdirectories
+            # (debian/foo.patch), and those must be backed up and refreshed like the others.
             files += sorted(
                 p
-                for p in self.project.patches_dir.iterdir()
-                if p.is_file() and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+                for p in self.project.patches_dir.rglob("*")
+                if p.is_file()
+                and not p.is_symlink()
+                and not (p.name.startswith(".") and p.name.endswith(".tmp"))
+                and p != self.project.series_path
             )
         return files
 
@@ -558,9 +585,13 @@ class Rebaser:
             return "upstream already contains this change's lines (context differs)"
         return ""
 
-    def _resolve_hunks(self, wt: Worktree, commit: str, head: str, files: Sequence[str]) -> tuple[list[str], int, list[str]]:
-        """Redo each conflicted file with :func:`merge3`; returns (files still conflicting,
-        adjacent pairs resolved, where the remaining conflicts are)."""
+    def _resolve_hunks(
+        self, wt: Worktree, commit: str, head: str, files: Sequence[str], moved_from: Sequence[str], moves: list[str]
+    ) -> tuple[list[str], int, list[str]]:
+        """Redo each conflicted file with :func:`merge3`, else follow lines upstream moved to
+        another file; returns (files still conflicting, adjacent pairs resolved, where the
+        remaining conflicts are). ``moved_from``: files upstream changed or added (where moved
+        lines can have gone); ``moves`` receives one note per hunk that followed them."""
         left: list[str] = []
         where: list[str] = []
         adjacent = 0
@@ -587,6 +618,16 @@ class Rebaser:
                     wt.add_paths([rel])
                     adjacent += merged.adjacent
                     continue
+                relocated = self._follow_moved_lines(reader, rel, base, ours, theirs, head, moved_from)
+                if relocated is not None:
+                    contents, notes = relocated
+                    for target, new_data in contents.items():
+                        dest = self.worktree_path / target
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        dest.write_bytes(new_data)
+                    wt.add_paths(sorted(contents))
+                    moves.extend(notes)
+                    continue
                 left.append(rel)
                 if 0 < merged.conflicts < git_regions:
                     path.write_bytes(data)  # hunk by hunk: only the truly conflicting ones stay
@@ -598,6 +639,96 @@ class Rebaser:
                         for m in re.finditer(rb"^<{7} ", text, re.M)
                     ]
         return left, adjacent, where
+
+    def _follow_moved_lines(
+        self,
+        reader: BlobReader,
+        rel: str,
+        base: bytes,
+        ours: bytes,
+        theirs: bytes,
+        head: str,
+        candidates: Sequence[str],
+    ) -> tuple[dict[str, bytes], list[str]] | None:
+        """Upstream moved the lines a hunk edits into another file (a file split in two, a
+        block moved to a new module): make the change there.
+
+        Only for a hunk whose lines are gone from ``rel`` and found in exactly one file that
+        upstream changed or added, exactly once: its whole pre-image (context and removed
+        lines; applied as a hunk, no fuzz), or else its removed lines alone when the hunk is
+        one replacement (those lines are replaced in place; the context there differs, which
+        the note says). Every other hunk must apply exactly (maybe at other lines) to ``rel``.
+        Returns the new contents by path and a note per moved hunk, or None.
+        """
+        fp = unified_diff(base, theirs, rel)
+        if fp is None:
+            return None
+
+        def lines(data: bytes) -> list[str]:
+            return split_lines(data.decode("utf-8", "surrogateescape"))
+
+        def text_of(path: str) -> list[str] | None:
+            if path not in texts:
+                data = reader.read(f"{head}:{path}")
+                texts[path] = lines(data) if data is not None and b"\0" not in data[:8000] else None
+            return texts[path]
+
+        here = lines(ours)
+        texts: dict[str, list[str] | None] = {}
+        stay: list[Hunk] = []
+        moves: list[tuple[Hunk, str, list[str] | None, list[str]]] = []  # hunk, target, removed (anchored), added
+        wanted = set(candidates) - {rel}
+        for hunk in fp.hunks:
+            pre = list(hunk.old_lines)
+            if _occurrences(here, pre):
+                stay.append(hunk)
+                continue
+            change = _one_replacement(hunk)
+            if change is None or _occurrences(here, change[0]):
+                return None  # not one block of removed lines, or they are still here
+            removed, added = change
+            longest = max((ln.strip() for ln in removed), key=len)
+            if len(longest) < 8:
+                return None  # too little to recognise the lines elsewhere
+            found = [p for p in self.store.files_containing(head, longest) if p in wanted]
+            exact = [(p, n) for p in found if (t := text_of(p)) is not None and (n := _occurrences(t, pre))]
+            anchored = [(p, n) for p in found if (t := text_of(p)) is not None and (n := _occurrences(t, removed))]
+            if len(exact) == 1 and exact[0][1] == 1:
+                moves.append((hunk, exact[0][0], None, added))
+            elif len(anchored) == 1 and anchored[0][1] == 1:
+                moves.append((hunk, anchored[0][0], removed, added))
+            else:
+                return None
+        if not moves:
+            return None
+        out: dict[str, bytes] = {rel: ours}  # every hunk moved: upstream's file as it is
+        if stay:
+            kept = apply_file_patch(ours, dataclasses.replace(fp, hunks=tuple(stay)), max_fuzz=0)
+            if kept.status not in (PatchStatus.APPLIED, PatchStatus.OFFSET) or kept.content is None:
+                return None
+            out[rel] = kept.content
+        notes = []
+        for hunk, target, removed_lines, added in moves:
+            current = text_of(target) if target not in out else lines(out[target])
+            assert current is not None
+            if removed_lines is None:
+                one = dataclasses.replace(fp, old_path=target, new_path=target, hunks=(hunk,))
+                result = apply_file_patch("".join(current).encode("utf-8", "surrogateescape"), one, max_fuzz=0)
+                if result.status not in (PatchStatus.APPLIED, PatchStatus.OFFSET) or result.content is None:
+                    return None
+                out[target] = result.content
+                notes.append(f"a hunk of {rel} followed upstream's lines to {target}")
+            else:
+                at = next(
+                    i for i in range(len(current)) if current[i : i + len(removed_lines)] == removed_lines
+                )
+                current = [*current[:at], *added, *current[at + len(removed_lines) :]]
+                out[target] = "".join(current).encode("utf-8", "surrogateescape")
+                notes.append(
+                    f"a hunk of {rel} followed upstream's lines to {target} (placed by the lines it "
+                    "replaces, found once there; the context around them differs)"
+                )
+        return out, notes
 
     def _replay(self, wt: Worktree, state: dict[str, Any], entry: dict[str, Any]) -> bool:
         """Replay one patch onto the head; False when it stops on a conflict."""
@@ -633,7 +764,9 @@ class Rebaser:
                 entry["risk"] = ["the 3-way merge conflicted; check that upstream's version is what you want"]
                 return True
             checkpoint(f"resolve {entry['name']}")
-            left, adjacent, where = self._resolve_hunks(wt, commit, head, conflicts)
+            moves: list[str] = []
+            moved_from = self.store.changed_paths(state["base_commit"], state["onto_commit"])
+            left, adjacent, where = self._resolve_hunks(wt, commit, head, conflicts, moved_from, moves)
             if left:
                 entry["status"] = PatchStatus.CONFLICT.value
                 entry["conflicts"] = left
@@ -641,6 +774,9 @@ class Rebaser:
                     f"{len(where)} conflicting hunk(s) left at {', '.join(where)}" if where else ""
                 )
                 return False
+            if moves:
+                risks.extend(f"{m}: check that it belongs there" for m in moves)
+                entry["files"] = sorted(set(entry["files"]) | set(wt.changed_paths(head)))
             if adjacent:
                 risks.append(
                     f"upstream changed lines right next to this patch's in {', '.join(conflicts)}; "

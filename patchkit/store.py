@@ -420,6 +420,17 @@ class Store:
         prefix = len(rev) + 1  # paths come as "<rev>:<path>"
         return [p.decode("utf-8", "surrogateescape")[prefix:] for p in proc.stdout.split(b"\0") if p]
 
+    def files_containing(self, rev: str, text: str) -> list[str]:
+        """Paths of text files of ``rev`` that contain ``text`` (one line, as is; `git grep -l -F`)."""
+        if not text or "\n" in text:
+            return []
+        proc = self.git("grep", "-l", "-I", "-F", "--null", "--no-color", "-e", text, rev, "--", check=False)
+        if proc.returncode not in (0, 1):
+            err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+            raise StoreError(f"git grep failed: {err[-1] if err else proc.returncode}")
+        prefix = len(rev) + 1
+        return [p.decode("utf-8", "surrogateescape")[prefix:] for p in proc.stdout.split(b"\0") if p]
+
     def changed_paths(self, old: str, new: str) -> list[str]:
         """Paths added or modified from ``old`` to ``new`` (commits or trees), no renames."""
         out = self.git("diff-tree", "-r", "-z", "--name-only", "--no-renames", "--diff-filter=d", old, new).stdout

@@ -42,6 +42,7 @@ def make_project(
         lines += ["[[version]]", f'version = "{version}"', 'status = "supported"', f'source = "dir:{tree}"', ""]
     (project / "upstream-versions.toml").write_text("\n".join(lines))
     for name, text in patches.items():
+        (project / "patches" / name).parent.mkdir(parents=True, exist_ok=True)  # debian/x.patch
         (project / "patches" / name).write_text(text)
     (project / "patches" / "series").write_text(
         series if series is not None else "".join(f"{name}\n" for name in patches)

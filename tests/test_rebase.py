@@ -309,6 +309,69 @@ def test_words_upstream_had_already_or_still_lacks_are_no_risk(tmp_path: Path) -
     assert r.status is PatchStatus.APPLIED and r.risk == ()
 
 
+MAKE10 = (
+    "hardlink_CFLAGS = $(AM_CFLAGS)\nendif\n\nif BUILD_LSFD\nbin_PROGRAMS += lsfd\n"
+    "MANPAGES += misc-utils/lsfd.1\nlsfd_SOURCES = lsfd.c\nendif\n\nif BUILD_NEXT\nnext = 1\nendif\n"
+)
+# 1.1 moves the lsfd block to its own file, and changes the lines around it on the way.
+MAKE11 = "hardlink_CFLAGS = $(AM_CFLAGS)\nendif\n\nif BUILD_NEXT\nnext = 1\nendif\n"
+LSFD11 = "if BUILD_LSFD\n\nlsfd.c: errnos.h\n\nbin_PROGRAMS += lsfd\nMANPAGES += lsfd-cmd/lsfd.1\nlsfd_SOURCES = lsfd.c\nendif\n"
+MOVE_PATCH = udiff("Makemodule.am", MAKE10, MAKE10.replace("bin_PROGRAMS += lsfd", "usrbin_exec_PROGRAMS += lsfd"))
+
+
+def test_a_hunk_follows_lines_upstream_moved_to_another_file(tmp_path: Path) -> None:
+    p = _two_release_project(
+        tmp_path,
+        {"Makemodule.am": MAKE10},
+        {"Makemodule.am": MAKE11, "lsfd-cmd/Makemodule.am": LSFD11},
+        {"lsfd-usrbin.patch": "Description: install lsfd into /usr/bin\n\n" + MOVE_PATCH},
+    )
+    done = p.rebase("1.1")
+    assert done.state is RebaseState.COMPLETED
+    (r,) = done.patches
+    assert r.status is PatchStatus.MERGED
+    assert any("followed upstream's lines to lsfd-cmd/Makemodule.am" in risk for risk in r.risk)
+    text = (p.root / "patches/lsfd-usrbin.patch").read_text()
+    assert text.startswith("Description: install lsfd into /usr/bin\n")
+    assert "+++ b/lsfd-cmd/Makemodule.am" in text and "+usrbin_exec_PROGRAMS += lsfd" in text
+    assert "Makemodule.am\n" not in text.replace("lsfd-cmd/Makemodule.am\n", "")  # nothing left for the old file
+    assert p.check("1.1").patches[0].status is PatchStatus.APPLIED
+
+
+def test_lines_found_in_two_files_do_not_move_a_hunk(tmp_path: Path) -> None:
+    p = _two_release_project(
+        tmp_path,
+        {"Makemodule.am": MAKE10},
+        {"Makemodule.am": MAKE11, "lsfd-cmd/Makemodule.am": LSFD11, "other/Makemodule.am": LSFD11},
+        {"lsfd-usrbin.patch": MOVE_PATCH},
+    )
+    done = p.rebase("1.1")
+    assert done.state is RebaseState.STOPPED
+    assert done.patches[0].status is PatchStatus.CONFLICT
+    p.rebase_abort()
+
+
+def test_patches_in_subdirectories_are_backed_up_refreshed_and_restored(tmp_path: Path) -> None:
+    # quilt series may name patches below patches/ (Debian's debian/..., upstream/...).
+    p = _two_release_project(tmp_path, {"h.h": H10}, {"h.h": H11}, {"debian/h.patch": H_PATCH})
+    done = p.rebase("1.1")
+    assert done.state is RebaseState.COMPLETED and done.patches[0].status is PatchStatus.MERGED
+    text = (p.root / "patches/debian/h.patch").read_text()
+    assert text != H_PATCH and text.startswith("Description: move socket\n")
+    assert p.check("1.1").patches[0].status is PatchStatus.APPLIED
+    # A stopped rebase keeps a byte-for-byte backup of nested patches too.
+    q = _two_release_project(
+        tmp_path / "q", {"main.c": MAIN10}, {"main.c": MAIN10.replace("serve();", "serve(1);")},
+        {"debian/notify.patch": NOTIFY_PATCH},
+    )
+    before = (q.root / "patches/debian/notify.patch").read_bytes()
+    stopped = q.rebase("1.1")
+    assert stopped.state is RebaseState.STOPPED
+    (q.root / "patches/debian/notify.patch").write_bytes(b"clobbered\n")
+    q.rebase_abort()
+    assert (q.root / "patches/debian/notify.patch").read_bytes() == before
+
+
 def test_continue_refuses_changes_outside_the_stopped_patch(project: Project) -> None:
     result = project.rebase("1.1")
     wt = Path(result.worktree)

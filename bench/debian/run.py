@@ -30,6 +30,7 @@ apt configuration is never touched.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import re
@@ -387,6 +388,16 @@ def floors(results: dict[str, Any], s1: Series, s2: Series, u1: Path, u2: Path) 
     cannot_agree = sorted(n for n in s1.names if n in s2.names and rewritten_lines(n, s1, s2, u1, u2) > 0)
     git_diverge = tools["git rebase"]["scores"]["diverge"] if "git rebase" in tools else 0
     out: dict[str, object] = {"cannot_agree": cannot_agree, "needs_human": max(0, len(cannot_agree) - git_diverge)}
+    # Dropped by name only: S2 carries the same change set under another file name.
+    by_change: dict[str, str] = {}
+    for m in s2.names:
+        with contextlib.suppress(Exception):  # a patch of S2 this parser cannot read is no match
+            by_change.setdefault(repr(normalise(s2.change_set(m))), m)
+    out["renamed"] = {
+        n: by_change[repr(normalise(s1.change_set(n)))]
+        for n in s1.names
+        if n not in s2.names and repr(normalise(s1.change_set(n))) in by_change
+    }
     if "quilt --fuzz=0" in tools:
         exact = tools["quilt --fuzz=0"]["status"]
         out["dropped_exact"] = sorted(n for n in s1.names if n not in s2.names and exact.get(n) == "applied")
@@ -400,6 +411,8 @@ def bench_package(pkg: str, tools: list[str], keep: bool) -> dict[str, object]:
     v1 = sorted(t1.parent.parent.glob(f"src/{pkg}-{SUITES[0]}/*.dsc"))[0].name.split("_")[1].rsplit("-", 1)[0]
     v2 = sorted(t2.parent.parent.glob(f"src/{pkg}-{SUITES[1]}/*.dsc"))[0].name.split("_")[1].rsplit("-", 1)[0]
     v1, v2 = re.sub(r"[^A-Za-z0-9._+-]", "_", v1), re.sub(r"[^A-Za-z0-9._+-]", "_", v2)
+    if v1 == v2:
+        raise RuntimeError(f"the same upstream version ({v1}) in both suites: nothing to rebase onto")
     work = Path(tempfile.mkdtemp(prefix=f"bench-{pkg}-"))
     runners: dict[str, Callable[[], ToolRun]] = {
         "patchkit": lambda: tool_patchkit(t1 / "upstream", t2 / "upstream", s1, v1, v2, work),
@@ -459,6 +472,11 @@ def table(all_results: list[dict[str, object]]) -> str:
             f"{pk['needs-human']:>9}   {g['dropped-but-applied']:>12} {g['dropped-but-applied'] / 2:>7} "
             f"{fl.get('dropped_but_applied', '?'):>6} {pk['dropped-but-applied']:>9}"
         )
+    for r in all_results:
+        renamed = r.get("floors", {}).get("renamed", {})  # type: ignore[attr-defined]
+        if renamed:
+            rows.append(f"{r['package']}: dropped by name but carried under another (same change set): "
+                        + ", ".join(f"{a} -> {b}" for a, b in sorted(renamed.items())))
     return "\n".join(rows)
 
 
