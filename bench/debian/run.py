@@ -54,6 +54,7 @@ from patchkit import Project  # noqa: E402
 from patchkit.diff import change_set  # noqa: E402
 from patchkit.model import PatchStatus, RebaseState  # noqa: E402
 from patchkit.patchfile import parse_patch  # noqa: E402
+from patchkit.rangediff import change_present  # noqa: E402
 from patchkit.series import parse_series  # noqa: E402
 
 DEFAULT_PACKAGES = ("memcached", "rspamd", "openldap")
@@ -375,6 +376,12 @@ def rewritten_lines(name: str, s1: Series, s2: Series, u1: Path, u2: Path) -> in
     return count
 
 
+def _already_in(name: str, s1: Series, u2: Path) -> bool:
+    """The patch changes nothing (an empty file: procps' ps_checks) or its change is in U2."""
+    patch = parse_patch((s1.dir / name).read_bytes(), name=name, strip=s1.strips[name])
+    return not patch.files or change_present(patch, _read_files(u2, patch.paths))
+
+
 def floors(results: dict[str, Any], s1: Series, s2: Series, u1: Path, u2: Path) -> dict[str, object]:
     """The best any tool could score here, whatever its method (see docs/fidelity.md).
 
@@ -389,18 +396,24 @@ def floors(results: dict[str, Any], s1: Series, s2: Series, u1: Path, u2: Path) 
     git_diverge = tools["git rebase"]["scores"]["diverge"] if "git rebase" in tools else 0
     out: dict[str, object] = {"cannot_agree": cannot_agree, "needs_human": max(0, len(cannot_agree) - git_diverge)}
     # Dropped by name only: S2 carries the same change set under another file name.
+    def key(series: Series, name: str) -> str:
+        return repr(sorted(normalise(series.change_set(name)).items()))
+
     by_change: dict[str, str] = {}
     for m in s2.names:
         with contextlib.suppress(Exception):  # a patch of S2 this parser cannot read is no match
-            by_change.setdefault(repr(normalise(s2.change_set(m))), m)
+            by_change.setdefault(key(s2, m), m)
     out["renamed"] = {
-        n: by_change[repr(normalise(s1.change_set(n)))]
-        for n in s1.names
-        if n not in s2.names and repr(normalise(s1.change_set(n))) in by_change
+        n: by_change[key(s1, n)] for n in s1.names if n not in s2.names and key(s1, n) in by_change
     }
     if "quilt --fuzz=0" in tools:
         exact = tools["quilt --fuzz=0"]["status"]
-        out["dropped_exact"] = sorted(n for n in s1.names if n not in s2.names and exact.get(n) == "applied")
+        # ... unless its change is already there as it is (upstream added the very lines):
+        # a tool may see that, and drop it.
+        out["dropped_exact"] = sorted(
+            n for n in s1.names
+            if n not in s2.names and exact.get(n) == "applied" and not _already_in(n, s1, u2)
+        )
         out["dropped_but_applied"] = len(out["dropped_exact"])  # type: ignore[arg-type]
     return out
 
