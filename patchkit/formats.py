@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 from typing import Any
-from xml.etree import ElementTree as ET
 
 from .matrix import RISK_FLAGS
 from .model import Drift, Matrix, PatchStatus
@@ -62,6 +61,8 @@ def drift_line(d: Drift) -> str:
 
 def matrix_junit(matrix: Matrix, *, fail_on: frozenset[PatchStatus]) -> str:
     """One testsuite per release, one testcase per patch; failures carry the conflicting hunks."""
+    from xml.etree import ElementTree as ET  # ~10 ms to import: only JUnit needs it
+
     suites = ET.Element("testsuites", name="patchkit matrix")
     for check in matrix.checks:
         failures = sum(1 for p in check.patches if p.status in fail_on)
