@@ -31,7 +31,7 @@ import difflib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-__all__ = ["Merge3Result", "merge3"]
+__all__ = ["Merge3Result", "count_runs", "merge3"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -151,7 +151,8 @@ def _clash(a: _Chunk, b: _Chunk) -> bool:
     return False
 
 
-def _count(haystack: Sequence[str], needle: Sequence[str]) -> int:
+def count_runs(haystack: Sequence[str], needle: Sequence[str]) -> int:
+    """How many times ``needle`` occurs in ``haystack`` as a run of whole lines."""
     n, m = len(haystack), len(needle)
     if m == 0:
         return 0
@@ -169,7 +170,7 @@ def _unambiguous(chunk: _Chunk, base: Sequence[str], other: Sequence[str]) -> bo
             anchor = list(base[max(chunk.start - 1, 0) : chunk.end + 1])
     else:
         anchor = list(base[max(chunk.start - 1, 0) : chunk.start + 1])
-    return bool(anchor) and _count(other, anchor) == 1
+    return bool(anchor) and count_runs(other, anchor) == 1
 
 
 def merge3(

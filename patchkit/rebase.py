@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from .diff import apply_file_patch, apply_patch, unified_diff
 from .errors import PatchkitError, RebaseStateError
 from .files import atomic_write, checkpoint
-from .merge import merge3
+from .merge import count_runs, merge3
 from .model import (
     ChangeLine,
     PatchStatus,
@@ -71,14 +71,6 @@ def _one_replacement(hunk: Hunk) -> tuple[list[str], list[str]] | None:
     added = [ln.text for ln in hunk.lines if ln.kind == "+"]
     return removed, added
 
-
-def _occurrences(haystack: Sequence[str], needle: Sequence[str]) -> int:
-    """How many times ``needle`` occurs in ``haystack`` as a run of whole lines."""
-    n, m = len(haystack), len(needle)
-    if m == 0:
-        return 0
-    first = needle[0]
-    return sum(1 for i in range(n - m + 1) if haystack[i] == first and list(haystack[i : i + m]) == list(needle))
 
 
 def _sha256(data: bytes) -> str:
@@ -680,19 +672,19 @@ class Rebaser:
         wanted = set(candidates) - {rel}
         for hunk in fp.hunks:
             pre = list(hunk.old_lines)
-            if _occurrences(here, pre):
+            if count_runs(here, pre):
                 stay.append(hunk)
                 continue
             change = _one_replacement(hunk)
-            if change is None or _occurrences(here, change[0]):
+            if change is None or count_runs(here, change[0]):
                 return None  # not one block of removed lines, or they are still here
             removed, added = change
             longest = max((ln.strip() for ln in removed), key=len)
             if len(longest) < 8:
                 return None  # too little to recognise the lines elsewhere
             found = [p for p in self.store.files_containing(head, longest) if p in wanted]
-            exact = [(p, n) for p in found if (t := text_of(p)) is not None and (n := _occurrences(t, pre))]
-            anchored = [(p, n) for p in found if (t := text_of(p)) is not None and (n := _occurrences(t, removed))]
+            exact = [(p, n) for p in found if (t := text_of(p)) is not None and (n := count_runs(t, pre))]
+            anchored = [(p, n) for p in found if (t := text_of(p)) is not None and (n := count_runs(t, removed))]
             if len(exact) == 1 and exact[0][1] == 1:
                 moves.append((hunk, exact[0][0], None, added))
             elif len(anchored) == 1 and anchored[0][1] == 1:
