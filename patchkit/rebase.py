@@ -72,7 +72,6 @@ def _one_replacement(hunk: Hunk) -> tuple[list[str], list[str]] | None:
     return removed, added
 
 
-
 def _sha256(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
