@@ -22,6 +22,16 @@ class SeriesOnTree:
     files: dict[str, bytes | None]  # the same paths after the patches that applied (None: absent)
 
 
+def skipped_result(patch: Patch, version: str) -> PatchResult:
+    """The cell of a patch whose ``Upstream-Versions:`` range excludes ``version``."""
+    return PatchResult(
+        name=patch.name,
+        status=PatchStatus.SKIPPED,
+        files=patch.paths,
+        message=f"Upstream-Versions: {patch.upstream_versions} excludes {version}",
+    )
+
+
 def check_tree(
     reader: BlobReader,
     *,
@@ -58,14 +68,7 @@ def apply_series(
     for patch in patches:
         files = patch.paths
         if not patch_applies_to(patch, version):
-            results.append(
-                PatchResult(
-                    name=patch.name,
-                    status=PatchStatus.SKIPPED,
-                    files=files,
-                    message=f"Upstream-Versions: {patch.upstream_versions} excludes {version}",
-                )
-            )
+            results.append(skipped_result(patch, version))
             continue
         current = {path: content(path) for path in files}
         applied = apply_patch(current, patch)

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .diff import apply_patch
+from .engine import skipped_result
 from .errors import NotImportedError, PatchkitError, StoreError, UsageError
 from .merge import merge3
 from .model import SCHEMA, CheckResult, Drift, HunkResult, Matrix, PatchResult, PatchStatus
@@ -406,13 +407,7 @@ def _run_unit(
         applied = apply_patch(current, patch)
         if applied.status not in FAILED:
             overlay.update(applied.contents)
-        r = PatchResult(
-            name=patch.name,
-            status=applied.status,
-            files=patch.paths,
-            hunks=applied.hunks,
-            message=applied.message,
-        )
+        r = applied.to_patch_result()
         if r.status in (PatchStatus.FUZZ, PatchStatus.OFFSET):
             flags = _flags(r, i, current, applied.contents, base())
             if flags:
@@ -617,13 +612,7 @@ def compute_matrix(
                 r = cells[col.keys[i]] if fresh is None else fresh[j]
                 n_cached += fresh is None
                 if r is None:
-                    patch = patches[i]
-                    r = PatchResult(
-                        name=patch.name,
-                        status=PatchStatus.SKIPPED,
-                        files=patch.paths,
-                        message=f"Upstream-Versions: {patch.upstream_versions} excludes {col.label}",
-                    )
+                    r = skipped_result(patches[i], col.label)
                 row[i] = r
                 out_cells[col.keys[i]] = r
         check = CheckResult(version=col.label, patches=tuple(r for r in row if r is not None), tree=col.tree)

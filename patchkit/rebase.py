@@ -125,6 +125,7 @@ class Rebaser:
         self.worktree_path = self.dir / "worktree"
         self.backup_dir = self.dir / "backup"
         self._newly: dict[str, dict[str, tuple[str, ...]]] = {}  # "base..onto" -> word -> paths
+        self._changed: dict[str, list[str]] = {}  # "base..onto" -> files upstream changed
 
     # -- state ----------------------------------------------------------
 
@@ -540,7 +541,7 @@ class Rebaser:
         }
         found: dict[str, set[str]] = {}
         if wanted:
-            changed = self.store.changed_paths(state["base_commit"], state["onto_commit"])
+            changed = self._upstream_changed(state)
             for path, text in self._texts(state["onto_commit"], changed):
                 for w in words_in(text) & wanted:
                     found.setdefault(w, set()).add(path)
@@ -553,6 +554,13 @@ class Rebaser:
         with contextlib.suppress(OSError, PatchkitError):
             atomic_write(cache, json.dumps({"key": key, "words": self._newly[key]}, sort_keys=True).encode())
         return self._newly[key]
+
+    def _upstream_changed(self, state: dict[str, Any]) -> list[str]:
+        """Files upstream added or changed from the old base to the new release (once)."""
+        key = f"{state['base_commit']}..{state['onto_commit']}"
+        if key not in self._changed:
+            self._changed[key] = self.store.changed_paths(state["base_commit"], state["onto_commit"])
+        return self._changed[key]
 
     def _texts(self, rev: str, paths: Sequence[str]) -> list[tuple[str, str]]:
         """(path, text) of the text files among ``paths`` in ``rev`` (binary ones left out)."""
@@ -756,7 +764,7 @@ class Rebaser:
                 return True
             checkpoint(f"resolve {entry['name']}")
             moves: list[str] = []
-            moved_from = self.store.changed_paths(state["base_commit"], state["onto_commit"])
+            moved_from = self._upstream_changed(state)
             left, adjacent, where = self._resolve_hunks(wt, commit, head, conflicts, moved_from, moves)
             if left:
                 entry["status"] = PatchStatus.CONFLICT.value
