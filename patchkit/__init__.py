@@ -11,8 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .errors import PatchkitError
-from .model import (
+from patchkit.core.model import (
     CheckResult,
     HunkResult,
     ImportResult,
@@ -24,9 +23,10 @@ from .model import (
     RebaseResult,
     RebaseState,
 )
+from patchkit.errors import PatchkitError
 
 if TYPE_CHECKING:
-    from .project import Project
+    from patchkit.project import Project
 
 __version__ = "0.1.0"
 
@@ -50,7 +50,7 @@ __all__ = [
 def __getattr__(name: str) -> Any:
     # Project pulls in git and the patch parser: load it on first use, not on import.
     if name == "Project":
-        from .project import Project
+        from patchkit.project import Project
 
         return Project
     raise AttributeError(f"module 'patchkit' has no attribute {name!r}")

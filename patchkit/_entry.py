@@ -18,7 +18,7 @@ def _quiet_interrupts(unraisable: Any) -> None:
 def main() -> int:
     sys.unraisablehook = _quiet_interrupts
     try:
-        from .cli import main as cli_main
+        from patchkit.cli import main as cli_main
 
         return cli_main()
     except KeyboardInterrupt:

@@ -10,7 +10,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from .errors import LockedError, PatchkitError
+from patchkit.errors import LockedError, PatchkitError
 
 __all__ = ["atomic_write", "checkpoint", "project_lock"]
 

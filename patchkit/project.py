@@ -7,21 +7,21 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from . import versions as versions_mod
-from .engine import check_tree
-from .errors import ConfigError, NotImportedError, SeriesError
-from .files import atomic_write, project_lock
-from .model import CheckResult, ImportResult, Matrix, RebaseResult
-from .patchfile import Patch, parse_patch
-from .series import Series, parse_series
-from .store import Store
-from .versions import VersionsFile
+from patchkit.core import versions as versions_mod
+from patchkit.core.model import CheckResult, ImportResult, Matrix, RebaseResult
+from patchkit.core.patchfile import Patch, parse_patch
+from patchkit.core.series import Series, parse_series
+from patchkit.core.versions import VersionsFile
+from patchkit.errors import ConfigError, NotImportedError, SeriesError
+from patchkit.files import atomic_write, project_lock
+from patchkit.git.store import Store
+from patchkit.ops.check import check_tree
 
 if TYPE_CHECKING:
-    from .audit import AuditResult
-    from .bisect import BisectResult
-    from .build import BuildContext
-    from .images.source import Source
+    from patchkit.audit import AuditResult
+    from patchkit.images.source import Source
+    from patchkit.ops.bisect import BisectResult
+    from patchkit.ops.build import BuildContext
 
 __all__ = ["Project"]
 
@@ -142,9 +142,9 @@ class Project:
         ``replace``: the release changed upstream (a re-pushed tag, a rebuilt model):
         import it over the one in the store and record the new digest instead of refusing.
         """
-        from .images.source import parse_source
-        from .importer import import_release
-        from .rebase import Rebaser
+        from patchkit.images.source import parse_source
+        from patchkit.ops.importing import import_release
+        from patchkit.ops.rebase import Rebaser
 
         with self.lock():
             # An import records digests in upstream-versions.toml, which --abort restores.
@@ -179,7 +179,7 @@ class Project:
         taken relative to the project directory, so commands work from any CWD."""
         from dataclasses import replace
 
-        from .images.source import SourceKind, parse_source
+        from patchkit.images.source import SourceKind, parse_source
 
         src = parse_source(text)
         if src.kind in (SourceKind.DOCKER, SourceKind.DOCKER_DAEMON) or Path(src.path).is_absolute():
@@ -187,8 +187,8 @@ class Project:
         return replace(src, path=str(self.root / src.path))
 
     def build_context(self, version: str, out: str | os.PathLike[str]) -> BuildContext:
-        """Write a Docker build context for ``version`` (see :mod:`patchkit.build`)."""
-        from .build import build_context
+        """Write a Docker build context for ``version`` (see :mod:`patchkit.ops.build`)."""
+        from patchkit.ops.build import build_context
 
         return build_context(self, version, out)
 
@@ -222,9 +222,9 @@ class Project:
     ) -> Matrix:
         """Every requested (default: every tracked and imported) release x every patch.
 
-        Cached and parallel; see :func:`patchkit.matrix.compute_matrix`.
+        Cached and parallel; see :func:`patchkit.ops.matrix.compute_matrix`.
         """
-        from .matrix import compute_matrix
+        from patchkit.ops.matrix import compute_matrix
 
         return compute_matrix(self, versions, jobs=jobs, cache=cache, warn=warn)
 
@@ -232,44 +232,44 @@ class Project:
 
     def rebase(self, onto: str) -> RebaseResult:
         """Replay the series from base onto ``onto``; stops on a conflict."""
-        from .rebase import Rebaser
+        from patchkit.ops.rebase import Rebaser
 
         return Rebaser(self).start(onto)
 
     def rebase_continue(self) -> RebaseResult:
-        from .rebase import Rebaser
+        from patchkit.ops.rebase import Rebaser
 
         return Rebaser(self).resume()
 
     def rebase_skip(self) -> RebaseResult:
-        from .rebase import Rebaser
+        from patchkit.ops.rebase import Rebaser
 
         return Rebaser(self).skip()
 
     def rebase_abort(self) -> RebaseResult:
-        from .rebase import Rebaser
+        from patchkit.ops.rebase import Rebaser
 
         return Rebaser(self).abort()
 
     def rebase_status(self) -> RebaseResult | None:
-        from .rebase import Rebaser
+        from patchkit.ops.rebase import Rebaser
 
         return Rebaser(self).status()
 
     def refresh(self) -> tuple[str, ...]:
         """Rewrite patches that apply to base only with offset/fuzz so they apply exactly."""
-        from .rebase import Rebaser
+        from patchkit.ops.rebase import Rebaser
 
         return Rebaser(self).refresh_to_base()
 
     def bisect(self, patch: str) -> BisectResult:
         """The first imported release (in version order) where ``patch`` stops applying."""
-        from .bisect import bisect_patch
+        from patchkit.ops.bisect import bisect_patch
 
         return bisect_patch(self, patch)
 
     def audit(self, version: str | None = None, *, patched: bool = True, strict: bool = False) -> AuditResult:
         """Every network listener in the (patched) release's configs; see docs/audit.md."""
-        from .audit import audit_release
+        from patchkit.audit import audit_release
 
         return audit_release(self, version, patched=patched, strict=strict)

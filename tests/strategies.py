@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from patchkit.diff import unified_diff
-from patchkit.patchfile import FilePatch, Patch
+from patchkit.core.apply import unified_diff
+from patchkit.core.patchfile import FilePatch, Patch
 
 # A small pool so that lines repeat (which is what makes matching hard), with the
 # awkward kinds mixed in: blank lines, CRLF, non-UTF-8 bytes, a lone CR, tabs.

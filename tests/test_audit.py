@@ -9,7 +9,7 @@ import pytest
 
 from patchkit.audit import MemoryView, Verdict, audit_view
 from patchkit.cli import main
-from patchkit.patchfile import parse_patch
+from patchkit.core.patchfile import parse_patch
 
 from .projectbuilder import make_project
 

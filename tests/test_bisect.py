@@ -32,7 +32,7 @@ def project(tmp_path: Path) -> Project:
 
 
 def test_bisect_finds_first_release_where_the_patch_stops_applying(project: Project) -> None:
-    from patchkit.bisect import bisect_patch
+    from patchkit.ops.bisect import bisect_patch
 
     r = bisect_patch(project, "p.patch")
     assert (r.first_bad, r.last_good) == ("1.2", "1.1")

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from patchkit import Project
-from patchkit.build import START_SCRIPT, _base_image, patched_tree
 from patchkit.cli import main
+from patchkit.ops.build import START_SCRIPT, _base_image, patched_tree
 
 from .imagebuilder import Layer, build_oci_layout
 

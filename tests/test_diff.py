@@ -1,4 +1,4 @@
-"""patchkit.diff: applying file patches in memory, making diffs, change sets."""
+"""patchkit.core.apply: applying file patches in memory, making diffs, change sets."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ from collections import Counter
 
 import pytest
 
-from patchkit.diff import apply_file_patch, apply_patch, change_set, unified_diff
-from patchkit.model import PatchStatus
-from patchkit.patchfile import FilePatch, Patch, parse_patch
+from patchkit.core.apply import apply_file_patch, apply_patch, change_set, unified_diff
+from patchkit.core.model import PatchStatus
+from patchkit.core.patchfile import FilePatch, Patch, parse_patch
 
 S = PatchStatus
 

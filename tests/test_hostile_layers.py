@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 
 from patchkit.errors import CorruptLayerError, DigestMismatchError, SourceError, UnsafeLayerError
+from patchkit.git.store import MODE_FILE, Store
 from patchkit.images import parse_source
 from patchkit.images.layers import Limits
-from patchkit.importer import import_release
-from patchkit.store import MODE_FILE, Store
+from patchkit.ops.importing import import_release
 from tests.imagebuilder import Built, Layer, build_oci_layout, sha256
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from patchkit.cli import main
-from patchkit.html import COLOURS, PANEL_BORDER
-from patchkit.model import PatchStatus
+from patchkit.core.model import PatchStatus
+from patchkit.output.html import COLOURS, PANEL_BORDER
 
 from .conftest import in_ci
 from .test_matrix import PATCHES, RELEASES, make_project

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from patchkit.errors import DigestMismatchError
+from patchkit.git.store import Store
 from patchkit.images import ProgressEvent, parse_source
-from patchkit.importer import import_release, manifest_ref
-from patchkit.store import Store
+from patchkit.ops.importing import import_release, manifest_ref
 from tests.imagebuilder import Layer, build_docker_archive, build_oci_layout
 
 LAYERS = [Layer().dir("etc").file("etc/os-release", b"ID=test\n"), Layer().file("etc/motd", b"hi\n", uid=7)]
@@ -209,8 +209,8 @@ def test_same_globs_on_the_same_lower_layers_reuse_a_sparse_cache(tmp_path: Path
 
 
 def _corrupt_cache_entry(store: Store, diff_id: str, layer_json: bytes) -> None:
+    from patchkit.git.store import MODE_FILE, TreeEntry
     from patchkit.images.cache import layer_ref
-    from patchkit.store import MODE_FILE, TreeEntry
 
     with store.fast_import() as fi:
         fi.commit(layer_ref(diff_id), {"layer.json": TreeEntry(mode=MODE_FILE, blob=fi.blob(layer_json))}, "x\n")
@@ -231,8 +231,8 @@ def _corrupt_cache_entry(store: Store, diff_id: str, layer_json: bytes) -> None:
 def test_corrupt_cache_entry_is_ignored_with_a_warning_and_recomputed(
     tmp_path: Path, layer_json: bytes | None
 ) -> None:
+    from patchkit.git.store import MODE_FILE, TreeEntry
     from patchkit.images.cache import LayerCacheWarning, layer_ref
-    from patchkit.store import MODE_FILE, TreeEntry
 
     a = build_oci_layout(tmp_path / "a", [*_tricky_lower(), TOP_A], tag="a")
     b = build_oci_layout(tmp_path / "b", [*_tricky_lower(), TOP_B], tag="b")

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from patchkit.git.store import MODE_EXEC, MODE_LINK, Store
 from patchkit.images import parse_source
 from patchkit.images.tree import load_manifest
-from patchkit.importer import import_release
-from patchkit.store import MODE_EXEC, MODE_LINK, Store
+from patchkit.ops.importing import import_release
 from tests.conftest import require_tool
 from tests.imagebuilder import Layer, build_oci_layout
 

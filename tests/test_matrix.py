@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from patchkit.cli import main
-from patchkit.diff import unified_diff
-from patchkit.engine import check_tree
-from patchkit.matrix import MatrixStats, compute_matrix, github_matrix
-from patchkit.patchfile import Patch, render_patch
+from patchkit.core.apply import unified_diff
+from patchkit.core.patchfile import Patch, render_patch
+from patchkit.ops.check import check_tree
+from patchkit.ops.matrix import MatrixStats, compute_matrix, github_matrix
 from patchkit.project import Project
 
 from .conftest import require_tool

@@ -1,4 +1,4 @@
-"""patchkit.merge: the line-level 3-way merge used by rebase (hunk by hunk) and matrix."""
+"""patchkit.core.merge: the line-level 3-way merge used by rebase (hunk by hunk) and matrix."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patchkit.merge import _opcodes, merge3
+from patchkit.core.merge import _opcodes, merge3
 
 LINES = st.lists(st.sampled_from([f"l{i}\n" for i in range(8)] + ["x\n", "}\n", "\n"]), max_size=60)
 

@@ -1,11 +1,10 @@
-"""patchkit.patchfile: patch files, rendering and version ranges."""
+"""patchkit.core.patchfile: patch files, rendering and version ranges."""
 
 from __future__ import annotations
 
 import pytest
 
-from patchkit.errors import PatchParseError
-from patchkit.patchfile import (
+from patchkit.core.patchfile import (
     FilePatch,
     Hunk,
     HunkLine,
@@ -16,6 +15,7 @@ from patchkit.patchfile import (
     render_patch,
     split_lines,
 )
+from patchkit.errors import PatchParseError
 
 # --------------------------------------------------------------------------- patches
 

@@ -1,11 +1,11 @@
-"""patchkit.series: the quilt series file."""
+"""patchkit.core.series: the quilt series file."""
 
 from __future__ import annotations
 
 import pytest
 
+from patchkit.core.series import parse_series
 from patchkit.errors import SeriesError
-from patchkit.series import parse_series
 
 # --------------------------------------------------------------------------- series
 

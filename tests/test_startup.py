@@ -61,8 +61,8 @@ def _apply_nginx_placeholders(root: Path) -> None:
     The series skips it on the models (it targets poste.io's own templates); its
     `-` lines are exactly the stand-in's listen lines, so it applies here.
     """
-    from patchkit.diff import apply_patch
-    from patchkit.patchfile import parse_patch
+    from patchkit.core.apply import apply_patch
+    from patchkit.core.patchfile import parse_patch
 
     name = "nginx-listen-placeholders.patch"
     if name not in modeltree.series_names():

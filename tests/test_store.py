@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from patchkit.errors import DigestMismatchError, StoreError
-from patchkit.images import parse_source
-from patchkit.importer import import_release
-from patchkit.store import (
+from patchkit.git.store import (
     MODE_EXEC,
     MODE_FILE,
     MODE_LINK,
@@ -24,6 +22,8 @@ from patchkit.store import (
     _pack_index,
     git_blob_id,
 )
+from patchkit.images import parse_source
+from patchkit.ops.importing import import_release
 from tests.imagebuilder import Layer, build_oci_layout
 from tests.test_importer import _tricky_lower
 
@@ -221,7 +221,7 @@ def test_pack_writer_alone_and_a_kill_before_finish(tmp_path: Path) -> None:
 
 
 def test_trees_and_commits_written_directly_match_fast_import(tmp_path: Path) -> None:
-    from patchkit.store import MODE_EXEC, MODE_LINK
+    from patchkit.git.store import MODE_EXEC, MODE_LINK
 
     names = ["a-b", "a.b", "a/b", "a/c/d", "a0", 'q"uote', "new\nline", "b\\s", "\udcff-raw", "z/é"]
     modes = [MODE_FILE, MODE_EXEC, MODE_LINK]

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from patchkit.core.versions import ReleaseStatus, order_labels, parse_versions, set_base, set_digest
 from patchkit.errors import ConfigError, UnknownVersionError
-from patchkit.versions import ReleaseStatus, order_labels, parse_versions, set_base, set_digest
 
 GOOD = """\
 # comment kept

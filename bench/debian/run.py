@@ -12,7 +12,7 @@ Each tool replays S1 onto U2 (skipping conflicts); each S1 patch is scored:
 * dropped-but-applied not carried, but the tool applied it
 
 Change set: per file, the multiset of removed and added lines, lines both removed and added
-cancelling (patchkit.diff.change_set). For a file going from A to B this is A-B and B-A as
+cancelling (patchkit.core.apply.change_set). For a file going from A to B this is A-B and B-A as
 multisets, whatever diff algorithm made the patch, so every tool is scored from the file
 contents before and after its patch.
 
@@ -51,11 +51,11 @@ CACHE = ROOT / "bench" / ".cache"
 sys.path.insert(0, str(ROOT))
 
 from patchkit import Project  # noqa: E402
-from patchkit.diff import change_set  # noqa: E402
-from patchkit.model import PatchStatus, RebaseState  # noqa: E402
-from patchkit.patchfile import parse_patch  # noqa: E402
-from patchkit.rangediff import change_present  # noqa: E402
-from patchkit.series import parse_series  # noqa: E402
+from patchkit.core.apply import change_set  # noqa: E402
+from patchkit.core.model import PatchStatus, RebaseState  # noqa: E402
+from patchkit.core.patchfile import parse_patch  # noqa: E402
+from patchkit.core.rangediff import change_present  # noqa: E402
+from patchkit.core.series import parse_series  # noqa: E402
 
 DEFAULT_PACKAGES = ("memcached", "rspamd", "openldap")
 SUITES = ("bookworm", "trixie")

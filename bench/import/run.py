@@ -253,9 +253,9 @@ def build_image(rootfs: Path, out: Path, *, half: bool) -> Path:
 
 def child(mode: str, layout: str, store: str) -> None:
     """One measured run (in its own process); prints rusage as JSON on stdout."""
+    from patchkit.git.store import Store
     from patchkit.images import parse_source
-    from patchkit.importer import import_release
-    from patchkit.store import Store
+    from patchkit.ops.importing import import_release
 
     if mode == "floor":
         floor(Path(layout))

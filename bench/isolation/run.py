@@ -176,8 +176,8 @@ def prepare(model: str, variant: str) -> Path:
 
 def apply_nginx_placeholders(root: Path) -> None:
     """nginx-listen-placeholders.patch on the model's stand-in templates (the series skips it there)."""
-    from patchkit.diff import apply_patch
-    from patchkit.patchfile import parse_patch
+    from patchkit.core.apply import apply_patch
+    from patchkit.core.patchfile import parse_patch
 
     name = "nginx-listen-placeholders.patch"
     patch = parse_patch((REPO / "patches" / name).read_bytes(), name=name)

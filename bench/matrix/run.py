@@ -73,8 +73,8 @@ def read_release(tarball: Path) -> dict[str, bytes]:
 def make_patches(first: dict[str, bytes], last: dict[str, bytes]) -> list[tuple[str, bytes]]:
     """Real edits at real lines of the first release: half in files upstream later changed."""
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-    from patchkit.diff import unified_diff
-    from patchkit.patchfile import Patch, render_patch
+    from patchkit.core.apply import unified_diff
+    from patchkit.core.patchfile import Patch, render_patch
 
     rng = random.Random(SEED)
     js = sorted(p for p in first if p.startswith("lib/") and p.endswith(".js") and first[p].count(b"\n") > 40)

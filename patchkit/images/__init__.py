@@ -12,11 +12,11 @@ import importlib
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import SourceError
-from .base import ImagePlan, LayerBlob
-from .layers import DEFAULT_LIMITS, Limits, ProgressEvent, TarballLayer, flatten
-from .source import Source, SourceKind, parse_source
-from .tree import FlatTree, Manifest, ManifestEntry, load_manifest
+from patchkit.errors import SourceError
+from patchkit.images.base import ImagePlan, LayerBlob
+from patchkit.images.layers import DEFAULT_LIMITS, Limits, ProgressEvent, TarballLayer, flatten
+from patchkit.images.source import Source, SourceKind, parse_source
+from patchkit.images.tree import FlatTree, Manifest, ManifestEntry, load_manifest
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -41,19 +41,19 @@ Opener = Callable[..., contextlib.AbstractContextManager[ImagePlan]]
 
 
 def _oci(source: Source, *, platform: str | None, strip: int, mirror: str | None) -> Any:
-    from .oci import open_oci
+    from patchkit.images.oci import open_oci
 
     return open_oci(source, platform=platform, strip=strip)
 
 
 def _docker_archive(source: Source, *, platform: str | None, strip: int, mirror: str | None) -> Any:
-    from .archive import open_docker_archive
+    from patchkit.images.archive import open_docker_archive
 
     return open_docker_archive(source, platform=platform, strip=strip)
 
 
 def _tarball(source: Source, *, platform: str | None, strip: int, mirror: str | None) -> Any:
-    from .archive import open_tarball
+    from patchkit.images.archive import open_tarball
 
     return open_tarball(source, platform=platform, strip=strip)
 

@@ -23,12 +23,12 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
-from ..errors import DigestMismatchError, SourceError
-from .base import ImagePlan, LayerBlob
-from .digests import check_digest, verify
-from .layers import BZIP2_MAGIC, GZIP_MAGIC, XZ_MAGIC, ZSTD_MAGIC, TarballLayer
-from .oci import INDEX_TYPES, MANIFEST_TYPES, MAX_JSON_BYTES, MAX_NESTING
-from .source import Source
+from patchkit.errors import DigestMismatchError, SourceError
+from patchkit.images.base import ImagePlan, LayerBlob
+from patchkit.images.digests import check_digest, verify
+from patchkit.images.layers import BZIP2_MAGIC, GZIP_MAGIC, XZ_MAGIC, ZSTD_MAGIC, TarballLayer
+from patchkit.images.oci import INDEX_TYPES, MANIFEST_TYPES, MAX_JSON_BYTES, MAX_NESTING
+from patchkit.images.source import Source
 
 __all__ = ["open_docker_archive", "open_tarball"]
 

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..store import MODE_FILE, FastImport, Store, TreeEntry
-from .digests import short
+from patchkit.git.store import MODE_FILE, FastImport, Store, TreeEntry
+from patchkit.images.digests import short
 
 __all__ = [
     "CACHE_SCHEMA",

@@ -7,7 +7,7 @@ import os
 import re
 from pathlib import Path
 
-from ..errors import DigestMismatchError, SourceError
+from patchkit.errors import DigestMismatchError, SourceError
 
 __all__ = ["blob_path", "check_digest", "hasher", "short", "verify"]
 

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import SourceError
-from ..store import FastImport, git_blob_id
-from .globs import Selector
-from .tree import FlatTree, Kind, Meta, Node, RootFS, git_tree_id
+from patchkit.errors import SourceError
+from patchkit.git.store import FastImport, git_blob_id
+from patchkit.images.globs import Selector
+from patchkit.images.tree import FlatTree, Kind, Meta, Node, RootFS, git_tree_id
 
 __all__ = ["DirectoryScan", "scan_directory"]
 

@@ -25,10 +25,10 @@ from typing import Any, BinaryIO, Protocol
 
 import zstandard
 
-from ..errors import CorruptLayerError, DigestMismatchError, UnsafeLayerError
-from ..store import FastImport
-from .base import ImagePlan, LayerBlob
-from .cache import (
+from patchkit.errors import CorruptLayerError, DigestMismatchError, UnsafeLayerError
+from patchkit.git.store import FastImport
+from patchkit.images.base import ImagePlan, LayerBlob
+from patchkit.images.cache import (
     BLOCK,
     CHAR,
     DIR,
@@ -42,9 +42,9 @@ from .cache import (
     chain_ids,
     entry_from_tar,
 )
-from .digests import hasher, short
-from .globs import Selector
-from .tree import FlatTree, Kind, Meta, Node, RootFS, entry_error, show_name
+from patchkit.images.digests import hasher, short
+from patchkit.images.globs import Selector
+from patchkit.images.tree import FlatTree, Kind, Meta, Node, RootFS, entry_error, show_name
 
 __all__ = [
     "DEFAULT_LIMITS",

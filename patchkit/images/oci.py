@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..errors import SourceError
-from .base import ImagePlan, LayerBlob
-from .digests import blob_path, check_digest, short, verify
-from .source import Source
+from patchkit.errors import SourceError
+from patchkit.images.base import ImagePlan, LayerBlob
+from patchkit.images.digests import blob_path, check_digest, short, verify
+from patchkit.images.source import Source
 
 __all__ = [
     "DEFAULT_PLATFORM",

@@ -21,7 +21,7 @@ import enum
 import re
 from dataclasses import dataclass
 
-from ..errors import SourceError
+from patchkit.errors import SourceError
 
 __all__ = ["Source", "SourceKind", "parse_source"]
 

@@ -12,10 +12,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from patchkit.cli import main
-from patchkit.diff import unified_diff
-from patchkit.engine import check_tree
-from patchkit.matrix import MatrixStats, compute_matrix
-from patchkit.patchfile import Patch, render_patch
+from patchkit.core.apply import unified_diff
+from patchkit.core.patchfile import Patch, render_patch
+from patchkit.ops.check import check_tree
+from patchkit.ops.matrix import MatrixStats, compute_matrix
 from patchkit.project import Project
 from tests.projectbuilder import make_project, numbered
 

@@ -11,9 +11,9 @@ from pathlib import Path
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from patchkit.diff import apply_file_patch, apply_patch, unified_diff
-from patchkit.model import PatchStatus
-from patchkit.patchfile import Patch, parse_patch, render_patch
+from patchkit.core.apply import apply_file_patch, apply_patch, unified_diff
+from patchkit.core.model import PatchStatus
+from patchkit.core.patchfile import Patch, parse_patch, render_patch
 from tests.strategies import UNIQUE_POOL, content_pairs, contents, edited, patches, unique_contents
 
 SETTINGS = settings(

@@ -19,9 +19,9 @@ from typing import Any
 from rich.console import Console
 from rich.rule import Rule
 
-from . import report
-from .model import PatchStatus, RebaseState
-from .project import Project
+from patchkit.core.model import PatchStatus, RebaseState
+from patchkit.output import report
+from patchkit.project import Project
 
 __all__ = ["build_demo_project", "run_demo", "write_oci_layout"]
 

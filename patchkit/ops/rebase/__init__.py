@@ -18,18 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .diff import apply_file_patch, apply_patch, unified_diff
-from .errors import PatchkitError, RebaseStateError
-from .files import atomic_write, checkpoint
-from .merge import count_runs, merge3
-from .model import (
+from patchkit.core.apply import apply_file_patch, apply_patch, unified_diff
+from patchkit.core.merge import count_runs, merge3
+from patchkit.core.model import (
     ChangeLine,
     PatchStatus,
     RebasePatchResult,
     RebaseResult,
     RebaseState,
 )
-from .patchfile import (
+from patchkit.core.patchfile import (
     Hunk,
     Patch,
     introduced_words,
@@ -39,12 +37,22 @@ from .patchfile import (
     split_lines,
     words_in,
 )
-from .rangediff import change_lines, change_present, content_change_set
-from .store import MODE_FILE, BlobReader, Store, TreeEntry, Worktree, worktree_add, worktree_remove
-from .versions import parse_versions, set_base
+from patchkit.core.rangediff import change_lines, change_present, content_change_set
+from patchkit.core.versions import parse_versions, set_base
+from patchkit.errors import PatchkitError, RebaseStateError
+from patchkit.files import atomic_write, checkpoint
+from patchkit.git.store import (
+    MODE_FILE,
+    BlobReader,
+    Store,
+    TreeEntry,
+    Worktree,
+    worktree_add,
+    worktree_remove,
+)
 
 if TYPE_CHECKING:
-    from .project import Project
+    from patchkit.project import Project
 
 __all__ = ["Rebaser", "renumber_hunks"]
 
@@ -881,7 +889,7 @@ class Rebaser:
                 atomic_write(path, data)
         if dropped:
             original_series = self._backup_bytes(state, "patches/series").decode("utf-8")
-            from .series import parse_series
+            from patchkit.core.series import parse_series
 
             new_series = parse_series(original_series).without(dropped).render()
             if project.series_path.read_text(encoding="utf-8") != new_series:

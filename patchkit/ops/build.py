@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from .engine import apply_series
-from .errors import ConfigError, PatchkitError
-from .images.source import SourceKind, parse_source
-from .images.tree import Manifest, load_manifest
-from .model import SCHEMA, CheckResult, PatchStatus
-from .patchfile import Patch
-from .store import MODE_EXEC, MODE_LINK, BlobReader, Store
+from patchkit.core.model import SCHEMA, CheckResult, PatchStatus
+from patchkit.core.patchfile import Patch
+from patchkit.errors import ConfigError, PatchkitError
+from patchkit.git.store import MODE_EXEC, MODE_LINK, BlobReader, Store
+from patchkit.images.source import SourceKind, parse_source
+from patchkit.images.tree import Manifest, load_manifest
+from patchkit.ops.check import apply_series
 
 if TYPE_CHECKING:
-    from .project import Project
+    from patchkit.project import Project
 
 __all__ = [
     "RUN_DIRS",

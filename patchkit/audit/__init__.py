@@ -28,12 +28,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Protocol
 
-from .model import SCHEMA, CheckResult, PatchStatus
-from .patchfile import Patch
-from .store import MODE_LINK, BlobReader, TreeEntry
+from patchkit.core.model import SCHEMA, CheckResult, PatchStatus
+from patchkit.core.patchfile import Patch
+from patchkit.git.store import MODE_LINK, BlobReader, TreeEntry
 
 if TYPE_CHECKING:
-    from .project import Project
+    from patchkit.project import Project
 
 __all__ = [
     "LOOPBACK",
@@ -892,7 +892,7 @@ def audit_view(
 
 def audit_release(project: Project, version: str | None = None, *, patched: bool = True, strict: bool = False) -> AuditResult:
     """Audit ``version`` (default: base) with the series applied in memory (or as imported)."""
-    from .build import patched_tree
+    from patchkit.ops.build import patched_tree
 
     version = version or project.versions.base
     tree = project.release_tree(version)

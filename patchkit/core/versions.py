@@ -15,7 +15,7 @@ from typing import Any
 
 from packaging.version import InvalidVersion, Version
 
-from .errors import ConfigError, UnknownVersionError
+from patchkit.errors import ConfigError, UnknownVersionError
 
 __all__ = [
     "SCHEMA_VERSION",

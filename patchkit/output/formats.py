@@ -8,8 +8,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .matrix import RISK_FLAGS
-from .model import Drift, Matrix, PatchStatus
+from patchkit.core.model import Drift, Matrix, PatchStatus
+from patchkit.ops.matrix import RISK_FLAGS
 
 __all__ = ["RISKY", "STYLE", "hunk_detail", "matrix_junit", "matrix_markdown", "to_json"]
 

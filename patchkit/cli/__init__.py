@@ -14,9 +14,9 @@ import warnings
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, cast
 
-from .errors import PatchkitError, UsageError
-from .model import PatchStatus, RebaseState
-from .project import Project
+from patchkit.core.model import PatchStatus, RebaseState
+from patchkit.errors import PatchkitError, UsageError
+from patchkit.project import Project
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -178,7 +178,7 @@ def _pretty() -> bool:
 
 
 def _tables() -> Any:
-    from . import report  # rich tables: loaded only when a table is shown
+    from patchkit.output import report  # rich tables: loaded only when a table is shown
 
     return report
 
@@ -195,7 +195,7 @@ def _fail_on(text: str) -> frozenset[PatchStatus]:
 
 
 def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
-    from . import formats
+    from patchkit.output import formats
 
     machine = bool(getattr(args, "json", False)) or getattr(args, "format", "table") != "table"
     show = err if machine else out
@@ -206,7 +206,7 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
             show.print(renderable)
 
     if args.command == "demo":
-        from .demo import run_demo
+        from patchkit.cli.demo import run_demo
 
         return run_demo(out=out, directory=args.dir, keep=args.keep)
 
@@ -291,7 +291,7 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         return EXIT_ATTENTION if rb.state is RebaseState.STOPPED else EXIT_OK
 
     if args.command == "bisect":
-        from .bisect import bisect_patch, bisect_text
+        from patchkit.ops.bisect import bisect_patch, bisect_text
 
         found = bisect_patch(project, args.patch)
         if args.json:
@@ -300,7 +300,7 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         return EXIT_ATTENTION if found.needs_attention else EXIT_OK
 
     if args.command == "audit":
-        from .audit import audit_release, render_audit
+        from patchkit.audit import audit_release, render_audit
 
         audit = audit_release(project, args.version, patched=not args.unpatched, strict=args.strict)
         if args.json:
@@ -330,8 +330,8 @@ def _matrix_command(args: argparse.Namespace, project: Project | None, *, emit: 
     """`matrix`: compute (or --merge), then render in the asked format; exit per --fail-on."""
     import json
 
-    from . import formats
-    from . import matrix as matrix_mod
+    from patchkit.ops import matrix as matrix_mod
+    from patchkit.output import formats
 
     fail_on = _fail_on(args.fail_on)
 
@@ -369,7 +369,7 @@ def _matrix_command(args: argparse.Namespace, project: Project | None, *, emit: 
             imported = project.imported()
             versions = [v for v in (versions or project.versions.labels) if v in releases and v in imported]
         if versions == []:
-            from .model import Matrix
+            from patchkit.core.model import Matrix
 
             matrix = Matrix(versions=(), patches=(), checks=())
         else:
@@ -383,7 +383,7 @@ def _matrix_command(args: argparse.Namespace, project: Project | None, *, emit: 
     elif args.format == "markdown":
         sys.stdout.write(formats.matrix_markdown(matrix))
     elif args.format == "html":
-        from .html import matrix_html
+        from patchkit.output.html import matrix_html
 
         sys.stdout.write(matrix_html(matrix))
     if not args.quiet:  # a table of every cell is not free: build it only to show it

@@ -2,7 +2,7 @@
 
 :func:`parse_series` returns a :class:`Series` that remembers its original lines, so
 ``series.render()`` gives the text back byte for byte and ``series.without(...)`` drops
-entries without touching comments. The patch files themselves live in :mod:`patchkit.patchfile`.
+entries without touching comments. The patch files themselves live in :mod:`patchkit.core.patchfile`.
 
 >>> s = parse_series("a.patch\\n# off for now\\nb.patch -p0  # trailing\\n")
 >>> s.names, [e.strip for e in s.entries]
@@ -17,8 +17,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import SeriesError
-from .patchfile import check_relative_path, split_lines
+from patchkit.core.patchfile import check_relative_path, split_lines
+from patchkit.errors import SeriesError
 
 __all__ = ["Series", "SeriesEntry", "parse_series"]
 

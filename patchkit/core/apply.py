@@ -35,8 +35,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from .model import HunkResult, PatchResult, PatchStatus
-from .patchfile import DEFAULT_MODE, FilePatch, Hunk, HunkLine, Patch, split_lines
+from patchkit.core.model import HunkResult, PatchResult, PatchStatus
+from patchkit.core.patchfile import DEFAULT_MODE, FilePatch, Hunk, HunkLine, Patch, split_lines
 
 __all__ = [
     "FileApplyResult",
@@ -311,7 +311,7 @@ def apply_file_patch(content: bytes | None, fp: FilePatch, *, max_fuzz: int = 2)
     (content ``None``); otherwise ``conflict``. A changed file that is absent is
     ``missing-target``. See the module docstring for the hunk rules.
 
-    >>> from patchkit.diff import unified_diff
+    >>> from patchkit.core.apply import unified_diff
     >>> fp = unified_diff(b"a\\nb\\nc\\n", b"a\\nB\\nc\\n", "f")
     >>> r = apply_file_patch(b"x\\na\\nb\\nc\\n", fp)
     >>> r.status.value, r.content, r.hunks[0].offset

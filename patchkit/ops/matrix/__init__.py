@@ -33,17 +33,25 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .diff import apply_patch
-from .engine import skipped_result
-from .errors import NotImportedError, PatchkitError, StoreError, UsageError
-from .merge import merge3
-from .model import SCHEMA, CheckResult, Drift, HunkResult, Matrix, PatchResult, PatchStatus
-from .patchfile import Patch, patch_applies_to
-from .store import UPSTREAM_PREFIX, BlobReader, Store, run_git_in
-from .versions import order_labels, parse_versions
+from patchkit.core.apply import apply_patch
+from patchkit.core.merge import merge3
+from patchkit.core.model import (
+    SCHEMA,
+    CheckResult,
+    Drift,
+    HunkResult,
+    Matrix,
+    PatchResult,
+    PatchStatus,
+)
+from patchkit.core.patchfile import Patch, patch_applies_to
+from patchkit.core.versions import order_labels, parse_versions
+from patchkit.errors import NotImportedError, PatchkitError, StoreError, UsageError
+from patchkit.git.store import UPSTREAM_PREFIX, BlobReader, Store, run_git_in
+from patchkit.ops.check import skipped_result
 
 if TYPE_CHECKING:
-    from .project import Project
+    from patchkit.project import Project
 
 __all__ = [
     "LARGE_OFFSET",
@@ -94,7 +102,7 @@ class MatrixStats:
 
 def _engine_fingerprint() -> str:
     """patchkit's version and the source of the code that decides a cell's answer."""
-    from . import __version__
+    from patchkit import __version__
 
     h = hashlib.sha256(f"patchkit {__version__} cache {CACHE_FORMAT}\0".encode())
     here = Path(__file__).parent
@@ -848,7 +856,7 @@ def changed_since(project: Project, ref: str) -> tuple[set[str], set[str]]:
     patches = {e.name for e in series.entries if f"patches/{e.name}" in changed_files}
     old_series_text = old("patches/series")
     if old_series_text is not None and "patches/series" in changed_files:
-        from .series import parse_series
+        from patchkit.core.series import parse_series
 
         try:
             before = parse_series(old_series_text).entries

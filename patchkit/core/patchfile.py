@@ -19,7 +19,7 @@ from unidiff.errors import UnidiffParseError
 from unidiff.patch import Hunk as UnidiffHunk
 from unidiff.patch import PatchSet
 
-from .errors import PatchParseError
+from patchkit.errors import PatchParseError
 
 if TYPE_CHECKING:  # loaded when a patch has Upstream-Versions: most runs never need it
     from packaging.specifiers import SpecifierSet

@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .errors import StoreError
-from .model import ReleaseInfo
+from patchkit.core.model import ReleaseInfo
+from patchkit.errors import StoreError
 
 __all__ = [
     "MODE_EXEC",

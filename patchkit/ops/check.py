@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from .diff import apply_patch
-from .model import CheckResult, PatchResult, PatchStatus
-from .patchfile import Patch, patch_applies_to
-from .store import BlobReader
+from patchkit.core.apply import apply_patch
+from patchkit.core.model import CheckResult, PatchResult, PatchStatus
+from patchkit.core.patchfile import Patch, patch_applies_to
+from patchkit.git.store import BlobReader
 
 __all__ = ["SeriesOnTree", "apply_series", "check_tree"]
 

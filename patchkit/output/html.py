@@ -10,7 +10,7 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
-from .model import Drift, Matrix, PatchResult, PatchStatus
+from patchkit.core.model import Drift, Matrix, PatchResult, PatchStatus
 
 __all__ = ["COLOURS", "matrix_html"]
 

@@ -18,12 +18,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from .engine import check_tree
-from .errors import UsageError
-from .model import SCHEMA, PatchStatus
+from patchkit.core.model import SCHEMA, PatchStatus
+from patchkit.errors import UsageError
+from patchkit.ops.check import check_tree
 
 if TYPE_CHECKING:
-    from .project import Project
+    from patchkit.project import Project
 
 __all__ = ["BisectResult", "BisectStep", "bisect_patch"]
 
@@ -105,7 +105,7 @@ def bisect_patch(project: Project, name: str) -> BisectResult:
 
 
 def bisect_text(result: BisectResult) -> str:
-    """One-paragraph human summary (the table is in :mod:`patchkit.report`-free plain text)."""
+    """One-paragraph human summary (the table is in :mod:`patchkit.output.report`-free plain text)."""
     lines = [f"{s.version:<20} {s.status.value}" + (f"  ({s.message})" if s.message else "") for s in result.steps]
     if result.first_bad is None:
         lines.append(f"{result.patch} applies to every imported release from {result.base} on")

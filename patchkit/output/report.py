@@ -12,15 +12,22 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from .formats import RISKY, STYLE, hunk_detail, matrix_junit, matrix_markdown, to_json
-from .matrix import LARGE_OFFSET
-from .model import (
+from patchkit.core.model import (
     CheckResult,
     ImportResult,
     Matrix,
     PatchStatus,
     RebaseResult,
     RebaseState,
+)
+from patchkit.ops.matrix import LARGE_OFFSET
+from patchkit.output.formats import (
+    RISKY,
+    STYLE,
+    hunk_detail,
+    matrix_junit,
+    matrix_markdown,
+    to_json,
 )
 
 __all__ = [
