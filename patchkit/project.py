@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from patchkit.core import versions as versions_mod
 from patchkit.core.model import CheckResult, ImportResult, Matrix, RebaseResult
-from patchkit.core.patchfile import Patch, parse_patch
+from patchkit.core.patchfile import Patch
 from patchkit.core.series import Series, parse_series
 from patchkit.core.versions import VersionsFile
 from patchkit.errors import ConfigError, NotImportedError, SeriesError
 from patchkit.files import atomic_write, project_lock
 from patchkit.git.store import Store
+from patchkit.kinds import Change, DiffChange, load_change
 from patchkit.ops.check import check_tree
 
 if TYPE_CHECKING:
@@ -82,10 +83,10 @@ class Project:
             return parse_series("", path=SERIES_FILE)
         return parse_series(self._read(self.series_path), path=SERIES_FILE)
 
-    def patches(self, series: Series | None = None) -> list[Patch]:
-        """Every patch of the series, parsed, in order."""
+    def changes(self, series: Series | None = None) -> list[Change]:
+        """Every entry of the series, parsed into its kind of change, in order."""
         series = series or self.series
-        out: list[Patch] = []
+        out: list[Change] = []
         for entry in series.entries:
             path = self.patches_dir / entry.name
             try:
@@ -96,8 +97,12 @@ class Project:
                 ) from None
             except OSError as e:
                 raise SeriesError(f"patches/{entry.name}: cannot read ({e.strerror})") from e
-            out.append(parse_patch(data, name=entry.name, strip=entry.strip))
+            out.append(load_change(data, name=entry.name, strip=entry.strip))
         return out
+
+    def patches(self, series: Series | None = None) -> list[Patch]:
+        """Every diff of the series, parsed, in order (the other kinds: :meth:`changes`)."""
+        return [c.patch for c in self.changes(series) if isinstance(c, DiffChange)]
 
     def write_versions_text(self, text: str) -> None:
         versions_mod.parse_versions(text, path=VERSIONS_FILE)  # never write a file we cannot read
@@ -194,23 +199,17 @@ class Project:
 
     def touched_paths(self) -> set[str]:
         """Every path any patch of the series reads or writes."""
-        paths: set[str] = set()
-        for patch in self.patches():
-            for fp in patch.files:
-                paths.add(fp.path)
-                if fp.old_path:
-                    paths.add(fp.old_path)
-        return paths
+        return {path for change in self.changes() for path in change.paths}
 
     # -- engine -------------------------------------------------------------
 
     def check(self, version: str | None = None) -> CheckResult:
         """The series against one release (default: base), without a checkout."""
         version = version or self.versions.base
-        patches = self.patches()
+        changes = self.changes()
         tree = self.release_tree(version)
         with self.store.blob_reader() as reader:
-            return check_tree(reader, version=version, tree=tree, patches=patches)
+            return check_tree(reader, version=version, tree=tree, patches=changes)
 
     def matrix(
         self,

@@ -14,7 +14,7 @@ import pytest
 from patchkit.errors import DigestMismatchError, SourceError
 from patchkit.git.store import MODE_EXEC, MODE_FILE, MODE_LINK, Store
 from patchkit.images import open_image, parse_source
-from patchkit.images.globs import Selector, glob_to_regex
+from patchkit.core.globs import Selector, glob_to_regex
 from patchkit.images.source import Source, SourceKind
 from patchkit.images.tree import Kind, load_manifest
 from patchkit.ops.importing import import_release

@@ -235,6 +235,7 @@ class BlobReader:
         self._in = proc.stdin
         self._outp = proc.stdout
         self._trees: dict[str, dict[str, tuple[bytes, str]] | None] = {}  # tree id -> entries
+        self._paths: dict[str, list[str]] = {}  # tree id -> every blob path below it
 
     def read(self, spec: str) -> bytes | None:
         """Content of ``spec`` (`<rev>:<path>` or an object id), or None if absent.
@@ -277,6 +278,34 @@ class BlobReader:
                 elif mode == b"40000":
                     deeper.append((k, oid, parts[1:]))
             pending = deeper
+        return out
+
+    def list_paths(self, tree: str, patterns: Sequence[str]) -> list[str]:
+        """Paths of the blobs (files and symlinks) in ``tree`` that match any of ``patterns``
+        (globs, image-root relative), sorted. Each tree object is read once per reader."""
+        from patchkit.core.globs import glob_to_regex
+
+        regexes = [glob_to_regex(p) for p in patterns]
+        return [path for path in self._all_paths(tree) if any(r.match(path) for r in regexes)]
+
+    def _all_paths(self, tree: str) -> list[str]:
+        cached = self._paths.get(tree)
+        if cached is not None:
+            return cached
+        out: list[str] = []
+        pending = [(tree, "")]
+        while pending:
+            self._load_trees({t for t, _ in pending})
+            deeper = []
+            for t, prefix in pending:
+                for name, (mode, oid) in (self._trees.get(t) or {}).items():
+                    if mode == b"40000":
+                        deeper.append((oid, f"{prefix}{name}/"))
+                    elif mode in _BLOB_MODES:
+                        out.append(prefix + name)
+            pending = deeper
+        out.sort()
+        self._paths[tree] = out
         return out
 
     def _load_trees(self, ids: set[str]) -> None:

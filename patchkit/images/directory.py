@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from patchkit.core.globs import Selector
 from patchkit.errors import SourceError
 from patchkit.git.store import FastImport, git_blob_id
-from patchkit.images.globs import Selector
 from patchkit.images.tree import FlatTree, Kind, Meta, Node, RootFS, git_tree_id
 
 __all__ = ["DirectoryScan", "scan_directory"]

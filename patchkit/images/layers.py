@@ -25,6 +25,7 @@ from typing import Any, BinaryIO, Protocol
 
 import zstandard
 
+from patchkit.core.globs import Selector
 from patchkit.errors import CorruptLayerError, DigestMismatchError, UnsafeLayerError
 from patchkit.git.store import FastImport
 from patchkit.images.base import ImagePlan, LayerBlob
@@ -43,7 +44,6 @@ from patchkit.images.cache import (
     entry_from_tar,
 )
 from patchkit.images.digests import hasher, short
-from patchkit.images.globs import Selector
 from patchkit.images.tree import FlatTree, Kind, Meta, Node, RootFS, entry_error, show_name
 
 __all__ = [

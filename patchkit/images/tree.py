@@ -17,9 +17,9 @@ from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from patchkit.core.globs import Selector
 from patchkit.errors import StoreError, UnsafeLayerError
 from patchkit.git.store import MODE_EXEC, MODE_FILE, MODE_LINK, TreeEntry
-from patchkit.images.globs import Selector
 
 __all__ = [
     "MANIFEST_SCHEMA",

@@ -1,16 +1,17 @@
-"""Check a series against imported releases, in memory (no checkout)."""
+"""Apply a series to an imported release in memory (no checkout), change by change."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from patchkit.core.apply import apply_patch
-from patchkit.core.model import CheckResult, PatchResult, PatchStatus
-from patchkit.core.patchfile import Patch, patch_applies_to
+from patchkit.core.model import CheckResult, PatchResult
+from patchkit.core.patchfile import Patch
 from patchkit.git.store import BlobReader
+from patchkit.kinds import Change, ChangeOutcome, DiffChange
+from patchkit.kinds.base import skipped_result as _skipped
 
-__all__ = ["SeriesOnTree", "apply_series", "check_tree"]
+__all__ = ["SeriesOnTree", "apply_series", "as_changes", "check_tree", "skipped_result"]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -19,17 +20,20 @@ class SeriesOnTree:
 
     check: CheckResult
     original: dict[str, bytes | None]  # every path the series read, as the release has it
-    files: dict[str, bytes | None]  # the same paths after the patches that applied (None: absent)
+    files: dict[str, bytes | None]  # the same paths after the changes that applied (None: absent)
+    modes: dict[str, str]  # git modes the changes set, by path
+    outcomes: tuple[ChangeOutcome, ...] = ()
 
 
-def skipped_result(patch: Patch, version: str) -> PatchResult:
-    """The cell of a patch whose ``Upstream-Versions:`` range excludes ``version``."""
-    return PatchResult(
-        name=patch.name,
-        status=PatchStatus.SKIPPED,
-        files=patch.paths,
-        message=f"Upstream-Versions: {patch.upstream_versions} excludes {version}",
-    )
+def skipped_result(patch: Patch | Change, version: str) -> PatchResult:
+    """The cell of a change whose release range excludes ``version``."""
+    paths = patch.paths if isinstance(patch, Patch) else patch.targets(lambda _: ())
+    return _skipped(patch.name, paths, patch.upstream_versions, version)
+
+
+def as_changes(patches: Sequence[Patch | Change]) -> list[Change]:
+    """Diffs given as parsed :class:`Patch` records, seen as changes (the API still takes both)."""
+    return [DiffChange(patch=p) if isinstance(p, Patch) else p for p in patches]
 
 
 def check_tree(
@@ -37,7 +41,7 @@ def check_tree(
     *,
     version: str,
     tree: str,
-    patches: Sequence[Patch],
+    patches: Sequence[Patch | Change],
 ) -> CheckResult:
     """The report of :func:`apply_series`."""
     return apply_series(reader, version=version, tree=tree, patches=patches).check
@@ -48,32 +52,35 @@ def apply_series(
     *,
     version: str,
     tree: str,
-    patches: Sequence[Patch],
+    patches: Sequence[Patch | Change],
 ) -> SeriesOnTree:
     """Apply ``patches`` cumulatively, in order, to ``tree`` and classify each.
 
-    A patch that conflicts or misses its target changes nothing; the next patches
-    are applied to the files as they were (as `quilt push` would leave them had it
-    been able to go on). Patches outside their `Upstream-Versions` range are `skipped`.
+    A change that conflicts or misses its target changes nothing; the next changes are
+    applied to the files as they were (as `quilt push` would leave them had it been able to
+    go on). Changes outside their release range are `skipped`.
     """
     original: dict[str, bytes | None] = {}
     overlay: dict[str, bytes | None] = {}
+    modes: dict[str, str] = {}
 
     def content(path: str) -> bytes | None:
         if path not in overlay:
             original[path] = overlay[path] = reader.read(f"{tree}:{path}")
         return overlay[path]
 
-    results: list[PatchResult] = []
-    for patch in patches:
-        files = patch.paths
-        if not patch_applies_to(patch, version):
-            results.append(skipped_result(patch, version))
+    def lister(patterns: Sequence[str]) -> Sequence[str]:
+        return reader.list_paths(tree, patterns)
+
+    outcomes: list[ChangeOutcome] = []
+    for change in as_changes(patches):
+        if not change.applies_to(version):
+            outcomes.append(ChangeOutcome(result=skipped_result(change, version)))
             continue
-        current = {path: content(path) for path in files}
-        applied = apply_patch(current, patch)
-        if applied.status not in (PatchStatus.CONFLICT, PatchStatus.MISSING_TARGET):
-            overlay.update(applied.contents)
-        results.append(applied.to_patch_result())
-    check = CheckResult(version=version, patches=tuple(results), tree=tree)
-    return SeriesOnTree(check=check, original=original, files=overlay)
+        current = {path: content(path) for path in change.targets(lister)}
+        outcome = change.apply(current, version=version)
+        overlay.update(outcome.contents)
+        modes.update(outcome.modes)
+        outcomes.append(outcome)
+    check = CheckResult(version=version, patches=tuple(o.result for o in outcomes), tree=tree)
+    return SeriesOnTree(check=check, original=original, files=overlay, modes=modes, outcomes=tuple(outcomes))

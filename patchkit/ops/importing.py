@@ -16,13 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 
+from patchkit.core.globs import Selector
 from patchkit.core.model import ImportResult, ReleaseInfo
 from patchkit.errors import DigestMismatchError, StoreError
 from patchkit.git.store import MANIFEST_PREFIX, MODE_FILE, FastImport, Store, TreeEntry
 from patchkit.images import open_image
 from patchkit.images.cache import LayerCache
 from patchkit.images.directory import scan_directory
-from patchkit.images.globs import Selector
 from patchkit.images.layers import DEFAULT_LIMITS, Limits, ProgressEvent, flatten
 from patchkit.images.source import Source, SourceKind
 from patchkit.images.tree import FlatTree

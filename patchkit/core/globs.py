@@ -1,4 +1,4 @@
-"""Sparse-import path selection: `include`/`exclude` globs with `**`."""
+"""Path globs (`**`, `*`, `?`, `[...]`): sparse-import selection and edit targets."""
 
 from __future__ import annotations
 

@@ -1,0 +1,31 @@
+"""Kinds of change: one module per kind behind :class:`~patchkit.kinds.base.Change`.
+
+Adding a kind: a module here implementing the protocol, and its series-line form in
+:func:`kind_of` and :func:`load_change`. Nothing in ``ops/`` changes.
+"""
+
+from __future__ import annotations
+
+from patchkit.kinds.base import Change, ChangeKind, ChangeOutcome, PathLister
+from patchkit.kinds.diff import DiffChange, load_diff
+
+__all__ = ["Change", "ChangeKind", "ChangeOutcome", "DiffChange", "PathLister", "kind_of", "load_change"]
+
+
+def kind_of(name: str) -> ChangeKind:
+    """The kind a series line names, by its form (DESIGN.md, "Kinds of change")."""
+    if name.endswith("/"):
+        return ChangeKind.OVERLAY
+    if name.endswith(".edit.toml"):
+        return ChangeKind.EDIT
+    return ChangeKind.DIFF
+
+
+def load_change(data: bytes, *, name: str, strip: int = 1) -> Change:
+    """Parse one series entry's file into its kind's :class:`Change`."""
+    kind = kind_of(name)
+    if kind is ChangeKind.DIFF:
+        return load_diff(data, name=name, strip=strip)
+    from patchkit.errors import SeriesError
+
+    raise SeriesError(f"patches/{name}: {kind} changes are not supported yet")
