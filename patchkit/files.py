@@ -26,7 +26,11 @@ def checkpoint(name: str) -> None:
     """
     global _checkpoints
     env = os.environ
-    if not ("PATCHKIT_TEST_KILL_AT" in env or "PATCHKIT_TEST_CHECKPOINTS" in env or "PATCHKIT_TEST_ENOSPC" in env):
+    if not (
+        "PATCHKIT_TEST_KILL_AT" in env
+        or "PATCHKIT_TEST_CHECKPOINTS" in env
+        or "PATCHKIT_TEST_ENOSPC" in env
+    ):
         return
     _checkpoints += 1
     log = env.get("PATCHKIT_TEST_CHECKPOINTS")

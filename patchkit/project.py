@@ -45,7 +45,9 @@ class Project:
         self._store: Store | None = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike[str] = ".", *, store: str | os.PathLike[str] | None = None) -> Project:
+    def open(
+        cls, path: str | os.PathLike[str] = ".", *, store: str | os.PathLike[str] | None = None
+    ) -> Project:
         root = Path(path).resolve()
         if not (root / VERSIONS_FILE).is_file():
             raise ConfigError(f"{root / VERSIONS_FILE}: not found (is {root} a patchkit project?)")
@@ -175,7 +177,9 @@ class Project:
             )
             # Model releases are rebuilt from moving Debian suites: their digest stays in the store.
             if rel.digest != result.digest and rel.status is not versions_mod.ReleaseStatus.MODEL:
-                text = versions_mod.set_digest(self._read(self.versions_path), version, result.digest)
+                text = versions_mod.set_digest(
+                    self._read(self.versions_path), version, result.digest
+                )
                 self.write_versions_text(text)
             return result
 
@@ -187,7 +191,10 @@ class Project:
         from patchkit.images.source import SourceKind, parse_source
 
         src = parse_source(text)
-        if src.kind in (SourceKind.DOCKER, SourceKind.DOCKER_DAEMON) or Path(src.path).is_absolute():
+        if (
+            src.kind in (SourceKind.DOCKER, SourceKind.DOCKER_DAEMON)
+            or Path(src.path).is_absolute()
+        ):
             return src
         return replace(src, path=str(self.root / src.path))
 
@@ -267,7 +274,9 @@ class Project:
 
         return bisect_patch(self, patch)
 
-    def audit(self, version: str | None = None, *, patched: bool = True, strict: bool = False) -> AuditResult:
+    def audit(
+        self, version: str | None = None, *, patched: bool = True, strict: bool = False
+    ) -> AuditResult:
         """Every network listener in the (patched) release's configs; see docs/audit.md."""
         from patchkit.audit import audit_release
 

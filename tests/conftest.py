@@ -20,7 +20,9 @@ PINNED_GIT_ENV = {
 
 
 @pytest.fixture(autouse=True)
-def _isolated_env(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def _isolated_env(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[None]:
     # $HOME lies below a regular file: any write there fails, even as root.
     blocker = tmp_path_factory.mktemp("nohome") / "file"
     blocker.write_text("")

@@ -67,7 +67,9 @@ class Layer:
     def __init__(self) -> None:
         self.entries: list[tuple[tarfile.TarInfo, bytes | None]] = []
 
-    def _info(self, path: str, type_: bytes, *, mode: int, uid: int = 0, gid: int = 0) -> tarfile.TarInfo:
+    def _info(
+        self, path: str, type_: bytes, *, mode: int, uid: int = 0, gid: int = 0
+    ) -> tarfile.TarInfo:
         ti = tarfile.TarInfo(path)
         ti.type = type_
         ti.mode = mode
@@ -121,7 +123,9 @@ class Layer:
     def fifo(self, path: str, *, mode: int = 0o644) -> Layer:
         return self.raw(self._info(path, tarfile.FIFOTYPE, mode=mode))
 
-    def device(self, path: str, major: int, minor: int, *, block: bool = False, mode: int = 0o666) -> Layer:
+    def device(
+        self, path: str, major: int, minor: int, *, block: bool = False, mode: int = 0o666
+    ) -> Layer:
         ti = self._info(path, tarfile.BLKTYPE if block else tarfile.CHRTYPE, mode=mode)
         ti.devmajor, ti.devminor = major, minor
         return self.raw(ti)
@@ -223,10 +227,17 @@ def build_oci_layout(
         desc, config_digest, digests, diff_ids = _image(blobs, image_layers, compression, platform)
         desc = {**desc, "platform": _platform(platform)}
         descs.append(desc)
-        info = {"digest": desc["digest"], "config": config_digest, "layers": digests, "diff_ids": diff_ids}
+        info = {
+            "digest": desc["digest"],
+            "config": config_digest,
+            "layers": digests,
+            "diff_ids": diff_ids,
+        }
         chosen[platform] = info
     if attestation:
-        att = blobs.put(_dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}), OCI_MANIFEST)
+        att = blobs.put(
+            _dumps({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "layers": []}), OCI_MANIFEST
+        )
         descs.append(
             {
                 **att,
@@ -245,7 +256,16 @@ def build_oci_layout(
     else:
         top_descs = [{k: v for k, v in descs[0].items() if k != "platform"}]
     if tag is not None:
-        top_descs = [{**d, "annotations": {**d.get("annotations", {}), "org.opencontainers.image.ref.name": tag}} for d in top_descs]
+        top_descs = [
+            {
+                **d,
+                "annotations": {
+                    **d.get("annotations", {}),
+                    "org.opencontainers.image.ref.name": tag,
+                },
+            }
+            for d in top_descs
+        ]
     (root / "index.json").write_bytes(
         _dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": top_descs})
     )
@@ -318,7 +338,11 @@ def build_docker_archive(
                 {
                     "schemaVersion": 2,
                     "mediaType": OCI_MANIFEST,
-                    "config": {"mediaType": OCI_CONFIG, "digest": config_digest, "size": len(config)},
+                    "config": {
+                        "mediaType": OCI_CONFIG,
+                        "digest": config_digest,
+                        "size": len(config),
+                    },
                     "layers": [
                         {"mediaType": LAYER_TYPES[compression], "digest": sha256(d), "size": len(d)}
                         for d in stored
@@ -330,14 +354,29 @@ def build_docker_archive(
             desc = {"mediaType": OCI_MANIFEST, "digest": digest, "size": len(manifest)}
             if style == "containerd":
                 # The image index as pushed, listing a platform whose blobs were not exported.
-                other = {"mediaType": OCI_MANIFEST, "digest": sha256(b"arm64 manifest"), "size": 14,
-                         "platform": _platform("linux/arm64")}
-                inner = _dumps({"schemaVersion": 2, "mediaType": OCI_INDEX,
-                                "manifests": [{**desc, "platform": _platform("linux/amd64")}, other]})
+                other = {
+                    "mediaType": OCI_MANIFEST,
+                    "digest": sha256(b"arm64 manifest"),
+                    "size": 14,
+                    "platform": _platform("linux/arm64"),
+                }
+                inner = _dumps(
+                    {
+                        "schemaVersion": 2,
+                        "mediaType": OCI_INDEX,
+                        "manifests": [{**desc, "platform": _platform("linux/amd64")}, other],
+                    }
+                )
                 _add(tf, f"blobs/sha256/{sha256(inner)[7:]}", inner)
-                desc = {"mediaType": OCI_INDEX, "digest": sha256(inner), "size": len(inner),
-                        "annotations": {"io.containerd.image.name": f"docker.io/{tags[0]}",
-                                        "org.opencontainers.image.ref.name": tags[0].rpartition(":")[2]}}
+                desc = {
+                    "mediaType": OCI_INDEX,
+                    "digest": sha256(inner),
+                    "size": len(inner),
+                    "annotations": {
+                        "io.containerd.image.name": f"docker.io/{tags[0]}",
+                        "org.opencontainers.image.ref.name": tags[0].rpartition(":")[2],
+                    },
+                }
             index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [desc]}
             _add(tf, "index.json", _dumps(index))
         else:

@@ -36,10 +36,24 @@ def make_project(
     """A project under ``tmp/project`` whose releases are `dir:` trees under ``tmp/upstream``."""
     project = tmp / "project"
     (project / "patches").mkdir(parents=True, exist_ok=True)
-    lines = ["# test project", "schema = 1", f'base = "{base}"', "", "[upstream]", 'name = "test"', ""]
+    lines = [
+        "# test project",
+        "schema = 1",
+        f'base = "{base}"',
+        "",
+        "[upstream]",
+        'name = "test"',
+        "",
+    ]
     for version, files in releases.items():
         tree = write_tree(tmp / "upstream" / version, files)
-        lines += ["[[version]]", f'version = "{version}"', 'status = "supported"', f'source = "dir:{tree}"', ""]
+        lines += [
+            "[[version]]",
+            f'version = "{version}"',
+            'status = "supported"',
+            f'source = "dir:{tree}"',
+            "",
+        ]
     (project / "upstream-versions.toml").write_text("\n".join(lines))
     for name, text in patches.items():
         (project / "patches" / name).parent.mkdir(parents=True, exist_ok=True)  # debian/x.patch
@@ -88,11 +102,19 @@ D10 = numbered(12)
 D11 = D10.replace("line 6\n", "line 6 upstream\n")
 
 PATCHES = {
-    "a.patch": udiff("etc/a.conf", A10, A10.replace("line 5\n", "line 5 patched\n"),
-                     "Description: patch line 5\nForwarded: no\n\n"),
-    "d.patch": udiff("etc/d.conf", D10, D10.replace("line 3\n", "line 3 ours\n"), "Description: d\n\n"),
+    "a.patch": udiff(
+        "etc/a.conf",
+        A10,
+        A10.replace("line 5\n", "line 5 patched\n"),
+        "Description: patch line 5\nForwarded: no\n\n",
+    ),
+    "d.patch": udiff(
+        "etc/d.conf", D10, D10.replace("line 3\n", "line 3 ours\n"), "Description: d\n\n"
+    ),
     "b.patch": udiff("etc/b.conf", B10, B11, "Description: upstream took this in 1.1\n\n"),
-    "c.patch": udiff("etc/c.conf", C10, C10.replace("line 4\n", "line 4 ours\n"), "Description: c\n\n"),
+    "c.patch": udiff(
+        "etc/c.conf", C10, C10.replace("line 4\n", "line 4 ours\n"), "Description: c\n\n"
+    ),
 }
 SERIES = "# our series\na.patch\n# d merges\nd.patch -p1\nb.patch\nc.patch\n"
 

@@ -14,7 +14,9 @@ from patchkit.core.patchfile import parse_patch
 from .projectbuilder import make_project
 
 
-def listeners(files: dict[str, str], links: dict[str, str] | None = None) -> list[tuple[str, object, str]]:
+def listeners(
+    files: dict[str, str], links: dict[str, str] | None = None
+) -> list[tuple[str, object, str]]:
     result = audit_view(MemoryView(files, links))
     assert not result.problems, result.problems
     return [(where(x.socket, x.address, x.port), x.line, x.verdict.value) for x in result.listeners]
@@ -101,7 +103,10 @@ def rspamd_conf(inline: str) -> str:
         ('bind_socket = "localhost:11333";', [("localhost:11333", "forbidden")]),
         ('bind_socket = "[::1]:11333";', [("[::1]:11333", "forbidden")]),
         ('bind_socket = "/run/rspamd/normal.sock mode=0660";', [("/run/rspamd/normal.sock", "ok")]),
-        ('/* bind_socket = "*:1"; */ bind_socket = "192.0.2.1:11333";', [("192.0.2.1:11333", "ok")]),
+        (
+            '/* bind_socket = "*:1"; */ bind_socket = "192.0.2.1:11333";',
+            [("192.0.2.1:11333", "ok")],
+        ),
     ],
 )
 def test_rspamd_bind_socket_forms(inline: str, expected: list[tuple[str, str]]) -> None:
@@ -122,7 +127,10 @@ def test_rspamd_override_d_replaces_local_d_and_inline() -> None:
 
 
 def test_rspamd_unreadable_bind_socket_is_a_problem() -> None:
-    files = {RSPAMD: rspamd_conf("bind_socket = localhost 11333;"), "etc/rspamd/worker-normal.inc": ""}
+    files = {
+        RSPAMD: rspamd_conf("bind_socket = localhost 11333;"),
+        "etc/rspamd/worker-normal.inc": "",
+    }
     result = audit_view(MemoryView(files))
     assert result.failed and result.problems[0].file == RSPAMD and result.problems[0].line == 3
 
@@ -151,8 +159,8 @@ def test_dovecot_builtin_listeners_follow_protocols_and_listen() -> None:
         DOVECOT: "!include_try /usr/share/dovecot/protocols.d/*.protocol\n!include conf.d/*.conf\n",
         "usr/share/dovecot/protocols.d/imapd.protocol": "protocols = $protocols imap\n",
         "etc/dovecot/conf.d/10-master.conf": (
-            'service imap-login {\n  inet_listener imap {\n    #port = 143\n  }\n}\n'
-            'service pop3-login {\n  inet_listener pop3 {\n  }\n}\n'  # pop3 not enabled: no listener
+            "service imap-login {\n  inet_listener imap {\n    #port = 143\n  }\n}\n"
+            "service pop3-login {\n  inet_listener pop3 {\n  }\n}\n"  # pop3 not enabled: no listener
             'mailbox "Sent Messages" {\n  special_use = \\Sent\n}\n'
         ),
     }
@@ -173,7 +181,9 @@ def test_dovecot_24_protocols_block_and_listen_in_listener() -> None:
 
 
 def test_dovecot_unbalanced_brace_is_a_problem() -> None:
-    result = audit_view(MemoryView({DOVECOT: "service x {\n  inet_listener y {\n    port = 1\n}\n"}))
+    result = audit_view(
+        MemoryView({DOVECOT: "service x {\n  inet_listener y {\n    port = 1\n}\n"})
+    )
     assert result.failed and result.problems[0].file == DOVECOT
 
 
@@ -183,9 +193,15 @@ def test_dovecot_unbalanced_brace_is_a_problem() -> None:
 @pytest.mark.parametrize(
     ("conf", "expected"),
     [
-        ("bind 127.0.0.1 -::1\nport 6379\n", [("127.0.0.1:6379", "forbidden"), ("[::1]:6379", "forbidden")]),
+        (
+            "bind 127.0.0.1 -::1\nport 6379\n",
+            [("127.0.0.1:6379", "forbidden"), ("[::1]:6379", "forbidden")],
+        ),
         ("# port 1\n", [("*:6379", "forbidden"), ("[::]:6379", "forbidden")]),  # defaults
-        ("bind 127.0.0.1\nport 0\nunixsocket /var/run/redis/redis.sock\n", [("/var/run/redis/redis.sock", "ok")]),
+        (
+            "bind 127.0.0.1\nport 0\nunixsocket /var/run/redis/redis.sock\n",
+            [("/var/run/redis/redis.sock", "ok")],
+        ),
     ],
 )
 def test_redis_forms(conf: str, expected: list[tuple[str, str]]) -> None:
@@ -235,10 +251,14 @@ REDIS_PATCH = """Description: redis on a socket
 """
 
 
-def test_cli_audit_reads_the_series_applied_in_memory(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_audit_reads_the_series_applied_in_memory(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     project = make_project(
-        tmp_path, {"1.0": {"etc/redis/redis.conf": "bind 127.0.0.1\nport 6379\n"}},
-        {"redis.patch": REDIS_PATCH}, base="1.0",
+        tmp_path,
+        {"1.0": {"etc/redis/redis.conf": "bind 127.0.0.1\nport 6379\n"}},
+        {"redis.patch": REDIS_PATCH},
+        base="1.0",
     )
     assert parse_patch(REDIS_PATCH.encode(), name="redis.patch").paths == ("etc/redis/redis.conf",)
     assert main(["--project", str(project), "import", "1.0"]) == 0
@@ -249,5 +269,7 @@ def test_cli_audit_reads_the_series_applied_in_memory(tmp_path: Path, capsys: py
     assert main(["--project", str(project), "audit", "1.0", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["schema"] == 1 and doc["command"] == "audit" and doc["failed"] is False
-    assert [(x["socket"], x["verdict"]) for x in doc["listeners"]] == [("/var/run/redis/redis.sock", "ok")]
+    assert [(x["socket"], x["verdict"]) for x in doc["listeners"]] == [
+        ("/var/run/redis/redis.sock", "ok")
+    ]
     assert (project / "etc").exists() is False  # nothing checked out

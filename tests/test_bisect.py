@@ -37,18 +37,25 @@ def test_bisect_finds_first_release_where_the_patch_stops_applying(project: Proj
     r = bisect_patch(project, "p.patch")
     assert (r.first_bad, r.last_good) == ("1.2", "1.1")
     assert [(s.version, s.status.value) for s in r.steps] == [
-        ("1.0", "applied"), ("1.1", "offset"), ("1.2", "conflict"), ("1.3", "applied"),
+        ("1.0", "applied"),
+        ("1.1", "offset"),
+        ("1.2", "conflict"),
+        ("1.3", "applied"),
     ]
     assert r.not_imported == ("2.0",)
 
 
-def test_bisect_cli_json_and_exit_code(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bisect_cli_json_and_exit_code(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--project", str(project.root), "bisect", "p.patch", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["command"] == "bisect" and doc["first_bad"] == "1.2" and doc["last_good"] == "1.1"
 
 
-def test_bisect_unknown_patch_is_a_one_line_error(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bisect_unknown_patch_is_a_one_line_error(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--project", str(project.root), "bisect", "nope.patch"]) == 2
     err = capsys.readouterr().err
     assert "nope.patch" in err and "p.patch" in err and err.count("\n") == 1

@@ -87,28 +87,44 @@ def test_context_matches_the_patched_tree_file_by_file(tmp_path: Path) -> None:
     assert main(["--project", str(project), "-q", "build", "1.0", "--out", str(out)]) == 0
     p = Project.open(project)
     with p.store.blob_reader() as reader:
-        pt = patched_tree(reader, version="1.0", tree=p.release_tree("1.0"), patches=p.patches(), store=p.store)
+        pt = patched_tree(
+            reader, version="1.0", tree=p.release_tree("1.0"), patches=p.patches(), store=p.store
+        )
     overlay = out / "overlay"
-    on_disk = {str(f.relative_to(overlay)): f.read_bytes() for f in overlay.rglob("*") if f.is_file()}
+    on_disk = {
+        str(f.relative_to(overlay)): f.read_bytes() for f in overlay.rglob("*") if f.is_file()
+    }
     assert on_disk == {path: pt.changes[path] for path in pt.changed_paths}
     assert set(on_disk) == {"etc/redis/redis.conf", "etc/redis/local.conf", START_SCRIPT}
-    assert stat.S_IMODE((overlay / "etc/redis/redis.conf").stat().st_mode) == 0o640  # from the manifest
+    assert (
+        stat.S_IMODE((overlay / "etc/redis/redis.conf").stat().st_mode) == 0o640
+    )  # from the manifest
     assert stat.S_IMODE((overlay / START_SCRIPT).stat().st_mode) == 0o755  # new file mode 100755
     docker = (out / "Dockerfile").read_text()
-    assert 'COPY --chown=101:102 ["overlay/etc/redis/redis.conf", "/etc/redis/redis.conf"]' in docker
+    assert (
+        'COPY --chown=101:102 ["overlay/etc/redis/redis.conf", "/etc/redis/redis.conf"]' in docker
+    )
     # A new file takes its directory's owner from the manifest.
-    assert 'COPY --chown=101:102 ["overlay/etc/redis/local.conf", "/etc/redis/local.conf"]' in docker
+    assert (
+        'COPY --chown=101:102 ["overlay/etc/redis/local.conf", "/etc/redis/local.conf"]' in docker
+    )
     assert f'COPY --chown=0:0 ["overlay/{START_SCRIPT}", "/{START_SCRIPT}"]' in docker
     assert "RUN rm -f /etc/old.conf" in docker
     assert "RUN install -d -o redis -g redis -m 2775 /var/run/redis" in docker
     assert "untouched" not in docker and not (overlay / "etc/untouched.conf").exists()
     meta = json.loads((out / "patchkit-build.json").read_text())
     assert meta["start_script"] is True and meta["command"] == "build"
-    assert docker.splitlines()[3] == "FROM patchkit/1.0:1.0"  # a local oci: image, said in a warning
+    assert (
+        docker.splitlines()[3] == "FROM patchkit/1.0:1.0"
+    )  # a local oci: image, said in a warning
 
 
-def test_missing_target_writes_no_context_and_exits_1(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    bad = {"gone.patch": PATCHES["redis.patch"].replace("etc/redis/redis.conf", "etc/redis/nope.conf")}
+def test_missing_target_writes_no_context_and_exits_1(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = {
+        "gone.patch": PATCHES["redis.patch"].replace("etc/redis/redis.conf", "etc/redis/nope.conf")
+    }
     project = make(tmp_path, bad)
     capsys.readouterr()
     out = tmp_path / "ctx"

@@ -47,7 +47,9 @@ def proj(tmp_path: Path) -> Path:
     )
 
 
-def test_versions_lists_status_base_and_imported(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_versions_lists_status_base_and_imported(
+    proj: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(capsys, "--project", str(proj), "import", "1.0")[0] == 0
     code, out, _ = run(capsys, "--project", str(proj), "versions", "--json")
     assert code == 0
@@ -61,7 +63,9 @@ def test_versions_lists_status_base_and_imported(proj: Path, capsys: pytest.Capt
     assert "1.0" in out and "base" in out
 
 
-def test_check_json_goes_to_stdout_and_table_to_stderr(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_check_json_goes_to_stdout_and_table_to_stderr(
+    proj: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for v in ("1.0", "2.0"):
         assert run(capsys, "--project", str(proj), "import", v)[0] == 0
     code, out, err = run(capsys, "--project", str(proj), "check", "2.0", "--json")
@@ -128,7 +132,9 @@ def test_check_exit_1_on_conflict(tmp_path: Path, capsys: pytest.CaptureFixture[
     assert "conflict" in out
 
 
-def test_import_from_oci_and_docker_archive(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_from_oci_and_docker_archive(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     lower = Layer().dir("etc").file("etc/app.conf", numbered(10).encode()).file("etc/gone", b"x")
     upper = Layer().whiteout("etc/gone").file("etc/new", b"n\n")
     oci = build_oci_layout(tmp_path / "oci", [lower, upper], tag="1.0")
@@ -143,7 +149,9 @@ def test_import_from_oci_and_docker_archive(tmp_path: Path, capsys: pytest.Captu
     # Same digest again: free.
     code, out, _ = run(capsys, "--project", str(root), "import", "1.0", oci.source, "--json")
     assert json.loads(out)["reused"] is True
-    code, out, _ = run(capsys, "--project", str(root), "import", "2.0", f"docker-archive:{archive.path}", "--json")
+    code, out, _ = run(
+        capsys, "--project", str(root), "import", "2.0", f"docker-archive:{archive.path}", "--json"
+    )
     assert code == 0
     code, out, _ = run(capsys, "--project", str(root), "check", "2.0", "--json")
     assert json.loads(out)["patches"][0]["status"] == "applied"
@@ -151,12 +159,17 @@ def test_import_from_oci_and_docker_archive(tmp_path: Path, capsys: pytest.Captu
 
 BAD_TOML = [
     ("schema = 1\nbase = [\n", "upstream-versions.toml:2: invalid TOML"),
-    ('schema = 1\nbase = "1"\n[upstream]\nname = "x"\n[[version]]\nstatus = "eol"\n', "upstream-versions.toml:5: [[version]] #1: missing field 'version'"),
+    (
+        'schema = 1\nbase = "1"\n[upstream]\nname = "x"\n[[version]]\nstatus = "eol"\n',
+        "upstream-versions.toml:5: [[version]] #1: missing field 'version'",
+    ),
 ]
 
 
 @pytest.mark.parametrize(("text", "message"), BAD_TOML)
-def test_malformed_toml_is_one_line_exit_3(tmp_path: Path, text: str, message: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_malformed_toml_is_one_line_exit_3(
+    tmp_path: Path, text: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     (tmp_path / "upstream-versions.toml").write_text(text)
     code, _out, err = run(capsys, "--project", str(tmp_path), "versions")
     assert code == 3
@@ -171,11 +184,17 @@ def one_line_error(capsys: pytest.CaptureFixture[str], argv: list[str], *, code:
     return err
 
 
-def test_bad_inputs_get_one_line_and_exit_3(proj: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_inputs_get_one_line_and_exit_3(
+    proj: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     p = ["--project", str(proj)]
     assert "'9.9' is not tracked" in one_line_error(capsys, [*p, "import", "9.9"])
-    assert "not imported yet; run: patchkit import 2.0" in one_line_error(capsys, [*p, "check", "2.0"])
-    assert "does-not-exist" in one_line_error(capsys, [*p, "import", "1.0", f"oci:{tmp_path}/does-not-exist:1"])
+    assert "not imported yet; run: patchkit import 2.0" in one_line_error(
+        capsys, [*p, "check", "2.0"]
+    )
+    assert "does-not-exist" in one_line_error(
+        capsys, [*p, "import", "1.0", f"oci:{tmp_path}/does-not-exist:1"]
+    )
     (tmp_path / "notimage").mkdir()
     one_line_error(capsys, [*p, "import", "1.0", f"oci:{tmp_path}/notimage:1"])
     (tmp_path / "junk.tar").write_bytes(b"not a tar at all" * 10)
@@ -201,7 +220,9 @@ def test_no_project_here(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert "upstream-versions.toml: not found" in err
 
 
-def test_digest_recorded_in_toml_must_match(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_digest_recorded_in_toml_must_match(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = build_oci_layout(tmp_path / "a", [Layer().file("f", b"a\n")], tag="1")
     b = build_oci_layout(tmp_path / "b", [Layer().file("f", b"b\n")], tag="1")
     root = make_project(tmp_path, {"1": {}}, {}, base="1")
@@ -212,7 +233,9 @@ def test_digest_recorded_in_toml_must_match(tmp_path: Path, capsys: pytest.Captu
     assert snapshot(root) == before
 
 
-def test_hostile_layer_is_refused_and_nothing_written_outside(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_hostile_layer_is_refused_and_nothing_written_outside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     import tarfile
 
     evil = tarfile.TarInfo("../../escaped")
@@ -241,7 +264,12 @@ def test_interrupt_during_rebase_is_recoverable_with_abort(proj: Path, tmp_path:
     lock = proj / ".patchkit" / "lock"
     for delay in (0.0, 0.02, 0.05, 0.1, 0.2):
         stamp = lock.stat().st_mtime_ns if lock.exists() else 0
-        proc = subprocess.Popen([*cmd, "rebase", "--onto", "2.0"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        proc = subprocess.Popen(
+            [*cmd, "rebase", "--onto", "2.0"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
         # Interrupt patchkit's own work, not the interpreter's start-up: wait for the lock.
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and proc.poll() is None:
@@ -275,14 +303,18 @@ def test_interrupt_during_rebase_is_recoverable_with_abort(proj: Path, tmp_path:
         assert snapshot(proj) == before
 
 
-def test_import_replace_takes_a_changed_release(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_import_replace_takes_a_changed_release(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     a = build_oci_layout(tmp_path / "a", [Layer().file("f", b"a\n")], tag="1")
     b = build_oci_layout(tmp_path / "b", [Layer().file("f", b"b\n")], tag="1")
     root = make_project(tmp_path, {"1": {}}, {}, base="1")
     assert run(capsys, "--project", str(root), "import", "1", a.source)[0] == 0
     err = one_line_error(capsys, ["--project", str(root), "import", "1", b.source])
     assert "--replace" in err
-    code, out, _ = run(capsys, "--project", str(root), "import", "1", b.source, "--replace", "--json")
+    code, out, _ = run(
+        capsys, "--project", str(root), "import", "1", b.source, "--replace", "--json"
+    )
     assert code == 0 and json.loads(out)["reused"] is False
     assert json.loads(out)["digest"] in (root / "upstream-versions.toml").read_text()
     from patchkit import Project

@@ -32,7 +32,9 @@ def _project(tmp: Path) -> Path:
     return rebase_scenario(tmp).root
 
 
-def _cli(root: Path, *args: str, kill_at: int | None = None, log: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+def _cli(
+    root: Path, *args: str, kill_at: int | None = None, log: Path | None = None
+) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATCHKIT_TEST_")}
     if kill_at is not None:
         env["PATCHKIT_TEST_KILL_AT"] = str(kill_at)
@@ -40,7 +42,10 @@ def _cli(root: Path, *args: str, kill_at: int | None = None, log: Path | None = 
         env["PATCHKIT_TEST_CHECKPOINTS"] = str(log)
     return subprocess.run(
         [sys.executable, "-m", "patchkit", "--project", str(root), *args],
-        env=env, capture_output=True, timeout=120, check=False,
+        env=env,
+        capture_output=True,
+        timeout=120,
+        check=False,
     )
 
 
@@ -58,7 +63,10 @@ def _resolve(root: Path) -> None:
 
 
 def _quiet(*args: str) -> int:
-    with contextlib.redirect_stdout(open(os.devnull, "w")), contextlib.redirect_stderr(open(os.devnull, "w")):
+    with (
+        contextlib.redirect_stdout(open(os.devnull, "w")),
+        contextlib.redirect_stderr(open(os.devnull, "w")),
+    ):
         return main(list(args))
 
 
@@ -126,7 +134,9 @@ def test_kill_at_every_step_of_rebase_then_abort_or_continue(
         shutil.rmtree(root)
 
 
-def test_kill_at_every_step_of_continue(pristine: Path, completed: dict[str, bytes], tmp_path: Path) -> None:
+def test_kill_at_every_step_of_continue(
+    pristine: Path, completed: dict[str, bytes], tmp_path: Path
+) -> None:
     before = snapshot(pristine)
     root = _copy(pristine, tmp_path / "count")
     assert _quiet("--project", str(root), "rebase", "--onto", "1.1") == 1
@@ -141,7 +151,9 @@ def test_kill_at_every_step_of_continue(pristine: Path, completed: dict[str, byt
         if n % 2:
             # Odd kill points: the person gives up.
             assert _quiet("--project", str(root), "rebase", "--abort") in (0, 3)
-            if (root / "upstream-versions.toml").read_text() != before["upstream-versions.toml"].decode():
+            if (root / "upstream-versions.toml").read_text() != before[
+                "upstream-versions.toml"
+            ].decode():
                 assert snapshot(root) == completed  # killed after completion: nothing to abort
             else:
                 assert snapshot(root) == before, f"kill point {n}"
@@ -156,7 +168,9 @@ REFRESH_BASE = numbered(40)
 REFRESH_MOVED = "".join(f"top {i}\n" for i in range(4)) + REFRESH_BASE
 REFRESH_PATCHES = {
     f"p{i}.patch": udiff(
-        f"f{i}", REFRESH_BASE, REFRESH_BASE.replace(f"line {5 + 10 * i}\n", f"line {5 + 10 * i} x\n"),
+        f"f{i}",
+        REFRESH_BASE,
+        REFRESH_BASE.replace(f"line {5 + 10 * i}\n", f"line {5 + 10 * i} x\n"),
         f"Description: keep me {i}\n\n",
     )
     for i in range(3)
@@ -183,17 +197,25 @@ def test_kill_at_every_step_of_refresh(offset_project: Path, tmp_path: Path) -> 
         assert _cli(root, "refresh", kill_at=n).returncode == KILLED
         for name, old in REFRESH_PATCHES.items():
             # Each patch file is whole: the old bytes or the new, never a mix.
-            assert (root / "patches" / name).read_bytes() in (old.encode(), wanted[f"patches/{name}"])
+            assert (root / "patches" / name).read_bytes() in (
+                old.encode(),
+                wanted[f"patches/{name}"],
+            )
         Project.open(root).refresh()
         assert snapshot(root) == wanted, f"kill point {n}"
         shutil.rmtree(root)
 
 
-def test_disk_full_during_refresh_leaves_old_files(offset_project: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_disk_full_during_refresh_leaves_old_files(
+    offset_project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """ENOSPC injected at the write of p1.patch (the checkpoint hook, works unprivileged)."""
     before = snapshot(offset_project)
     monkeypatch.setenv("PATCHKIT_TEST_ENOSPC", "write p1.patch")
-    with pytest.raises(PatchkitError, match=r"p1\.patch: cannot write \(No space left on device\); the old file is unchanged"):
+    with pytest.raises(
+        PatchkitError,
+        match=r"p1\.patch: cannot write \(No space left on device\); the old file is unchanged",
+    ):
         Project.open(offset_project).refresh()
     now = snapshot(offset_project)
     assert now["patches/p1.patch"] == before["patches/p1.patch"]
@@ -203,7 +225,11 @@ def test_disk_full_during_refresh_leaves_old_files(offset_project: Path, monkeyp
 
 @contextlib.contextmanager
 def _tmpfs(path: Path, size: str) -> Iterator[None]:
-    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], capture_output=True, check=False)
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True,
+        check=False,
+    )
     if proc.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here ({proc.stderr.decode().strip()})")
     try:
@@ -237,7 +263,10 @@ def test_immutable_patches_dir_during_refresh_leaves_old_files(offset_project: P
     """A read-only patches/ that binds root too: the immutable attribute (chattr +i)."""
     before = snapshot(offset_project)
     patches = offset_project / "patches"
-    if subprocess.run(["chattr", "+i", str(patches)], capture_output=True, check=False).returncode != 0:
+    if (
+        subprocess.run(["chattr", "+i", str(patches)], capture_output=True, check=False).returncode
+        != 0
+    ):
         pytest.skip("chattr +i is not supported here")
     try:
         with pytest.raises(PatchkitError, match="cannot write"):
@@ -250,9 +279,12 @@ def test_immutable_patches_dir_during_refresh_leaves_old_files(offset_project: P
 def test_a_second_process_is_refused_with_a_clear_error(pristine: Path, tmp_path: Path) -> None:
     root = _copy(pristine, tmp_path / "p")
     holder = subprocess.Popen(
-        [sys.executable, "-c",
-         "import sys, time\nfrom patchkit.files import project_lock\nfrom pathlib import Path\n"
-         f"with project_lock(Path({str(root / '.patchkit')!r})):\n    print('locked', flush=True)\n    time.sleep(60)\n"],
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\nfrom patchkit.files import project_lock\nfrom pathlib import Path\n"
+            f"with project_lock(Path({str(root / '.patchkit')!r})):\n    print('locked', flush=True)\n    time.sleep(60)\n",
+        ],
         stdout=subprocess.PIPE,
     )
     try:
@@ -260,7 +292,11 @@ def test_a_second_process_is_refused_with_a_clear_error(pristine: Path, tmp_path
         proc = _cli(root, "rebase", "--onto", "1.1")
         assert proc.returncode == 3
         err = proc.stderr.decode()
-        assert err.startswith("patchkit: error: ") and "another patchkit process" in err and err.count("\n") == 1
+        assert (
+            err.startswith("patchkit: error: ")
+            and "another patchkit process" in err
+            and err.count("\n") == 1
+        )
         with pytest.raises(LockedError):
             Project.open(root).refresh()
     finally:

@@ -107,12 +107,21 @@ def test_nul_in_a_pax_name_is_refused(tmp_path: Path) -> None:
 
 def test_symlink_parent_climbing_out_is_refused(tmp_path: Path) -> None:
     built = image(tmp_path, Layer().symlink("evil", "../../.."), Layer().file("evil/x", b"pwn"))
-    refuse(tmp_path, built, UnsafeLayerError, match="climbs above the root", layer=2, entry="evil/x")
+    refuse(
+        tmp_path, built, UnsafeLayerError, match="climbs above the root", layer=2, entry="evil/x"
+    )
 
 
 def test_absolute_symlink_parent_climbing_out_is_refused(tmp_path: Path) -> None:
     built = image(tmp_path, Layer().symlink("evil", "/../etc"), Layer().file("evil/passwd", b"pwn"))
-    refuse(tmp_path, built, UnsafeLayerError, match="climbs above the root", layer=2, entry="evil/passwd")
+    refuse(
+        tmp_path,
+        built,
+        UnsafeLayerError,
+        match="climbs above the root",
+        layer=2,
+        entry="evil/passwd",
+    )
 
 
 def test_symlink_planted_and_written_through_in_the_same_layer(tmp_path: Path) -> None:
@@ -133,7 +142,14 @@ def test_symlink_loop_in_parent_chain_is_refused(tmp_path: Path) -> None:
 
 def test_whiteout_through_climbing_symlink_is_refused(tmp_path: Path) -> None:
     built = image(tmp_path, Layer().symlink("up", "../.."), Layer().whiteout("up/etc"))
-    refuse(tmp_path, built, UnsafeLayerError, match="climbs above the root", layer=2, entry="up/.wh.etc")
+    refuse(
+        tmp_path,
+        built,
+        UnsafeLayerError,
+        match="climbs above the root",
+        layer=2,
+        entry="up/.wh.etc",
+    )
 
 
 def test_parent_that_is_a_regular_file_is_refused(tmp_path: Path) -> None:
@@ -192,7 +208,13 @@ def test_whiteout_of_a_path_added_in_the_same_layer_keeps_it(tmp_path: Path) -> 
 
 
 def test_aufs_metadata_entries_are_ignored(tmp_path: Path) -> None:
-    layer = Layer().dir(".wh..wh.plnk").file(".wh..wh.plnk/1.2", b"").file(".wh..wh.aufs", b"").file("x", b"1")
+    layer = (
+        Layer()
+        .dir(".wh..wh.plnk")
+        .file(".wh..wh.plnk/1.2", b"")
+        .file(".wh..wh.aufs", b"")
+        .file("x", b"1")
+    )
     _, tree = ok(tmp_path, layer)
     assert set(tree) == {"x"}
 
@@ -203,7 +225,10 @@ def test_devices_and_fifos_stay_out_of_git(tmp_path: Path) -> None:
 
 
 def test_duplicate_entries_last_one_wins(tmp_path: Path) -> None:
-    store, tree = ok(tmp_path, Layer().file("x", b"first").file("x", b"second", mode=0o755).dir("d").file("d", b"file"))
+    store, tree = ok(
+        tmp_path,
+        Layer().file("x", b"first").file("x", b"second", mode=0o755).dir("d").file("d", b"file"),
+    )
     with store.blob_reader() as r:
         assert r.read(tree["x"].blob) == b"second"
     assert tree["d"].mode == MODE_FILE
@@ -231,7 +256,9 @@ def _rewrite(built: Built, fn: Callable[[dict[str, Any]], None], *, config: bool
     (built.path / "index.json").write_text(json.dumps(index))
 
 
-@pytest.mark.parametrize("digest", ["sha256:../../../etc/passwd", "md5:d41d8cd98f00b204e9800998ecf8427e", "sha256:ABC"])
+@pytest.mark.parametrize(
+    "digest", ["sha256:../../../etc/passwd", "md5:d41d8cd98f00b204e9800998ecf8427e", "sha256:ABC"]
+)
 def test_layer_digest_that_is_not_sha256_hex_is_refused(tmp_path: Path, digest: str) -> None:
     built = image(tmp_path, Layer().file("x", b"1"))
     _rewrite(built, lambda m: m["layers"][0].update(digest=digest))
@@ -279,14 +306,22 @@ def test_garbage_after_gzip_stream_is_corrupt(tmp_path: Path) -> None:
     (blob.parent / sha256(data)[7:]).write_bytes(data)
     _rewrite(built, lambda m: m["layers"][0].update(digest=sha256(data), size=len(data)))
     built = Built(path=built.path, source=built.source, digest="", layers=(sha256(data),))
-    refuse(tmp_path, built, CorruptLayerError, match="data after the end of the gzip stream", layer=1)
+    refuse(
+        tmp_path, built, CorruptLayerError, match="data after the end of the gzip stream", layer=1
+    )
 
 
 @pytest.mark.parametrize("compression", ["gzip", "zstd", None])
-def test_decompression_bomb_over_the_limit_is_corrupt(tmp_path: Path, compression: str | None) -> None:
+def test_decompression_bomb_over_the_limit_is_corrupt(
+    tmp_path: Path, compression: str | None
+) -> None:
     built = image(tmp_path, Layer().file("zeros", bytes(4 << 20)), compression=compression)
     refuse(
-        tmp_path, built, CorruptLayerError, match="exceeds the limit of 1048576 bytes", layer=1,
+        tmp_path,
+        built,
+        CorruptLayerError,
+        match="exceeds the limit of 1048576 bytes",
+        layer=1,
         limits=Limits(max_layer_bytes=1 << 20),
     )
 
@@ -296,7 +331,14 @@ def test_too_many_entries_is_corrupt(tmp_path: Path) -> None:
     for i in range(20):
         layer.file(f"f{i}", b"")
     built = image(tmp_path, layer)
-    refuse(tmp_path, built, CorruptLayerError, match="more than 10 entries", layer=1, limits=Limits(max_entries=10))
+    refuse(
+        tmp_path,
+        built,
+        CorruptLayerError,
+        match="more than 10 entries",
+        layer=1,
+        limits=Limits(max_entries=10),
+    )
 
 
 def test_a_layer_that_is_not_a_tar_is_corrupt(tmp_path: Path) -> None:

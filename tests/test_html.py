@@ -52,7 +52,9 @@ def report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
 
 
 def chromium() -> str:
-    path = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
+    path = shutil.which("chromium") or (
+        "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None
+    )
     if path is None:
         if in_ci():
             pytest.fail("chromium is required in CI (.ci/run installs it)")
@@ -66,7 +68,13 @@ def screenshot(page: Path, tmp_path: Path, fragment: str = "") -> object:
     png = tmp_path / f"shot{fragment.replace('#', '-')}.png"
     profile = tmp_path / f"profile{fragment.replace('#', '-')}"
     proc = subprocess.run(
-        [chromium(), *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"--screenshot={png}", page.as_uri() + fragment],
+        [
+            chromium(),
+            *CHROMIUM_FLAGS,
+            f"--user-data-dir={profile}",
+            f"--screenshot={png}",
+            page.as_uri() + fragment,
+        ],
         capture_output=True,
         timeout=120,
         check=False,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from patchkit.core.globs import Selector, glob_to_regex
 from patchkit.errors import DigestMismatchError, SourceError
 from patchkit.git.store import MODE_EXEC, MODE_FILE, MODE_LINK, Store
 from patchkit.images import open_image, parse_source
-from patchkit.core.globs import Selector, glob_to_regex
 from patchkit.images.source import Source, SourceKind
 from patchkit.images.tree import Kind, load_manifest
 from patchkit.ops.importing import import_release
@@ -67,7 +67,10 @@ def do_import(tmp_path: Path, layers: list[Layer], *, version: str = "1", **kw: 
     [
         ("docker://nginx", "docker://docker.io/library/nginx:latest"),
         ("docker://analogic/poste.io:2.5.24", "docker://docker.io/analogic/poste.io:2.5.24"),
-        ("docker://localhost:5000/a/b:1@sha256:" + "a" * 64, "docker://localhost:5000/a/b:1@sha256:" + "a" * 64),
+        (
+            "docker://localhost:5000/a/b:1@sha256:" + "a" * 64,
+            "docker://localhost:5000/a/b:1@sha256:" + "a" * 64,
+        ),
         ("docker://ghcr.io/o/r@sha256:" + "b" * 64, "docker://ghcr.io/o/r@sha256:" + "b" * 64),
         ("docker-archive:/tmp/x.tar", "docker-archive:/tmp/x.tar"),
         ("oci:/tmp/layout", "oci:/tmp/layout"),
@@ -94,8 +97,19 @@ def test_parse_source_splits_oci_ref_on_last_colon() -> None:
 
 @pytest.mark.parametrize(
     "text",
-    ["", "nginx:latest", "docker:nginx", "docker://UPPER/case", "docker://x:bad tag", "oci:",
-     "oci::tag", "zip:/x", "docker://x@sha256:zz", "dir:", "tar:/a\nb"],
+    [
+        "",
+        "nginx:latest",
+        "docker:nginx",
+        "docker://UPPER/case",
+        "docker://x:bad tag",
+        "oci:",
+        "oci::tag",
+        "zip:/x",
+        "docker://x@sha256:zz",
+        "dir:",
+        "tar:/a\nb",
+    ],
 )
 def test_parse_source_rejects_bad_syntax_in_one_line(text: str) -> None:
     with pytest.raises(SourceError) as e:
@@ -150,8 +164,13 @@ def test_selector_always_overrides_excludes() -> None:
 @pytest.mark.parametrize("compression", [None, "gzip", "zstd"])
 def test_multi_layer_whiteouts_and_modes(tmp_path: Path, compression: str | None) -> None:
     lower = (
-        Layer().dir("etc").file("etc/a", b"a").file("etc/b", b"b").dir("bin")
-        .file("bin/tool", b"#!/bin/sh\n", mode=0o755).symlink("bin/sh", "busybox")
+        Layer()
+        .dir("etc")
+        .file("etc/a", b"a")
+        .file("etc/b", b"b")
+        .dir("bin")
+        .file("bin/tool", b"#!/bin/sh\n", mode=0o755)
+        .symlink("bin/sh", "busybox")
     )
     upper = Layer().whiteout("etc/a").file("etc/b", b"b2").file("etc/c", b"c", mode=0o750)
     store = do_import(tmp_path, [lower, upper], compression=compression)
@@ -165,8 +184,12 @@ def test_multi_layer_whiteouts_and_modes(tmp_path: Path, compression: str | None
 
 
 @pytest.mark.parametrize("marker_first", [True, False])
-def test_opaque_dir_hides_lower_children_whatever_the_order(tmp_path: Path, marker_first: bool) -> None:
-    lower = Layer().dir("d").file("d/old", b"o").dir("d/sub").file("d/sub/x", b"x").file("keep", b"k")
+def test_opaque_dir_hides_lower_children_whatever_the_order(
+    tmp_path: Path, marker_first: bool
+) -> None:
+    lower = (
+        Layer().dir("d").file("d/old", b"o").dir("d/sub").file("d/sub/x", b"x").file("keep", b"k")
+    )
     upper = Layer().dir("d")
     if marker_first:
         upper.opaque("d").file("d/new", b"n")
@@ -202,7 +225,14 @@ def test_file_replacing_dir_and_dir_replacing_file(tmp_path: Path) -> None:
 
 
 def test_symlinked_parent_planted_by_lower_layer_resolves_inside_root(tmp_path: Path) -> None:
-    l1 = Layer().dir("real").symlink("rel", "real").symlink("abs", "/real").dir("var").symlink("var/up", "../real")
+    l1 = (
+        Layer()
+        .dir("real")
+        .symlink("rel", "real")
+        .symlink("abs", "/real")
+        .dir("var")
+        .symlink("var/up", "../real")
+    )
     l2 = Layer().file("rel/a", b"1").file("abs/b", b"2").file("var/up/c", b"3")
     store = do_import(tmp_path, [l1, l2])
     tree = flat(store, "1")
@@ -212,10 +242,18 @@ def test_symlinked_parent_planted_by_lower_layer_resolves_inside_root(tmp_path: 
 
 def test_manifest_records_what_git_cannot_hold(tmp_path: Path) -> None:
     layer = (
-        Layer().dir("usr").dir("usr/bin").file("usr/bin/su", b"su", mode=0o4755)
-        .file("home", b"h", uid=1000, gid=100).dir("empty", mode=0o700).dir("tmp", mode=0o1777)
-        .file("tmp/.keep", b"").fifo("run.fifo").device("dev-null", 1, 3)
-        .device("sda", 8, 0, block=True).file("ping", b"p", xattrs={"security.capability": "\x01\x02"})
+        Layer()
+        .dir("usr")
+        .dir("usr/bin")
+        .file("usr/bin/su", b"su", mode=0o4755)
+        .file("home", b"h", uid=1000, gid=100)
+        .dir("empty", mode=0o700)
+        .dir("tmp", mode=0o1777)
+        .file("tmp/.keep", b"")
+        .fifo("run.fifo")
+        .device("dev-null", 1, 3)
+        .device("sda", 8, 0, block=True)
+        .file("ping", b"p", xattrs={"security.capability": "\x01\x02"})
     )
     store = do_import(tmp_path, [layer])
     m = manifest_of(store, "1")
@@ -248,14 +286,25 @@ def test_manifest_json_is_deterministic(tmp_path: Path) -> None:
 
 
 def test_sparse_import_equals_full_tree_restricted(tmp_path: Path) -> None:
-    l1 = Layer().dir("etc").file("etc/a.conf", b"a").file("etc/b", b"b").dir("usr").file("usr/big", b"x" * 100000)
+    l1 = (
+        Layer()
+        .dir("etc")
+        .file("etc/a.conf", b"a")
+        .file("etc/b", b"b")
+        .dir("usr")
+        .file("usr/big", b"x" * 100000)
+    )
     l1.symlink("etc/link.conf", "a.conf").symlink("conf", "etc")
     l2 = Layer().whiteout("etc/b").file("conf/c.conf", b"c").file("usr/keep", b"k")
     built = build_oci_layout(tmp_path / "img", [l1, l2])
     store = Store.open(tmp_path / "store")
     import_release(store, "full", parse_source(built.source))
     res = import_release(
-        store, "sparse", parse_source(built.source), include=["**/*.conf"], exclude=["etc/link.conf"],
+        store,
+        "sparse",
+        parse_source(built.source),
+        include=["**/*.conf"],
+        exclude=["etc/link.conf"],
         always=["usr/keep"],
     )
     sel = Selector(["**/*.conf"], ["etc/link.conf"], ["usr/keep"])
@@ -275,7 +324,9 @@ def test_oci_nested_index_multi_arch_default_and_platform_choice(tmp_path: Path)
             "linux/arm64/v8": [Layer().file("arch", b"arm64")],
             "linux/amd64": [Layer().file("arch", b"amd64")],
         },
-        nested=True, attestation=True, tag="1.0",
+        nested=True,
+        attestation=True,
+        tag="1.0",
     )
     src = parse_source(built.source)
     with open_image(src) as plan:
@@ -320,8 +371,16 @@ def test_oci_layout_without_marker_is_refused(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("style", "compression"),
-    [("legacy", None), ("oci", None), ("oci", "gzip"), ("skopeo-symlinks", None), ("legacy", "gzip"),
-     ("containerd", "gzip"), ("crane", "gzip"), ("containerd", "zstd")],
+    [
+        ("legacy", None),
+        ("oci", None),
+        ("oci", "gzip"),
+        ("skopeo-symlinks", None),
+        ("legacy", "gzip"),
+        ("containerd", "gzip"),
+        ("crane", "gzip"),
+        ("containerd", "zstd"),
+    ],
 )
 def test_docker_archive_styles(tmp_path: Path, style: str, compression: str | None) -> None:
     layers = [Layer().dir("etc").file("etc/a", b"a").file("etc/b", b"b"), Layer().whiteout("etc/a")]
@@ -345,7 +404,14 @@ def test_docker_archive_digest_is_the_image_id_without_manifest(tmp_path: Path) 
 
 
 def test_tar_source_with_strip_and_file_digest(tmp_path: Path) -> None:
-    layer = Layer().dir("pkg-1.0").file("pkg-1.0/README", b"r").dir("pkg-1.0/src").file("pkg-1.0/src/m.c", b"m").file("top", b"dropped")
+    layer = (
+        Layer()
+        .dir("pkg-1.0")
+        .file("pkg-1.0/README", b"r")
+        .dir("pkg-1.0/src")
+        .file("pkg-1.0/src/m.c", b"m")
+        .file("top", b"dropped")
+    )
     built = build_tarball(tmp_path / "pkg.tar.gz", layer, compression="gzip")
     store = Store.open(tmp_path / "store")
     res = import_release(store, "1.0", parse_source(built.source), strip=1)
@@ -372,7 +438,9 @@ def test_dir_source_matches_the_same_tree_from_a_tar(tmp_path: Path) -> None:
         "outside": (MODE_LINK, b"/etc/passwd"),
     }
     m = manifest_of(store, "d")
-    assert m["empty"]["type"] == "dir" and m["conf"]["mode"] == "0600" and m["pipe"]["type"] == "fifo"
+    assert (
+        m["empty"]["type"] == "dir" and m["conf"]["mode"] == "0600" and m["pipe"]["type"] == "fifo"
+    )
     again = import_release(store, "d", parse_source(f"dir:{root}"))
     assert again.reused
 
@@ -400,20 +468,37 @@ def test_flattened_tree_matches_umoci_unpack(tmp_path: Path) -> None:
             pytest.fail("umoci is required in CI")
         pytest.skip("umoci is not installed")
     l1 = (
-        Layer().dir("etc").file("etc/a", b"a").file("etc/b", b"b").dir("d").file("d/x", b"x")
-        .dir("d/sub").file("d/sub/y", b"y").dir("usr").file("usr/tool", b"t", mode=0o755)
-        .symlink("lnk", "usr").dir("w").file("w/gone", b"g")
+        Layer()
+        .dir("etc")
+        .file("etc/a", b"a")
+        .file("etc/b", b"b")
+        .dir("d")
+        .file("d/x", b"x")
+        .dir("d/sub")
+        .file("d/sub/y", b"y")
+        .dir("usr")
+        .file("usr/tool", b"t", mode=0o755)
+        .symlink("lnk", "usr")
+        .dir("w")
+        .file("w/gone", b"g")
     )
     l2 = (
-        Layer().whiteout("etc/a").dir("d").opaque("d").file("d/new", b"n").hardlink("usr/hl", "usr/tool")
-        .file("lnk2", b"2").whiteout("w")
+        Layer()
+        .whiteout("etc/a")
+        .dir("d")
+        .opaque("d")
+        .file("d/new", b"n")
+        .hardlink("usr/hl", "usr/tool")
+        .file("lnk2", b"2")
+        .whiteout("w")
     )
     l3 = Layer().file("etc/a", b"back").symlink("etc/b", "a").whiteout("lnk2")
     built = build_oci_layout(tmp_path / "img", [l1, l2, l3], tag="t")
     bundle = tmp_path / "bundle"
     subprocess.run(
         [umoci, "unpack", "--rootless", "--image", f"{built.path}:t", str(bundle)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     expected = _walk(bundle / "rootfs")
     store = Store.open(tmp_path / "store")
@@ -444,8 +529,10 @@ def test_tar_source_other_compressions_and_multi_member_streams(tmp_path: Path, 
         "bz2": lambda: bz2.compress(tar),
         "xz": lambda: lzma.compress(tar),
         "multi-gzip": lambda: gzip.compress(tar[:half]) + gzip.compress(tar[half:]),
-        "multi-zstd": lambda: zstandard.ZstdCompressor().compress(tar[:half])
-        + zstandard.ZstdCompressor().compress(tar[half:]),
+        "multi-zstd": lambda: (
+            zstandard.ZstdCompressor().compress(tar[:half])
+            + zstandard.ZstdCompressor().compress(tar[half:])
+        ),
     }[kind]()
     path = tmp_path / "t.tar.x"
     path.write_bytes(data)

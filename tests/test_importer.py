@@ -13,7 +13,10 @@ from patchkit.images import ProgressEvent, parse_source
 from patchkit.ops.importing import import_release, manifest_ref
 from tests.imagebuilder import Layer, build_docker_archive, build_oci_layout
 
-LAYERS = [Layer().dir("etc").file("etc/os-release", b"ID=test\n"), Layer().file("etc/motd", b"hi\n", uid=7)]
+LAYERS = [
+    Layer().dir("etc").file("etc/os-release", b"ID=test\n"),
+    Layer().file("etc/motd", b"hi\n", uid=7),
+]
 
 
 def test_import_commits_tree_with_trailers(tmp_path: Path) -> None:
@@ -70,13 +73,19 @@ def test_version_recorded_with_another_digest_is_refused(tmp_path: Path) -> None
 def test_expected_digest_that_differs_is_refused_before_reading(tmp_path: Path) -> None:
     built = build_oci_layout(tmp_path / "img", LAYERS)
     store = Store.open(tmp_path / "store")
-    with pytest.raises(DigestMismatchError, match=r"version 2 is recorded with digest sha256:0+ but"):
+    with pytest.raises(
+        DigestMismatchError, match=r"version 2 is recorded with digest sha256:0+ but"
+    ):
         import_release(store, "2", parse_source(built.source), expected_digest="sha256:" + "0" * 64)
     assert store.release("2") is None
 
 
-def test_failure_in_a_late_layer_leaves_no_ref_and_nothing_outside_the_store(tmp_path: Path) -> None:
-    built = build_oci_layout(tmp_path / "img", [*LAYERS, Layer().file("big", b"x" * 100000)], compression=None)
+def test_failure_in_a_late_layer_leaves_no_ref_and_nothing_outside_the_store(
+    tmp_path: Path,
+) -> None:
+    built = build_oci_layout(
+        tmp_path / "img", [*LAYERS, Layer().file("big", b"x" * 100000)], compression=None
+    )
     last = built.path / "blobs" / "sha256" / built.layers[-1][7:]
     last.write_bytes(Layer().file("big", b"y" * 100000).tar())  # same size, wrong digest
     store = Store.open(tmp_path / "store")
@@ -93,9 +102,14 @@ def test_failure_in_a_late_layer_leaves_no_ref_and_nothing_outside_the_store(tmp
 def test_progress_reports_every_layer_to_the_end(tmp_path: Path) -> None:
     built = build_oci_layout(tmp_path / "img", LAYERS)
     events: list[ProgressEvent] = []
-    import_release(Store.open(tmp_path / "store"), "1", parse_source(built.source), progress=events.append)
+    import_release(
+        Store.open(tmp_path / "store"), "1", parse_source(built.source), progress=events.append
+    )
     done = [e for e in events if e.done]
-    assert [(e.layer, e.layers, e.digest) for e in done] == [(1, 2, built.layers[0]), (2, 2, built.layers[1])]
+    assert [(e.layer, e.layers, e.digest) for e in done] == [
+        (1, 2, built.layers[0]),
+        (2, 2, built.layers[1]),
+    ]
     assert all(e.read == e.total for e in done)
 
 
@@ -116,17 +130,37 @@ def test_tar_reimport_with_same_file_is_reused(tmp_path: Path) -> None:
 def _tricky_lower() -> list[Layer]:
     """Whiteouts, opaque dirs, hard links across layers, symlinked parents, setuid, empty dirs."""
     l1 = (
-        Layer().dir("etc").file("etc/a", b"a").file("etc/b", b"b").dir("d").file("d/x", b"x")
-        .dir("d/sub").file("d/sub/y", b"y").dir("usr").dir("usr/bin")
-        .file("usr/bin/su", b"su", mode=0o4755).file("usr/bin/tool", b"t", mode=0o755)
-        .symlink("lnk", "usr").symlink("abs", "/etc").dir("empty", mode=0o700)
-        .dir("w").file("w/gone", b"g").fifo("run/fifo").device("dev/null", 1, 3)
+        Layer()
+        .dir("etc")
+        .file("etc/a", b"a")
+        .file("etc/b", b"b")
+        .dir("d")
+        .file("d/x", b"x")
+        .dir("d/sub")
+        .file("d/sub/y", b"y")
+        .dir("usr")
+        .dir("usr/bin")
+        .file("usr/bin/su", b"su", mode=0o4755)
+        .file("usr/bin/tool", b"t", mode=0o755)
+        .symlink("lnk", "usr")
+        .symlink("abs", "/etc")
+        .dir("empty", mode=0o700)
+        .dir("w")
+        .file("w/gone", b"g")
+        .fifo("run/fifo")
+        .device("dev/null", 1, 3)
         .file("ping", b"p", xattrs={"security.capability": "\x01\x02"})
     )
     l2 = (
-        Layer().whiteout("etc/a").dir("d").opaque("d").file("d/new", b"n")
-        .hardlink("usr/hl", "usr/bin/tool").file("lnk/via-link", b"v", uid=33, gid=33)
-        .whiteout("w").file("abs/through-abs", b"ta")
+        Layer()
+        .whiteout("etc/a")
+        .dir("d")
+        .opaque("d")
+        .file("d/new", b"n")
+        .hardlink("usr/hl", "usr/bin/tool")
+        .file("lnk/via-link", b"v", uid=33, gid=33)
+        .whiteout("w")
+        .file("abs/through-abs", b"ta")
     )
     l3 = Layer().file("etc/a", b"back").symlink("etc/b", "a").dir("empty2")
     return [l1, l2, l3]
@@ -144,8 +178,13 @@ def _store_state(store: Store, version: str) -> tuple[str, bytes | None]:
 
 TOP_A = Layer().file("etc/top", b"release A").hardlink("hl-top", "usr/bin/su")
 TOP_B = (
-    Layer().file("etc/top", b"release B").whiteout("etc/a").hardlink("usr/hl2", "usr/hl")
-    .file("lnk/bin/new", b"new", mode=0o2755).opaque("usr/bin").file("usr/bin/only", b"o")
+    Layer()
+    .file("etc/top", b"release B")
+    .whiteout("etc/a")
+    .hardlink("usr/hl2", "usr/hl")
+    .file("lnk/bin/new", b"new", mode=0o2755)
+    .opaque("usr/bin")
+    .file("usr/bin/only", b"o")
 )
 
 
@@ -204,7 +243,9 @@ def test_same_globs_on_the_same_lower_layers_reuse_a_sparse_cache(tmp_path: Path
     import_release(store, "B", parse_source(source), include=["etc/**"])
     reference = build_oci_layout(tmp_path / "ref", [*_tricky_lower(), TOP_B], tag="b")
     fresh = Store.open(tmp_path / "fresh")
-    import_release(fresh, "B", parse_source(reference.source), include=["etc/**"], layer_cache=False)
+    import_release(
+        fresh, "B", parse_source(reference.source), include=["etc/**"], layer_cache=False
+    )
     assert _store_state(store, "B") == _store_state(fresh, "B")
 
 
@@ -213,7 +254,11 @@ def _corrupt_cache_entry(store: Store, diff_id: str, layer_json: bytes) -> None:
     from patchkit.images.cache import layer_ref
 
     with store.fast_import() as fi:
-        fi.commit(layer_ref(diff_id), {"layer.json": TreeEntry(mode=MODE_FILE, blob=fi.blob(layer_json))}, "x\n")
+        fi.commit(
+            layer_ref(diff_id),
+            {"layer.json": TreeEntry(mode=MODE_FILE, blob=fi.blob(layer_json))},
+            "x\n",
+        )
 
 
 @pytest.mark.parametrize(
@@ -222,7 +267,8 @@ def _corrupt_cache_entry(store: Store, diff_id: str, layer_json: bytes) -> None:
         b"{not json",
         b'{"schema":1,"diff_id":"sha256:' + b"0" * 64 + b'","complete":true,"entries":[]}',
         b'{"schema":1,"diff_id":"DIFF","complete":true,"entries":[["etc/x","f",420,0,0,1,"",0,0,null,"'
-        + b"1" * 40 + b'"]]}',
+        + b"1" * 40
+        + b'"]]}',
         b'{"schema":1,"diff_id":"DIFF","complete":true,"entries":[["etc/x","f",-1]]}',
         None,
     ],
@@ -245,7 +291,9 @@ def test_corrupt_cache_entry_is_ignored_with_a_warning_and_recomputed(
             fi.commit(layer_ref(victim), {"other": TreeEntry(mode=MODE_FILE, blob=blob)}, "x\n")
     else:
         _corrupt_cache_entry(store, victim, layer_json.replace(b"DIFF", victim.encode()))
-    with pytest.warns(LayerCacheWarning, match=r"layer 2 \(sha256:[0-9a-f]{12}…\): layer cache entry"):
+    with pytest.warns(
+        LayerCacheWarning, match=r"layer 2 \(sha256:[0-9a-f]{12}…\): layer cache entry"
+    ):
         import_release(store, "B", parse_source(b.source))
     fresh = Store.open(tmp_path / "fresh")
     import_release(fresh, "B", parse_source(b.source), layer_cache=False)
@@ -284,12 +332,16 @@ def test_cli_progress_draws_one_bar_per_layer_on_a_terminal(tmp_path: Path) -> N
 
     from patchkit.cli import _progress
 
-    built = build_oci_layout(tmp_path / "img", [*LAYERS, Layer().file("big", b"x" * 300_000)], compression=None)
+    built = build_oci_layout(
+        tmp_path / "img", [*LAYERS, Layer().file("big", b"x" * 300_000)], compression=None
+    )
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=100, color_system=None)
     callback, bar = _progress(console, enabled=True)
     with bar:
-        import_release(Store.open(tmp_path / "store"), "1", parse_source(built.source), progress=callback)
+        import_release(
+            Store.open(tmp_path / "store"), "1", parse_source(built.source), progress=callback
+        )
         tasks = list(bar.tasks)  # type: ignore[attr-defined]
     assert [t.description for t in tasks] == ["layer 1/3", "layer 2/3", "layer 3/3"]
     assert all(t.finished and t.completed == t.total for t in tasks)

@@ -28,20 +28,46 @@ Shape = dict[str, tuple[str, int, bytes]]  # path -> (type, permission bits, con
 
 def tricky_layers() -> list[Layer]:
     l1 = (
-        Layer().dir("etc").file("etc/a", b"a").file("etc/b", b"b").dir("d").file("d/x", b"x")
-        .dir("d/sub").file("d/sub/y", b"y").dir("usr").dir("usr/bin")
-        .file("usr/bin/su", b"su", mode=0o4755).file("usr/bin/tool", b"t", mode=0o755)
-        .file("usr/bin/sg", b"sg", mode=0o2755).dir("real").symlink("lnk", "real")
-        .symlink("etc/abs-link", "/etc/a").symlink("abs-dir", "/real").dir("empty", mode=0o700)
-        .dir("w").file("w/gone", b"g").dir("tmp", mode=0o1777).file("secret", b"s", mode=0o600)
+        Layer()
+        .dir("etc")
+        .file("etc/a", b"a")
+        .file("etc/b", b"b")
+        .dir("d")
+        .file("d/x", b"x")
+        .dir("d/sub")
+        .file("d/sub/y", b"y")
+        .dir("usr")
+        .dir("usr/bin")
+        .file("usr/bin/su", b"su", mode=0o4755)
+        .file("usr/bin/tool", b"t", mode=0o755)
+        .file("usr/bin/sg", b"sg", mode=0o2755)
+        .dir("real")
+        .symlink("lnk", "real")
+        .symlink("etc/abs-link", "/etc/a")
+        .symlink("abs-dir", "/real")
+        .dir("empty", mode=0o700)
+        .dir("w")
+        .file("w/gone", b"g")
+        .dir("tmp", mode=0o1777)
+        .file("secret", b"s", mode=0o600)
     )
     l2 = (
-        Layer().whiteout("etc/a").dir("d").opaque("d").file("d/new", b"n")
-        .hardlink("usr/hl", "usr/bin/tool").file("lnk/through-rel", b"r")
-        .file("abs-dir/through-abs", b"A").whiteout("w").dir("empty2")
+        Layer()
+        .whiteout("etc/a")
+        .dir("d")
+        .opaque("d")
+        .file("d/new", b"n")
+        .hardlink("usr/hl", "usr/bin/tool")
+        .file("lnk/through-rel", b"r")
+        .file("abs-dir/through-abs", b"A")
+        .whiteout("w")
+        .dir("empty2")
     )
     l3 = (
-        Layer().file("etc/a", b"back").symlink("etc/b", "a").hardlink("real/hl2", "usr/hl")
+        Layer()
+        .file("etc/a", b"back")
+        .symlink("etc/b", "a")
+        .hardlink("real/hl2", "usr/hl")
         .file("usr/bin/tool", b"t2", mode=0o755)
     )
     return [l1, l2, l3]
@@ -71,7 +97,9 @@ def patchkit_shape(store: Store, version: str) -> tuple[Shape, list[list[str]]]:
     assert info is not None
     entries = store.ls_tree(info.commit)
     with store.blob_reader() as reader:
-        manifest = load_manifest(reader.read(info.manifest_blob) or b"") if info.manifest_blob else None
+        manifest = (
+            load_manifest(reader.read(info.manifest_blob) or b"") if info.manifest_blob else None
+        )
         shape: Shape = {}
         for path, e in entries.items():
             data = reader.read(e.blob)
@@ -106,12 +134,14 @@ def tricky(tmp_path: Path) -> tuple[Path, Path, tuple[Shape, list[list[str]]]]:
     for dest in (f"oci:{oci}:t", f"docker-archive:{archive}:example/tricky:t"):
         subprocess.run(
             [skopeo, "--insecure-policy", "copy", "-q", f"oci:{built.path}:t", dest],
-            check=True, capture_output=True,
+            check=True,
+            capture_output=True,
         )
     bundle = tmp_path / "bundle"
     subprocess.run(
         [umoci, "unpack", "--rootless", "--image", f"{oci}:t", str(bundle)],
-        check=True, capture_output=True,
+        check=True,
+        capture_output=True,
     )
     return oci, archive, umoci_shape(bundle / "rootfs")
 
@@ -142,5 +172,7 @@ def test_tree_from_the_layer_cache_equals_umoci_too(
     oci, archive, expected = tricky
     store = Store.open(tmp_path / "store")
     import_release(store, "archive", parse_source(f"docker-archive:{archive}"))
-    import_release(store, "oci", parse_source(f"oci:{oci}:t"))  # every layer replayed from the cache
+    import_release(
+        store, "oci", parse_source(f"oci:{oci}:t")
+    )  # every layer replayed from the cache
     assert patchkit_shape(store, "oci") == expected

@@ -36,13 +36,17 @@ BASE = numbered(12)
 CONF = numbered(12, "opt")
 PATCHES = {
     # exact on 1.0; 30 lines lower on 2.0 (large offset); conflicts on 3.0 and 4.0
-    "a.patch": make_patch("a.patch", "etc/app.conf", BASE, BASE.replace("line 6\n", "line 6 patched\n")),
+    "a.patch": make_patch(
+        "a.patch", "etc/app.conf", BASE, BASE.replace("line 6\n", "line 6 patched\n")
+    ),
     # one context line each side: fuzz 1 on 2.0, where upstream changed the line above
     "b.patch": make_patch(
         "b.patch", "etc/other.conf", CONF, CONF.replace("opt 8\n", "opt 8 patched\n"), context=1
     ),
     # three context lines: fuzz on 3.0 where upstream changed the outermost context line
-    "c.patch": make_patch("c.patch", "etc/third.conf", CONF, CONF.replace("opt 6\n", "opt 6 patched\n")),
+    "c.patch": make_patch(
+        "c.patch", "etc/third.conf", CONF, CONF.replace("opt 6\n", "opt 6 patched\n")
+    ),
 }
 RELEASES = {
     "1.0": {"etc/app.conf": BASE, "etc/other.conf": CONF, "etc/third.conf": CONF},
@@ -81,7 +85,10 @@ def test_matrix_gives_the_answers_of_check_for_every_release(proj: Path) -> None
     with project.store.blob_reader() as reader:
         for check in matrix.checks:
             expected = check_tree(
-                reader, version=check.version, tree=project.release_tree(check.version), patches=project.patches()
+                reader,
+                version=check.version,
+                tree=project.release_tree(check.version),
+                patches=project.patches(),
             )
             assert [(p.name, p.status, p.hunks) for p in check.patches] == [
                 (p.name, p.status, p.hunks) for p in expected.patches
@@ -127,7 +134,12 @@ def test_drift_names_first_failing_release_and_changed_upstream_files(proj: Path
     matrix = Project.open(proj).matrix(jobs=1, cache=False)
     drift = {d.patch: d for d in matrix.drift}
     a = drift["a.patch"]
-    assert (a.first_bad, a.last_good, a.versions, a.files) == ("3.0", "2.0", ("3.0", "4.0"), ("etc/app.conf",))
+    assert (a.first_bad, a.last_good, a.versions, a.files) == (
+        "3.0",
+        "2.0",
+        ("3.0", "4.0"),
+        ("etc/app.conf",),
+    )
     assert "-line 6\n+line six\n" in a.upstream_diff
     b = drift["b.patch"]
     assert (b.first_bad, b.last_good, b.status.value) == ("4.0", "3.0", "missing-target")
@@ -160,7 +172,9 @@ def test_warm_cache_recomputes_nothing_and_an_edit_only_what_follows_it(proj: Pa
     assert result.to_dict() == fresh.to_dict()
 
 
-def test_a_patch_group_with_an_edited_patch_is_recomputed_whole_from_its_files(tmp_path: Path) -> None:
+def test_a_patch_group_with_an_edited_patch_is_recomputed_whole_from_its_files(
+    tmp_path: Path,
+) -> None:
     # b.patch edits the line a.patch wrote: only correct if a's change is applied first, so the
     # group {a, b} (they share a file) is recomputed whole; c.patch's group stays cached.
     one = BASE.replace("line 6\n", "line 6 patched\n")
@@ -170,7 +184,9 @@ def test_a_patch_group_with_an_edited_patch_is_recomputed_whole_from_its_files(t
         {"1": {"etc/app.conf": BASE, "etc/third.conf": CONF}},
         {
             "a.patch": make_patch("a.patch", "etc/app.conf", BASE, one),
-            "c.patch": make_patch("c.patch", "etc/third.conf", CONF, CONF.replace("opt 9\n", "opt 9 patched\n")),
+            "c.patch": make_patch(
+                "c.patch", "etc/third.conf", CONF, CONF.replace("opt 9\n", "opt 9 patched\n")
+            ),
             "b.patch": make_patch("b.patch", "etc/app.conf", one, two),
         },
         base="1",
@@ -178,7 +194,9 @@ def test_a_patch_group_with_an_edited_patch_is_recomputed_whole_from_its_files(t
     assert main(["-q", "--project", str(root), "import", "1"]) == 0
     project = Project.open(root)
     compute_matrix(project, jobs=1)
-    (root / "patches/b.patch").write_text(make_patch("b.patch", "etc/app.conf", one, one + "tail\n"))
+    (root / "patches/b.patch").write_text(
+        make_patch("b.patch", "etc/app.conf", one, one + "tail\n")
+    )
     stats = MatrixStats()
     m = compute_matrix(project, jobs=1, stats=stats)
     assert (stats.cached, stats.computed) == (1, 2)
@@ -186,7 +204,9 @@ def test_a_patch_group_with_an_edited_patch_is_recomputed_whole_from_its_files(t
     assert m.to_dict() == compute_matrix(project, jobs=1, cache=False).to_dict()
 
 
-def test_corrupt_cache_entry_warns_and_recomputes(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_corrupt_cache_entry_warns_and_recomputes(
+    proj: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     p = ["--project", str(proj)]
     code, out, _ = run(capsys, *p, "matrix", "--format", "json")
     entries = sorted((proj / ".patchkit/cache/matrix").glob("*.json"))
@@ -212,7 +232,9 @@ def test_parallel_workers_give_the_same_answers(proj: Path) -> None:
     assert parallel.to_dict() == compute_matrix(project, jobs=1, cache=False).to_dict()
 
 
-def test_unknown_or_unimported_release_is_one_line_exit_3(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_or_unimported_release_is_one_line_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = make_project(tmp_path, RELEASES, PATCHES, base="1.0")
     main(["-q", "--project", str(root), "import", "1.0"])
     capsys.readouterr()
@@ -231,7 +253,9 @@ def test_fail_on_decides_the_exit_code(proj: Path, capsys: pytest.CaptureFixture
     assert run(capsys, *p, "--fail-on", "skipped")[0] == 0
 
 
-def test_junit_failures_carry_the_conflicting_hunk_and_the_drift(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_junit_failures_carry_the_conflicting_hunk_and_the_drift(
+    proj: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(capsys, "--project", str(proj), "-q", "matrix", "--format", "junit")
     assert code == 1
     import xml.etree.ElementTree as ET
@@ -243,10 +267,14 @@ def test_junit_failures_carry_the_conflicting_hunk_and_the_drift(proj: Path, cap
     failure = case.find("failure")
     assert failure is not None and failure.get("type") == "conflict"
     assert "-line 6\n+line 6 patched\n" in (failure.text or "")
-    assert "fails since 3.0 (last applied on 2.0); upstream changed: etc/app.conf" in (failure.text or "")
+    assert "fails since 3.0 (last applied on 2.0); upstream changed: etc/app.conf" in (
+        failure.text or ""
+    )
 
 
-def test_markdown_is_compact_with_details_collapsed(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_markdown_is_compact_with_details_collapsed(
+    proj: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     _, out, _ = run(capsys, "--project", str(proj), "-q", "matrix", "--format", "markdown")
     lines = out.splitlines()
     assert lines[0] == "| patch | 1.0 | 2.0 | 3.0 | 4.0 |"
@@ -255,11 +283,15 @@ def test_markdown_is_compact_with_details_collapsed(proj: Path, capsys: pytest.C
     assert "<details>" in out and "```diff\n@@ " in out
 
 
-def test_github_matrix_lists_tracked_releases_one_job_or_groups(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_github_matrix_lists_tracked_releases_one_job_or_groups(
+    proj: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out, _ = run(capsys, "--project", str(proj), "matrix", "--github-matrix")
     assert code == 0
     assert json.loads(out) == {"include": [{"name": v, "versions": v} for v in RELEASES]}
-    _, out, _ = run(capsys, "--project", str(proj), "matrix", "--github-matrix", "--group-size", "3")
+    _, out, _ = run(
+        capsys, "--project", str(proj), "matrix", "--github-matrix", "--group-size", "3"
+    )
     assert json.loads(out)["include"] == [
         {"name": "1.0..3.0", "versions": "1.0 2.0 3.0"},
         {"name": "4.0", "versions": "4.0"},
@@ -267,7 +299,9 @@ def test_github_matrix_lists_tracked_releases_one_job_or_groups(proj: Path, caps
     assert github_matrix([], group_size=2) == {"include": []}
 
 
-def test_merge_joins_per_job_results_into_the_whole(proj: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_merge_joins_per_job_results_into_the_whole(
+    proj: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     p = ["--project", str(proj), "-q", "matrix", "--format", "json"]
     _, whole, _ = run(capsys, *p)
     parts = []
@@ -275,7 +309,9 @@ def test_merge_joins_per_job_results_into_the_whole(proj: Path, tmp_path: Path, 
         f = tmp_path / f"r-{v}.json"
         f.write_text(run(capsys, *p, v)[1])
         parts.append(str(f))
-    code, merged, _ = run(capsys, "--project", str(proj), "-q", "matrix", "--format", "json", "--merge", *parts)
+    code, merged, _ = run(
+        capsys, "--project", str(proj), "-q", "matrix", "--format", "json", "--merge", *parts
+    )
     assert code == 1
     got, want = json.loads(merged), json.loads(whole)
     assert got["results"] == want["results"] and got["versions"] == want["versions"]
@@ -284,11 +320,23 @@ def test_merge_joins_per_job_results_into_the_whole(proj: Path, tmp_path: Path, 
         (d["patch"], d["first_bad"], d["last_good"], d["files"]) for d in want["drift"]
     ]
     # Any format renders a merge, and no project is needed for it.
-    code, md, _ = run(capsys, "--project", str(tmp_path / "nowhere"), "-q", "matrix", "--format", "markdown", "--merge", *parts)
+    code, md, _ = run(
+        capsys,
+        "--project",
+        str(tmp_path / "nowhere"),
+        "-q",
+        "matrix",
+        "--format",
+        "markdown",
+        "--merge",
+        *parts,
+    )
     assert code == 1 and "| `a.patch` | ✓ | ↕ | ✗ | ✗ |" in md
 
 
-def test_merge_refuses_other_schema_or_other_series(proj: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_merge_refuses_other_schema_or_other_series(
+    proj: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     p = ["--project", str(proj), "-q", "matrix", "--format", "json"]
     one = tmp_path / "one.json"
     one.write_text(run(capsys, *p, "1.0")[1])
@@ -308,7 +356,9 @@ def _git(cwd: Path, *args: str) -> None:
     subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def test_only_changed_limits_to_changed_patches_or_releases(proj: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_only_changed_limits_to_changed_patches_or_releases(
+    proj: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     p = ["--project", str(proj), "-q", "matrix", "--format", "json", "--only-changed", "HEAD"]
     code, _, err = run(capsys, *p)
     assert code == 3 and "not in a git repository" in err and len(err.strip().splitlines()) == 1
@@ -328,10 +378,16 @@ def test_only_changed_limits_to_changed_patches_or_releases(proj: Path, capsys: 
     _git(proj, "commit", "-q", "-am", "edit c")
     # A release entry changed: that release with every patch.
     toml = proj / "upstream-versions.toml"
-    toml.write_text(toml.read_text().replace('version = "3.0"\nstatus = "supported"', 'version = "3.0"\nstatus = "testing"'))
+    toml.write_text(
+        toml.read_text().replace(
+            'version = "3.0"\nstatus = "supported"', 'version = "3.0"\nstatus = "testing"'
+        )
+    )
     doc = json.loads(run(capsys, *p)[1])
     assert doc["versions"] == ["3.0"] and doc["patches"] == list(PATCHES)
-    _, out, _ = run(capsys, "--project", str(proj), "matrix", "--github-matrix", "--only-changed", "HEAD")
+    _, out, _ = run(
+        capsys, "--project", str(proj), "matrix", "--github-matrix", "--only-changed", "HEAD"
+    )
     assert json.loads(out) == {"include": [{"name": "3.0", "versions": "3.0"}]}
 
 
@@ -362,6 +418,8 @@ def test_workflow_linter_rejects_a_broken_workflow(tmp_path: Path) -> None:
     broken = tmp_path / "broken.yml"
     broken.write_text(WORKFLOW.read_text().replace("runs-on:", "runs_on:", 1))
     proc = subprocess.run(
-        [tool, "--builtin-schema", "vendor.github-workflows", str(broken)], capture_output=True, check=False
+        [tool, "--builtin-schema", "vendor.github-workflows", str(broken)],
+        capture_output=True,
+        check=False,
     )
     assert proc.returncode != 0

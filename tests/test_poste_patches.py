@@ -27,7 +27,25 @@ ROOT = Path(__file__).resolve().parents[1]
 MODELS = Path(os.environ.get("PATCHKIT_MODELS", ROOT / "bench" / ".cache" / "models"))
 LABELS = ("model-bookworm", "model-trixie")
 # Every port POSTE.md names: public ones and the internal localhost ones.
-POSTE_PORTS = {25, 80, 110, 143, 443, 465, 587, 993, 995, 4190, 6379, 11332, 11333, 11334, 11380, 11381, 13001}
+POSTE_PORTS = {
+    25,
+    80,
+    110,
+    143,
+    443,
+    465,
+    587,
+    993,
+    995,
+    4190,
+    6379,
+    11332,
+    11333,
+    11334,
+    11380,
+    11381,
+    13001,
+}
 
 
 def _copy_project(tmp: Path) -> Path:
@@ -48,12 +66,19 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> Project:
         pytest.skip(msg)
     project = _copy_project(tmp_path_factory.mktemp("poste"))
     for label in LABELS:
-        assert main(["--project", str(project), "-q", "import", label, f"oci:{MODELS / label}:{label}"]) == 0
+        assert (
+            main(
+                ["--project", str(project), "-q", "import", label, f"oci:{MODELS / label}:{label}"]
+            )
+            == 0
+        )
     return Project.open(project)
 
 
 @pytest.mark.parametrize("label", LABELS)
-def test_every_patch_for_a_model_file_applies_and_the_rest_is_skipped_as_unverified(models: Project, label: str) -> None:
+def test_every_patch_for_a_model_file_applies_and_the_rest_is_skipped_as_unverified(
+    models: Project, label: str
+) -> None:
     result = models.check(label)
     assert not result.needs_attention, [(p.name, p.status.value, p.message) for p in result.patches]
     skipped = {p.name for p in result.patches if p.status.value == "skipped"}
@@ -64,7 +89,9 @@ def test_every_patch_for_a_model_file_applies_and_the_rest_is_skipped_as_unverif
 
 
 @pytest.mark.parametrize("label", LABELS)
-def test_audit_finds_every_poste_port_unpatched_and_none_patched(models: Project, label: str) -> None:
+def test_audit_finds_every_poste_port_unpatched_and_none_patched(
+    models: Project, label: str
+) -> None:
     before = audit_release(models, label, patched=False)
     assert before.failed and not before.problems
     assert {x.port for x in before.listeners if x.verdict.value == "forbidden"} >= POSTE_PORTS
@@ -73,7 +100,8 @@ def test_audit_finds_every_poste_port_unpatched_and_none_patched(models: Project
     assert after.count(Verdict.FORBIDDEN) == 0
     # What is left open is only what the unverifiable nginx patch would change.
     assert {x.file for x in after.listeners if x.verdict.value == "unverified"} == {
-        "etc/nginx/sites-enabled.templates/https", "etc/nginx/sites-enabled.templates/no-https",
+        "etc/nginx/sites-enabled.templates/https",
+        "etc/nginx/sites-enabled.templates/no-https",
     }
     assert audit_release(models, label, strict=True).failed
 
@@ -82,22 +110,42 @@ def test_rebase_from_bookworm_to_trixie_completes(models: Project, tmp_path: Pat
     project = tmp_path / "rebase"
     shutil.copytree(models.root, project, ignore=shutil.ignore_patterns(".patchkit"))
     store = models.store_dir
-    assert main(["--project", str(project), "--store", str(store), "rebase", "--onto", "model-trixie", "--json"]) == 0
+    assert (
+        main(
+            [
+                "--project",
+                str(project),
+                "--store",
+                str(store),
+                "rebase",
+                "--onto",
+                "model-trixie",
+                "--json",
+            ]
+        )
+        == 0
+    )
     text = (project / "upstream-versions.toml").read_text()
     assert 'base = "model-trixie"' in text
     assert main(["--project", str(project), "--store", str(store), "check", "model-trixie"]) == 0
 
 
-def test_a_patch_whose_target_is_absent_reports_missing_target(models: Project, tmp_path: Path) -> None:
+def test_a_patch_whose_target_is_absent_reports_missing_target(
+    models: Project, tmp_path: Path
+) -> None:
     project = tmp_path / "absent"
     shutil.copytree(models.root, project, ignore=shutil.ignore_patterns(".patchkit"))
     patch = (project / "patches" / "redis-unix-socket.patch").read_text()
-    (project / "patches" / "redis-unix-socket.patch").write_text(patch.replace("etc/redis/redis.conf", "etc/redis/6379.conf"))
+    (project / "patches" / "redis-unix-socket.patch").write_text(
+        patch.replace("etc/redis/redis.conf", "etc/redis/6379.conf")
+    )
     result = Project.open(project, store=models.store_dir).check("model-bookworm")
     assert result.patches[0].status.value == "missing-target" and result.needs_attention
 
 
-def test_relative_oci_source_in_the_toml_is_relative_to_the_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_relative_oci_source_in_the_toml_is_relative_to_the_project(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project = tmp_path / "p"
     (project / "patches").mkdir(parents=True)
     build_oci_layout(project / "layouts" / "m", [Layer().file("etc/a.conf", b"a\n")], tag="m1")
@@ -117,12 +165,24 @@ def test_model_build_without_its_tools_says_what_it_needed_in_one_line(tmp_path:
     empty = tmp_path / "bin"
     empty.mkdir()
     proc = subprocess.run(
-        [sys.executable, str(ROOT / "bench/model/build.py"), "--out", str(tmp_path / "out"), "--only", "model-trixie"],
-        env={"PATH": str(empty), "HOME": str(tmp_path)}, capture_output=True, text=True, check=False,
+        [
+            sys.executable,
+            str(ROOT / "bench/model/build.py"),
+            "--out",
+            str(tmp_path / "out"),
+            "--only",
+            "model-trixie",
+        ],
+        env={"PATH": str(empty), "HOME": str(tmp_path)},
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert proc.returncode == 3
     lines = proc.stderr.strip().splitlines()
-    assert lines[-1].startswith("model build: error: apt-get not found (needed: Debian trixie package lists")
+    assert lines[-1].startswith(
+        "model build: error: apt-get not found (needed: Debian trixie package lists"
+    )
     assert len([ln for ln in lines if "error" in ln]) == 1
 
 

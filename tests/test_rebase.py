@@ -70,19 +70,25 @@ def test_continue_refuses_while_markers_remain(project: Project) -> None:
 
 def test_continue_after_resolution_refreshes_and_moves_base(project: Project) -> None:
     result = project.rebase("1.1")
-    (Path(result.worktree) / "etc/c.conf").write_text(C11.replace("line 4 theirs\n", "line 4 theirs+ours\n"))
+    (Path(result.worktree) / "etc/c.conf").write_text(
+        C11.replace("line 4 theirs\n", "line 4 theirs+ours\n")
+    )
     done = project.rebase_continue()
     assert done.state is RebaseState.COMPLETED
     assert done.dropped == ("b.patch",)
     assert set(done.refreshed) == {"a.patch", "d.patch", "c.patch"}
     root = project.root
     # Comments and -p options survive; the already-applied patch left the series, its file stays.
-    assert (root / "patches/series").read_text() == "# our series\na.patch\n# d merges\nd.patch -p1\nc.patch\n"
+    assert (
+        root / "patches/series"
+    ).read_text() == "# our series\na.patch\n# d merges\nd.patch -p1\nc.patch\n"
     assert (root / "patches/b.patch").exists()
     assert project.versions.base == "1.1"
     # a.patch: only the hunk position moved; header and body otherwise byte-identical.
     old_a, new_a = PATCHES["a.patch"], (root / "patches/a.patch").read_text()
-    changed = [(o, n) for o, n in zip(old_a.splitlines(), new_a.splitlines(), strict=True) if o != n]
+    changed = [
+        (o, n) for o, n in zip(old_a.splitlines(), new_a.splitlines(), strict=True) if o != n
+    ]
     assert changed == [("@@ -2,7 +2,7 @@", "@@ -7,7 +7,7 @@")]
     assert "line 4 theirs+ours" in (root / "patches/c.patch").read_text()
     assert (root / "patches/c.patch").read_text().startswith("Description: c\n\n")
@@ -133,7 +139,9 @@ def test_series_that_does_not_apply_to_base_is_reported_before_starting(project:
     (project.root / "patches/c.patch").write_text(
         udiff("etc/c.conf", C11, C11.replace("line 4 theirs\n", "x\n"), "Description: broken\n\n")
     )
-    with pytest.raises(RebaseStateError, match=r"does not apply to its base 1.0: c.patch \(conflict\)"):
+    with pytest.raises(
+        RebaseStateError, match=r"does not apply to its base 1.0: c.patch \(conflict\)"
+    ):
         project.rebase("1.1")
     assert not (project.state_dir / "rebase").exists()
 
@@ -147,11 +155,16 @@ def test_rebase_onto_unimported_release_names_the_import_command(tmp_path: Path)
 
 
 def test_second_process_gets_a_clear_lock_error(project: Project) -> None:
-    with project_lock(project.state_dir), pytest.raises(LockedError, match="another patchkit process"):
+    with (
+        project_lock(project.state_dir),
+        pytest.raises(LockedError, match="another patchkit process"),
+    ):
         Project.open(project.root).rebase("1.1")
 
 
-def test_cli_rebase_exit_codes_and_json(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_rebase_exit_codes_and_json(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
     root = str(project.root)
     assert main(["--project", root, "rebase", "--onto", "1.1", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
@@ -179,12 +192,16 @@ def test_refresh_fixes_offsets_against_base(tmp_path: Path) -> None:
 
 # -- fidelity: adjacent edits, absorbed patches, risk, range-diff -------------------------
 
-H10 = "head\n/* socket */\n#define SOCK \"run/ldapi\"\n\n/* tail */\nend\n"
-H11 = "head\n/* socket */\n#ifndef SOCK\n#define SOCK \"run/ldapi\"\n#endif\n\n/* tail */\nend\n"
-H_PATCH = udiff("h.h", H10, H10.replace('"run/ldapi"', '"run/slapd/ldapi"'), "Description: move socket\n\n")
+H10 = 'head\n/* socket */\n#define SOCK "run/ldapi"\n\n/* tail */\nend\n'
+H11 = 'head\n/* socket */\n#ifndef SOCK\n#define SOCK "run/ldapi"\n#endif\n\n/* tail */\nend\n'
+H_PATCH = udiff(
+    "h.h", H10, H10.replace('"run/ldapi"', '"run/slapd/ldapi"'), "Description: move socket\n\n"
+)
 
 
-def _two_release_project(tmp_path: Path, v10: dict[str, str], v11: dict[str, str], patches: dict[str, str]) -> Project:
+def _two_release_project(
+    tmp_path: Path, v10: dict[str, str], v11: dict[str, str], patches: dict[str, str]
+) -> Project:
     root = make_project(tmp_path, {"1.0": v10, "1.1": v11}, patches, base="1.0")
     p = Project.open(root)
     p.import_release("1.0")
@@ -222,7 +239,9 @@ def test_only_truly_conflicting_hunks_keep_markers(tmp_path: Path) -> None:
     # unless hunk by hunk; an insertion next to ours is independent.
     mine = mine.replace("line 20\n", "line 20 mine\n")
     ours = ours.replace("line 20\n", "#if X\nline 20\n#endif\n")
-    p = _two_release_project(tmp_path, {"f": base}, {"f": ours}, {"f.patch": udiff("f", base, mine)})
+    p = _two_release_project(
+        tmp_path, {"f": base}, {"f": ours}, {"f.patch": udiff("f", base, mine)}
+    )
     stopped = p.rebase("1.1")
     assert stopped.state is RebaseState.STOPPED
     text = (Path(stopped.worktree) / "f").read_text()
@@ -231,11 +250,15 @@ def test_only_truly_conflicting_hunks_keep_markers(tmp_path: Path) -> None:
     assert "conflicting hunk(s) left at" in stopped.patches[0].message
 
 
-def test_conflicting_patch_whose_change_upstream_took_elsewhere_is_already_applied(tmp_path: Path) -> None:
+def test_conflicting_patch_whose_change_upstream_took_elsewhere_is_already_applied(
+    tmp_path: Path,
+) -> None:
     base = numbered(20)
     patched = base.replace("line 10\n", "line 10\nadded by us\n")
     upstream = base.replace("line 10\n", "line 10 reworded\nadded by us\n")
-    p = _two_release_project(tmp_path, {"f": base}, {"f": upstream}, {"f.patch": udiff("f", base, patched)})
+    p = _two_release_project(
+        tmp_path, {"f": base}, {"f": upstream}, {"f.patch": udiff("f", base, patched)}
+    )
     done = p.rebase("1.1")
     assert done.state is RebaseState.COMPLETED
     (r,) = done.patches
@@ -246,7 +269,9 @@ def test_conflicting_patch_whose_change_upstream_took_elsewhere_is_already_appli
 
 def test_range_diff_shows_only_changed_plus_minus_lines(project: Project) -> None:
     result = project.rebase("1.1")
-    (Path(result.worktree) / "etc/c.conf").write_text(C11.replace("line 4 theirs\n", "line 4 theirs+ours\n"))
+    (Path(result.worktree) / "etc/c.conf").write_text(
+        C11.replace("line 4 theirs\n", "line 4 theirs+ours\n")
+    )
     done = project.rebase_continue()
     by_name = {p.name: p for p in done.patches}
     assert by_name["a.patch"].changes == ()  # moved 5 lines: no change shown
@@ -277,12 +302,16 @@ MAIN10 = "int main(void)\n{\n\tlisten_all();\n\tserve();\n}\n"
 NOTIFY_PATCH = udiff(
     "main.c",
     MAIN10,
-    MAIN10.replace("\tserve();\n", '#ifdef HAVE_SYSTEMD\n\tsd_notify(0, "READY=1");\n#endif\n\tserve();\n'),
+    MAIN10.replace(
+        "\tserve();\n", '#ifdef HAVE_SYSTEMD\n\tsd_notify(0, "READY=1");\n#endif\n\tserve();\n'
+    ),
 )
 PORT11 = 'void\nplatform_post_listen(void)\n{\n\tnotify_socket_send("READY=1");\n}\n'
 
 
-def test_a_patch_whose_words_upstream_newly_has_elsewhere_applies_with_a_risk(tmp_path: Path) -> None:
+def test_a_patch_whose_words_upstream_newly_has_elsewhere_applies_with_a_risk(
+    tmp_path: Path,
+) -> None:
     # Upstream 1.1 sends systemd's READY=1 itself, from another file: the patch still applies
     # cleanly (nothing near its lines changed), but a person should look.
     p = _two_release_project(
@@ -316,7 +345,9 @@ MAKE10 = (
 # 1.1 moves the lsfd block to its own file, and changes the lines around it on the way.
 MAKE11 = "hardlink_CFLAGS = $(AM_CFLAGS)\nendif\n\nif BUILD_NEXT\nnext = 1\nendif\n"
 LSFD11 = "if BUILD_LSFD\n\nlsfd.c: errnos.h\n\nbin_PROGRAMS += lsfd\nMANPAGES += lsfd-cmd/lsfd.1\nlsfd_SOURCES = lsfd.c\nendif\n"
-MOVE_PATCH = udiff("Makemodule.am", MAKE10, MAKE10.replace("bin_PROGRAMS += lsfd", "usrbin_exec_PROGRAMS += lsfd"))
+MOVE_PATCH = udiff(
+    "Makemodule.am", MAKE10, MAKE10.replace("bin_PROGRAMS += lsfd", "usrbin_exec_PROGRAMS += lsfd")
+)
 
 
 def test_a_hunk_follows_lines_upstream_moved_to_another_file(tmp_path: Path) -> None:
@@ -334,7 +365,9 @@ def test_a_hunk_follows_lines_upstream_moved_to_another_file(tmp_path: Path) -> 
     text = (p.root / "patches/lsfd-usrbin.patch").read_text()
     assert text.startswith("Description: install lsfd into /usr/bin\n")
     assert "+++ b/lsfd-cmd/Makemodule.am" in text and "+usrbin_exec_PROGRAMS += lsfd" in text
-    assert "Makemodule.am\n" not in text.replace("lsfd-cmd/Makemodule.am\n", "")  # nothing left for the old file
+    assert "Makemodule.am\n" not in text.replace(
+        "lsfd-cmd/Makemodule.am\n", ""
+    )  # nothing left for the old file
     assert p.check("1.1").patches[0].status is PatchStatus.APPLIED
 
 
@@ -361,7 +394,9 @@ def test_patches_in_subdirectories_are_backed_up_refreshed_and_restored(tmp_path
     assert p.check("1.1").patches[0].status is PatchStatus.APPLIED
     # A stopped rebase keeps a byte-for-byte backup of nested patches too.
     q = _two_release_project(
-        tmp_path / "q", {"main.c": MAIN10}, {"main.c": MAIN10.replace("serve();", "serve(1);")},
+        tmp_path / "q",
+        {"main.c": MAIN10},
+        {"main.c": MAIN10.replace("serve();", "serve(1);")},
         {"debian/notify.patch": NOTIFY_PATCH},
     )
     before = (q.root / "patches/debian/notify.patch").read_bytes()
@@ -382,7 +417,9 @@ def test_continue_refuses_changes_outside_the_stopped_patch(project: Project) ->
     assert (wt / "etc/a.conf").read_text() == "edited by mistake\n"  # nothing lost
 
 
-def test_unknown_target_version_is_one_line_exit_3(project: Project, capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_target_version_is_one_line_exit_3(
+    project: Project, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["--project", str(project.root), "rebase", "--onto", "9.9"]) == 3
     err = capsys.readouterr().err
     assert "9.9" in err and err.count("\n") == 1
@@ -390,7 +427,9 @@ def test_unknown_target_version_is_one_line_exit_3(project: Project, capsys: pyt
 
 def test_refresh_output_is_deterministic_without_timestamps_or_index(project: Project) -> None:
     result = project.rebase("1.1")
-    (Path(result.worktree) / "etc/c.conf").write_text(C11.replace("line 4 theirs\n", "line 4 theirs+ours\n"))
+    (Path(result.worktree) / "etc/c.conf").write_text(
+        C11.replace("line 4 theirs\n", "line 4 theirs+ours\n")
+    )
     project.rebase_continue()
     text = (project.root / "patches/c.patch").read_text()
     assert "\nindex " not in text and "\t20" not in text
@@ -415,4 +454,6 @@ def test_a_patch_that_only_moved_is_applied_not_merged(tmp_path: Path) -> None:
     p.import_release("2")
     done = p.rebase("2")
     assert [r.status for r in done.patches] == [PatchStatus.APPLIED]
-    assert (root / "patches/p0.patch").read_text() == patch.replace("@@ -1,3 +1,3 @@", "@@ -2,3 +2,3 @@")
+    assert (root / "patches/p0.patch").read_text() == patch.replace(
+        "@@ -1,3 +1,3 @@", "@@ -2,3 +2,3 @@"
+    )

@@ -25,8 +25,14 @@ from tests.poste import modeltree
 SCRIPT = Path(__file__).parent / "poste" / "startup" / "25-bind-hostname.sh"
 HARAKA_NODE = Path(__file__).parent / "poste" / "haraka" / "node_modules"
 PATHS = (
-    "etc/nginx", "etc/dovecot", "opt/haraka-smtp/config", "opt/haraka-submission/config",
-    "usr/sbin/nginx", "usr/bin/doveconf", "usr/lib/dovecot", "usr/share/dovecot",
+    "etc/nginx",
+    "etc/dovecot",
+    "opt/haraka-smtp/config",
+    "opt/haraka-submission/config",
+    "usr/sbin/nginx",
+    "usr/bin/doveconf",
+    "usr/lib/dovecot",
+    "usr/share/dovecot",
 )
 V4, V6 = "192.0.2.10", "2001:db8::10"
 
@@ -40,8 +46,16 @@ def _models() -> list[str]:
     return found
 
 
-@pytest.fixture(scope="session", params=_models() or [pytest.param(None, marks=pytest.mark.skip(
-    reason="no model release built (python bench/model/build.py)"))])
+@pytest.fixture(
+    scope="session",
+    params=_models()
+    or [
+        pytest.param(
+            None,
+            marks=pytest.mark.skip(reason="no model release built (python bench/model/build.py)"),
+        )
+    ],
+)
 def model_tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     dest = tmp_path_factory.mktemp(request.param)
     return modeltree.materialise(request.param, dest, patched=True, paths=PATHS)
@@ -94,19 +108,35 @@ def stubs(tmp_path: Path) -> Path:
     return d
 
 
-def run(root: Path, stubs: Path, *, fqdn: str = "mail.example.com", addrs: str = f"{V6} {V4}",
-        **env: str) -> subprocess.CompletedProcess[str]:
-    full = {"PATH": f"{stubs}:{os.environ['PATH']}", "PATCHKIT_ROOT": str(root),
-            "STUB_FQDN": fqdn, "STUB_ADDRS": addrs, "TMPDIR": str(stubs)}
+def run(
+    root: Path,
+    stubs: Path,
+    *,
+    fqdn: str = "mail.example.com",
+    addrs: str = f"{V6} {V4}",
+    **env: str,
+) -> subprocess.CompletedProcess[str]:
+    full = {
+        "PATH": f"{stubs}:{os.environ['PATH']}",
+        "PATCHKIT_ROOT": str(root),
+        "STUB_FQDN": fqdn,
+        "STUB_ADDRS": addrs,
+        "TMPDIR": str(stubs),
+    }
     full.update(env)
-    return subprocess.run(["sh", str(SCRIPT)], env=full, capture_output=True, text=True, check=False)
+    return subprocess.run(
+        ["sh", str(SCRIPT)], env=full, capture_output=True, text=True, check=False
+    )
 
 
 def snapshot(root: Path) -> dict[str, tuple[str, int]]:
     out = {}
     for p in sorted(root.rglob("*")):
         if p.is_file() and not p.is_symlink():
-            out[str(p.relative_to(root))] = (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mtime_ns)
+            out[str(p.relative_to(root))] = (
+                hashlib.sha256(p.read_bytes()).hexdigest(),
+                p.stat().st_mtime_ns,
+            )
     return out
 
 
@@ -116,9 +146,13 @@ def haraka_ini(path: Path) -> dict[str, object]:
         if in_ci():
             pytest.fail("tests/poste/haraka/node_modules missing: .ci/run runs npm ci there")
         pytest.skip("haraka-config not installed (cd tests/poste/haraka && npm ci)")
-    js = ("const r=require('haraka-config/lib/reader');"
-          f"console.log(JSON.stringify(r.read_config({json.dumps(str(path))},'ini')))")
-    out = subprocess.run(["node", "-e", js], cwd=HARAKA_NODE.parent, capture_output=True, text=True, check=True)
+    js = (
+        "const r=require('haraka-config/lib/reader');"
+        f"console.log(JSON.stringify(r.read_config({json.dumps(str(path))},'ini')))"
+    )
+    out = subprocess.run(
+        ["node", "-e", js], cwd=HARAKA_NODE.parent, capture_output=True, text=True, check=True
+    )
     return json.loads(out.stdout)  # type: ignore[no-any-return]
 
 
@@ -129,8 +163,13 @@ def doveconf(root: Path, key: str) -> str:
     the tree (/usr/lib/dovecot/modules); there the include order is followed by hand.
     """
     env = {"LD_LIBRARY_PATH": str(root / "usr/lib/dovecot"), "PATH": os.environ["PATH"]}
-    out = subprocess.run([str(root / "usr/bin/doveconf"), "-c", str(root / "etc/dovecot/dovecot.conf"), "-h", key],
-                         env=env, capture_output=True, text=True, check=False)
+    out = subprocess.run(
+        [str(root / "usr/bin/doveconf"), "-c", str(root / "etc/dovecot/dovecot.conf"), "-h", key],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if out.returncode == 0:
         return out.stdout.strip()
     assert "Unknown setting" in out.stderr, out.stderr
@@ -161,18 +200,35 @@ def nginx_t(root: Path, site: str) -> subprocess.CompletedProcess[str]:
     text = text.replace("/etc/nginx/", f"{root}/etc/nginx/").replace("/var/log/nginx/", f"{root}/")
     text = text.replace("@SITE@", str(root / site))
     text = text.replace("pid /run/nginx.pid;", f"pid {root}/nginx.pid;")
-    temps = "".join(f"{k}_temp_path {root}/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    temps = "".join(
+        f"{k}_temp_path {root}/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     text = text.replace("http {", "http {" + temps, 1)
     conf.write_text(text)
     (root / "etc/nginx/conf.d").mkdir(exist_ok=True)
-    return subprocess.run([str(root / "usr/sbin/nginx"), "-t", "-p", str(root), "-c", str(conf),
-                           "-e", str(root / "error.log")], capture_output=True, text=True, check=False)
+    return subprocess.run(
+        [
+            str(root / "usr/sbin/nginx"),
+            "-t",
+            "-p",
+            str(root),
+            "-c",
+            str(conf),
+            "-e",
+            str(root / "error.log"),
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
 
 
 # -- what it rewrites ------------------------------------------------------------------
 
 
-def test_haraka_both_instances_listen_only_on_the_hostname_addresses(root: Path, stubs: Path) -> None:
+def test_haraka_both_instances_listen_only_on_the_hostname_addresses(
+    root: Path, stubs: Path
+) -> None:
     r = run(root, stubs)
     assert r.returncode == 0, r.stderr
     smtp = haraka_ini(root / "opt/haraka-smtp/config/smtp.ini")
@@ -182,23 +238,32 @@ def test_haraka_both_instances_listen_only_on_the_hostname_addresses(root: Path,
     assert "__LISTEN_ON__" not in (root / "opt/haraka-smtp/config/smtp.ini").read_text()
 
 
-def test_dovecot_listen_is_the_hostname_addresses_as_doveconf_reads_it(root: Path, stubs: Path) -> None:
+def test_dovecot_listen_is_the_hostname_addresses_as_doveconf_reads_it(
+    root: Path, stubs: Path
+) -> None:
     assert "__LISTEN_ON__" in doveconf(root, "listen") or doveconf(root, "listen") != f"{V4}, {V6}"
     assert run(root, stubs).returncode == 0
     assert doveconf(root, "listen") == f"{V4}, {V6}"
 
 
-def test_nginx_placeholders_expand_to_one_listen_per_address_and_nginx_accepts_them(root: Path, stubs: Path) -> None:
+def test_nginx_placeholders_expand_to_one_listen_per_address_and_nginx_accepts_them(
+    root: Path, stubs: Path
+) -> None:
     assert run(root, stubs).returncode == 0
     https = (root / "etc/nginx/sites-enabled.templates/https").read_text()
     assert f"listen {V4}:443 ssl; listen [{V6}]:443 ssl;" in https
     assert f"listen {V4}:80; listen [{V6}]:80;" in https
-    assert "# patchkit-bind: listen __LISTEN_ON__:443 ssl;" in https  # kept: the next start regenerates from it
+    assert (
+        "# patchkit-bind: listen __LISTEN_ON__:443 ssl;" in https
+    )  # kept: the next start regenerates from it
     plain = root / "etc/nginx/sites-enabled.templates/no-https"
     result = nginx_t(root, str(plain.relative_to(root)))
     # `nginx -t` also binds: 192.0.2.10 exists only inside the live proof's namespace.
     assert "syntax is ok" in result.stderr, result.stderr
-    assert result.returncode == 0 or f"bind() to {V4}:80 failed (99: Cannot assign requested address)" in result.stderr
+    assert (
+        result.returncode == 0
+        or f"bind() to {V4}:80 failed (99: Cannot assign requested address)" in result.stderr
+    )
 
 
 def test_unexpanded_placeholder_is_what_nginx_rejects(root: Path) -> None:
@@ -212,8 +277,12 @@ def test_plugin_lists_hold_listen_send_and_outbound_addresses(root: Path, stubs:
     assert r.returncode == 0, r.stderr
     for inst in ("smtp", "submission"):
         main = haraka_ini(root / f"opt/haraka-{inst}/config/bind_hostname.ini")["main"]
-        assert main == {"hostname": "mail.example.com", "listen_on": f"{V4},{V6}",  # type: ignore[comparison-overlap]
-                        "send_on": f"{V4},{V6}", "outbound_ip": V6}
+        assert main == {
+            "hostname": "mail.example.com",
+            "listen_on": f"{V4},{V6}",  # type: ignore[comparison-overlap]
+            "send_on": f"{V4},{V6}",
+            "outbound_ip": V6,
+        }
 
 
 def test_second_run_changes_nothing(root: Path, stubs: Path) -> None:
@@ -230,14 +299,22 @@ def test_next_start_with_other_addresses_rewrites_everything_again(root: Path, s
     assert run(root, stubs, addrs="198.51.100.7").returncode == 0
     https = (root / "etc/nginx/sites-enabled.templates/https").read_text()
     assert "listen 198.51.100.7:443 ssl;" in https and V4 not in https
-    assert haraka_ini(root / "opt/haraka-smtp/config/smtp.ini")["main"]["listen"] == "198.51.100.7:25"  # type: ignore[index]
+    assert (
+        haraka_ini(root / "opt/haraka-smtp/config/smtp.ini")["main"]["listen"] == "198.51.100.7:25"
+    )  # type: ignore[index]
     assert doveconf(root, "listen") == "198.51.100.7"
 
 
 def test_listen_on_star_binds_every_address(root: Path, stubs: Path) -> None:
     assert run(root, stubs, LISTEN_ON="*").returncode == 0
-    assert haraka_ini(root / "opt/haraka-submission/config/smtp.ini")["main"]["listen"] == "[::0]:587,[::0]:465"  # type: ignore[index]
-    assert "listen 80; listen [::]:80;" in (root / "etc/nginx/sites-enabled.templates/no-https").read_text()
+    assert (
+        haraka_ini(root / "opt/haraka-submission/config/smtp.ini")["main"]["listen"]
+        == "[::0]:587,[::0]:465"
+    )  # type: ignore[index]
+    assert (
+        "listen 80; listen [::]:80;"
+        in (root / "etc/nginx/sites-enabled.templates/no-https").read_text()
+    )
     assert doveconf(root, "listen") == "*, ::"
     main = haraka_ini(root / "opt/haraka-smtp/config/bind_hostname.ini")["main"]
     assert main["send_on"] == "*" and main["outbound_ip"] == "*"  # type: ignore[index]
@@ -246,7 +323,10 @@ def test_listen_on_star_binds_every_address(root: Path, stubs: Path) -> None:
 def test_explicit_list_with_brackets_and_spaces(root: Path, stubs: Path) -> None:
     r = run(root, stubs, LISTEN_ON=f"[{V6}], 198.51.100.7", addrs="")
     assert r.returncode == 0, r.stderr  # no lookup needed
-    assert haraka_ini(root / "opt/haraka-smtp/config/smtp.ini")["main"]["listen"] == f"198.51.100.7:25,[{V6}]:25"  # type: ignore[index]
+    assert (
+        haraka_ini(root / "opt/haraka-smtp/config/smtp.ini")["main"]["listen"]
+        == f"198.51.100.7:25,[{V6}]:25"
+    )  # type: ignore[index]
 
 
 def test_loopback_and_link_local_results_are_ignored(root: Path, stubs: Path) -> None:
@@ -261,9 +341,8 @@ def test_services_reach_each_other_through_the_hostname(root: Path, stubs: Path)
     files = {
         "etc/msmtprc": "account default\nhost localhost\nport 25\n",
         "opt/admin/.env.local": 'MAILER_DSN="smtp://user:pw@127.0.0.1:587?verify_peer=0"\n',
-        "opt/www/webmail/config/config.inc.php":
-            "<?php\n$config['imap_host'] = 'ssl://localhost:993';\n$config['smtp_host'] = 'tls://127.0.0.1:587';\n"
-            "$config['managesieve_host'] = 'localhost';\n$config['product_name'] = 'localhost';\n",
+        "opt/www/webmail/config/config.inc.php": "<?php\n$config['imap_host'] = 'ssl://localhost:993';\n$config['smtp_host'] = 'tls://127.0.0.1:587';\n"
+        "$config['managesieve_host'] = 'localhost';\n$config['product_name'] = 'localhost';\n",
         "etc/dovecot/conf.d/15-lda.conf": "submission_host = 127.0.0.1:587\n",
     }
     for rel, text in files.items():
@@ -272,7 +351,9 @@ def test_services_reach_each_other_through_the_hostname(root: Path, stubs: Path)
     r = run(root, stubs)
     assert r.returncode == 0, r.stderr
     assert (root / "etc/msmtprc").read_text() == "account default\nhost mail.example.com\nport 25\n"
-    assert (root / "opt/admin/.env.local").read_text() == 'MAILER_DSN="smtp://user:pw@mail.example.com:587?verify_peer=0"\n'
+    assert (
+        root / "opt/admin/.env.local"
+    ).read_text() == 'MAILER_DSN="smtp://user:pw@mail.example.com:587?verify_peer=0"\n'
     php = (root / "opt/www/webmail/config/config.inc.php").read_text()
     assert "'ssl://mail.example.com:993'" in php and "'tls://mail.example.com:587'" in php
     assert "$config['managesieve_host'] = 'mail.example.com';" in php
@@ -290,15 +371,21 @@ def test_files_only_in_the_real_image_are_skipped_and_said(root: Path, stubs: Pa
 # -- how it fails ----------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("kw", "message"), [
-    ({"fqdn": "mail"}, "hostname 'mail' is not fully qualified"),
-    ({"fqdn": ""}, "cannot determine the container's hostname"),
-    ({"addrs": ""}, "resolves to no usable address"),
-    ({"addrs": "127.0.1.1 ::1"}, "resolves to no usable address"),
-    ({"LISTEN_ON": "192.0.2.10,mail.example.com"}, "'mail.example.com' is not an IP address"),
-    ({"SEND_ON": "300.1.1.1x"}, "is not an IP address"),
-    ({"OUTBOUND_MAIL_IP": "198.51.100.9"}, "OUTBOUND_MAIL_IP 198.51.100.9 is not one of the send addresses"),
-])
+@pytest.mark.parametrize(
+    ("kw", "message"),
+    [
+        ({"fqdn": "mail"}, "hostname 'mail' is not fully qualified"),
+        ({"fqdn": ""}, "cannot determine the container's hostname"),
+        ({"addrs": ""}, "resolves to no usable address"),
+        ({"addrs": "127.0.1.1 ::1"}, "resolves to no usable address"),
+        ({"LISTEN_ON": "192.0.2.10,mail.example.com"}, "'mail.example.com' is not an IP address"),
+        ({"SEND_ON": "300.1.1.1x"}, "is not an IP address"),
+        (
+            {"OUTBOUND_MAIL_IP": "198.51.100.9"},
+            "OUTBOUND_MAIL_IP 198.51.100.9 is not one of the send addresses",
+        ),
+    ],
+)
 def test_bad_setup_fails_loudly_with_one_line_and_touches_nothing(
     root: Path, stubs: Path, kw: dict[str, str], message: str
 ) -> None:
@@ -312,7 +399,9 @@ def test_bad_setup_fails_loudly_with_one_line_and_touches_nothing(
 
 def test_a_failing_move_leaves_each_file_whole_and_no_temp_files(root: Path, stubs: Path) -> None:
     real_mv = shutil.which("mv")
-    (stubs / "mv").write_text(f'#!/bin/sh\ncase "$*" in *dovecot.conf) exit 1 ;; esac\nexec {real_mv} "$@"\n')
+    (stubs / "mv").write_text(
+        f'#!/bin/sh\ncase "$*" in *dovecot.conf) exit 1 ;; esac\nexec {real_mv} "$@"\n'
+    )
     (stubs / "mv").chmod(0o755)
     dovecot = (root / "etc/dovecot/dovecot.conf").read_bytes()
     r = run(root, stubs)
@@ -324,11 +413,17 @@ def test_a_failing_move_leaves_each_file_whole_and_no_temp_files(root: Path, stu
 
 def test_script_is_shellcheck_clean() -> None:
     shellcheck = require_tool("shellcheck")
-    r = subprocess.run([shellcheck, "--shell=sh", str(SCRIPT)], capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        [shellcheck, "--shell=sh", str(SCRIPT)], capture_output=True, text=True, check=False
+    )
     assert r.returncode == 0, r.stdout
 
 
 def test_patches_are_generated_from_these_sources() -> None:
-    r = subprocess.run(["python3", str(modeltree.REPO / "tests/poste/make_patches.py"), "--check"],
-                       capture_output=True, text=True, check=False)
+    r = subprocess.run(
+        ["python3", str(modeltree.REPO / "tests/poste/make_patches.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert r.returncode == 0, r.stdout + r.stderr

@@ -77,7 +77,11 @@ def test_blobs_the_store_has_are_not_written_again(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "store")
     with store.fast_import(pack=True) as fi:
         fi.blob(b"packed already\n")
-        fi.commit("refs/heads/a", {"a": TreeEntry(mode=MODE_FILE, blob=git_blob_id(b"packed already\n"))}, "a\n")
+        fi.commit(
+            "refs/heads/a",
+            {"a": TreeEntry(mode=MODE_FILE, blob=git_blob_id(b"packed already\n"))},
+            "a\n",
+        )
     store.git("hash-object", "-w", "--stdin", input=b"loose already\n")
     before = _pack_files(store)
     with store.fast_import(pack=True) as fi:
@@ -92,7 +96,9 @@ def test_blobs_the_store_has_are_not_written_again(tmp_path: Path) -> None:
         fi.blob(b"new\n")
     newest = [p for p in _pack_files(store) if p.endswith(".idx") and p not in before]
     counts = sorted(
-        store.git("verify-pack", "-v", str(store.path / "objects" / "pack" / p)).stdout.count(b" blob ")
+        store.git("verify-pack", "-v", str(store.path / "objects" / "pack" / p)).stdout.count(
+            b" blob "
+        )
         for p in newest
     )
     assert counts == [1, 1]
@@ -101,7 +107,9 @@ def test_blobs_the_store_has_are_not_written_again(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("exc", [RuntimeError, KeyboardInterrupt])
 @pytest.mark.parametrize("where", ["between blobs", "inside a streamed blob"])
-def test_failure_midway_leaves_no_pack_and_no_ref(tmp_path: Path, exc: type[BaseException], where: str) -> None:
+def test_failure_midway_leaves_no_pack_and_no_ref(
+    tmp_path: Path, exc: type[BaseException], where: str
+) -> None:
     store = Store.open(tmp_path / "store")
 
     def failing() -> Iterator[bytes]:
@@ -129,8 +137,11 @@ def test_a_short_stream_is_refused_and_the_pack_stays_sound(tmp_path: Path) -> N
             with pytest.raises(StoreError, match="longer than"):
                 fi.blob_stream(size, iter([b"x" * (size + 1)]))
         last = fi.blob(b"after\n")
-        fi.commit("refs/heads/t", {"k": TreeEntry(mode=MODE_FILE, blob=keep),
-                                   "l": TreeEntry(mode=MODE_FILE, blob=last)}, "t\n")
+        fi.commit(
+            "refs/heads/t",
+            {"k": TreeEntry(mode=MODE_FILE, blob=keep), "l": TreeEntry(mode=MODE_FILE, blob=last)},
+            "t\n",
+        )
     _fsck(store)
     assert set(store.ls_tree("refs/heads/t")) == {"k", "l"}
 
@@ -144,10 +155,17 @@ def _without_pack(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(Store, "fast_import", fast_import)
 
 
-def test_import_gives_the_same_commits_as_plain_fast_import(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_import_gives_the_same_commits_as_plain_fast_import(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     big = os.urandom(1 << 20) * 3  # streamed in chunks
     dup = Layer().file("etc/dup", b"same layer twice: its cache ref is committed twice")
-    layers = [*_tricky_lower(), dup, Layer().file("big", big).file("big-again", big).file("etc/new", b"n"), dup]
+    layers = [
+        *_tricky_lower(),
+        dup,
+        Layer().file("big", big).file("big-again", big).file("etc/new", b"n"),
+        dup,
+    ]
     built = build_oci_layout(tmp_path / "img", layers, tag="1")
     packed = Store.open(tmp_path / "packed")
     a = import_release(packed, "1", parse_source(built.source))
@@ -158,7 +176,9 @@ def test_import_gives_the_same_commits_as_plain_fast_import(tmp_path: Path, monk
     b = import_release(plain, "1", parse_source(built.source))
     c = import_release(plain, "2", parse_source(built.source), include=["etc/**"])
     assert (a.tree, a.commit, sparse.tree, sparse.commit) == (b.tree, b.commit, c.tree, c.commit)
-    assert packed.ref_targets("refs/") == plain.ref_targets("refs/")  # layer cache and manifests too
+    assert packed.ref_targets("refs/") == plain.ref_targets(
+        "refs/"
+    )  # layer cache and manifests too
 
 
 def test_layer_cache_blobs_stay_reachable_after_gc(tmp_path: Path) -> None:
@@ -177,8 +197,9 @@ def test_layer_cache_blobs_stay_reachable_after_gc(tmp_path: Path) -> None:
 
 
 def test_failed_import_leaves_no_pack(tmp_path: Path) -> None:
-    built = build_oci_layout(tmp_path / "img", [*_tricky_lower(), Layer().file("big", b"x" * 100000)],
-                             compression=None)
+    built = build_oci_layout(
+        tmp_path / "img", [*_tricky_lower(), Layer().file("big", b"x" * 100000)], compression=None
+    )
     last = built.path / "blobs" / "sha256" / built.layers[-1][7:]
     last.write_bytes(Layer().file("big", b"y" * 100000).tar())  # same size, wrong digest
     store = Store.open(tmp_path / "store")
@@ -189,11 +210,23 @@ def test_failed_import_leaves_no_pack(tmp_path: Path) -> None:
 
 def test_index_with_offsets_past_2_gib() -> None:
     ids = [bytes([b]) * 20 for b in (0x10, 0x80, 0x81, 0xFF)]
-    entries = [(ids[0], 12, 1), (ids[2], 3 << 31, 2), (ids[1], (1 << 31) - 1, 3), (ids[3], 5 << 32, 4)]
+    entries = [
+        (ids[0], 12, 1),
+        (ids[2], 3 << 31, 2),
+        (ids[1], (1 << 31) - 1, 3),
+        (ids[3], 5 << 32, 4),
+    ]
     idx = _pack_index(entries, b"\xaa" * 20)
     assert idx[:8] == b"\377tOc\0\0\0\2"
     fanout = struct.unpack(">256I", idx[8 : 8 + 1024])
-    assert (fanout[0x0F], fanout[0x10], fanout[0x80], fanout[0x81], fanout[0xFE], fanout[0xFF]) == (0, 1, 2, 3, 3, 4)
+    assert (fanout[0x0F], fanout[0x10], fanout[0x80], fanout[0x81], fanout[0xFE], fanout[0xFF]) == (
+        0,
+        1,
+        2,
+        3,
+        3,
+        4,
+    )
     at = 8 + 1024
     assert idx[at : at + 80] == b"".join(ids)
     crcs = struct.unpack(">4I", idx[at + 80 : at + 96])
@@ -210,8 +243,13 @@ def test_pack_writer_alone_and_a_kill_before_finish(tmp_path: Path) -> None:
     writer.add(b"one\n")
     # a crash before `finish` leaves only a tmp_pack_* file, which git ignores and gc removes
     assert [p.startswith("tmp_pack_") for p in _pack_files(store)] == [True]
-    assert subprocess.run(["git", "--git-dir", str(store.path), "cat-file", "-e", git_blob_id(b"one\n")],
-                          check=False).returncode != 0
+    assert (
+        subprocess.run(
+            ["git", "--git-dir", str(store.path), "cat-file", "-e", git_blob_id(b"one\n")],
+            check=False,
+        ).returncode
+        != 0
+    )
     writer.abort()
     assert _pack_files(store) == []
     writer = PackWriter(store.path)
@@ -225,8 +263,10 @@ def test_trees_and_commits_written_directly_match_fast_import(tmp_path: Path) ->
 
     names = ["a-b", "a.b", "a/b", "a/c/d", "a0", 'q"uote', "new\nline", "b\\s", "\udcff-raw", "z/é"]
     modes = [MODE_FILE, MODE_EXEC, MODE_LINK]
-    files = {n: TreeEntry(mode=modes[i % 3], blob=git_blob_id(n.encode("utf-8", "surrogateescape")))
-             for i, n in enumerate(names)}
+    files = {
+        n: TreeEntry(mode=modes[i % 3], blob=git_blob_id(n.encode("utf-8", "surrogateescape")))
+        for i, n in enumerate(names)
+    }
     ids = []
     for pack in (True, False):
         store = Store.open(tmp_path / f"s{pack}")
@@ -248,13 +288,30 @@ def test_trees_and_commits_written_directly_match_fast_import(tmp_path: Path) ->
     assert ids[0] == ids[1] and len(ids[0]) == 3
 
 
-def test_blob_ids_and_reads_answer_per_path_even_for_spaces_and_absent_paths(tmp_path: Path) -> None:
+def test_blob_ids_and_reads_answer_per_path_even_for_spaces_and_absent_paths(
+    tmp_path: Path,
+) -> None:
     store = Store.open(tmp_path / "store")
     with store.fast_import(pack=True) as fi:
         a, b = fi.blob(b"a\n"), fi.blob(b"b b\n")
-        fi.commit("refs/heads/t", {"dir/a": TreeEntry(mode=MODE_FILE, blob=a), "with space": TreeEntry(mode=MODE_FILE, blob=b)}, "t\n")
+        fi.commit(
+            "refs/heads/t",
+            {
+                "dir/a": TreeEntry(mode=MODE_FILE, blob=a),
+                "with space": TreeEntry(mode=MODE_FILE, blob=b),
+            },
+            "t\n",
+        )
     tree = store.git("rev-parse", "refs/heads/t^{tree}").stdout.decode().strip()
-    asked = ["dir/a", "with space", "no such file", "dir", "odd\nname", "also missing here", "dir/a/deeper"]
+    asked = [
+        "dir/a",
+        "with space",
+        "no such file",
+        "dir",
+        "odd\nname",
+        "also missing here",
+        "dir/a/deeper",
+    ]
     with store.blob_reader() as reader:
         assert reader.blob_ids([(tree, p) for p in asked]) == [a, b, None, None, None, None, None]
         # a commit stands for its tree; a second reader call reuses the parsed trees
@@ -263,8 +320,13 @@ def test_blob_ids_and_reads_answer_per_path_even_for_spaces_and_absent_paths(tmp
         for path, oid in (("dir/a", a), ("with space", b)):
             assert store.git("rev-parse", f"{tree}:{path}").stdout.decode().strip() == oid
         assert reader.read_many(tree, asked) == {
-            "dir/a": b"a\n", "with space": b"b b\n", "no such file": None, "dir": None,
-            "odd\nname": None, "also missing here": None, "dir/a/deeper": None,
+            "dir/a": b"a\n",
+            "with space": b"b b\n",
+            "no such file": None,
+            "dir": None,
+            "odd\nname": None,
+            "also missing here": None,
+            "dir/a/deeper": None,
         }
         assert reader.read(f"{tree}:no such file") is None  # "<spec> missing" holds spaces
         assert reader.read_objects([b, a, "0" * 40]) == {b: b"b b\n", a: b"a\n", "0" * 40: None}
@@ -294,7 +356,9 @@ def test_blob_ids_equal_git_ls_tree_for_every_path_of_a_nested_tree(tmp_path: Pa
     assert got == [expected[p] for p in sorted(expected)] + [None, None, None]
 
 
-def test_files_with_words_lists_text_files_holding_a_whole_word_and_changed_paths(tmp_path: Path) -> None:
+def test_files_with_words_lists_text_files_holding_a_whole_word_and_changed_paths(
+    tmp_path: Path,
+) -> None:
     store = Store.open(tmp_path / "store")
     blobs = {
         "src/a b.c": b'notify("READY=1");\n',
@@ -304,14 +368,26 @@ def test_files_with_words_lists_text_files_holding_a_whole_word_and_changed_path
     }
     commits = []
     with store.fast_import(pack=True) as fi:
-        files = {path: TreeEntry(mode=MODE_FILE, blob=fi.blob(data)) for path, data in blobs.items()}
+        files = {
+            path: TreeEntry(mode=MODE_FILE, blob=fi.blob(data)) for path, data in blobs.items()
+        }
         fi.commit("refs/heads/t", files, "t\n")
-        fi.commit("refs/heads/u", {**files, "src/b.c": TreeEntry(mode=MODE_FILE, blob=fi.blob(b"x\n")),
-                                  "new.c": TreeEntry(mode=MODE_FILE, blob=fi.blob(b"y\n"))}, "u\n")
+        fi.commit(
+            "refs/heads/u",
+            {
+                **files,
+                "src/b.c": TreeEntry(mode=MODE_FILE, blob=fi.blob(b"x\n")),
+                "new.c": TreeEntry(mode=MODE_FILE, blob=fi.blob(b"y\n")),
+            },
+            "u\n",
+        )
     for ref in ("refs/heads/t", "refs/heads/u"):
         commits.append(store.git("rev-parse", ref).stdout.decode().strip())
     t, u = commits
-    assert sorted(store.files_with_words(t, ['"READY=1"', "sd_notify", "absent_word"])) == ["src/a b.c", "src/b.c"]
+    assert sorted(store.files_with_words(t, ['"READY=1"', "sd_notify", "absent_word"])) == [
+        "src/a b.c",
+        "src/b.c",
+    ]
     assert store.files_with_words(t, []) == [] and store.files_with_words(t, ["absent_word"]) == []
     assert sorted(store.changed_paths(t, u)) == ["new.c", "src/b.c"]
     assert store.changed_paths(u, t) == ["src/b.c"]  # a deleted file is not "changed" into anything

@@ -53,7 +53,10 @@ def test_order_puts_pep440_labels_by_version_then_others_in_file_order() -> None
     [
         ("schema = 1\nbase = \n", "upstream-versions.toml:2: invalid TOML"),
         ('schema = 1\nbase = "1"\n', "missing table [upstream]"),
-        ('schema = 1\nbase = "1"\n[upstream]\nimage = "x"\n', "upstream-versions.toml:3: [upstream]: missing field 'name'"),
+        (
+            'schema = 1\nbase = "1"\n[upstream]\nimage = "x"\n',
+            "upstream-versions.toml:3: [upstream]: missing field 'name'",
+        ),
         (
             'schema = 1\nbase = "1"\n[upstream]\nname = "x"\n\n[[version]]\nstatus = "eol"\n',
             "upstream-versions.toml:6: [[version]] #1: missing field 'version'",
@@ -96,7 +99,10 @@ def test_bad_files_give_one_line_naming_file_line_and_field(text: str, message: 
 
 
 def test_unknown_version_lists_the_known_ones() -> None:
-    with pytest.raises(UnknownVersionError, match=r"'9\.9' is not tracked \(known: 2\.5\.24, model-bookworm, 2\.4\.7"):
+    with pytest.raises(
+        UnknownVersionError,
+        match=r"'9\.9' is not tracked \(known: 2\.5\.24, model-bookworm, 2\.4\.7",
+    ):
         parse_versions(GOOD).release("9.9")
 
 

@@ -63,19 +63,31 @@ SCORES = ("agree", "diverge", "needs-human", "wrongly-dropped", "dropped-ok", "d
 ChangeSet = dict[str, tuple[Counter[str], Counter[str]]]
 
 GIT_ENV = {
-    "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@localhost",
-    "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@localhost",
-    "GIT_AUTHOR_DATE": "1970-01-01T00:00:00+0000", "GIT_COMMITTER_DATE": "1970-01-01T00:00:00+0000",
-    "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null", "LC_ALL": "C",
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@localhost",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@localhost",
+    "GIT_AUTHOR_DATE": "1970-01-01T00:00:00+0000",
+    "GIT_COMMITTER_DATE": "1970-01-01T00:00:00+0000",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "LC_ALL": "C",
 }
 
 
-def run(cmd: list[str], cwd: Path | None = None, check: bool = True, env: dict[str, str] | None = None,
-        input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def run(
+    cmd: list[str],
+    cwd: Path | None = None,
+    check: bool = True,
+    env: dict[str, str] | None = None,
+    input: bytes | None = None,
+) -> subprocess.CompletedProcess[bytes]:
     full_env = {**os.environ, **(env or {})}
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, env=full_env, input=input, check=False)
     if check and proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-800:]}")
+        raise RuntimeError(
+            f"{' '.join(cmd)} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-800:]}"
+        )
     return proc
 
 
@@ -98,10 +110,14 @@ def apt_options() -> list[str]:
         (apt / "lists" / "partial").mkdir(parents=True, exist_ok=True)
         (apt / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
         key = "/usr/share/keyrings/debian-archive-keyring.gpg"
-        sources.write_text("".join(f"deb-src [signed-by={key}] {mirror()} {s} main\n" for s in SUITES))
+        sources.write_text(
+            "".join(f"deb-src [signed-by={key}] {mirror()} {s} main\n" for s in SUITES)
+        )
     opts = [
-        f"-o=Dir::Etc::SourceList={sources}", "-o=Dir::Etc::SourceParts=/dev/null",
-        f"-o=Dir::State::Lists={apt / 'lists'}", f"-o=Dir::Cache={apt / 'cache'}",
+        f"-o=Dir::Etc::SourceList={sources}",
+        "-o=Dir::Etc::SourceParts=/dev/null",
+        f"-o=Dir::State::Lists={apt / 'lists'}",
+        f"-o=Dir::Cache={apt / 'cache'}",
     ]
     if not any((apt / "lists").glob("*Sources*")):
         run(["apt-get", *opts, "update"])
@@ -118,9 +134,13 @@ def fetch(pkg: str, suite: str) -> Path:
         except RuntimeError:
             # This mirror lacks some upstream signatures (.asc, 404); dpkg-source --no-check
             # does not need them: fetch the files apt names, skipping only a missing .asc.
-            uris = run(["apt-get", *apt_options(), "source", "--print-uris", f"{pkg}/{suite}"]).stdout.decode()
+            uris = run(
+                ["apt-get", *apt_options(), "source", "--print-uris", f"{pkg}/{suite}"]
+            ).stdout.decode()
             for m in re.finditer(r"^'(\S+)' (\S+) ", uris, re.M):
-                proc = subprocess.run(["curl", "-sSf", "-o", str(dl / m.group(2)), m.group(1)], capture_output=True)
+                proc = subprocess.run(
+                    ["curl", "-sSf", "-o", str(dl / m.group(2)), m.group(1)], capture_output=True
+                )
                 if proc.returncode != 0 and not m.group(2).endswith(".asc"):
                     raise RuntimeError(f"{pkg}/{suite}: cannot fetch {m.group(1)}") from None
     out = CACHE / "tree" / f"{pkg}-{suite}"
@@ -145,12 +165,16 @@ class Series:
     dir: Path
 
     def change_set(self, name: str) -> ChangeSet:
-        return change_set(parse_patch((self.dir / name).read_bytes(), name=name, strip=self.strips[name]))
+        return change_set(
+            parse_patch((self.dir / name).read_bytes(), name=name, strip=self.strips[name])
+        )
 
 
 def read_series(patches: Path) -> Series:
     s = parse_series((patches / "series").read_text())
-    return Series(names=[e.name for e in s.entries], strips={e.name: e.strip for e in s.entries}, dir=patches)
+    return Series(
+        names=[e.name for e in s.entries], strips={e.name: e.strip for e in s.entries}, dir=patches
+    )
 
 
 def files_change_set(before: dict[str, bytes | None], after: dict[str, bytes | None]) -> ChangeSet:
@@ -166,7 +190,9 @@ def files_change_set(before: dict[str, bytes | None], after: dict[str, bytes | N
     return out
 
 
-def normalise(cs: ChangeSet) -> dict[str, tuple[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]]:
+def normalise(
+    cs: ChangeSet,
+) -> dict[str, tuple[tuple[tuple[str, int], ...], tuple[tuple[str, int], ...]]]:
     # Files whose change cancels out entirely are no change; a missing final newline is not one either.
     def norm(c: Counter[str]) -> Counter[str]:
         return Counter({k if k.endswith("\n") else k + "\n": v for k, v in c.items()})
@@ -235,7 +261,9 @@ def tool_patchkit(u1: Path, u2: Path, s1: Series, v1: str, v2: str, work: Path) 
         else:
             tr.outcomes[p.name] = Outcome("conflict", note=conflict_notes.get(p.name, p.message))
     tr.extra["risk"] = ",".join(risky)
-    tr.extra["risk_notes"] = "; ".join(f"{p.name}: {' / '.join(p.risk)}" for p in result.patches if p.risk)
+    tr.extra["risk_notes"] = "; ".join(
+        f"{p.name}: {' / '.join(p.risk)}" for p in result.patches if p.risk
+    )
     return tr
 
 
@@ -254,33 +282,57 @@ def tool_quilt(u2: Path, s1: Series, work: Path, fuzz: int | None) -> ToolRun:
     pdir = tree / "debian" / "patches"
     shutil.copytree(s1.dir, pdir, symlinks=True)
     series_path = pdir / "series"
-    env = {"QUILT_PATCHES": "debian/patches", "QUILT_PC": ".pc", "QUILT_PUSH_ARGS": "", "QUILTRC": "/dev/null"}
+    env = {
+        "QUILT_PATCHES": "debian/patches",
+        "QUILT_PC": ".pc",
+        "QUILT_PUSH_ARGS": "",
+        "QUILTRC": "/dev/null",
+    }
     lines = series_path.read_text().splitlines(True)
     for name in s1.names:
-        paths = [fp.path for fp in parse_patch((s1.dir / name).read_bytes(), name=name, strip=s1.strips[name]).files]
+        paths = [
+            fp.path
+            for fp in parse_patch(
+                (s1.dir / name).read_bytes(), name=name, strip=s1.strips[name]
+            ).files
+        ]
         before = _read_files(tree, paths)
-        cmd = ["quilt", "--quiltrc=/dev/null", "push", "-q"] + ([f"--fuzz={fuzz}"] if fuzz is not None else [])
+        cmd = ["quilt", "--quiltrc=/dev/null", "push", "-q"] + (
+            [f"--fuzz={fuzz}"] if fuzz is not None else []
+        )
         proc = run(cmd, cwd=tree, check=False, env=env)
         if proc.returncode == 0:
             after = _read_files(tree, paths)
             tr.outcomes[name] = Outcome("applied", files_change_set(before, after))
             continue
         text = (proc.stdout + proc.stderr).decode(errors="replace")
-        status = "already-applied" if "reverse-applied" in text or "can be reverse" in text else "conflict"
-        tr.outcomes[name] = Outcome(status, note=text.strip().splitlines()[-1] if text.strip() else "")
+        status = (
+            "already-applied"
+            if "reverse-applied" in text or "can be reverse" in text
+            else "conflict"
+        )
+        tr.outcomes[name] = Outcome(
+            status, note=text.strip().splitlines()[-1] if text.strip() else ""
+        )
         # Take the failed patch out of the series (it is not applied, so quilt allows that).
         lines = [ln for ln in lines if ln.split("#")[0].split()[:1] != [name]]
         series_path.write_text("".join(lines))
     return tr
 
 
-def _git(repo: Path, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+def _git(
+    repo: Path, *args: str, check: bool = True, input: bytes | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return run(["git", *args], cwd=repo, check=check, env=GIT_ENV, input=input)
 
 
 def _commit_tree(repo: Path, tree_dir: Path, parent: str | None, message: str) -> str:
-    env = {**GIT_ENV, "GIT_INDEX_FILE": str(repo / ".git" / "tmp-index"), "GIT_WORK_TREE": str(tree_dir),
-           "GIT_DIR": str(repo / ".git")}
+    env = {
+        **GIT_ENV,
+        "GIT_INDEX_FILE": str(repo / ".git" / "tmp-index"),
+        "GIT_WORK_TREE": str(tree_dir),
+        "GIT_DIR": str(repo / ".git"),
+    }
     run(["git", "add", "-A", "-f", "."], cwd=tree_dir, env=env)
     tree = run(["git", "write-tree"], cwd=tree_dir, env=env).stdout.decode().strip()
     (repo / ".git" / "tmp-index").unlink()
@@ -297,10 +349,31 @@ def tool_git(u1: Path, u2: Path, s1: Series, work: Path) -> ToolRun:
     c2 = _commit_tree(repo, u2, c1, "U2")
     _git(repo, "checkout", "-q", "-f", c1)
     for name in s1.names:
-        _git(repo, "apply", "--index", "--whitespace=nowarn", f"-p{s1.strips[name]}", "-C0", str(s1.dir / name), check=False)
+        _git(
+            repo,
+            "apply",
+            "--index",
+            "--whitespace=nowarn",
+            f"-p{s1.strips[name]}",
+            "-C0",
+            str(s1.dir / name),
+            check=False,
+        )
         if _git(repo, "diff", "--cached", "--quiet", check=False).returncode == 0:
             # git apply is stricter than dpkg-source; fall back to patch(1) as quilt uses it.
-            run(["patch", "-s", "-f", f"-p{s1.strips[name]}", "--no-backup-if-mismatch", "-i", str(s1.dir / name)], cwd=repo, check=False)
+            run(
+                [
+                    "patch",
+                    "-s",
+                    "-f",
+                    f"-p{s1.strips[name]}",
+                    "--no-backup-if-mismatch",
+                    "-i",
+                    str(s1.dir / name),
+                ],
+                cwd=repo,
+                check=False,
+            )
             _git(repo, "add", "-A", "-f", ".")
         _git(repo, "commit", "-q", "--allow-empty", "-m", name)
     _git(repo, "branch", "-f", "series", "HEAD")
@@ -309,7 +382,11 @@ def tool_git(u1: Path, u2: Path, s1: Series, work: Path) -> ToolRun:
     proc = _git(repo, *env_rebase, check=False)
     conflicts: set[str] = set()
     while proc.returncode != 0:
-        head = _git(repo, "rev-parse", "--verify", "-q", "REBASE_HEAD", check=False).stdout.decode().strip()
+        head = (
+            _git(repo, "rev-parse", "--verify", "-q", "REBASE_HEAD", check=False)
+            .stdout.decode()
+            .strip()
+        )
         if not head:
             raise RuntimeError(f"git rebase failed: {proc.stderr.decode(errors='replace')[-500:]}")
         conflicts.add(_git(repo, "log", "-1", "--format=%s", head).stdout.decode().strip())
@@ -322,7 +399,9 @@ def tool_git(u1: Path, u2: Path, s1: Series, work: Path) -> ToolRun:
         elif name in applied:
             c = applied[name]
             out = _git(repo, "diff", "--no-renames", "-U0", f"{c}^", c).stdout
-            tr.outcomes[name] = Outcome("applied", change_set(parse_patch(out, name=name, strip=1)) if out else {})
+            tr.outcomes[name] = Outcome(
+                "applied", change_set(parse_patch(out, name=name, strip=1)) if out else {}
+            )
         else:
             tr.outcomes[name] = Outcome("already-applied")
     return tr
@@ -362,7 +441,9 @@ def rewritten_lines(name: str, s1: Series, s2: Series, u1: Path, u2: Path) -> in
                 upstream.update(f.read_bytes().decode("utf-8", "surrogateescape").splitlines(True))
         u2_lines = set()
         if (u2 / path).is_file():
-            u2_lines = set((u2 / path).read_bytes().decode("utf-8", "surrogateescape").splitlines(True))
+            u2_lines = set(
+                (u2 / path).read_bytes().decode("utf-8", "surrogateescape").splitlines(True)
+            )
 
         def known(line: str, pool: set[str]) -> bool:
             return line in pool or line + "\n" in pool
@@ -382,7 +463,9 @@ def _already_in(name: str, s1: Series, u2: Path) -> bool:
     return not patch.files or change_present(patch, _read_files(u2, patch.paths))
 
 
-def floors(results: dict[str, Any], s1: Series, s2: Series, u1: Path, u2: Path) -> dict[str, object]:
+def floors(
+    results: dict[str, Any], s1: Series, s2: Series, u1: Path, u2: Path
+) -> dict[str, object]:
     """The best any tool could score here, whatever its method (see docs/fidelity.md).
 
     needs-human: carried patches that cannot agree (rewritten_lines > 0) end as needs-human or
@@ -392,9 +475,15 @@ def floors(results: dict[str, Any], s1: Series, s2: Series, u1: Path, u2: Path) 
     look the same and are kept, so a tool that applies what applies exactly applies it.
     """
     tools = results["tools"]
-    cannot_agree = sorted(n for n in s1.names if n in s2.names and rewritten_lines(n, s1, s2, u1, u2) > 0)
+    cannot_agree = sorted(
+        n for n in s1.names if n in s2.names and rewritten_lines(n, s1, s2, u1, u2) > 0
+    )
     git_diverge = tools["git rebase"]["scores"]["diverge"] if "git rebase" in tools else 0
-    out: dict[str, object] = {"cannot_agree": cannot_agree, "needs_human": max(0, len(cannot_agree) - git_diverge)}
+    out: dict[str, object] = {
+        "cannot_agree": cannot_agree,
+        "needs_human": max(0, len(cannot_agree) - git_diverge),
+    }
+
     # Dropped by name only: S2 carries the same change set under another file name.
     def key(series: Series, name: str) -> str:
         return repr(sorted(normalise(series.change_set(name)).items()))
@@ -411,7 +500,8 @@ def floors(results: dict[str, Any], s1: Series, s2: Series, u1: Path, u2: Path) 
         # ... unless its change is already there as it is (upstream added the very lines):
         # a tool may see that, and drop it.
         out["dropped_exact"] = sorted(
-            n for n in s1.names
+            n
+            for n in s1.names
             if n not in s2.names and exact.get(n) == "applied" and not _already_in(n, s1, u2)
         )
         out["dropped_but_applied"] = len(out["dropped_exact"])  # type: ignore[arg-type]
@@ -421,11 +511,21 @@ def floors(results: dict[str, Any], s1: Series, s2: Series, u1: Path, u2: Path) 
 def bench_package(pkg: str, tools: list[str], keep: bool) -> dict[str, object]:
     t1, t2 = fetch(pkg, SUITES[0]), fetch(pkg, SUITES[1])
     s1, s2 = read_series(t1 / "patches"), read_series(t2 / "patches")
-    v1 = sorted(t1.parent.parent.glob(f"src/{pkg}-{SUITES[0]}/*.dsc"))[0].name.split("_")[1].rsplit("-", 1)[0]
-    v2 = sorted(t2.parent.parent.glob(f"src/{pkg}-{SUITES[1]}/*.dsc"))[0].name.split("_")[1].rsplit("-", 1)[0]
+    v1 = (
+        sorted(t1.parent.parent.glob(f"src/{pkg}-{SUITES[0]}/*.dsc"))[0]
+        .name.split("_")[1]
+        .rsplit("-", 1)[0]
+    )
+    v2 = (
+        sorted(t2.parent.parent.glob(f"src/{pkg}-{SUITES[1]}/*.dsc"))[0]
+        .name.split("_")[1]
+        .rsplit("-", 1)[0]
+    )
     v1, v2 = re.sub(r"[^A-Za-z0-9._+-]", "_", v1), re.sub(r"[^A-Za-z0-9._+-]", "_", v2)
     if v1 == v2:
-        raise RuntimeError(f"the same upstream version ({v1}) in both suites: nothing to rebase onto")
+        raise RuntimeError(
+            f"the same upstream version ({v1}) in both suites: nothing to rebase onto"
+        )
     work = Path(tempfile.mkdtemp(prefix=f"bench-{pkg}-"))
     runners: dict[str, Callable[[], ToolRun]] = {
         "patchkit": lambda: tool_patchkit(t1 / "upstream", t2 / "upstream", s1, v1, v2, work),
@@ -433,8 +533,14 @@ def bench_package(pkg: str, tools: list[str], keep: bool) -> dict[str, object]:
         "quilt0": lambda: tool_quilt(t2 / "upstream", s1, work, 0),
         "git": lambda: tool_git(t1 / "upstream", t2 / "upstream", s1, work),
     }
-    results: dict[str, object] = {"package": pkg, "from": v1, "to": v2, "patches": len(s1.names),
-                                  "carried": sum(n in s2.names for n in s1.names), "tools": {}}
+    results: dict[str, object] = {
+        "package": pkg,
+        "from": v1,
+        "to": v2,
+        "patches": len(s1.names),
+        "carried": sum(n in s2.names for n in s1.names),
+        "tools": {},
+    }
     try:
         for tool in tools:
             start = time.monotonic()
@@ -460,20 +566,33 @@ def bench_package(pkg: str, tools: list[str], keep: bool) -> dict[str, object]:
 
 
 def table(all_results: list[dict[str, object]]) -> str:
-    head = f"{'package':<12} {'tool':<16} " + " ".join(f"{s:>7}" for s in ("agree", "diverge", "human", "wrongdr", "drop-ok", "drop-ap")) + "   secs"
+    head = (
+        f"{'package':<12} {'tool':<16} "
+        + " ".join(
+            f"{s:>7}" for s in ("agree", "diverge", "human", "wrongdr", "drop-ok", "drop-ap")
+        )
+        + "   secs"
+    )
     rows = [head, "-" * len(head)]
     totals: dict[str, Counter[str]] = {}
     for r in all_results:
         for tool, data in r["tools"].items():  # type: ignore[attr-defined]
             sc = data["scores"]
             totals.setdefault(tool, Counter()).update(sc)
-            rows.append(f"{r['package']:<12} {tool:<16} " + " ".join(f"{sc[s]:>7}" for s in SCORES) + f" {data['seconds']:>6}")
+            rows.append(
+                f"{r['package']:<12} {tool:<16} "
+                + " ".join(f"{sc[s]:>7}" for s in SCORES)
+                + f" {data['seconds']:>6}"
+            )
     rows.append("-" * len(head))
     for tool, sc in totals.items():
         rows.append(f"{'TOTAL':<12} {tool:<16} " + " ".join(f"{sc[s]:>7}" for s in SCORES))
-    rows += ["", "Targets (issue 4) against what any tool could reach (floors: see floors()):",
-             f"{'package':<12} {'human: git':>10} {'target':>7} {'floor':>6} {'patchkit':>9}   "
-             f"{'drop-ap: git':>12} {'target':>7} {'floor':>6} {'patchkit':>9}"]
+    rows += [
+        "",
+        "Targets (issue 4) against what any tool could reach (floors: see floors()):",
+        f"{'package':<12} {'human: git':>10} {'target':>7} {'floor':>6} {'patchkit':>9}   "
+        f"{'drop-ap: git':>12} {'target':>7} {'floor':>6} {'patchkit':>9}",
+    ]
     for r in all_results:
         tools: dict[str, Any] = r["tools"]  # type: ignore[assignment]
         fl: dict[str, Any] = r.get("floors", {})  # type: ignore[assignment]
@@ -488,8 +607,10 @@ def table(all_results: list[dict[str, object]]) -> str:
     for r in all_results:
         renamed = r.get("floors", {}).get("renamed", {})  # type: ignore[attr-defined]
         if renamed:
-            rows.append(f"{r['package']}: dropped by name but carried under another (same change set): "
-                        + ", ".join(f"{a} -> {b}" for a, b in sorted(renamed.items())))
+            rows.append(
+                f"{r['package']}: dropped by name but carried under another (same change set): "
+                + ", ".join(f"{a} -> {b}" for a, b in sorted(renamed.items()))
+            )
     return "\n".join(rows)
 
 
@@ -513,7 +634,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.verbose:
             names = list(next(iter(r["tools"].values()))["per_patch"])  # type: ignore[attr-defined]
             for n in names:
-                print(f"  {pkg}: {n:<50} " + "  ".join(f"{t}={d['per_patch'][n]}" for t, d in r["tools"].items()), file=sys.stderr)  # type: ignore[attr-defined]
+                print(
+                    f"  {pkg}: {n:<50} "
+                    + "  ".join(f"{t}={d['per_patch'][n]}" for t, d in r["tools"].items()),
+                    file=sys.stderr,
+                )  # type: ignore[attr-defined]
     print(table(results))
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")

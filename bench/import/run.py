@@ -45,8 +45,17 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "bench" / ".cache" / "import"
 PACKAGES = [
-    "redis-server", "nginx-light", "dovecot-core", "dovecot-imapd",
-    "python3", "python3-pip", "perl", "tzdata", "vim-runtime", "git", "ca-certificates",
+    "redis-server",
+    "nginx-light",
+    "dovecot-core",
+    "dovecot-imapd",
+    "python3",
+    "python3-pip",
+    "perl",
+    "tzdata",
+    "vim-runtime",
+    "git",
+    "ca-certificates",
 ]
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -73,14 +82,26 @@ def build_rootfs() -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     CACHE.mkdir(parents=True, exist_ok=True)
     print(f"debootstrap --variant=minbase bookworm {tmp} {debian_mirror()}", file=sys.stderr)
-    subprocess.run(["debootstrap", "--variant=minbase", "bookworm", str(tmp), debian_mirror()], check=True)
+    subprocess.run(
+        ["debootstrap", "--variant=minbase", "bookworm", str(tmp), debian_mirror()], check=True
+    )
     policy = tmp / "usr/sbin/policy-rc.d"  # no service may start inside the chroot
     policy.write_text("#!/bin/sh\nexit 101\n")
     policy.chmod(0o755)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(
-        ["chroot", str(tmp), "apt-get", "install", "-y", "-q", "--no-install-recommends", *PACKAGES],
-        check=True, env=env,
+        [
+            "chroot",
+            str(tmp),
+            "apt-get",
+            "install",
+            "-y",
+            "-q",
+            "--no-install-recommends",
+            *PACKAGES,
+        ],
+        check=True,
+        env=env,
     )
     policy.unlink()
     for deb in (tmp / "var/cache/apt/archives").glob("*.deb"):
@@ -146,22 +167,39 @@ class _Layout:
                     write(tf)
         digest = "sha256:" + outer.h.hexdigest()
         tmp.rename(self.root / "blobs/sha256" / digest[7:])
-        return {"mediaType": GZIP_LAYER, "digest": digest, "size": outer.size}, "sha256:" + inner.h.hexdigest()
+        return {
+            "mediaType": GZIP_LAYER,
+            "digest": digest,
+            "size": outer.size,
+        }, "sha256:" + inner.h.hexdigest()
 
     def image(self, layers: list[tuple[dict[str, Any], str]], tag: str) -> str:
-        config = json.dumps({
-            "architecture": "amd64", "os": "linux", "config": {},
-            "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]},
-        }, sort_keys=True).encode()
-        manifest = json.dumps({
-            "schemaVersion": 2, "mediaType": OCI_MANIFEST,
-            "config": self.put(config, OCI_CONFIG), "layers": [desc for desc, _ in layers],
-        }, sort_keys=True).encode()
+        config = json.dumps(
+            {
+                "architecture": "amd64",
+                "os": "linux",
+                "config": {},
+                "rootfs": {"type": "layers", "diff_ids": [d for _, d in layers]},
+            },
+            sort_keys=True,
+        ).encode()
+        manifest = json.dumps(
+            {
+                "schemaVersion": 2,
+                "mediaType": OCI_MANIFEST,
+                "config": self.put(config, OCI_CONFIG),
+                "layers": [desc for desc, _ in layers],
+            },
+            sort_keys=True,
+        ).encode()
         desc = self.put(manifest, OCI_MANIFEST)
         desc["annotations"] = {"org.opencontainers.image.ref.name": tag}
         index_path = self.root / "index.json"
-        index = json.loads(index_path.read_text()) if index_path.exists() else {
-            "schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        index = (
+            json.loads(index_path.read_text())
+            if index_path.exists()
+            else {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+        )
         index["manifests"].append(desc)
         index_path.write_text(json.dumps(index, sort_keys=True))
         return str(desc["digest"])
@@ -208,10 +246,18 @@ def build_image(rootfs: Path, out: Path, *, half: bool) -> Path:
         return write
 
     layers = [layout.layer(base(g)) for g in groups]
-    etc_files = [p for p in groups[3] if p.startswith("etc/") and (rootfs / p).is_file()
-                 and not (rootfs / p).is_symlink()]
-    docs = sorted({"/".join(_key(p)[:4]) for p in groups[1] if p.startswith("usr/share/doc/")
-                   and len(_key(p)) > 4})
+    etc_files = [
+        p
+        for p in groups[3]
+        if p.startswith("etc/") and (rootfs / p).is_file() and not (rootfs / p).is_symlink()
+    ]
+    docs = sorted(
+        {
+            "/".join(_key(p)[:4])
+            for p in groups[1]
+            if p.startswith("usr/share/doc/") and len(_key(p)) > 4
+        }
+    )
 
     def update(tf: tarfile.TarFile) -> None:
         # overwrites, whiteouts of whole directories, an opaque directory, new files, a hard link
@@ -274,7 +320,11 @@ def child(mode: str, layout: str, store: str) -> None:
 
 def _layer_blobs(layout: Path, tag: str = "A") -> list[Path]:
     index = json.loads((layout / "index.json").read_text())
-    desc = next(d for d in index["manifests"] if d["annotations"]["org.opencontainers.image.ref.name"] == tag)
+    desc = next(
+        d
+        for d in index["manifests"]
+        if d["annotations"]["org.opencontainers.image.ref.name"] == tag
+    )
     manifest = json.loads((layout / "blobs/sha256" / desc["digest"][7:]).read_text())
     return [layout / "blobs/sha256" / d["digest"][7:] for d in manifest["layers"]]
 
@@ -329,11 +379,17 @@ def measure(mode: str, layout: Path, store: Path, prepare: Callable[[], None]) -
     start = time.perf_counter()
     proc = subprocess.run(
         [sys.executable, __file__, "--child", mode, str(layout), str(store)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     )
     wall = time.perf_counter() - start
     usage = json.loads(proc.stdout.strip().splitlines()[-1])
-    return {"wall": wall, "rss": usage["rss_self_kb"] / 1024, "rss_kids": usage["rss_children_kb"] / 1024}
+    return {
+        "wall": wall,
+        "rss": usage["rss_self_kb"] / 1024,
+        "rss_kids": usage["rss_children_kb"] / 1024,
+    }
 
 
 def umoci_run(layout: Path, work: Path) -> dict[str, float]:
@@ -350,7 +406,11 @@ def umoci_run(layout: Path, work: Path) -> dict[str, float]:
     wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     # RUSAGE_CHILDREN keeps the largest child so far: only a new maximum is attributable here.
-    return {"wall": wall, "rss": float("nan"), "rss_kids": after / 1024 if after > before else float("nan")}
+    return {
+        "wall": wall,
+        "rss": float("nan"),
+        "rss_kids": after / 1024 if after > before else float("nan"),
+    }
 
 
 def gzip_run(which: str, layout: Path) -> Callable[[], dict[str, float]]:
@@ -368,6 +428,7 @@ def bench(layout: Path, runs: int, *, with_umoci: bool) -> dict[str, dict[str, f
     seeded = work / "seeded"
     out: dict[str, dict[str, float]] = {}
     try:
+
         def fresh() -> None:
             shutil.rmtree(store, ignore_errors=True)
 
@@ -397,13 +458,17 @@ def image_stats(layout: Path) -> dict[str, float]:
                 entries += 1
                 raw += m.size
     return {
-        "layers": len(blobs), "entries": entries, "content_mb": raw / 2**20,
+        "layers": len(blobs),
+        "entries": entries,
+        "content_mb": raw / 2**20,
         "gzip_mb": sum(b.stat().st_size for b in blobs) / 2**20,
     }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--sizes", default="full,half")
     ap.add_argument("--gzip", action="store_true", help="also compare zlib, isal and zlib-ng")
@@ -414,12 +479,19 @@ def main() -> None:
         child(*args.child)
         return
     rootfs = build_rootfs()
-    report: dict[str, Any] = {"date": time.strftime("%Y-%m-%d"), "cpus": os.cpu_count(), "runs": args.runs}
+    report: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%d"),
+        "cpus": os.cpu_count(),
+        "runs": args.runs,
+    }
     for size in args.sizes.split(","):
         layout = build_image(rootfs, CACHE / f"image-{size}", half=size == "half")
         stats = image_stats(layout)
-        print(f"\n== {size} image: {stats['layers']} layers, {stats['entries']} entries, "
-              f"{stats['content_mb']:.0f} MB content, {stats['gzip_mb']:.0f} MB gzip", flush=True)
+        print(
+            f"\n== {size} image: {stats['layers']} layers, {stats['entries']} entries, "
+            f"{stats['content_mb']:.0f} MB content, {stats['gzip_mb']:.0f} MB gzip",
+            flush=True,
+        )
         res = bench(layout, args.runs, with_umoci=not args.no_umoci)
         report[size] = {"image": stats, "results": res}
         print_table(res)
@@ -448,7 +520,10 @@ def print_table(res: dict[str, dict[str, float]]) -> None:
             ratio = f"sparse/floor = {r['wall'] / floor_wall:.2f}x (target <= 1.5x)"
         elif mode == "reimport":
             ratio = "target < 2 s"
-        print(f"{mode:10} {r['wall']:8.2f} {r['rss']:10.0f} {r['rss_kids']:11.0f}  {ratio}", flush=True)
+        print(
+            f"{mode:10} {r['wall']:8.2f} {r['rss']:10.0f} {r['rss_kids']:11.0f}  {ratio}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -86,10 +86,21 @@ class Namespace:
         sh(*n, "addr", "add", f"{CLIENT_IP}/24", "dev", "pkiso1")
         sh(*n, "link", "set", "pkiso0", "up")
         sh(*n, "link", "set", "pkiso1", "up")
-        self.holder = subprocess.Popen([
-            "ip", "netns", "exec", self.name, "unshare", "-m", "--propagation", "private", "sh", "-c",
-            self.mount_script() + "exec sleep 3600",
-        ])
+        self.holder = subprocess.Popen(
+            [
+                "ip",
+                "netns",
+                "exec",
+                self.name,
+                "unshare",
+                "-m",
+                "--propagation",
+                "private",
+                "sh",
+                "-c",
+                self.mount_script() + "exec sleep 3600",
+            ]
+        )
         for _ in range(50):
             if self._holder_ready():
                 break
@@ -104,15 +115,23 @@ class Namespace:
         a top /etc layer with the namespace's passwd/group and test certificates), /var/log and
         /var/lib come from the work dir, /run is a tmpfs."""
         top = self.work / "etc-top"
-        cmds = ["set -e", "mount -t tmpfs tmpfs /run",
-                "mkdir -p /run/redis /run/haraka /run/rspamd /run/dovecot",
-                f"chown {NS_USERS['_rspamd']}:{NS_USERS['_rspamd']} /run/rspamd",
-                f"mount -t overlay pkiso-etc -o lowerdir={top}:{self.root}/etc:/etc /etc"]
+        cmds = [
+            "set -e",
+            "mount -t tmpfs tmpfs /run",
+            "mkdir -p /run/redis /run/haraka /run/rspamd /run/dovecot",
+            f"chown {NS_USERS['_rspamd']}:{NS_USERS['_rspamd']} /run/rspamd",
+            f"mount -t overlay pkiso-etc -o lowerdir={top}:{self.root}/etc:/etc /etc",
+        ]
         for d in ("bin", "sbin", "lib", "share"):
             if (self.root / "usr" / d).is_dir():
-                cmds.append(f"mount -t overlay pkiso-{d} -o lowerdir={self.root}/usr/{d}:/usr/{d} /usr/{d}")
-        cmds += [f"mount --bind {self.work}/var-log /var/log", f"mount --bind {self.work}/var-lib /var/lib",
-                 "touch /run/pkiso-ready"]
+                cmds.append(
+                    f"mount -t overlay pkiso-{d} -o lowerdir={self.root}/usr/{d}:/usr/{d} /usr/{d}"
+                )
+        cmds += [
+            f"mount --bind {self.work}/var-log /var/log",
+            f"mount --bind {self.work}/var-lib /var/lib",
+            "touch /run/pkiso-ready",
+        ]
         return " && ".join(cmds) + " && "
 
     def _holder_ready(self) -> bool:
@@ -131,7 +150,9 @@ class Namespace:
 
     def start(self, cmd: list[str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
         f = log.open("wb")
-        p = subprocess.Popen(self.enter() + cmd, stdout=f, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True)
+        p = subprocess.Popen(
+            self.enter() + cmd, stdout=f, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
+        )
         f.close()
         self.procs.append(p)
         return p
@@ -200,15 +221,31 @@ def namespace_files(root: Path, work: Path) -> None:
     (top / "group").write_text(group)
     # Test-only certificate where Debian's postinst would make one (dovecot's 10-ssl.conf
     # reads /etc/dovecot/private/dovecot.{pem,key}; the model has no maintainer scripts run).
-    sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={FQDN}",
-       "-keyout", str(top / "dovecot/private/dovecot.key"), "-out", str(top / "dovecot/private/dovecot.pem"))
+    sh(
+        "openssl",
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        f"/CN={FQDN}",
+        "-keyout",
+        str(top / "dovecot/private/dovecot.key"),
+        "-out",
+        str(top / "dovecot/private/dovecot.pem"),
+    )
     rspamd_uid = NS_USERS["_rspamd"]
     for d in ("var-log/rspamd", "var-lib/rspamd", "var-lib/dovecot", "var-log/nginx"):
         (work / d).mkdir(parents=True, exist_ok=True)
         if "rspamd" in d:
             os.chown(work / d, rspamd_uid, rspamd_uid)
     # Only dovecot's log destination changes (syslog is not reachable in the namespace).
-    (work / "dovecot.conf").write_text("!include /etc/dovecot/dovecot.conf\nlog_path = /dev/stderr\n")
+    (work / "dovecot.conf").write_text(
+        "!include /etc/dovecot/dovecot.conf\nlog_path = /dev/stderr\n"
+    )
 
 
 def nginx_conf(root: Path, work: Path) -> Path:
@@ -222,8 +259,12 @@ def nginx_conf(root: Path, work: Path) -> Path:
     text = text.replace("include /etc/nginx/modules-enabled/*.conf;", "")
     text = text.replace("/etc/nginx/", f"{root}/etc/nginx/").replace("/var/log/nginx/", f"{work}/")
     text = text.replace("@SITES@", "".join(f"include {s};" for s in sites))
-    text = text.replace("pid /run/nginx.pid;", f"pid {work}/nginx.pid;").replace("user www-data;", "")
-    temps = "".join(f"{k}_temp_path {work}/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    text = text.replace("pid /run/nginx.pid;", f"pid {work}/nginx.pid;").replace(
+        "user www-data;", ""
+    )
+    temps = "".join(
+        f"{k}_temp_path {work}/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
     text = text.replace("http {", "http {" + temps, 1)
     conf = work / "nginx.conf"
     conf.write_text(text)
@@ -237,7 +278,9 @@ def listeners(ns: Namespace) -> list[dict[str, str]]:
         local, proc = cols[3], " ".join(cols[5:])
         addr, _, port = local.rpartition(":")
         name = re.search(r'\(\("([^"]+)"', proc)
-        out.append({"address": addr.split("%")[0], "port": port, "process": name.group(1) if name else "?"})
+        out.append(
+            {"address": addr.split("%")[0], "port": port, "process": name.group(1) if name else "?"}
+        )
     return out
 
 
@@ -267,7 +310,10 @@ def wait_rspamd(ns: Namespace, timeout: float = 60) -> bool:
     """rspamd's workers are up: the controller listens (TCP 11334 or its unix socket)."""
     end = time.monotonic() + timeout
     while time.monotonic() < end:
-        if any(x["port"] == "11334" for x in listeners(ns)) or ns.run(["test", "-S", "/run/rspamd/controller.sock"]).returncode == 0:
+        if (
+            any(x["port"] == "11334" for x in listeners(ns))
+            or ns.run(["test", "-S", "/run/rspamd/controller.sock"]).returncode == 0
+        ):
             return True
         time.sleep(0.5)
     return False
@@ -294,7 +340,11 @@ def smtp_probe(ns: Namespace, root: Path) -> str:
         "print(' / '.join(out)); s.quit()\n"
     )
     r = ns.run([sys.executable, "-c", code])
-    return (r.stdout or r.stderr).strip().splitlines()[-1] if (r.stdout or r.stderr).strip() else "no output"
+    return (
+        (r.stdout or r.stderr).strip().splitlines()[-1]
+        if (r.stdout or r.stderr).strip()
+        else "no output"
+    )
 
 
 def run_variant(model: str, variant: str, log: list[str]) -> dict[str, object]:
@@ -309,69 +359,153 @@ def run_variant(model: str, variant: str, log: list[str]) -> dict[str, object]:
         redis = root / "usr/bin/redis-server"
         # The release's redis.conf with only its file locations moved into the work dir
         # (redis chdirs to `dir` while reading, before command-line overrides apply).
-        conf = re.sub(r"(?m)^(dir|logfile|pidfile|daemonize) .*$", "",
-                      (root / "etc/redis/redis.conf").read_text())
-        (work / "redis.conf").write_text(conf + f"\ndir {work}\nlogfile \"\"\ndaemonize no\n")
+        conf = re.sub(
+            r"(?m)^(dir|logfile|pidfile|daemonize) .*$",
+            "",
+            (root / "etc/redis/redis.conf").read_text(),
+        )
+        (work / "redis.conf").write_text(conf + f'\ndir {work}\nlogfile ""\ndaemonize no\n')
         ns.start([str(redis), str(work / "redis.conf")], work / "redis.log")
         # rspamd as Debian's unit runs it (the model's binary, /etc/rspamd, /usr/share/rspamd
         # and /usr/lib/rspamd at their real paths through the namespace's overlays).
-        ns.start(["/usr/bin/rspamd", "-f", "-u", "_rspamd", "-g", "_rspamd", "-c", "/etc/rspamd/rspamd.conf"],
-                 work / "rspamd.out")
+        ns.start(
+            [
+                "/usr/bin/rspamd",
+                "-f",
+                "-u",
+                "_rspamd",
+                "-g",
+                "_rspamd",
+                "-c",
+                "/etc/rspamd/rspamd.conf",
+            ],
+            work / "rspamd.out",
+        )
         # dovecot in the foreground as root (it drops to dovecot/dovenull itself); only the
         # log goes to stderr (work/dovecot.conf includes the release's dovecot.conf).
-        ns.start(["/usr/sbin/dovecot", "-F", "-c", str(work / "dovecot.conf")], work / "dovecot.log")
-        ns.start([str(root / "usr/sbin/nginx"), "-p", str(work), "-c", str(nginx_conf(root, work)),
-                  "-e", str(work / "nginx-error.log"), "-g", "daemon off;"], work / "nginx.log")
+        ns.start(
+            ["/usr/sbin/dovecot", "-F", "-c", str(work / "dovecot.conf")], work / "dovecot.log"
+        )
+        ns.start(
+            [
+                str(root / "usr/sbin/nginx"),
+                "-p",
+                str(work),
+                "-c",
+                str(nginx_conf(root, work)),
+                "-e",
+                str(work / "nginx-error.log"),
+                "-g",
+                "daemon off;",
+            ],
+            work / "nginx.log",
+        )
         node_haraka = root / "usr/lib/node_modules/Haraka/bin/haraka"
         for inst in ("haraka-smtp", "haraka-submission"):
             # Test-only self-signed certificate: the model has none, and Haraka will not
             # listen on 465 without one (poste.io makes its own at first start).
             cfg = root / "opt" / inst / "config"
             if not (cfg / "tls_cert.pem").exists():
-                sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", f"/CN={FQDN}",
-                   "-keyout", str(cfg / "tls_key.pem"), "-out", str(cfg / "tls_cert.pem"), check=False)
+                sh(
+                    "openssl",
+                    "req",
+                    "-x509",
+                    "-newkey",
+                    "rsa:2048",
+                    "-nodes",
+                    "-days",
+                    "2",
+                    "-subj",
+                    f"/CN={FQDN}",
+                    "-keyout",
+                    str(cfg / "tls_key.pem"),
+                    "-out",
+                    str(cfg / "tls_cert.pem"),
+                    check=False,
+                )
             # Test-only: the probe comes from 192.0.2.20, an address of the namespace itself
             # (local) and in TEST-NET-1 (private to Haraka); haraka-plugin-rspamd skips both
             # by default, so without this the message would never reach rspamd.
             ini = cfg / "rspamd.ini"
-            ini.write_text(ini.read_text() + "\n; bench/isolation (test only)\n[check]\nprivate_ip=true\nlocal_ip=true\n")
+            ini.write_text(
+                ini.read_text()
+                + "\n; bench/isolation (test only)\n[check]\nprivate_ip=true\nlocal_ip=true\n"
+            )
         for inst in ("haraka-smtp", "haraka-submission"):
-            ns.start(["node", str(node_haraka), "-c", str(root / "opt" / inst)], work / f"{inst}.log")
+            ns.start(
+                ["node", str(node_haraka), "-c", str(root / "opt" / inst)], work / f"{inst}.log"
+            )
         ready = {p: wait_port(ns, p) for p in (25, 80)}
         ready["rspamd"] = wait_rspamd(ns)
         time.sleep(3)  # the submission instance and redis clients settle
         tcp = listeners(ns)
         unix = unix_sockets(ns)
         ports = PUBLIC | INTERNAL
-        forbidden = [x for x in tcp if int(x["port"]) in ports and LOOPBACK_OR_WILDCARD.match(x["address"])]
+        forbidden = [
+            x for x in tcp if int(x["port"]) in ports and LOOPBACK_OR_WILDCARD.match(x["address"])
+        ]
         public_elsewhere = [x for x in tcp if int(x["port"]) in PUBLIC and x["address"] != HOST_IP]
         ping = ns.run([str(root / "usr/bin/redis-cli"), "-s", "/run/redis/redis.sock", "ping"])
-        clients = ns.run([str(root / "usr/bin/redis-cli"), "-s", "/run/redis/redis.sock", "client", "list"])
+        clients = ns.run(
+            [str(root / "usr/bin/redis-cli"), "-s", "/run/redis/redis.sock", "client", "list"]
+        )
         result["redis_clients_over_socket"] = sum(
-            1 for ln in clients.stdout.splitlines() if "laddr=/var/run/redis/redis.sock" in ln and "cmd=client" not in ln)
-        controller = "/var/run/rspamd/controller.sock" if variant == "patched" else "localhost:11334"
+            1
+            for ln in clients.stdout.splitlines()
+            if "laddr=/var/run/redis/redis.sock" in ln and "cmd=client" not in ln
+        )
+        controller = (
+            "/var/run/rspamd/controller.sock" if variant == "patched" else "localhost:11334"
+        )
         stat = ns.run(["/usr/bin/rspamc", "-h", controller, "stat"])
-        result["rspamc_stat"] = {"host": controller, "rc": stat.returncode,
-                                 "first_line": (stat.stdout or stat.stderr).strip().splitlines()[:1]}
-        result.update({
-            "tcp": tcp, "unix": unix, "forbidden": forbidden, "public_not_on_hostname_ip": public_elsewhere,
-            "redis_socket_ping": (ping.stdout or ping.stderr).strip(), "ready": ready,
-            "smtp": smtp_probe(ns, root) if ready[25] else "port 25 not listening",
-        })
+        result["rspamc_stat"] = {
+            "host": controller,
+            "rc": stat.returncode,
+            "first_line": (stat.stdout or stat.stderr).strip().splitlines()[:1],
+        }
+        result.update(
+            {
+                "tcp": tcp,
+                "unix": unix,
+                "forbidden": forbidden,
+                "public_not_on_hostname_ip": public_elsewhere,
+                "redis_socket_ping": (ping.stdout or ping.stderr).strip(),
+                "ready": ready,
+                "smtp": smtp_probe(ns, root) if ready[25] else "port 25 not listening",
+            }
+        )
         time.sleep(1)
         logs = (work / "haraka-smtp.log").read_text(errors="replace")
-        result["haraka_log"] = [ln for ln in logs.splitlines()
-                                if re.search(r"redis|rspamd|outbound_ip_helo|local_own|queue|smtp_forward|EADDR|Error",
-                                             ln, re.I)][-14:]
+        result["haraka_log"] = [
+            ln
+            for ln in logs.splitlines()
+            if re.search(
+                r"redis|rspamd|outbound_ip_helo|local_own|queue|smtp_forward|EADDR|Error", ln, re.I
+            )
+        ][-14:]
         rlog = work / "var-log/rspamd/rspamd.log"
-        rtext = rlog.read_text(errors="replace") if rlog.exists() else (work / "rspamd.out").read_text(errors="replace")
+        rtext = (
+            rlog.read_text(errors="replace")
+            if rlog.exists()
+            else (work / "rspamd.out").read_text(errors="replace")
+        )
         # rspamd's task log line for the probe message: Haraka's rspamd plugin reached it.
-        result["rspamd_task_log"] = [ln for ln in rtext.splitlines() if "rspamd_task_write_log" in ln][-2:]
+        result["rspamd_task_log"] = [
+            ln for ln in rtext.splitlines() if "rspamd_task_write_log" in ln
+        ][-2:]
         denied = [ln for ln in rtext.splitlines() if "cannot connect to redis" in ln]
-        result["rspamd_redis_errors"] = {"count": len(denied), "example": denied[-1].split("; ")[-1] if denied else ""}
-        result["rspamd_listen_log"] = [ln.split("; ")[-1] for ln in rtext.splitlines()
-                                       if "rspamd_fork_worker" in ln or "is disabled in the config" in ln]
-        result["dovecot_log"] = (work / "dovecot.log").read_text(errors="replace").strip().splitlines()[-6:]
+        result["rspamd_redis_errors"] = {
+            "count": len(denied),
+            "example": denied[-1].split("; ")[-1] if denied else "",
+        }
+        result["rspamd_listen_log"] = [
+            ln.split("; ")[-1]
+            for ln in rtext.splitlines()
+            if "rspamd_fork_worker" in ln or "is disabled in the config" in ln
+        ]
+        result["dovecot_log"] = (
+            (work / "dovecot.log").read_text(errors="replace").strip().splitlines()[-6:]
+        )
     log.append(f"== {model} {variant}")
     for x in result["tcp"]:  # type: ignore[attr-defined]
         log.append(f"  tcp  {x['address']}:{x['port']}  {x['process']}")
@@ -383,11 +517,17 @@ def run_variant(model: str, variant: str, log: list[str]) -> dict[str, object]:
         log.append(f"  unix {x['path']}  {x['mode']}  {x['process']}")
     if internal:
         log.append(f"  unix (+ {internal} dovecot-internal sockets under /run/dovecot)")
-    log.append(f"  forbidden: {len(result['forbidden'])}  " + ", ".join(  # type: ignore[arg-type]
-        f"{x['address']}:{x['port']} ({x['process']})" for x in result["forbidden"]))  # type: ignore[attr-defined]
+    log.append(
+        f"  forbidden: {len(result['forbidden'])}  "
+        + ", ".join(  # type: ignore[arg-type]
+            f"{x['address']}:{x['port']} ({x['process']})" for x in result["forbidden"]
+        )
+    )  # type: ignore[attr-defined]
     log.append(f"  public ports not on {HOST_IP}: {len(result['public_not_on_hostname_ip'])}")  # type: ignore[arg-type]
     log.append(f"  redis PING over /run/redis/redis.sock: {result['redis_socket_ping']}")
-    log.append(f"  redis clients connected over the socket (Haraka): {result.get('redis_clients_over_socket', 0)}")
+    log.append(
+        f"  redis clients connected over the socket (Haraka): {result.get('redis_clients_over_socket', 0)}"
+    )
     rc = result["rspamc_stat"]
     log.append(f"  rspamc -h {rc['host']} stat: rc={rc['rc']} {' '.join(rc['first_line'])}")  # type: ignore[index]
     for ln in result["rspamd_listen_log"]:  # type: ignore[attr-defined]
@@ -399,7 +539,9 @@ def run_variant(model: str, variant: str, log: list[str]) -> dict[str, object]:
         log.append(f"  dovecot log: {ln[:150]}")
     log.append(f"  SMTP probe from {CLIENT_IP}: {result['smtp']}")
     for ln in result["rspamd_task_log"]:  # type: ignore[attr-defined]
-        log.append(f"  rspamd task log (the probe, via Haraka's rspamd plugin): {ln.split('; ')[-1][:200]}")
+        log.append(
+            f"  rspamd task log (the probe, via Haraka's rspamd plugin): {ln.split('; ')[-1][:200]}"
+        )
     for ln in result["haraka_log"]:  # type: ignore[attr-defined]
         log.append(f"  haraka-smtp log: {ln[:160]}")
     return result
@@ -418,10 +560,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
     if os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nsenter") is None:
-        print("isolation: skipped: needs root, iproute2 and util-linux (network namespaces)", file=sys.stderr)
+        print(
+            "isolation: skipped: needs root, iproute2 and util-linux (network namespaces)",
+            file=sys.stderr,
+        )
         return 77
     if args.model not in modeltree.available_models():
-        print(f"isolation: skipped: {args.model} not built (python bench/model/build.py)", file=sys.stderr)
+        print(
+            f"isolation: skipped: {args.model} not built (python bench/model/build.py)",
+            file=sys.stderr,
+        )
         return 77
     log: list[str] = []
     results = {v: run_variant(args.model, v, log) for v in ("unpatched", "patched")}
@@ -437,12 +585,15 @@ def main(argv: list[str] | None = None) -> int:
         "patched_rspamd_reaches_redis": patched["rspamd_redis_errors"]["count"] == 0,  # type: ignore[index]
         "patched_dovecot_quota_socket": any(
             x["path"].replace("/var/run/", "/run/") == QUOTA_SOCKET.replace("/var/run/", "/run/")
-            and x["mode"].startswith("660 ") for x in patched["unix"]),  # type: ignore[attr-defined]
+            and x["mode"].startswith("660 ")
+            for x in patched["unix"]
+        ),  # type: ignore[attr-defined]
         "unpatched_shows_forbidden": bool(unpatched["forbidden"]),
-        "unpatched_rspamd_on_localhost_tcp": {11332, 11333, 11334} <= {
-            int(x["port"]) for x in unpatched["forbidden"] if x["process"] == "rspamd"},  # type: ignore[attr-defined]
+        "unpatched_rspamd_on_localhost_tcp": {11332, 11333, 11334}
+        <= {int(x["port"]) for x in unpatched["forbidden"] if x["process"] == "rspamd"},  # type: ignore[attr-defined]
         "unpatched_dovecot_quota_on_13001": any(
-            x["port"] == "13001" and x["process"] == "dovecot" for x in unpatched["forbidden"]),  # type: ignore[attr-defined]
+            x["port"] == "13001" and x["process"] == "dovecot" for x in unpatched["forbidden"]
+        ),  # type: ignore[attr-defined]
     }
     log.append("verdict: " + ", ".join(f"{k}={v}" for k, v in verdict.items()))
     if args.json:

@@ -43,7 +43,9 @@ PYTHON = [sys.executable]  # replaced in main() by a venv with patchkit installe
 PATCHKIT = [*PYTHON, "-m", "patchkit"]
 
 
-def sh(*args: str, cwd: Path | None = None, check: bool = True, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+def sh(
+    *args: str, cwd: Path | None = None, check: bool = True, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     return subprocess.run(list(args), cwd=cwd, capture_output=True, check=check, env=env)
 
 
@@ -77,7 +79,11 @@ def make_patches(first: dict[str, bytes], last: dict[str, bytes]) -> list[tuple[
     from patchkit.core.patchfile import Patch, render_patch
 
     rng = random.Random(SEED)
-    js = sorted(p for p in first if p.startswith("lib/") and p.endswith(".js") and first[p].count(b"\n") > 40)
+    js = sorted(
+        p
+        for p in first
+        if p.startswith("lib/") and p.endswith(".js") and first[p].count(b"\n") > 40
+    )
     churned = [p for p in js if last.get(p) != first[p]]
     calm = [p for p in js if last.get(p) == first[p]]
     picks = rng.sample(churned, 20) + rng.sample(calm, 20)
@@ -86,7 +92,11 @@ def make_patches(first: dict[str, bytes], last: dict[str, bytes]) -> list[tuple[
     patches = []
     for n, path in enumerate(picks, 1):
         lines = current[path].decode().split("\n")
-        candidates = [i for i, line in enumerate(lines) if line.strip() and "patchkit" not in line and 5 < i < len(lines) - 5]
+        candidates = [
+            i
+            for i, line in enumerate(lines)
+            if line.strip() and "patchkit" not in line and 5 < i < len(lines) - 5
+        ]
         i = rng.choice(candidates)
         new_lines = list(lines)
         new_lines[i] = lines[i] + " // patched by patchkit bench"
@@ -107,7 +117,14 @@ def make_project(work: Path, tarballs: dict[str, Path], patches: list[tuple[str,
     (root / "patches").mkdir(parents=True)
     toml = ["schema = 1", f'base = "{VERSIONS[0]}"', "", "[upstream]", f'name = "{PACKAGE}"', ""]
     for v in VERSIONS:
-        toml += ["[[version]]", f'version = "{v}"', 'status = "supported"', f'source = "tar:{tarballs[v]}"', "strip = 1", ""]
+        toml += [
+            "[[version]]",
+            f'version = "{v}"',
+            'status = "supported"',
+            f'source = "tar:{tarballs[v]}"',
+            "strip = 1",
+            "",
+        ]
     (root / "upstream-versions.toml").write_text("\n".join(toml))
     for name, data in patches:
         (root / "patches" / name).write_bytes(data)
@@ -118,7 +135,18 @@ def make_project(work: Path, tarballs: dict[str, Path], patches: list[tuple[str,
 
 
 def patchkit_matrix(root: Path) -> dict[tuple[str, str], str]:
-    proc = sh(*PATCHKIT, "-q", "--project", str(root), "matrix", "--format", "json", "--fail-on", "", check=False)
+    proc = sh(
+        *PATCHKIT,
+        "-q",
+        "--project",
+        str(root),
+        "matrix",
+        "--format",
+        "json",
+        "--fail-on",
+        "",
+        check=False,
+    )
     assert proc.returncode == 0, proc.stderr.decode()
     doc = json.loads(proc.stdout)
     return {(r["version"], r["patch"]): r["status"] for r in doc["results"]}
@@ -157,7 +185,17 @@ def worktree_apply(root: Path, names: list[str]) -> dict[tuple[str, str], str]:
     with tempfile.TemporaryDirectory(prefix="bench-wt-") as tmp:
         for v in VERSIONS:
             wt = Path(tmp) / v
-            sh("git", "--git-dir", str(store), "worktree", "add", "-q", "--detach", str(wt), f"refs/patchkit/upstream/{v}")
+            sh(
+                "git",
+                "--git-dir",
+                str(store),
+                "worktree",
+                "add",
+                "-q",
+                "--detach",
+                str(wt),
+                f"refs/patchkit/upstream/{v}",
+            )
             for name in names:
                 patch = str(root / "patches" / name)
                 ok = sh("git", "apply", "--check", patch, cwd=wt, check=False).returncode == 0
@@ -176,7 +214,9 @@ def quilt_push(root: Path, names: list[str]) -> dict[tuple[str, str], str]:
         for v in VERSIONS:
             tree = Path(tmp) / v
             tree.mkdir()
-            archive = sh("git", "--git-dir", str(store), "archive", f"refs/patchkit/upstream/{v}").stdout
+            archive = sh(
+                "git", "--git-dir", str(store), "archive", f"refs/patchkit/upstream/{v}"
+            ).stdout
             subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
             shutil.copytree(root / "patches", tree / "patches")
             left = list(names)
@@ -185,8 +225,12 @@ def quilt_push(root: Path, names: list[str]) -> dict[tuple[str, str], str]:
                 proc = sh("quilt", "push", "-a", "-q", cwd=tree, check=False, env=env)
                 if proc.returncode in (0, 2) and b"fail" not in proc.stdout.lower():
                     break
-                applied = set(sh("quilt", "applied", cwd=tree, check=False, env=env).stdout.decode().split())
-                failed = next((n for n in left if f"patches/{n}" not in applied and n not in applied), None)
+                applied = set(
+                    sh("quilt", "applied", cwd=tree, check=False, env=env).stdout.decode().split()
+                )
+                failed = next(
+                    (n for n in left if f"patches/{n}" not in applied and n not in applied), None
+                )
                 if failed is None:
                     break
                 status[failed] = "failed"
@@ -215,11 +259,17 @@ def installed_python(work: Path) -> str:
     site = Path(
         subprocess.run(
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True, check=True,
-        ).stdout.decode().strip()
+            capture_output=True,
+            check=True,
+        )
+        .stdout.decode()
+        .strip()
     )
-    shutil.copytree(Path(__file__).resolve().parents[2] / "patchkit", site / "patchkit",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        Path(__file__).resolve().parents[2] / "patchkit",
+        site / "patchkit",
+        ignore=shutil.ignore_patterns("__pycache__"),
+    )
     # Dependencies (unidiff, rich, ...) from this venv; a path line adds the directory only,
     # without running that directory's own .pth hooks (the editable install's among them).
     (site / "patchkit-bench-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
@@ -227,7 +277,9 @@ def installed_python(work: Path) -> str:
     return str(python)
 
 
-def timed(fn: Callable[[], object], runs: int, before: Callable[[], None] | None = None) -> tuple[float, object]:
+def timed(
+    fn: Callable[[], object], runs: int, before: Callable[[], None] | None = None
+) -> tuple[float, object]:
     times = []
     result: object = None
     for _ in range(runs):
@@ -288,19 +340,27 @@ def main() -> int:
         mismatch = []
         for key, status in pk.items():
             git_ok = a[key] == "applied"
-            if (status in ("applied", "offset") and not git_ok) or (status in ("conflict", "missing-target") and git_ok):
+            if (status in ("applied", "offset") and not git_ok) or (
+                status in ("conflict", "missing-target") and git_ok
+            ):
                 mismatch.append((key, status, a[key]))
         assert not mismatch, f"patchkit and git apply disagree: {mismatch[:5]}"
         quilt_differs = sum(
-            1 for key, s in pk.items() if (s in ("applied", "offset", "fuzz")) != (b[key] == "applied")
+            1
+            for key, s in pk.items()
+            if (s in ("applied", "offset", "fuzz")) != (b[key] == "applied")
         )
         counts: dict[str, int] = {}
         for s in pk.values():
             counts[s] = counts.get(s, 0) + 1
         cells = len(pk)
-        print(f"{PACKAGE} {VERSIONS[0]}..{VERSIONS[-1]}: {len(names)} patches x {len(VERSIONS)} releases = {cells} cells")
+        print(
+            f"{PACKAGE} {VERSIONS[0]}..{VERSIONS[-1]}: {len(names)} patches x {len(VERSIONS)} releases = {cells} cells"
+        )
         print("patchkit answers: " + ", ".join(f"{n} {s}" for s, n in sorted(counts.items())))
-        print(f"answers identical to (a) on applied/conflict: yes ({cells} cells); quilt differs on {quilt_differs}")
+        print(
+            f"answers identical to (a) on applied/conflict: yes ({cells} cells); quilt differs on {quilt_differs}"
+        )
         print()
         print(f"| run (median of {args.runs}) | seconds | vs patchkit cold |")
         print("|---|---:|---:|")
@@ -314,9 +374,14 @@ def main() -> int:
         ):
             print(f"| {label} | {t:.3f} | {t / cold:.1f}x |")
         print()
-        print(f"(a) / cold = {a_time / cold:.1f}x (target >= 20x); warm = {warm:.3f} s (target < 0.5 s)")
-        print("(a) / cold within each round: " + ", ".join(f"{r:.1f}x" for r in ratios)
-              + f"; median {statistics.median(ratios):.1f}x")
+        print(
+            f"(a) / cold = {a_time / cold:.1f}x (target >= 20x); warm = {warm:.3f} s (target < 0.5 s)"
+        )
+        print(
+            "(a) / cold within each round: "
+            + ", ".join(f"{r:.1f}x" for r in ratios)
+            + f"; median {statistics.median(ratios):.1f}x"
+        )
         print(f"(a) / Project.matrix() cold, in process = {a_time / api:.1f}x")
         return 0
     finally:

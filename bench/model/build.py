@@ -45,7 +45,11 @@ DEBIAN_PACKAGES = {
     "redis": ["redis-server", "redis-tools"],
     "rspamd": ["rspamd"],
     "dovecot": [
-        "dovecot-core", "dovecot-imapd", "dovecot-pop3d", "dovecot-sieve", "dovecot-managesieved",
+        "dovecot-core",
+        "dovecot-imapd",
+        "dovecot-pop3d",
+        "dovecot-sieve",
+        "dovecot-managesieved",
     ],
     "nginx": ["nginx", "nginx-common"],
 }
@@ -68,7 +72,9 @@ class BuildError(Exception):
     """One line for the person: what failed and what was needed."""
 
 
-def run(cmd: list[str], *, cwd: Path | None = None, need: str, env: dict[str, str] | None = None) -> str:
+def run(
+    cmd: list[str], *, cwd: Path | None = None, need: str, env: dict[str, str] | None = None
+) -> str:
     try:
         proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env, check=False)
     except FileNotFoundError:
@@ -76,7 +82,9 @@ def run(cmd: list[str], *, cwd: Path | None = None, need: str, env: dict[str, st
     if proc.returncode != 0:
         lines = [ln for ln in (proc.stderr + proc.stdout).splitlines() if ln.strip()]
         errs = [ln for ln in lines if ln.startswith(("E:", "npm error", "Err:"))] or lines
-        raise BuildError(f"`{' '.join(cmd[:3])} ...` failed ({errs[-1] if errs else proc.returncode}); needed: {need}")
+        raise BuildError(
+            f"`{' '.join(cmd[:3])} ...` failed ({errs[-1] if errs else proc.returncode}); needed: {need}"
+        )
     return proc.stdout
 
 
@@ -94,7 +102,9 @@ def debian_mirror() -> str:
             m = re.match(r"^deb\s+(?:\[[^]]*\]\s+)?(\S+)\s+\S+\s", line)
             if m and "security" not in m.group(1):
                 return m.group(1)
-    raise BuildError("no Debian mirror found in /etc/apt/sources.list.d/debian.sources (needed: a Debian mirror URI)")
+    raise BuildError(
+        "no Debian mirror found in /etc/apt/sources.list.d/debian.sources (needed: a Debian mirror URI)"
+    )
 
 
 # -- Debian ---------------------------------------------------------------------------
@@ -106,11 +116,16 @@ def apt_options(scratch: Path, suite: str, mirror: str) -> list[str]:
     sources = scratch / "sources.list"
     sources.write_text(f"deb {mirror} {suite} main\n")
     return [
-        "-o", f"Dir::Etc::SourceList={sources}",
-        "-o", "Dir::Etc::SourceParts=/dev/null",
-        "-o", f"Dir::State::Lists={scratch / 'lists'}",
-        "-o", f"Dir::Cache={scratch / 'cache'}",
-        "-o", "APT::Sandbox::User=root",
+        "-o",
+        f"Dir::Etc::SourceList={sources}",
+        "-o",
+        "Dir::Etc::SourceParts=/dev/null",
+        "-o",
+        f"Dir::State::Lists={scratch / 'lists'}",
+        "-o",
+        f"Dir::Cache={scratch / 'cache'}",
+        "-o",
+        "APT::Sandbox::User=root",
     ]
 
 
@@ -120,8 +135,11 @@ def fetch_debs(scratch: Path, suite: str, mirror: str) -> dict[str, list[Path]]:
     run(["apt-get", "-q", *opts, "update"], need=f"Debian {suite} package lists from {mirror}")
     debs = scratch / "debs"
     debs.mkdir(exist_ok=True)
-    run(["apt-get", "-q", *opts, "download", *every], cwd=debs,
-        need=f"Debian {suite} packages {' '.join(every)} from {mirror}")
+    run(
+        ["apt-get", "-q", *opts, "download", *every],
+        cwd=debs,
+        need=f"Debian {suite} packages {' '.join(every)} from {mirror}",
+    )
     out: dict[str, list[Path]] = {}
     for group, names in DEBIAN_PACKAGES.items():
         out[group] = []
@@ -134,13 +152,19 @@ def fetch_debs(scratch: Path, suite: str, mirror: str) -> dict[str, list[Path]]:
 
 
 def deb_version(deb: Path) -> str:
-    return run(["dpkg-deb", "-f", str(deb), "Package", "Version"], need="dpkg-deb").replace("\n", " ").strip()
+    return (
+        run(["dpkg-deb", "-f", str(deb), "Package", "Version"], need="dpkg-deb")
+        .replace("\n", " ")
+        .strip()
+    )
 
 
 def extract(deb: Path, root: Path) -> str:
     """Unpack ``deb`` into ``root``; return its postinst script ("" if none)."""
     run(["dpkg-deb", "-x", str(deb), str(root)], need="dpkg-deb to unpack Debian packages")
-    proc = subprocess.run(["dpkg-deb", "-I", str(deb), "postinst"], capture_output=True, text=True, check=False)
+    proc = subprocess.run(
+        ["dpkg-deb", "-I", str(deb), "postinst"], capture_output=True, text=True, check=False
+    )
     return proc.stdout if proc.returncode == 0 else ""
 
 
@@ -161,7 +185,9 @@ def emulate_postinst(root: Path, postinst: str) -> None:
                 shutil.copy2(src, dst)
     for m2 in re.finditer(r"echo '([^']*)' > (/usr/share/dovecot/protocols\.d/\S+)", postinst):
         _write(root, m2.group(2), m2.group(1) + "\n")
-    for m3 in re.finditer(r"cat <<EOF > (/usr/share/dovecot/protocols\.d/\S+)\n(.*?)\nEOF", postinst, re.S):
+    for m3 in re.finditer(
+        r"cat <<EOF > (/usr/share/dovecot/protocols\.d/\S+)\n(.*?)\nEOF", postinst, re.S
+    ):
         _write(root, m3.group(1), m3.group(2) + "\n")
     if "ln -s /etc/nginx/sites-available/default /etc/nginx/sites-enabled/default" in postinst:
         link = root / "etc/nginx/sites-enabled/default"
@@ -180,25 +206,58 @@ def _write(root: Path, abspath: str, text: str) -> None:
 
 
 def install_haraka(root: Path, version: str, scratch: Path) -> str:
-    env = dict(os.environ, npm_config_cache=str(scratch / "npm-cache"), npm_config_update_notifier="false")
+    env = dict(
+        os.environ, npm_config_cache=str(scratch / "npm-cache"), npm_config_update_notifier="false"
+    )
     run(
-        ["npm", "install", "-g", "--prefix", str(root / "usr"), "--omit=dev", "--omit=optional",
-         "--ignore-scripts", "--no-audit", "--no-fund", f"Haraka@{version}"],
-        need=f"Haraka {version} and its dependencies from the npm registry", env=env,
+        [
+            "npm",
+            "install",
+            "-g",
+            "--prefix",
+            str(root / "usr"),
+            "--omit=dev",
+            "--omit=optional",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            f"Haraka@{version}",
+        ],
+        need=f"Haraka {version} and its dependencies from the npm registry",
+        env=env,
     )
     haraka = root / "usr/lib/node_modules/Haraka"
     for plugin in ("haraka-plugin-redis", "haraka-plugin-rspamd"):
         if not (haraka / "node_modules" / plugin / "package.json").is_file():
-            run(["npm", "install", "--prefix", str(haraka), "--omit=dev", "--ignore-scripts",
-                 "--no-audit", "--no-fund", "--no-save", plugin],
-                need=f"{plugin} from the npm registry", env=env)
+            run(
+                [
+                    "npm",
+                    "install",
+                    "--prefix",
+                    str(haraka),
+                    "--omit=dev",
+                    "--ignore-scripts",
+                    "--no-audit",
+                    "--no-fund",
+                    "--no-save",
+                    plugin,
+                ],
+                need=f"{plugin} from the npm registry",
+                env=env,
+            )
     for instance in ("haraka-smtp", "haraka-submission"):
         # The way Haraka makes an instance dir: the real binary, the machine's node.
-        run(["node", str(haraka / "bin/haraka"), "-i", str(root / "opt" / instance)],
-            need="node to run `haraka -i`")
+        run(
+            ["node", str(haraka / "bin/haraka"), "-i", str(root / "opt" / instance)],
+            need="node to run `haraka -i`",
+        )
     versions = []
     for pkg in ("", "haraka-plugin-redis", "haraka-plugin-rspamd"):
-        meta = json.loads(((haraka / "node_modules" / pkg) if pkg else haraka).joinpath("package.json").read_text())
+        meta = json.loads(
+            ((haraka / "node_modules" / pkg) if pkg else haraka)
+            .joinpath("package.json")
+            .read_text()
+        )
         versions.append(f"{meta['name']} {meta['version']}")
     return ", ".join(versions)
 
@@ -239,9 +298,13 @@ def our_layer(stage: dict[str, Path], suite: str) -> dict[str, str]:
     addr = "listen" if suite != "bookworm" else "address"
     debian_quota = (stage["dovecot"] / "etc/dovecot/conf.d/90-quota.conf").read_text()
     files["etc/dovecot/conf.d/90-quota.conf"] = (
-        _hash(head + "\nDebian's file follows unchanged; the quota-status service at the end is ours.")
+        _hash(
+            head + "\nDebian's file follows unchanged; the quota-status service at the end is ours."
+        )
         + debian_quota
-        + "\n" + _hash(HEADER) + (
+        + "\n"
+        + _hash(HEADER)
+        + (
             "service quota-status {\n"
             "  executable = quota-status -p postfix\n"
             "  inet_listener quota-status {\n"
@@ -261,26 +324,41 @@ def our_layer(stage: dict[str, Path], suite: str) -> dict[str, str]:
         created = (haraka / cfg / "plugins").read_text()
         files[f"{cfg}/plugins"] = (
             _hash(head + "\nHaraka's list from `haraka -i` follows, then poste.io's additions.")
-            + created + "\n" + _hash(HEADER) + "redis\nrspamd\n"
+            + created
+            + "\n"
+            + _hash(HEADER)
+            + "redis\nrspamd\n"
         )
     smtp_ini = (haraka / "opt/haraka-submission/config/smtp.ini").read_text()
     files["opt/haraka-submission/config/smtp.ini"] = (
-        _semi(head + "\nThe listen line is ours (poste.io's submission ports); Haraka's smtp.ini from\n"
-              "`haraka -i` follows it unchanged.")
-        + "listen=[::0]:587,[::0]:465\n\n" + smtp_ini
+        _semi(
+            head
+            + "\nThe listen line is ours (poste.io's submission ports); Haraka's smtp.ini from\n"
+            "`haraka -i` follows it unchanged."
+        )
+        + "listen=[::0]:587,[::0]:465\n\n"
+        + smtp_ini
     )
     for name, server in (
-        ("https",
-         "server {\n    listen 80;\n    listen [::]:80;\n    return 301 https://$host$request_uri;\n}\n\n"
-         "server {\n    listen 443 ssl;\n    listen [::]:443 ssl;\n"
-         "    location /admin/rspamd/ {\n        proxy_pass http://127.0.0.1:11334/;\n    }\n}\n"),
-        ("no-https",
-         "server {\n    listen 80;\n    listen [::]:80;\n"
-         "    location /admin/rspamd/ {\n        proxy_pass http://127.0.0.1:11334/;\n    }\n}\n"),
+        (
+            "https",
+            "server {\n    listen 80;\n    listen [::]:80;\n    return 301 https://$host$request_uri;\n}\n\n"
+            "server {\n    listen 443 ssl;\n    listen [::]:443 ssl;\n"
+            "    location /admin/rspamd/ {\n        proxy_pass http://127.0.0.1:11334/;\n    }\n}\n",
+        ),
+        (
+            "no-https",
+            "server {\n    listen 80;\n    listen [::]:80;\n"
+            "    location /admin/rspamd/ {\n        proxy_pass http://127.0.0.1:11334/;\n    }\n}\n",
+        ),
     ):
-        files[f"etc/nginx/sites-enabled.templates/{name}"] = _hash(
-            head + "\nA stand-in for poste.io's own template: only the listen and proxy lines public sources describe."
-        ) + server
+        files[f"etc/nginx/sites-enabled.templates/{name}"] = (
+            _hash(
+                head
+                + "\nA stand-in for poste.io's own template: only the listen and proxy lines public sources describe."
+            )
+            + server
+        )
     return files
 
 
@@ -336,7 +414,9 @@ def _blob(layout: Path, data: bytes) -> str:
     return f"sha256:{digest}"
 
 
-def write_layout(layout: Path, layers: list[tuple[str, bytes]], *, tag: str, labels: dict[str, str]) -> str:
+def write_layout(
+    layout: Path, layers: list[tuple[str, bytes]], *, tag: str, labels: dict[str, str]
+) -> str:
     if layout.exists():
         shutil.rmtree(layout)
     (layout / "blobs/sha256").mkdir(parents=True)
@@ -345,30 +425,51 @@ def write_layout(layout: Path, layers: list[tuple[str, bytes]], *, tag: str, lab
     for name, raw in layers:
         diff_ids.append("sha256:" + hashlib.sha256(raw).hexdigest())
         packed = gzip.compress(raw, compresslevel=6, mtime=0)
-        descriptors.append({
-            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
-            "digest": _blob(layout, packed), "size": len(packed),
-            "annotations": {"org.opencontainers.image.title": name},
-        })
+        descriptors.append(
+            {
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": _blob(layout, packed),
+                "size": len(packed),
+                "annotations": {"org.opencontainers.image.title": name},
+            }
+        )
         history.append({"created_by": f"patchkit model: {name}"})
-    config = json.dumps({
-        "architecture": "amd64", "os": "linux",
-        "rootfs": {"type": "layers", "diff_ids": diff_ids},
-        "config": {"Labels": labels}, "history": history,
-    }, sort_keys=True).encode()
-    manifest = json.dumps({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.manifest.v1+json",
-        "config": {"mediaType": "application/vnd.oci.image.config.v1+json",
-                   "digest": _blob(layout, config), "size": len(config)},
-        "layers": descriptors,
-    }, sort_keys=True).encode()
+    config = json.dumps(
+        {
+            "architecture": "amd64",
+            "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": diff_ids},
+            "config": {"Labels": labels},
+            "history": history,
+        },
+        sort_keys=True,
+    ).encode()
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": _blob(layout, config),
+                "size": len(config),
+            },
+            "layers": descriptors,
+        },
+        sort_keys=True,
+    ).encode()
     digest = _blob(layout, manifest)
-    index = {"schemaVersion": 2, "manifests": [{
-        "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest,
-        "size": len(manifest), "annotations": {"org.opencontainers.image.ref.name": tag},
-        "platform": {"architecture": "amd64", "os": "linux"},
-    }]}
+    index = {
+        "schemaVersion": 2,
+        "manifests": [
+            {
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest,
+                "size": len(manifest),
+                "annotations": {"org.opencontainers.image.ref.name": tag},
+                "platform": {"architecture": "amd64", "os": "linux"},
+            }
+        ],
+    }
     (layout / "index.json").write_text(json.dumps(index, sort_keys=True))
     return digest
 
@@ -378,8 +479,10 @@ def write_layout(layout: Path, layers: list[tuple[str, bytes]], *, tag: str, lab
 
 def inputs_key(spec: ModelSpec) -> str:
     me = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
-    return json.dumps({"spec": spec.__dict__, "packages": DEBIAN_PACKAGES, "script": me,
-                       "layer": LAYER_VERSION}, sort_keys=True)
+    return json.dumps(
+        {"spec": spec.__dict__, "packages": DEBIAN_PACKAGES, "script": me, "layer": LAYER_VERSION},
+        sort_keys=True,
+    )
 
 
 def build_model(spec: ModelSpec, out: Path, *, log: Callable[[str], None]) -> dict[str, object]:
@@ -409,15 +512,25 @@ def build_model(spec: ModelSpec, out: Path, *, log: Callable[[str], None]) -> di
         layers.append(("poste-settings (patchkit model layer, ours)", tar_files(ours)))
         log(f"{spec.label}: writing the OCI layout")
         layout = out / spec.label
-        digest = write_layout(layout, layers, tag=spec.label, labels={
-            "org.opencontainers.image.description": f"patchkit model release {spec.label}: {HEADER}",
-        })
+        digest = write_layout(
+            layout,
+            layers,
+            tag=spec.label,
+            labels={
+                "org.opencontainers.image.description": f"patchkit model release {spec.label}: {HEADER}",
+            },
+        )
     size = sum(f.stat().st_size for f in layout.rglob("*") if f.is_file())
     info: dict[str, object] = {
-        "label": spec.label, "suite": spec.suite, "digest": digest,
-        "source": f"oci:{layout}:{spec.label}", "components": components,
-        "our_layer_files": sorted(ours), "bytes": size,
-        "seconds": round(time.monotonic() - started, 1), "inputs": inputs_key(spec),
+        "label": spec.label,
+        "suite": spec.suite,
+        "digest": digest,
+        "source": f"oci:{layout}:{spec.label}",
+        "components": components,
+        "our_layer_files": sorted(ours),
+        "bytes": size,
+        "seconds": round(time.monotonic() - started, 1),
+        "inputs": inputs_key(spec),
     }
     (out / f"{spec.label}.json").write_text(json.dumps(info, indent=2, sort_keys=True) + "\n")
     return info
@@ -425,8 +538,11 @@ def build_model(spec: ModelSpec, out: Path, *, log: Callable[[str], None]) -> di
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / ".cache" / "models"),
-                   help="where the layouts go (default: bench/.cache/models)")
+    p.add_argument(
+        "--out",
+        default=str(Path(__file__).resolve().parents[1] / ".cache" / "models"),
+        help="where the layouts go (default: bench/.cache/models)",
+    )
     p.add_argument("--only", choices=sorted(MODELS), action="append", help="build only this model")
     p.add_argument("--force", action="store_true", help="rebuild even if the cache is current")
     args = p.parse_args(argv)
@@ -446,7 +562,9 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"{label}: cached ({info['digest']})")
                     continue
             info = build_model(spec, out, log=log)
-            log(f"{label}: {info['digest']} ({int(info['bytes']) // 1_000_000} MB, {info['seconds']}s)")  # type: ignore[call-overload]
+            log(
+                f"{label}: {info['digest']} ({int(info['bytes']) // 1_000_000} MB, {info['seconds']}s)"
+            )  # type: ignore[call-overload]
     except BuildError as e:
         print(f"model build: error: {e}", file=sys.stderr)
         return 3

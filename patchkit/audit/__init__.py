@@ -78,35 +78,58 @@ class Rule:
 
 RULES: tuple[Rule, ...] = (
     # redis: no `port` means 6379; no `bind` means every interface.
-    Rule(component="redis", files=("etc/redis/redis.conf",), parser="redis",
-         defaults={"port": 6379, "bind": ("*", "::")}),
+    Rule(
+        component="redis",
+        files=("etc/redis/redis.conf",),
+        parser="redis",
+        defaults={"port": 6379, "bind": ("*", "::")},
+    ),
     # rspamd: workers in rspamd.conf; local.d (priority 1) and override.d (10) replace bind_socket.
-    Rule(component="rspamd", files=("etc/rspamd/rspamd.conf",), parser="rspamd",
-         defaults={"confdir": "etc/rspamd", "local_confdir": "etc/rspamd"}),
+    Rule(
+        component="rspamd",
+        files=("etc/rspamd/rspamd.conf",),
+        parser="rspamd",
+        defaults={"confdir": "etc/rspamd", "local_confdir": "etc/rspamd"},
+    ),
     # Haraka: smtp.ini `listen` (default [::0]:25); http.ini `listen` (no listen: no server).
-    Rule(component="haraka", files=("opt/*/config/smtp.ini",), parser="haraka-smtp",
-         defaults={"listen": "[::0]:25"}),
+    Rule(
+        component="haraka",
+        files=("opt/*/config/smtp.ini",),
+        parser="haraka-smtp",
+        defaults={"listen": "[::0]:25"},
+    ),
     Rule(component="haraka", files=("opt/*/config/http.ini",), parser="haraka-http"),
     # dovecot: `listen` (default "*, ::"), inet_listener blocks; built-in listeners of the
     # enabled protocols apply unless a block changes them; port = 0 disables one.
-    Rule(component="dovecot", files=("etc/dovecot/dovecot.conf",), parser="dovecot",
-         defaults={
-             "listen": "*, ::",
-             "builtin": {
-                 "imap": (("imap-login", "imap", 143), ("imap-login", "imaps", 993)),
-                 "pop3": (("pop3-login", "pop3", 110), ("pop3-login", "pop3s", 995)),
-                 "sieve": (("managesieve-login", "sieve", 4190),),
-                 "submission": (("submission-login", "submission", 587),),
-             },
-             "service_protocol": {
-                 "imap-login": "imap", "pop3-login": "pop3", "managesieve-login": "sieve",
-                 "submission-login": "submission", "lmtp": "lmtp",
-             },
-         }),
+    Rule(
+        component="dovecot",
+        files=("etc/dovecot/dovecot.conf",),
+        parser="dovecot",
+        defaults={
+            "listen": "*, ::",
+            "builtin": {
+                "imap": (("imap-login", "imap", 143), ("imap-login", "imaps", 993)),
+                "pop3": (("pop3-login", "pop3", 110), ("pop3-login", "pop3s", 995)),
+                "sieve": (("managesieve-login", "sieve", 4190),),
+                "submission": (("submission-login", "submission", 587),),
+            },
+            "service_protocol": {
+                "imap-login": "imap",
+                "pop3-login": "pop3",
+                "managesieve-login": "sieve",
+                "submission-login": "submission",
+                "lmtp": "lmtp",
+            },
+        },
+    ),
     # nginx: nginx.conf and what it includes, plus poste.io's templates (rendered into
     # sites-enabled at start). `listen 80` = *:80; a server without listen = *:80.
-    Rule(component="nginx", files=("etc/nginx/nginx.conf", "etc/nginx/sites-enabled.templates/*"),
-         parser="nginx", defaults={"port": 80, "root": "etc/nginx"}),
+    Rule(
+        component="nginx",
+        files=("etc/nginx/nginx.conf", "etc/nginx/sites-enabled.templates/*"),
+        parser="nginx",
+        defaults={"port": 80, "root": "etc/nginx"},
+    ),
 )
 
 
@@ -139,9 +162,16 @@ class Listener:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "component": self.component, "file": self.file, "line": self.line, "kind": self.kind,
-            "address": self.address, "port": self.port, "socket": self.socket,
-            "origin": self.origin, "verdict": self.verdict.value, "reason": self.reason,
+            "component": self.component,
+            "file": self.file,
+            "line": self.line,
+            "kind": self.kind,
+            "address": self.address,
+            "port": self.port,
+            "socket": self.socket,
+            "origin": self.origin,
+            "verdict": self.verdict.value,
+            "reason": self.reason,
         }
 
 
@@ -158,7 +188,12 @@ class Problem:
         return f"{self.file}:{self.line}: {self.message}"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"component": self.component, "file": self.file, "line": self.line, "message": self.message}
+        return {
+            "component": self.component,
+            "file": self.file,
+            "line": self.line,
+            "message": self.message,
+        }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,8 +221,12 @@ class AuditResult:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "schema": SCHEMA, "command": "audit", "version": self.version, "patched": self.patched,
-            "strict": self.strict, "failed": self.failed,
+            "schema": SCHEMA,
+            "command": "audit",
+            "version": self.version,
+            "patched": self.patched,
+            "strict": self.strict,
+            "failed": self.failed,
             "listeners": [x.to_dict() for x in self.listeners],
             "problems": [p.to_dict() for p in self.problems],
             "summary": self.summary,
@@ -215,7 +254,9 @@ class MemoryView:
             if target is None:
                 return path
             path = posixpath.normpath(
-                target.lstrip("/") if target.startswith("/") else posixpath.join(posixpath.dirname(path), target)
+                target.lstrip("/")
+                if target.startswith("/")
+                else posixpath.join(posixpath.dirname(path), target)
             )
         return path
 
@@ -226,7 +267,6 @@ class MemoryView:
         return _glob(set(self.files) | set(self.links), pattern)
 
 
-
 def _read_once(view: FileView, file: str, seen: set[str]) -> str | None:
     """``file``'s text the first time an include chain reaches it; None after (or if absent)."""
     if file in seen:
@@ -234,11 +274,13 @@ def _read_once(view: FileView, file: str, seen: set[str]) -> str | None:
     seen.add(file)
     return view.read(file)
 
+
 def _glob(names: Iterable[str], pattern: str) -> list[str]:
     """Names matching ``pattern`` component by component (``*`` never crosses ``/``)."""
     want = pattern.split("/")
     return sorted(
-        n for n in names
+        n
+        for n in names
         if len(parts := n.split("/")) == len(want)
         and all(fnmatch.fnmatchcase(a, b) for a, b in zip(parts, want, strict=True))
     )
@@ -247,7 +289,12 @@ def _glob(names: Iterable[str], pattern: str) -> list[str]:
 class TreeView:
     """A release tree in the store, plus the patched files (path -> content, None: deleted)."""
 
-    def __init__(self, reader: BlobReader, entries: Mapping[str, TreeEntry], overlay: Mapping[str, bytes | None]):
+    def __init__(
+        self,
+        reader: BlobReader,
+        entries: Mapping[str, TreeEntry],
+        overlay: Mapping[str, bytes | None],
+    ):
         self.reader = reader
         self.entries = entries
         self.overlay = overlay
@@ -272,7 +319,9 @@ class TreeView:
                 return data.decode("utf-8", "replace")
             target = data.decode("utf-8", "surrogateescape")
             path = posixpath.normpath(
-                target.lstrip("/") if target.startswith("/") else posixpath.join(posixpath.dirname(path), target)
+                target.lstrip("/")
+                if target.startswith("/")
+                else posixpath.join(posixpath.dirname(path), target)
             )
         return None
 
@@ -311,10 +360,18 @@ def _judge(listener: Listener) -> Listener:
     port = listener.port
     if PLACEHOLDER.lower() in addr:
         if port in PUBLIC_PORTS:
-            return replace(listener, verdict=Verdict.OK, reason="public port on the start-up placeholder")
-        return replace(listener, verdict=Verdict.FORBIDDEN, reason=f"port {port} is internal: use a unix socket")
+            return replace(
+                listener, verdict=Verdict.OK, reason="public port on the start-up placeholder"
+            )
+        return replace(
+            listener,
+            verdict=Verdict.FORBIDDEN,
+            reason=f"port {port} is internal: use a unix socket",
+        )
     if addr in WILDCARD:
-        return replace(listener, verdict=Verdict.FORBIDDEN, reason="TCP on every address (wildcard)")
+        return replace(
+            listener, verdict=Verdict.FORBIDDEN, reason="TCP on every address (wildcard)"
+        )
     if addr.startswith(LOOPBACK):
         return replace(listener, verdict=Verdict.FORBIDDEN, reason="TCP on loopback")
     return replace(listener, verdict=Verdict.OK, reason="TCP on a specific address")
@@ -335,7 +392,9 @@ def _strip_hash_comment(line: str) -> str:
 
 
 def _join(base_dir: str, path: str) -> str:
-    return posixpath.normpath(path.lstrip("/") if path.startswith("/") else posixpath.join(base_dir, path))
+    return posixpath.normpath(
+        path.lstrip("/") if path.startswith("/") else posixpath.join(base_dir, path)
+    )
 
 
 # -- redis --------------------------------------------------------------------------------
@@ -383,8 +442,17 @@ def parse_redis(view: FileView, path: str, rule: Rule, emit: Emit, fail: Fail) -
     if port != 0:
         file, line = port_at if port_at[1] else bind_at
         for addr in binds:
-            emit(Listener(component=rule.component, file=file, line=line, kind="tcp", address=addr,
-                          port=port, origin="config" if port_at[1] or bind_at[1] else "default"))
+            emit(
+                Listener(
+                    component=rule.component,
+                    file=file,
+                    line=line,
+                    kind="tcp",
+                    address=addr,
+                    port=port,
+                    origin="config" if port_at[1] or bind_at[1] else "default",
+                )
+            )
     for sock, file, line in sockets:
         emit(Listener(component=rule.component, file=file, line=line, kind="unix", socket=sock))
 
@@ -393,7 +461,7 @@ def parse_redis(view: FileView, path: str, rule: Rule, emit: Emit, fail: Fail) -
 
 _UCL_INCLUDE = re.compile(r'^\s*\.include(?:\(([^)]*)\))?\s+"([^"]+)"')
 _UCL_WORKER = re.compile(r'^\s*worker\s*(?:"([^"]+)"|([A-Za-z_][\w-]*))?\s*\{')
-_UCL_BIND = re.compile(r'^\s*bind_socket\s*[=:]?\s*(.*?)\s*;?\s*$')
+_UCL_BIND = re.compile(r"^\s*bind_socket\s*[=:]?\s*(.*?)\s*;?\s*$")
 
 
 def _ucl_lines(text: str) -> Iterable[tuple[int, str]]:
@@ -498,8 +566,12 @@ def parse_rspamd(view: FileView, path: str, rule: Rule, emit: Emit, fail: Fail) 
         fail(path, len(text.splitlines()), "unbalanced '{' (block not closed)")
 
 
-def _rspamd_listener(rule: Rule, name: str, value: str, file: str, no: int, emit: Emit, fail: Fail) -> None:
-    base = Listener(component=rule.component, file=file, line=no, kind="tcp", reason=f"worker {name}")
+def _rspamd_listener(
+    rule: Rule, name: str, value: str, file: str, no: int, emit: Emit, fail: Fail
+) -> None:
+    base = Listener(
+        component=rule.component, file=file, line=no, kind="tcp", reason=f"worker {name}"
+    )
     first = value.split()[0] if value.split() else ""
     if first.startswith(("/", ".")):
         emit(replace(base, kind="unix", socket=first))
@@ -559,19 +631,43 @@ def parse_haraka_http(view: FileView, path: str, rule: Rule, emit: Emit, fail: F
 
 
 def _haraka_listen(
-    rule: Rule, file: str, no: int, value: str, default_port: int, emit: Emit, fail: Fail, *, origin: str
+    rule: Rule,
+    file: str,
+    no: int,
+    value: str,
+    default_port: int,
+    emit: Emit,
+    fail: Fail,
+    *,
+    origin: str,
 ) -> None:
     for item in filter(None, (v.strip() for v in value.split(","))):
         if item.startswith("/"):
-            emit(Listener(component=rule.component, file=file, line=no, kind="unix",
-                          socket=re.sub(r":[0-7]{3}$", "", item)))
+            emit(
+                Listener(
+                    component=rule.component,
+                    file=file,
+                    line=no,
+                    kind="unix",
+                    socket=re.sub(r":[0-7]{3}$", "", item),
+                )
+            )
             continue
         hp = _host_port(item, default_port)
         if hp is None:
             fail(file, no, f"cannot read listen address {item!r}")
             continue
-        emit(Listener(component=rule.component, file=file, line=no, kind="tcp", address=hp[0],
-                      port=hp[1], origin=origin))
+        emit(
+            Listener(
+                component=rule.component,
+                file=file,
+                line=no,
+                kind="tcp",
+                address=hp[0],
+                port=hp[1],
+                origin=origin,
+            )
+        )
 
 
 # -- dovecot ------------------------------------------------------------------------------
@@ -651,7 +747,7 @@ def parse_dovecot(view: FileView, path: str, rule: Rule, emit: Emit, fail: Fail)
                     continue
                 fail(file, no, f"cannot read dovecot line {line!r}")
                 continue
-            key, value = m.group(1), m.group(2).strip().strip("\"")
+            key, value = m.group(1), m.group(2).strip().strip('"')
             if not stack and key == "listen":
                 listen = (value, file, no)
             elif not stack and key == "protocols":
@@ -671,7 +767,9 @@ def parse_dovecot(view: FileView, path: str, rule: Rule, emit: Emit, fail: Fail)
             elif current is not None and key == "path" and current.kind == "unix":
                 current.name = value
         if stack:
-            fail(file, len(text.splitlines()), f"unbalanced '{{': section {stack[-1][0]} not closed")
+            fail(
+                file, len(text.splitlines()), f"unbalanced '{{': section {stack[-1][0]} not closed"
+            )
 
     walk(path)
     if not seen or view.read(path) is None:
@@ -695,8 +793,16 @@ def parse_dovecot(view: FileView, path: str, rule: Rule, emit: Emit, fail: Fail)
             continue  # the service of a protocol that is not enabled does not run
         if lst.kind == "unix":
             sock = lst.name if lst.name.startswith("/") else f"/var/run/dovecot/{lst.name}"
-            emit(Listener(component=rule.component, file=lst.file, line=lst.line, kind="unix", socket=sock,
-                          reason=f"service {service}"))
+            emit(
+                Listener(
+                    component=rule.component,
+                    file=lst.file,
+                    line=lst.line,
+                    kind="unix",
+                    socket=sock,
+                    reason=f"service {service}",
+                )
+            )
             continue
         if lst.kind != "inet":
             continue
@@ -705,9 +811,18 @@ def parse_dovecot(view: FileView, path: str, rule: Rule, emit: Emit, fail: Fail)
         addresses = lst.address if lst.address is not None else listen[0]
         origin = "config" if lst.port_line else "default"
         for addr in filter(None, (a.strip() for a in addresses.replace(",", " ").split())):
-            emit(Listener(component=rule.component, file=lst.file, line=lst.port_line or lst.line,
-                          kind="tcp", address=addr, port=lst.port, origin=origin,
-                          reason=f"service {service} {lst.name}".strip()))
+            emit(
+                Listener(
+                    component=rule.component,
+                    file=lst.file,
+                    line=lst.port_line or lst.line,
+                    kind="tcp",
+                    address=addr,
+                    port=lst.port,
+                    origin=origin,
+                    reason=f"service {service} {lst.name}".strip(),
+                )
+            )
 
 
 # -- nginx --------------------------------------------------------------------------------
@@ -787,9 +902,18 @@ def parse_nginx(view: FileView, path: str, rule: Rule, emit: Emit, fail: Fail) -
                 is_server, saw_listen = blocks.pop()
                 start = block_line.pop()
                 if is_server and not saw_listen:
-                    emit(Listener(component=rule.component, file=file, line=start, kind="tcp",
-                                  address="*", port=rule.defaults["port"], origin="default",
-                                  reason="server block without listen"))
+                    emit(
+                        Listener(
+                            component=rule.component,
+                            file=file,
+                            line=start,
+                            kind="tcp",
+                            address="*",
+                            port=rule.defaults["port"],
+                            origin="default",
+                            reason="server block without listen",
+                        )
+                    )
             else:
                 stmt.append((tok, no))
         if stmt:
@@ -797,7 +921,9 @@ def parse_nginx(view: FileView, path: str, rule: Rule, emit: Emit, fail: Fail) -
         if blocks:
             fail(file, block_line[-1], "unbalanced '{' (block not closed)")
 
-    def directive(stmt: list[tuple[str, int]], file: str, seen: tuple[str, ...], blocks: list[list[bool]]) -> None:
+    def directive(
+        stmt: list[tuple[str, int]], file: str, seen: tuple[str, ...], blocks: list[list[bool]]
+    ) -> None:
         name, no = stmt[0]
         args = [t for t, _ in stmt[1:]]
         if name == "include" and args:
@@ -815,13 +941,26 @@ def parse_nginx(view: FileView, path: str, rule: Rule, emit: Emit, fail: Fail) -
                     break
             target = args[0]
             if target.startswith("unix:"):
-                emit(Listener(component=rule.component, file=file, line=no, kind="unix", socket=target[5:]))
+                emit(
+                    Listener(
+                        component=rule.component, file=file, line=no, kind="unix", socket=target[5:]
+                    )
+                )
                 return
             hp = _host_port(target, rule.defaults["port"])
             if hp is None or hp[1] is None:
                 fail(file, no, f"cannot read listen {target!r}")
                 return
-            emit(Listener(component=rule.component, file=file, line=no, kind="tcp", address=hp[0], port=hp[1]))
+            emit(
+                Listener(
+                    component=rule.component,
+                    file=file,
+                    line=no,
+                    kind="tcp",
+                    address=hp[0],
+                    port=hp[1],
+                )
+            )
 
     walk(path, ())
 
@@ -873,24 +1012,34 @@ def audit_view(
             owner = pending.get(judged.file)
             if judged.verdict is Verdict.FORBIDDEN and owner:
                 judged = replace(
-                    judged, verdict=Verdict.UNVERIFIED,
+                    judged,
+                    verdict=Verdict.UNVERIFIED,
                     reason=f"{judged.reason}; {owner} would change this file but is offline-unverifiable and skipped here",
                 )
             listeners.append(judged)
 
         def fail(file: str, line: int, message: str, _rule: Rule = rule) -> None:
-            problems.append(Problem(component=_rule.component, file=file, line=line, message=message))
+            problems.append(
+                Problem(component=_rule.component, file=file, line=line, message=message)
+            )
 
         for pattern in rule.files:
             paths = view.glob(pattern) if any(c in pattern for c in "*?[") else [pattern]
             for path in paths:
                 parser(view, path, rule, emit, fail)
     listeners.sort(key=lambda x: (x.component, x.file, x.line, x.address or "", x.port or 0))
-    return AuditResult(version=version, patched=patched, listeners=tuple(listeners),
-                       problems=tuple(problems), strict=strict)
+    return AuditResult(
+        version=version,
+        patched=patched,
+        listeners=tuple(listeners),
+        problems=tuple(problems),
+        strict=strict,
+    )
 
 
-def audit_release(project: Project, version: str | None = None, *, patched: bool = True, strict: bool = False) -> AuditResult:
+def audit_release(
+    project: Project, version: str | None = None, *, patched: bool = True, strict: bool = False
+) -> AuditResult:
     """Audit ``version`` (default: base) with the series applied in memory (or as imported)."""
     from patchkit.ops.build import patched_tree
 
@@ -906,8 +1055,13 @@ def audit_release(project: Project, version: str | None = None, *, patched: bool
             pt = patched_tree(reader, version=version, tree=tree, patches=patches, store=store)
             overlay, check = pt.changes, pt.check
         view = TreeView(reader, entries, overlay)
-        return audit_view(view, version=version, patched=patched,
-                          unverified=unverified_files(patches, check), strict=strict)
+        return audit_view(
+            view,
+            version=version,
+            patched=patched,
+            unverified=unverified_files(patches, check),
+            strict=strict,
+        )
 
 
 def render_audit(result: AuditResult) -> str:
@@ -917,7 +1071,9 @@ def render_audit(result: AuditResult) -> str:
         host = f"[{x.address}]" if x.address and ":" in x.address else x.address
         where = x.socket if x.kind == "unix" else f"{host}:{x.port}"
         origin = " (default)" if x.origin == "default" else ""
-        lines.append(f"{x.verdict.value:<10} {x.component:<8} {x.kind:<4} {where:<40} /{x.file}:{x.line}{origin}  {x.reason}")
+        lines.append(
+            f"{x.verdict.value:<10} {x.component:<8} {x.kind:<4} {where:<40} /{x.file}:{x.line}{origin}  {x.reason}"
+        )
     for p in result.problems:
         lines.append(f"{'unparsable':<10} {p.component:<8} /{p.file}:{p.line}: {p.message}")
     s = result.summary

@@ -86,15 +86,19 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("-v", "--verbose", action="store_true", help="tracebacks for internal errors")
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    sub.add_parser("versions", help="tracked releases, their status and whether imported").add_argument(
-        "--json", action="store_true", help="JSON on stdout"
-    )
+    sub.add_parser(
+        "versions", help="tracked releases, their status and whether imported"
+    ).add_argument("--json", action="store_true", help="JSON on stdout")
 
     imp = sub.add_parser("import", help="import one release into the store")
     imp.add_argument("version")
     imp.add_argument("source", nargs="?", help="source (default: the TOML's)")
-    imp.add_argument("--platform", help="os/arch[/variant] for multi-arch images (default linux/amd64)")
-    imp.add_argument("--registry-mirror", metavar="URL", help="redirect Docker Hub to this registry")
+    imp.add_argument(
+        "--platform", help="os/arch[/variant] for multi-arch images (default linux/amd64)"
+    )
+    imp.add_argument(
+        "--registry-mirror", metavar="URL", help="redirect Docker Hub to this registry"
+    )
     imp.add_argument(
         "--replace",
         action="store_true",
@@ -108,18 +112,35 @@ def _parser() -> argparse.ArgumentParser:
 
     mat = sub.add_parser("matrix", help="series vs every tracked, imported release")
     mat.add_argument("versions", nargs="*")
-    mat.add_argument("--format", choices=("table", "json", "junit", "markdown", "html"), default="table")
+    mat.add_argument(
+        "--format", choices=("table", "json", "junit", "markdown", "html"), default="table"
+    )
     mat.add_argument(
         "--fail-on",
         default="conflict,missing-target",
         metavar="STATUS,...",
         help="statuses that make the exit code 1 (default: conflict,missing-target)",
     )
-    mat.add_argument("-j", "--jobs", type=int, default=0, metavar="N", help="worker processes (default: one per CPU)")
-    mat.add_argument("--no-cache", action="store_true", help="neither read nor write .patchkit/cache/matrix")
-    mat.add_argument("--only-changed", metavar="REF", help="only patches/releases changed since this git ref")
-    mat.add_argument("--github-matrix", action="store_true", help="print a GitHub Actions strategy.matrix")
-    mat.add_argument("--group-size", type=int, default=1, metavar="N", help="releases per --github-matrix job")
+    mat.add_argument(
+        "-j",
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="worker processes (default: one per CPU)",
+    )
+    mat.add_argument(
+        "--no-cache", action="store_true", help="neither read nor write .patchkit/cache/matrix"
+    )
+    mat.add_argument(
+        "--only-changed", metavar="REF", help="only patches/releases changed since this git ref"
+    )
+    mat.add_argument(
+        "--github-matrix", action="store_true", help="print a GitHub Actions strategy.matrix"
+    )
+    mat.add_argument(
+        "--group-size", type=int, default=1, metavar="N", help="releases per --github-matrix job"
+    )
     mat.add_argument("--merge", nargs="+", metavar="RESULT.json", help="join per-job JSON results")
 
     reb = sub.add_parser("rebase", help="replay the series onto another release")
@@ -131,7 +152,9 @@ def _parser() -> argparse.ArgumentParser:
     group.add_argument("--status", action="store_true", help="show the rebase in progress")
     reb.add_argument("--json", action="store_true", help="JSON on stdout")
     reb.add_argument(
-        "--diff", action="store_true", help="also show the +/- lines each patch changed (range-diff)"
+        "--diff",
+        action="store_true",
+        help="also show the +/- lines each patch changed (range-diff)",
     )
 
     bis = sub.add_parser("bisect", help="first imported release where a patch stops applying")
@@ -140,15 +163,25 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("refresh", help="rewrite patches so they apply exactly to base")
 
-    aud = sub.add_parser("audit", help="list network listeners in the patched configs; fail on TCP loopback/wildcard")
+    aud = sub.add_parser(
+        "audit", help="list network listeners in the patched configs; fail on TCP loopback/wildcard"
+    )
     aud.add_argument("version", nargs="?", help="release (default: base)")
-    aud.add_argument("--unpatched", action="store_true", help="audit the release as imported, without the series")
-    aud.add_argument("--strict", action="store_true", help="also fail on listeners left to unverified patches")
+    aud.add_argument(
+        "--unpatched", action="store_true", help="audit the release as imported, without the series"
+    )
+    aud.add_argument(
+        "--strict", action="store_true", help="also fail on listeners left to unverified patches"
+    )
     aud.add_argument("--json", action="store_true", help="JSON on stdout")
 
-    bld = sub.add_parser("build", help="write a Docker build context: FROM the release + the patched files")
+    bld = sub.add_parser(
+        "build", help="write a Docker build context: FROM the release + the patched files"
+    )
     bld.add_argument("version")
-    bld.add_argument("--out", required=True, metavar="DIR", help="the build context directory (replaced)")
+    bld.add_argument(
+        "--out", required=True, metavar="DIR", help="the build context directory (replaced)"
+    )
     bld.add_argument("--json", action="store_true", help="JSON on stdout")
 
     demo = sub.add_parser("demo", help="run the whole workflow on a built-in example, offline")
@@ -163,13 +196,29 @@ def _global_options_after_command(sub: Any) -> None:
     for command in sub.choices.values():
         opts = command._option_string_actions
         if "--project" not in opts:
-            command.add_argument("--project", default=argparse.SUPPRESS, metavar="DIR", help=argparse.SUPPRESS)
+            command.add_argument(
+                "--project", default=argparse.SUPPRESS, metavar="DIR", help=argparse.SUPPRESS
+            )
         if "--store" not in opts:
-            command.add_argument("--store", default=argparse.SUPPRESS, metavar="DIR", help=argparse.SUPPRESS)
+            command.add_argument(
+                "--store", default=argparse.SUPPRESS, metavar="DIR", help=argparse.SUPPRESS
+            )
         if "-q" not in opts:
-            command.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            command.add_argument(
+                "-q",
+                "--quiet",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help=argparse.SUPPRESS,
+            )
         if "-v" not in opts:
-            command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+            command.add_argument(
+                "-v",
+                "--verbose",
+                action="store_true",
+                default=argparse.SUPPRESS,
+                help=argparse.SUPPRESS,
+            )
 
 
 def _pretty() -> bool:
@@ -232,7 +281,13 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
         if args.json:
             import json
 
-            print(json.dumps({"schema": 1, "command": "versions", "base": vf.base, "versions": rows}, indent=2 if _pretty() else None, sort_keys=True))
+            print(
+                json.dumps(
+                    {"schema": 1, "command": "versions", "base": vf.base, "versions": rows},
+                    indent=2 if _pretty() else None,
+                    sort_keys=True,
+                )
+            )
         else:
             if not quiet:  # a table is not free: build it only to show it
                 emit(_tables().versions_table(rows))
@@ -241,10 +296,15 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.command == "import":
         if args.registry_mirror:
             os.environ["PATCHKIT_REGISTRY_MIRROR"] = args.registry_mirror
-        progress_cb, progress_ctx = _progress(err, enabled=not quiet and not machine and err.is_terminal)
+        progress_cb, progress_ctx = _progress(
+            err, enabled=not quiet and not machine and err.is_terminal
+        )
         with progress_ctx:
             import_result = project.import_release(
-                args.version, args.source, platform=args.platform, progress=progress_cb,
+                args.version,
+                args.source,
+                platform=args.platform,
+                progress=progress_cb,
                 replace=args.replace,
             )
         if args.json:
@@ -312,7 +372,9 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
     if args.command == "build":
         ctx = project.build_context(args.version, args.out)
         for warning in ctx.warnings:
-            err.print(f"patchkit: warning: {warning}", markup=False, highlight=False, soft_wrap=True)
+            err.print(
+                f"patchkit: warning: {warning}", markup=False, highlight=False, soft_wrap=True
+            )
         if args.json:
             print(formats.to_json(ctx, pretty=_pretty()))
         emit(f"{args.out}: Dockerfile FROM {ctx.base_image}, {len(ctx.files)} file(s) in overlay/")
@@ -320,13 +382,19 @@ def _run(args: argparse.Namespace, out: Console, err: Console) -> int:
 
     if args.command == "refresh":
         written = project.refresh()
-        emit("refreshed: " + ", ".join(written) if written else "every patch already applies exactly to base")
+        emit(
+            "refreshed: " + ", ".join(written)
+            if written
+            else "every patch already applies exactly to base"
+        )
         return EXIT_OK
 
     raise UsageError(f"unknown command {args.command}")
 
 
-def _matrix_command(args: argparse.Namespace, project: Project | None, *, emit: Any, err: Console) -> int:
+def _matrix_command(
+    args: argparse.Namespace, project: Project | None, *, emit: Any, err: Console
+) -> int:
     """`matrix`: compute (or --merge), then render in the asked format; exit per --fail-on."""
     import json
 
@@ -340,10 +408,14 @@ def _matrix_command(args: argparse.Namespace, project: Project | None, *, emit: 
 
     if args.merge:
         if args.versions or args.github_matrix or args.only_changed:
-            raise UsageError("--merge takes result files only (no VERSION, --github-matrix, --only-changed)")
+            raise UsageError(
+                "--merge takes result files only (no VERSION, --github-matrix, --only-changed)"
+            )
         order = None
         with contextlib.suppress(PatchkitError):
-            order = [r.version for r in Project.open(args.project, store=args.store).versions.ordered()]
+            order = [
+                r.version for r in Project.open(args.project, store=args.store).versions.ordered()
+            ]
         parts = matrix_mod.load_results(args.merge)
         matrix = matrix_mod.merge_matrices(parts, names=[str(p) for p in args.merge], order=order)
     else:
@@ -357,17 +429,25 @@ def _matrix_command(args: argparse.Namespace, project: Project | None, *, emit: 
             releases = None if changed_p else changed_r
         if args.github_matrix:
             vf = project.versions
-            labels = [r.version for r in vf.ordered() if not args.versions or r.version in args.versions]
+            labels = [
+                r.version for r in vf.ordered() if not args.versions or r.version in args.versions
+            ]
             for label in args.versions:
                 vf.release(label)
             if releases is not None:
                 labels = [v for v in labels if v in releases]
-            print(json.dumps(matrix_mod.github_matrix(labels, group_size=args.group_size), sort_keys=True))
+            print(
+                json.dumps(
+                    matrix_mod.github_matrix(labels, group_size=args.group_size), sort_keys=True
+                )
+            )
             return EXIT_OK
         versions = list(args.versions) or None
         if releases is not None:
             imported = project.imported()
-            versions = [v for v in (versions or project.versions.labels) if v in releases and v in imported]
+            versions = [
+                v for v in (versions or project.versions.labels) if v in releases and v in imported
+            ]
         if versions == []:
             from patchkit.core.model import Matrix
 
@@ -398,8 +478,12 @@ def _progress(err: Console, *, enabled: bool) -> tuple[Any, contextlib.AbstractC
     from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TransferSpeedColumn
 
     bar = Progress(
-        TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-        console=err, transient=True,
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        console=err,
+        transient=True,
     )
     tasks: dict[int, Any] = {}
 
@@ -452,4 +536,3 @@ def _main(argv: Sequence[str] | None, out: Console, err: Console) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

@@ -297,10 +297,12 @@ def run_demo(*, out: Console, directory: str | None = None, keep: bool = False) 
         if result.state is RebaseState.STOPPED:
             # Resolve as a person would: keep upstream's default_server, use our placeholder.
             conflicted = Path(result.worktree) / "etc/nginx/sites-enabled/default"
-            conflicted.write_text(NGINX_11.replace(
-                "    listen 80 default_server;\n    listen [::]:80 default_server;\n",
-                "    listen __LISTEN_HTTP__ default_server;\n",
-            ))
+            conflicted.write_text(
+                NGINX_11.replace(
+                    "    listen 80 default_server;\n    listen [::]:80 default_server;\n",
+                    "    listen __LISTEN_HTTP__ default_server;\n",
+                )
+            )
             out.print("(the demo resolves the conflict in the worktree as a person would)")
             out.print("$ patchkit rebase --continue")
             result = project.rebase_continue()
@@ -309,11 +311,17 @@ def run_demo(*, out: Console, directory: str | None = None, keep: bool = False) 
         final = project.check("1.1")
         out.print(report.check_table(final))
         out.print(f"$ cat {root}/patches/redis-unix-socket.patch")
-        out.print((root / "patches" / "redis-unix-socket.patch").read_text(), markup=False, highlight=False)
+        out.print(
+            (root / "patches" / "redis-unix-socket.patch").read_text(),
+            markup=False,
+            highlight=False,
+        )
         ok = result.state is RebaseState.COMPLETED and all(
             p.status in (PatchStatus.APPLIED,) for p in final.patches
         )
-        out.print("demo finished: " + ("every step behaved as expected" if ok else "UNEXPECTED RESULT"))
+        out.print(
+            "demo finished: " + ("every step behaved as expected" if ok else "UNEXPECTED RESULT")
+        )
         if keep or directory:
             out.print(f"kept: {tmp}")
         return 0 if ok else 1

@@ -53,7 +53,9 @@ class _Chunk:
 _SMALL = 40_000  # below this many line pairs SequenceMatcher is fast enough as it is
 
 
-def _opcodes(a: Sequence[str], b: Sequence[str], ao: int = 0, bo: int = 0) -> list[tuple[int, int, int, int]]:
+def _opcodes(
+    a: Sequence[str], b: Sequence[str], ao: int = 0, bo: int = 0
+) -> list[tuple[int, int, int, int]]:
     """Non-equal regions of a line diff of ``a`` -> ``b`` as (a1, a2, b1, b2), offset by ao/bo.
 
     Lines that occur exactly once on each side and keep their order (patience anchors)
@@ -158,7 +160,9 @@ def count_runs(haystack: Sequence[str], needle: Sequence[str]) -> int:
         return 0
     first = needle[0]
     return sum(
-        1 for i in range(n - m + 1) if haystack[i] == first and list(haystack[i : i + m]) == list(needle)
+        1
+        for i in range(n - m + 1)
+        if haystack[i] == first and list(haystack[i : i + m]) == list(needle)
     )
 
 
@@ -213,7 +217,9 @@ def merge3(
         if a.side == b.side or not (a.end == b.start or a.start == b.start):
             continue
         patch_chunk, upstream_chunk = (a, b) if a.side == 1 else (b, a)
-        shape_ok = upstream_chunk.start == upstream_chunk.end and patch_chunk.end > patch_chunk.start
+        shape_ok = (
+            upstream_chunk.start == upstream_chunk.end and patch_chunk.end > patch_chunk.start
+        )
         if shape_ok and _unambiguous(patch_chunk, base, ours):
             adjacent += 1
         else:
@@ -221,8 +227,11 @@ def merge3(
     # Merge runs of touching conflict groups into one region.
     regions_in: list[tuple[list[_Chunk], bool]] = []
     for g, cl in zip(groups, clash, strict=True):
-        if cl and regions_in and regions_in[-1][1] and min(c.start for c in g) <= max(
-            c.end for c in regions_in[-1][0]
+        if (
+            cl
+            and regions_in
+            and regions_in[-1][1]
+            and min(c.start for c in g) <= max(c.end for c in regions_in[-1][0])
         ):
             regions_in[-1][0].extend(g)
         else:

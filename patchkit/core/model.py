@@ -142,7 +142,11 @@ class MatrixCell:
     flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {"version": self.version, "patch": self.patch, "status": self.status.value}
+        d: dict[str, Any] = {
+            "version": self.version,
+            "patch": self.patch,
+            "status": self.status.value,
+        }
         if self.flags:
             d["flags"] = list(self.flags)
         return d
@@ -181,7 +185,9 @@ class Matrix:
     versions: tuple[str, ...]
     patches: tuple[str, ...]
     checks: tuple[CheckResult, ...]  # one per version, same order
-    fingerprint: str = ""  # of the series (names, -pN, patch bytes): `--merge` joins equal ones only
+    fingerprint: str = (
+        ""  # of the series (names, -pN, patch bytes): `--merge` joins equal ones only
+    )
     drift: tuple[Drift, ...] = ()
     # version -> path -> upstream blob id ("" when absent), for every file the series touches
     blobs: dict[str, dict[str, str]] = field(default_factory=dict)

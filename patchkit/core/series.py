@@ -131,5 +131,3 @@ def parse_series(text: str, *, path: str = "patches/series") -> Series:
         seen[name] = no
         entries.append(SeriesEntry(name=name, strip=strip, line=no))
     return Series(entries=tuple(entries), lines=tuple(lines), path=path)
-
-

@@ -84,7 +84,9 @@ class VersionsFile:
             if rel.version == version:
                 return rel
         known = ", ".join(r.version for r in self.releases) or "none"
-        raise UnknownVersionError(f"{self.path}: version '{version}' is not tracked (known: {known})")
+        raise UnknownVersionError(
+            f"{self.path}: version '{version}' is not tracked (known: {known})"
+        )
 
     @property
     def labels(self) -> tuple[str, ...]:
@@ -219,7 +221,9 @@ def parse_versions(text: str, *, path: str = "upstream-versions.toml") -> Versio
             allowed = " | ".join(s.value for s in ReleaseStatus)
             raise ConfigError(f"{where}: status '{status_text}' is not one of {allowed}") from None
         digest = _str_field(table, "digest", where)
-        if digest is not None and not re.match(r"^(sha256:[0-9a-f]{64}|git-tree:[0-9a-f]{40})$", digest):
+        if digest is not None and not re.match(
+            r"^(sha256:[0-9a-f]{64}|git-tree:[0-9a-f]{40})$", digest
+        ):
             raise ConfigError(f"{where}: digest '{digest}' is not 'sha256:<64 hex>'")
         strip = table.get("strip", 0)
         if not isinstance(strip, int) or isinstance(strip, bool) or strip < 0:
@@ -241,9 +245,13 @@ def parse_versions(text: str, *, path: str = "upstream-versions.toml") -> Versio
     base = data.get("base")
     base_line = _key_line(text, "base")
     if not isinstance(base, str) or not base:
-        raise ConfigError(f"{path}:{base_line}: missing field 'base' (the release patches/ applies to)")
+        raise ConfigError(
+            f"{path}:{base_line}: missing field 'base' (the release patches/ applies to)"
+        )
     if base not in seen:
-        raise ConfigError(f"{path}:{base_line}: base '{base}' is not one of the [[version]] entries")
+        raise ConfigError(
+            f"{path}:{base_line}: base '{base}' is not one of the [[version]] entries"
+        )
     return VersionsFile(path=path, base=base, upstream=upstream, releases=tuple(releases))
 
 

@@ -264,7 +264,11 @@ class BlobReader:
         and git's own `tree:path` lookup re-reads every tree on the way for every path.
         """
         out: list[str | None] = [None] * len(specs)
-        pending = [(k, tree, path.split("/")) for k, (tree, path) in enumerate(specs) if path and "\n" not in path]
+        pending = [
+            (k, tree, path.split("/"))
+            for k, (tree, path) in enumerate(specs)
+            if path and "\n" not in path
+        ]
         while pending:
             self._load_trees({tree for _, tree, _ in pending})
             deeper = []
@@ -316,10 +320,15 @@ class BlobReader:
                 self._load_trees({root})
                 self._trees[tree] = self._trees[root]
                 continue
-            self._trees[tree] = _parse_tree(raw[1]) if raw is not None and raw[0] == b"tree" else None
+            self._trees[tree] = (
+                _parse_tree(raw[1]) if raw is not None and raw[0] == b"tree" else None
+            )
 
     def _read_specs(self, specs: Sequence[str]) -> list[bytes | None]:
-        return [raw[1] if raw is not None and raw[0] == b"blob" else None for raw in self._read_raw(specs)]
+        return [
+            raw[1] if raw is not None and raw[0] == b"blob" else None
+            for raw in self._read_raw(specs)
+        ]
 
     def _read_raw(self, specs: Sequence[str]) -> list[tuple[bytes, bytes] | None]:
         """(type, content) of each spec, pipelined; None for a missing one."""
@@ -447,22 +456,30 @@ class Store:
             err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             raise StoreError(f"git grep failed: {err[-1] if err else proc.returncode}")
         prefix = len(rev) + 1  # paths come as "<rev>:<path>"
-        return [p.decode("utf-8", "surrogateescape")[prefix:] for p in proc.stdout.split(b"\0") if p]
+        return [
+            p.decode("utf-8", "surrogateescape")[prefix:] for p in proc.stdout.split(b"\0") if p
+        ]
 
     def files_containing(self, rev: str, text: str) -> list[str]:
         """Paths of text files of ``rev`` that contain ``text`` (one line, as is; `git grep -l -F`)."""
         if not text or "\n" in text:
             return []
-        proc = self.git("grep", "-l", "-I", "-F", "--null", "--no-color", "-e", text, rev, "--", check=False)
+        proc = self.git(
+            "grep", "-l", "-I", "-F", "--null", "--no-color", "-e", text, rev, "--", check=False
+        )
         if proc.returncode not in (0, 1):
             err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
             raise StoreError(f"git grep failed: {err[-1] if err else proc.returncode}")
         prefix = len(rev) + 1
-        return [p.decode("utf-8", "surrogateescape")[prefix:] for p in proc.stdout.split(b"\0") if p]
+        return [
+            p.decode("utf-8", "surrogateescape")[prefix:] for p in proc.stdout.split(b"\0") if p
+        ]
 
     def changed_paths(self, old: str, new: str) -> list[str]:
         """Paths added or modified from ``old`` to ``new`` (commits or trees), no renames."""
-        out = self.git("diff-tree", "-r", "-z", "--name-only", "--no-renames", "--diff-filter=d", old, new).stdout
+        out = self.git(
+            "diff-tree", "-r", "-z", "--name-only", "--no-renames", "--diff-filter=d", old, new
+        ).stdout
         return [p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p]
 
     def rev_parse(self, rev: str) -> str | None:
@@ -488,8 +505,17 @@ class Store:
             [
                 # No delta search and zlib level 1: 3x less CPU in git, flat memory
                 # whatever the blob sizes (measured in docs/import-benchmark.md).
-                "git", "--git-dir", str(self.path), "-c", "pack.compression=1", "fast-import",
-                "--quiet", "--done", "--force", "--big-file-threshold=1k", *extra,
+                "git",
+                "--git-dir",
+                str(self.path),
+                "-c",
+                "pack.compression=1",
+                "fast-import",
+                "--quiet",
+                "--done",
+                "--force",
+                "--big-file-threshold=1k",
+                *extra,
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.DEVNULL,
@@ -611,12 +637,23 @@ class Store:
         for ref in out.splitlines():
             self.git("update-ref", "-d", ref, check=False)
 
-    def diff(self, old: str, new: str, *, src_prefix: str, dst_prefix: str, context: int = 3) -> bytes:
+    def diff(
+        self, old: str, new: str, *, src_prefix: str, dst_prefix: str, context: int = 3
+    ) -> bytes:
         """`git diff` between two commits, in a stable, plain form (no color, no renames)."""
         return self.git(
-            "-c", "diff.algorithm=histogram", "diff", "--no-color", "--no-ext-diff", "--no-renames",
-            "--no-textconv", f"-U{context}", f"--src-prefix={src_prefix}",
-            f"--dst-prefix={dst_prefix}", old, new,
+            "-c",
+            "diff.algorithm=histogram",
+            "diff",
+            "--no-color",
+            "--no-ext-diff",
+            "--no-renames",
+            "--no-textconv",
+            f"-U{context}",
+            f"--src-prefix={src_prefix}",
+            f"--dst-prefix={dst_prefix}",
+            old,
+            new,
         ).stdout
 
     def ls_tree(self, rev: str, paths: Iterable[str] | None = None) -> dict[str, TreeEntry]:
@@ -656,9 +693,13 @@ class Store:
         wanted = sorted(set(oids))
         if not wanted:
             return set()
-        proc = self.git("cat-file", "--batch-check", input="".join(o + "\n" for o in wanted).encode())
+        proc = self.git(
+            "cat-file", "--batch-check", input="".join(o + "\n" for o in wanted).encode()
+        )
         return {
-            line.split()[0] for line in proc.stdout.decode().splitlines() if line.endswith(" missing")
+            line.split()[0]
+            for line in proc.stdout.decode().splitlines()
+            if line.endswith(" missing")
         }
 
 
@@ -839,8 +880,12 @@ class PackWriter:
                 if isinstance(value, dict):
                     items.append((name + b"/", b"40000 %s\0%s" % (name, tree(value))))
                 else:
-                    items.append((name, b"%o %s\0%s" % (value.mode, name, bytes.fromhex(value.blob))))
-            return bytes.fromhex(self.add_object(_OBJ_TREE, b"".join(raw for _, raw in sorted(items))))
+                    items.append(
+                        (name, b"%o %s\0%s" % (value.mode, name, bytes.fromhex(value.blob)))
+                    )
+            return bytes.fromhex(
+                self.add_object(_OBJ_TREE, b"".join(raw for _, raw in sorted(items)))
+            )
 
         return tree(root).hex()
 
@@ -1036,15 +1081,17 @@ def _pack_index(entries: list[tuple[bytes, int, int]], checksum: bytes) -> bytes
         else:
             small.append((1 << 31) | len(large))
             large.append(offset)
-    body = b"".join([
-        b"\377tOc\0\0\0\2",
-        struct.pack(">256I", *fanout),
-        b"".join(oid for oid, _, _ in ordered),
-        struct.pack(f">{len(ordered)}I", *(crc for _, _, crc in ordered)),
-        struct.pack(f">{len(small)}I", *small),
-        struct.pack(f">{len(large)}Q", *large),
-        checksum,
-    ])
+    body = b"".join(
+        [
+            b"\377tOc\0\0\0\2",
+            struct.pack(">256I", *fanout),
+            b"".join(oid for oid, _, _ in ordered),
+            struct.pack(f">{len(ordered)}I", *(crc for _, _, crc in ordered)),
+            struct.pack(f">{len(small)}I", *small),
+            struct.pack(f">{len(large)}Q", *large),
+            checksum,
+        ]
+    )
     return body + hashlib.sha1(body).digest()
 
 
@@ -1055,7 +1102,9 @@ class Worktree:
         self.store = store
         self.path = path
 
-    def git(self, *args: str, check: bool = True, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
+    def git(
+        self, *args: str, check: bool = True, input: bytes | None = None
+    ) -> subprocess.CompletedProcess[bytes]:
         return self.store.git(*args, cwd=self.path, check=check, input=input)
 
     def head(self) -> str:
@@ -1085,9 +1134,17 @@ class Worktree:
         """3-way pick of ``commit`` without committing, with a diff algorithm (histogram, patience,
         minimal, myers); (ok, git's message)."""
         proc = self.git(
-            "-c", "merge.conflictStyle=zdiff3", "-c", f"diff.algorithm={algorithm}",
-            "cherry-pick", "--no-commit", "--allow-empty", "-X", f"diff-algorithm={algorithm}",
-            commit, check=False,
+            "-c",
+            "merge.conflictStyle=zdiff3",
+            "-c",
+            f"diff.algorithm={algorithm}",
+            "cherry-pick",
+            "--no-commit",
+            "--allow-empty",
+            "-X",
+            f"diff-algorithm={algorithm}",
+            commit,
+            check=False,
         )
         msg = (proc.stderr + proc.stdout).decode("utf-8", "replace").strip()
         return proc.returncode == 0, msg
@@ -1111,7 +1168,10 @@ class Worktree:
 def _enable_worktree_config(store: Store) -> None:
     """Per-worktree config (for sparse checkout); `core.bare` must then live in the bare
     repository's own config.worktree, or every linked worktree would count as bare."""
-    if store.git("config", "--get", "extensions.worktreeConfig", check=False).stdout.strip() == b"true":
+    if (
+        store.git("config", "--get", "extensions.worktreeConfig", check=False).stdout.strip()
+        == b"true"
+    ):
         return
     store.git("config", "--unset", "core.bare", check=False)
     store.git("config", "extensions.worktreeConfig", "true")

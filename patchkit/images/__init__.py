@@ -66,7 +66,9 @@ def _lazy(module: str, function: str, *, registry: bool) -> Opener:
             mod = importlib.import_module(f"{__name__}.{module}")
             fn = getattr(mod, function)
         except (ImportError, AttributeError):
-            raise SourceError(f"{source}: {source.kind.value} sources are not supported yet") from None
+            raise SourceError(
+                f"{source}: {source.kind.value} sources are not supported yet"
+            ) from None
         if strip:
             raise SourceError(f"{source}: --strip only applies to tar: sources")
         if registry:

@@ -80,7 +80,10 @@ class _Archive:
                 target = m.linkname
             else:
                 raise SourceError(f"{self.label}: member {name!r} is not a file")
-            if posixpath.normpath(target).startswith(("../", "/")) or posixpath.normpath(target) == "..":
+            if (
+                posixpath.normpath(target).startswith(("../", "/"))
+                or posixpath.normpath(target) == ".."
+            ):
                 raise SourceError(f"{self.label}: member {name!r} links outside the archive")
             current = target
         raise SourceError(f"{self.label}: member {name!r}: too many levels of links")
@@ -231,7 +234,9 @@ def _legacy_layer_digest(archive: _Archive, m: tarfile.TarInfo, diff_id: str) ->
 
 
 @contextlib.contextmanager
-def open_tarball(source: Source, *, platform: str | None = None, strip: int = 0) -> Iterator[ImagePlan]:
+def open_tarball(
+    source: Source, *, platform: str | None = None, strip: int = 0
+) -> Iterator[ImagePlan]:
     """A plain (or compressed) tarball as a one-layer image; digest = sha256 of the file."""
     label = str(source)
     if strip < 0:
@@ -252,8 +257,11 @@ def open_tarball(source: Source, *, platform: str | None = None, strip: int = 0)
         return open(path, "rb")
 
     layer = TarballLayer(
-        digest=digest, diff_id=None, media_type="application/x-tar", size=size,
-        open=open_file, strip=strip,
+        digest=digest,
+        diff_id=None,
+        media_type="application/x-tar",
+        size=size,
+        open=open_file,
+        strip=strip,
     )
     yield ImagePlan(source=label, digest=digest, layers=(layer,))
-

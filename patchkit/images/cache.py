@@ -73,9 +73,24 @@ class Entry:
     raw_type: bytes = b""  # for the message about an unsupported type
 
     def row(self) -> list[Any]:
-        xattrs = {k: base64.b64encode(v).decode() for k, v in self.xattrs.items()} if self.xattrs else None
-        return [self.name, self.type, self.mode, self.uid, self.gid, self.size, self.link,
-                self.major, self.minor, xattrs, self.blob]
+        xattrs = (
+            {k: base64.b64encode(v).decode() for k, v in self.xattrs.items()}
+            if self.xattrs
+            else None
+        )
+        return [
+            self.name,
+            self.type,
+            self.mode,
+            self.uid,
+            self.gid,
+            self.size,
+            self.link,
+            self.major,
+            self.minor,
+            xattrs,
+            self.blob,
+        ]
 
     @classmethod
     def from_row(cls, row: Any) -> Entry:
@@ -87,15 +102,28 @@ class Entry:
             raise ValueError("malformed entry")
         if not all(type(v) is int and v >= 0 for v in (mode, uid, gid, size, major, minor)):
             raise ValueError(f"malformed numbers in entry {name!r}")
-        if blob is not None and (type_ != FILE or not isinstance(blob, str) or not _OID.match(blob)):
+        if blob is not None and (
+            type_ != FILE or not isinstance(blob, str) or not _OID.match(blob)
+        ):
             raise ValueError(f"malformed blob id in entry {name!r}")
         xa: dict[str, bytes] | None = None
         if xattrs is not None:
             if not isinstance(xattrs, dict):
                 raise ValueError(f"malformed xattrs in entry {name!r}")
             xa = {str(k): base64.b64decode(str(v), validate=True) for k, v in xattrs.items()}
-        return cls(name=name, type=type_, mode=mode, uid=uid, gid=gid, size=size, link=link,
-                   major=major, minor=minor, xattrs=xa, blob=blob)
+        return cls(
+            name=name,
+            type=type_,
+            mode=mode,
+            uid=uid,
+            gid=gid,
+            size=size,
+            link=link,
+            major=major,
+            minor=minor,
+            xattrs=xa,
+            blob=blob,
+        )
 
 
 def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes] | None:
@@ -128,11 +156,17 @@ def entry_from_tar(member: tarfile.TarInfo) -> Entry:
         type_ = OTHER
     dev = type_ in (CHAR, BLOCK)
     return Entry(
-        name=member.name, type=type_, mode=member.mode & 0o7777, uid=member.uid, gid=member.gid,
+        name=member.name,
+        type=type_,
+        mode=member.mode & 0o7777,
+        uid=member.uid,
+        gid=member.gid,
         size=member.size if type_ == FILE else 0,
         link=member.linkname if type_ in (SYMLINK, HARDLINK) else "",
-        major=member.devmajor if dev else 0, minor=member.devminor if dev else 0,
-        xattrs=_xattrs(member), raw_type=member.type,
+        major=member.devmajor if dev else 0,
+        minor=member.devminor if dev else 0,
+        xattrs=_xattrs(member),
+        raw_type=member.type,
     )
 
 
@@ -163,7 +197,9 @@ class Selection:
     fingerprint: str | None
 
     @classmethod
-    def of(cls, include: Sequence[str] | None, exclude: Sequence[str], always: Sequence[str]) -> Selection:
+    def of(
+        cls, include: Sequence[str] | None, exclude: Sequence[str], always: Sequence[str]
+    ) -> Selection:
         if include is None and not exclude:
             return cls(fingerprint=None)
         doc = json.dumps([include, list(exclude), sorted(always)], sort_keys=True)

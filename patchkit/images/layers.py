@@ -126,7 +126,12 @@ def _gzip_module() -> Any:
 
 GZIP_MODULE: Any = _gzip_module()
 _DECODE_ERRORS: tuple[type[Exception], ...] = (
-    zlib.error, GZIP_MODULE.error, OSError, EOFError, lzma.LZMAError, zstandard.ZstdError,
+    zlib.error,
+    GZIP_MODULE.error,
+    OSError,
+    EOFError,
+    lzma.LZMAError,
+    zstandard.ZstdError,
 )
 
 
@@ -532,8 +537,12 @@ def read_layer(
         if progress is not None:
             progress(
                 ProgressEvent(
-                    layer=index, layers=count, digest=layer.digest, read=read,
-                    total=layer.size, done=done,
+                    layer=index,
+                    layers=count,
+                    digest=layer.digest,
+                    read=read,
+                    total=layer.size,
+                    done=done,
                 )
             )
 
@@ -543,7 +552,10 @@ def read_layer(
         raise CorruptLayerError(f"{where}: cannot open the blob: {e}") from e
     with raw:
         stream = LayerStream(
-            raw, algorithm=layer.digest.partition(":")[0], where=where, limits=limits,
+            raw,
+            algorithm=layer.digest.partition(":")[0],
+            where=where,
+            limits=limits,
             on_read=report if progress else None,
         )
         try:
@@ -591,7 +603,9 @@ def read_layer(
             f"{where}: blob is {stream.raw_bytes} bytes, the manifest says {layer.size}"
         )
     if stream.blob_digest != layer.digest:
-        raise DigestMismatchError(f"{where}: blob has digest {stream.blob_digest}, expected {layer.digest}")
+        raise DigestMismatchError(
+            f"{where}: blob has digest {stream.blob_digest}, expected {layer.digest}"
+        )
     if layer.diff_id is not None and stream.diff_id != layer.diff_id:
         raise DigestMismatchError(
             f"{where}: uncompressed content has diff_id {stream.diff_id}, expected {layer.diff_id}"
@@ -599,7 +613,9 @@ def read_layer(
     report(stream.raw_bytes, done=True)
 
 
-def replay_layer(fs: RootFS, entries: Sequence[Entry], *, index: int, where: str, select: Selector) -> None:
+def replay_layer(
+    fs: RootFS, entries: Sequence[Entry], *, index: int, where: str, select: Selector
+) -> None:
     """Apply a cached layer: the same rules, no blob read (metadata only)."""
     fs.start_layer(index, where)
     applier = _Applier(fs, select, where=where, strip=0)
@@ -638,15 +654,27 @@ def read_layers(
                 size = layer.size or 0
                 progress(
                     ProgressEvent(
-                        layer=i, layers=count, digest=layer.digest, read=size, total=layer.size,
-                        done=True, cached=True,
+                        layer=i,
+                        layers=count,
+                        digest=layer.digest,
+                        read=size,
+                        total=layer.size,
+                        done=True,
+                        cached=True,
                     )
                 )
             continue
         record: list[Entry] | None = [] if cache is not None and layer.diff_id else None
         read_layer(
-            fs, fi, layer, index=i, count=count, select=select, limits=limits,
-            progress=progress, record=record,
+            fs,
+            fi,
+            layer,
+            index=i,
+            count=count,
+            select=select,
+            limits=limits,
+            progress=progress,
+            record=record,
         )
         if cache is not None and record is not None and layer.diff_id is not None:
             cache.save(fi, layer.diff_id, record, chain=chain, selection=selection)
@@ -674,6 +702,12 @@ def flatten(
     select = Selector(include, exclude, always)
     selection = Selection.of(include, exclude, sorted(always))
     fs = read_layers(
-        plan, fi, select=select, limits=limits, progress=progress, cache=cache, selection=selection,
+        plan,
+        fi,
+        select=select,
+        limits=limits,
+        progress=progress,
+        cache=cache,
+        selection=selection,
     )
     return fs.flatten(fi.blob, select)

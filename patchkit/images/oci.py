@@ -82,8 +82,10 @@ def choose_platform(
         if plat.get("os") != want_os or plat.get("architecture") != want_arch:
             continue
         variant = plat.get("variant")
-        if want_variant is None or variant == want_variant or (
-            want_arch == "arm64" and want_variant == "v8" and variant is None
+        if (
+            want_variant is None
+            or variant == want_variant
+            or (want_arch == "arm64" and want_variant == "v8" and variant is None)
         ):
             return d
     have = ", ".join(sorted({_platform_text(d) for d in candidates})) or "none"
@@ -167,9 +169,7 @@ def _select_top(layout: Layout, index: dict[str, Any], ref: str | None) -> Mappi
     else:
         hits = [d for d in descs if (d.get("annotations") or {}).get(REF_NAME) == ref]
     if not hits:
-        names = sorted(
-            {str((d.get("annotations") or {}).get(REF_NAME)) for d in descs} - {"None"}
-        )
+        names = sorted({str((d.get("annotations") or {}).get(REF_NAME)) for d in descs} - {"None"})
         raise SourceError(
             f"{layout.label}: no image {ref!r} in index.json (tags: {', '.join(names) or 'none'})"
         )

@@ -31,7 +31,9 @@ _COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
 _NAME = re.compile(rf"\A{_COMPONENT}(?:/{_COMPONENT})*\Z")
 _TAG = re.compile(r"\A[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}\Z")
 _REF_DIGEST = re.compile(r"\A[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[a-fA-F0-9]{32,}\Z")
-_REGISTRY = re.compile(r"\A(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?\Z")
+_REGISTRY = re.compile(
+    r"\A(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)(?:\.[A-Za-z0-9-]+)*(?::[0-9]+)?\Z"
+)
 _OCI_DIGEST_REF = re.compile(r"\A(.*):(sha256:[0-9a-f]{64}|sha512:[0-9a-f]{128})\Z", re.S)
 
 

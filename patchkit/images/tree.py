@@ -56,9 +56,7 @@ def show_name(name: str, limit: int = 160) -> str:
     return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
-def entry_error(
-    cls: type[Exception], where: str, entry: str, why: str
-) -> Exception:
+def entry_error(cls: type[Exception], where: str, entry: str, why: str) -> Exception:
     """`<where>: entry '<NAME>': <why>`, e.g. `layer 2 (sha256:ab…): entry 'etc/x': ...`."""
     return cls(f"{where}: entry {show_name(entry)}: {why}")
 
@@ -103,9 +101,7 @@ class RootFS:
 
     # -- resolution ------------------------------------------------------------
 
-    def resolve_dir(
-        self, parts: list[str], entry: str, *, create: bool
-    ) -> tuple[Node, str] | None:
+    def resolve_dir(self, parts: list[str], entry: str, *, create: bool) -> tuple[Node, str] | None:
         """The directory ``parts`` names, following symlinks inside the root.
 
         Missing directories are created (as tar extraction does) when ``create``;
@@ -138,7 +134,9 @@ class RootFS:
                 if links > MAX_SYMLINKS:
                     raise self._unsafe(entry, "too many levels of symbolic links on its path")
                 if not child.target:
-                    raise self._unsafe(entry, f"symlink {show_name(child_path)} has an empty target")
+                    raise self._unsafe(
+                        entry, f"symlink {show_name(child_path)} has an empty target"
+                    )
                 if child.target.startswith("/"):
                     del stack[1:]
                 todo.extend(reversed(child.target.split("/")))
@@ -398,7 +396,9 @@ def git_tree_id(files: Mapping[str, TreeEntry]) -> str:
                 items.append((name.encode("utf-8", "surrogateescape") + b"/", raw + tree(value)))
             else:
                 raw = b"%o %s\0" % (value.mode, name.encode("utf-8", "surrogateescape"))
-                items.append((name.encode("utf-8", "surrogateescape"), raw + bytes.fromhex(value.blob)))
+                items.append(
+                    (name.encode("utf-8", "surrogateescape"), raw + bytes.fromhex(value.blob))
+                )
         body = b"".join(raw for _, raw in sorted(items))
         h = hashlib.sha1(b"tree %d\0" % len(body))
         h.update(body)

@@ -9,7 +9,15 @@ from __future__ import annotations
 from patchkit.kinds.base import Change, ChangeKind, ChangeOutcome, PathLister
 from patchkit.kinds.diff import DiffChange, load_diff
 
-__all__ = ["Change", "ChangeKind", "ChangeOutcome", "DiffChange", "PathLister", "kind_of", "load_change"]
+__all__ = [
+    "Change",
+    "ChangeKind",
+    "ChangeOutcome",
+    "DiffChange",
+    "PathLister",
+    "kind_of",
+    "load_change",
+]
 
 
 def kind_of(name: str) -> ChangeKind:

@@ -94,7 +94,9 @@ class Change(Protocol):
         ...
 
 
-def skipped_result(change_name: str, paths: tuple[str, ...], range_: str | None, version: str) -> PatchResult:
+def skipped_result(
+    change_name: str, paths: tuple[str, ...], range_: str | None, version: str
+) -> PatchResult:
     """The result of a change whose release range excludes ``version``."""
     return PatchResult(
         name=change_name,

@@ -57,7 +57,9 @@ class DiffChange:
             )
         applied = apply_patch(files, self.patch)
         modes = {f.path: f.mode for f in applied.files if f.mode} if applied.contents else {}
-        return ChangeOutcome(result=applied.to_patch_result(), contents=dict(applied.contents), modes=modes)
+        return ChangeOutcome(
+            result=applied.to_patch_result(), contents=dict(applied.contents), modes=modes
+        )
 
     def render(self) -> bytes:
         return self.data or render_patch(self.patch)

@@ -75,7 +75,9 @@ def bisect_patch(project: Project, name: str) -> BisectResult:
     patches = project.patches()
     names = [p.name for p in patches]
     if name not in names:
-        raise UsageError(f"'{name}' is not in patches/series (patches: {', '.join(names) or 'none'})")
+        raise UsageError(
+            f"'{name}' is not in patches/series (patches: {', '.join(names) or 'none'})"
+        )
     vf = project.versions
     imported = project.imported()
     ordered = [r.version for r in vf.ordered()]
@@ -106,7 +108,10 @@ def bisect_patch(project: Project, name: str) -> BisectResult:
 
 def bisect_text(result: BisectResult) -> str:
     """One-paragraph human summary (the table is in :mod:`patchkit.output.report`-free plain text)."""
-    lines = [f"{s.version:<20} {s.status.value}" + (f"  ({s.message})" if s.message else "") for s in result.steps]
+    lines = [
+        f"{s.version:<20} {s.status.value}" + (f"  ({s.message})" if s.message else "")
+        for s in result.steps
+    ]
     if result.first_bad is None:
         lines.append(f"{result.patch} applies to every imported release from {result.base} on")
     else:

@@ -200,8 +200,13 @@ def _base_image(source: str, digest: str, version: str) -> tuple[str, list[str]]
 
 
 def _dockerfile(
-    base: str, digest: str, groups: Mapping[tuple[int, int], list[str]], deleted: Sequence[str],
-    run_dirs: Sequence[RunDir], start_script: bool, version: str,
+    base: str,
+    digest: str,
+    groups: Mapping[tuple[int, int], list[str]],
+    deleted: Sequence[str],
+    run_dirs: Sequence[RunDir],
+    start_script: bool,
+    version: str,
 ) -> str:
     lines = [
         "# syntax=docker/dockerfile:1",
@@ -238,11 +243,17 @@ def build_context(project: Project, version: str, out: str | os.PathLike[str]) -
     assert info is not None  # release_tree checked
     with store.blob_reader() as reader:
         pt = patched_tree(reader, version=version, tree=tree, patches=patches, store=store)
-        manifest = load_manifest(reader.read(info.manifest_blob) or b"") if info.manifest_blob else Manifest()
+        manifest = (
+            load_manifest(reader.read(info.manifest_blob) or b"")
+            if info.manifest_blob
+            else Manifest()
+        )
     bad = [p for p in pt.check.patches if p.needs_attention]
     if bad:
         names = ", ".join(f"{p.name} ({p.status.value})" for p in bad)
-        raise BuildNotReadyError(f"{version}: the series does not apply cleanly: {names}; run: patchkit check {version}")
+        raise BuildNotReadyError(
+            f"{version}: the series does not apply cleanly: {names}; run: patchkit check {version}"
+        )
     rel = vf.release(version)
     base, warnings = _base_image(vf.source_for(version), rel.digest or info.digest, version)
 
@@ -250,7 +261,9 @@ def build_context(project: Project, version: str, out: str | os.PathLike[str]) -
     if dest.exists():
         ours = (dest / "Dockerfile").is_file() and (dest / "patchkit-build.json").is_file()
         if not ours and any(dest.iterdir()):
-            raise ConfigError(f"{dest}: exists and is not a patchkit build context; choose an empty --out")
+            raise ConfigError(
+                f"{dest}: exists and is not a patchkit build context; choose an empty --out"
+            )
         shutil.rmtree(dest)
     (dest / "overlay").mkdir(parents=True)
 
@@ -272,10 +285,16 @@ def build_context(project: Project, version: str, out: str | os.PathLike[str]) -
             target.chmod(perm)
         uid, gid, _ = _owner(manifest, path, added=path in pt.added)
         groups.setdefault((uid, gid), []).append(path)
-        files.append({
-            "path": "/" + path, "mode": f"{perm:04o}", "uid": uid, "gid": gid,
-            "added": path in pt.added, "git_mode": f"{mode:06o}",
-        })
+        files.append(
+            {
+                "path": "/" + path,
+                "mode": f"{perm:04o}",
+                "uid": uid,
+                "gid": gid,
+                "added": path in pt.added,
+                "git_mode": f"{mode:06o}",
+            }
+        )
     run_dirs = _needed_run_dirs(pt)
     start = START_SCRIPT in pt.changes and pt.changes[START_SCRIPT] is not None
     (dest / "Dockerfile").write_text(
@@ -283,8 +302,14 @@ def build_context(project: Project, version: str, out: str | os.PathLike[str]) -
         encoding="utf-8",
     )
     ctx = BuildContext(
-        version=version, out=str(dest), base_image=base, digest=rel.digest or info.digest,
-        files=tuple(files), deleted=pt.deleted_paths, run_dirs=run_dirs, start_script=start,
+        version=version,
+        out=str(dest),
+        base_image=base,
+        digest=rel.digest or info.digest,
+        files=tuple(files),
+        deleted=pt.deleted_paths,
+        run_dirs=run_dirs,
+        start_script=start,
         warnings=tuple(warnings),
     )
     (dest / "patchkit-build.json").write_text(

@@ -83,4 +83,6 @@ def apply_series(
         modes.update(outcome.modes)
         outcomes.append(outcome)
     check = CheckResult(version=version, patches=tuple(o.result for o in outcomes), tree=tree)
-    return SeriesOnTree(check=check, original=original, files=overlay, modes=modes, outcomes=tuple(outcomes))
+    return SeriesOnTree(
+        check=check, original=original, files=overlay, modes=modes, outcomes=tuple(outcomes)
+    )

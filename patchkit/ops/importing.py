@@ -36,7 +36,12 @@ def manifest_ref(version: str) -> str:
 
 
 def _check_digest(
-    store: Store, version: str, source: str, digest: str, expected: str | None, replace: bool = False
+    store: Store,
+    version: str,
+    source: str,
+    digest: str,
+    expected: str | None,
+    replace: bool = False,
 ) -> ReleaseInfo | None:
     if replace:
         existing = store.release(version)
@@ -137,11 +142,21 @@ def import_release(
         cache = LayerCache(store) if layer_cache else None
         with store.fast_import(pack=True) as fi:
             flat = flatten(
-                plan, fi, include=include, exclude=exclude, always=always,
-                limits=limits, progress=progress, cache=cache,
+                plan,
+                fi,
+                include=include,
+                exclude=exclude,
+                always=always,
+                limits=limits,
+                progress=progress,
+                cache=cache,
             )
             _commit(
-                fi, version, flat, source=plan.source, digest=plan.digest,
+                fi,
+                version,
+                flat,
+                source=plan.source,
+                digest=plan.digest,
                 layers=[layer.digest for layer in plan.layers],
             )
     return _result(store, version, flat=flat, reused=False)

@@ -78,7 +78,12 @@ def matrix_junit(matrix: Matrix, *, fail_on: frozenset[PatchStatus]) -> str:
         for p in check.patches:
             case = ET.SubElement(suite, "testcase", classname=check.version, name=p.name)
             if p.status in fail_on:
-                failure = ET.SubElement(case, "failure", message=f"{p.status.value}: {hunk_detail(p)}", type=p.status.value)
+                failure = ET.SubElement(
+                    case,
+                    "failure",
+                    message=f"{p.status.value}: {hunk_detail(p)}",
+                    type=p.status.value,
+                )
                 body = [h.text for h in p.hunks if h.text] or [hunk_detail(p)]
                 drift = matrix.drift_for(check.version, p.name)
                 if drift is not None:
@@ -90,7 +95,9 @@ def matrix_junit(matrix: Matrix, *, fail_on: frozenset[PatchStatus]) -> str:
                 out = ET.SubElement(case, "system-out")
                 out.text = p.status.value + (f" [{', '.join(p.flags)}]" if p.flags else "")
     ET.indent(suites)
-    return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, encoding="unicode") + "\n"
+    )
 
 
 def _md_cell(p: Any) -> str:
@@ -139,5 +146,9 @@ def matrix_markdown(matrix: Matrix) -> str:
                 fence = "````" if "```" in hunks else "```"
                 details.append(f"{fence}diff\n{hunks}{fence}\n")
     if details:
-        out += "\n<details><summary>Details: needs attention</summary>\n\n" + "\n".join(details) + "\n</details>\n"
+        out += (
+            "\n<details><summary>Details: needs attention</summary>\n\n"
+            + "\n".join(details)
+            + "\n</details>\n"
+        )
     return out

@@ -180,7 +180,5 @@ def matrix_html(matrix: Matrix, *, title: str = "patchkit compatibility matrix")
         + "\n".join(rows)
         + "\n</tbody></table>\n"
         f'<div class="legend">{legend}</div>\n'
-        f"<p>{_e(summary)}</p>\n"
-        + "\n".join(panels)
-        + "\n</body></html>\n"
+        f"<p>{_e(summary)}</p>\n" + "\n".join(panels) + "\n</body></html>\n"
     )

@@ -42,6 +42,7 @@ __all__ = [
     "versions_table",
 ]
 
+
 def status_text(status: PatchStatus, *, glyph_only: bool = False) -> Text:
     glyph, style = STYLE[status]
     return Text(glyph if glyph_only else f"{glyph} {status.value}", style=style)
@@ -83,8 +84,6 @@ def _summary_line(summary: dict[str, int]) -> Text:
                 text.append(", ")
             text.append(f"{n} {status.value}", style=STYLE[status][1])
     return text or Text("no patches")
-
-
 
 
 def _cell_text(p: Any) -> Text:
@@ -150,8 +149,14 @@ def rebase_table(result: RebaseResult) -> RenderableType:
             detail.append(("\n" if detail.plain else "") + "⚠ risk: " + risk, style="bold yellow")
         if p.changes:
             shown = [c.render() for c in p.changes[:3]]
-            more = f" (+{len(p.changes) - 3} more: rebase --status --diff)" if len(p.changes) > 3 else ""
-            detail.append(("\n" if detail.plain else "") + "changed: " + "; ".join(shown) + more, style="cyan")
+            more = (
+                f" (+{len(p.changes) - 3} more: rebase --status --diff)"
+                if len(p.changes) > 3
+                else ""
+            )
+            detail.append(
+                ("\n" if detail.plain else "") + "changed: " + "; ".join(shown) + more, style="cyan"
+            )
         table.add_row(p.name, status_text(p.status), "\n".join(p.files), detail)
     for name in result.pending:
         table.add_row(name, Text("… pending", style="dim"), "", "")
@@ -169,11 +174,11 @@ def rebase_table(result: RebaseResult) -> RenderableType:
 
 def import_summary(result: ImportResult) -> Text:
     if result.reused:
-        return Text(f"{result.version}: already imported ({result.digest}), nothing to do", style="dim")
+        return Text(
+            f"{result.version}: already imported ({result.digest}), nothing to do", style="dim"
+        )
     return Text(
         f"{result.version}: imported {result.files} files from {len(result.layers)} layer(s), "
         f"digest {result.digest}, tree {result.tree[:12]}",
         style="green",
     )
-
-

@@ -53,7 +53,9 @@ def materialise(version: str, dest: Path, *, patched: bool, paths: tuple[str, ..
             overlay = ctx / "overlay"
             for src in sorted(overlay.rglob("*")):
                 rel = src.relative_to(overlay)
-                if paths and not any(str(rel) == p or str(rel).startswith(p.rstrip("/") + "/") for p in paths):
+                if paths and not any(
+                    str(rel) == p or str(rel).startswith(p.rstrip("/") + "/") for p in paths
+                ):
                     continue
                 target = dest / rel
                 if src.is_dir() and not src.is_symlink():

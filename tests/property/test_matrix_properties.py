@@ -25,7 +25,11 @@ BASE = {f: numbered(12, f[0]) for f in FILES}
 RELEASES = {
     "1.0": dict(BASE),
     "2.0": {**BASE, "a.conf": BASE["a.conf"].replace("a 6\n", "a six\n")},
-    "3.0": {**BASE, "a.conf": BASE["a.conf"].replace("a 6\n", "a six\n"), "c.conf": "top\n" + BASE["c.conf"]},
+    "3.0": {
+        **BASE,
+        "a.conf": BASE["a.conf"].replace("a 6\n", "a six\n"),
+        "c.conf": "top\n" + BASE["c.conf"],
+    },
     "4.0": {"a.conf": BASE["a.conf"], "b.conf": BASE["b.conf"].replace("b 3\n", "b three\n")},
 }
 
@@ -39,7 +43,9 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # One edit: (file, line number 1..12, new text or None to delete the line)
-edits = st.tuples(st.sampled_from(FILES), st.integers(1, 12), st.one_of(st.none(), st.sampled_from(["x", "y"])))
+edits = st.tuples(
+    st.sampled_from(FILES), st.integers(1, 12), st.one_of(st.none(), st.sampled_from(["x", "y"]))
+)
 series = st.lists(st.lists(edits, min_size=1, max_size=3), min_size=1, max_size=6)
 
 
@@ -84,7 +90,12 @@ def test_shared_units_equal_release_by_release_application(
     assert stats.units <= stats.cells
     with p.store.blob_reader() as reader:
         for check in matrix.checks:
-            expected = check_tree(reader, version=check.version, tree=p.release_tree(check.version), patches=p.patches())
+            expected = check_tree(
+                reader,
+                version=check.version,
+                tree=p.release_tree(check.version),
+                patches=p.patches(),
+            )
             assert [(r.name, r.status, r.hunks, r.message) for r in check.patches] == [
                 (r.name, r.status, r.hunks, r.message) for r in expected.patches
             ]

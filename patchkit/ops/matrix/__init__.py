@@ -126,7 +126,9 @@ def series_fingerprint(digests: Sequence[str]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _cell_keys(engine: str, label: str, tree: str, base_tree: str, digests: Sequence[str]) -> list[str]:
+def _cell_keys(
+    engine: str, label: str, tree: str, base_tree: str, digests: Sequence[str]
+) -> list[str]:
     """Cell i's key covers patches 0..i: a change to an earlier patch changes every later key."""
     chain = hashlib.sha256(f"{engine}\0{label}\0{tree}\0{base_tree}".encode()).hexdigest()
     keys = []
@@ -189,7 +191,9 @@ def matrix_from_dict(doc: Mapping[str, Any]) -> Matrix:
         checks=checks,
         fingerprint=str(doc.get("fingerprint", "")),
         drift=tuple(_drift_from_dict(d) for d in doc.get("drift", ())),
-        blobs={str(v): {str(p): str(b) for p, b in m.items()} for v, m in doc.get("blobs", {}).items()},
+        blobs={
+            str(v): {str(p): str(b) for p, b in m.items()} for v, m in doc.get("blobs", {}).items()
+        },
     )
 
 
@@ -227,7 +231,9 @@ class _Cache:
             try:
                 cells[key] = _patch_from_dict(value)
             except (ValueError, KeyError, TypeError, AttributeError) as e:
-                self.warn(f"cache entry {path} has a corrupt cell ({type(e).__name__}); recomputing it")
+                self.warn(
+                    f"cache entry {path} has a corrupt cell ({type(e).__name__}); recomputing it"
+                )
         return cells, blobs
 
     def store(
@@ -285,7 +291,9 @@ class _Base:
     (for the 3-way flag)."""
 
     before: dict[int, dict[str, bytes | None]] = field(default_factory=dict)
-    after: dict[int, dict[str, bytes | None] | None] = field(default_factory=dict)  # None: not applied
+    after: dict[int, dict[str, bytes | None] | None] = field(
+        default_factory=dict
+    )  # None: not applied
 
 
 def _base_context(
@@ -509,9 +517,7 @@ def _release_trees(store: Store) -> dict[str, tuple[str, str]]:
 
 def _read_patches(project: Project) -> tuple[list[Patch], list[str]]:
     patches = project.patches()
-    digests = [
-        _patch_digest(p, (project.patches_dir / p.name).read_bytes()) for p in patches
-    ]
+    digests = [_patch_digest(p, (project.patches_dir / p.name).read_bytes()) for p in patches]
     return patches, digests
 
 
@@ -559,7 +565,11 @@ def compute_matrix(
     store_cache = _Cache(project.state_dir / CACHE_DIR if cache else None, warn)
 
     columns = [
-        _Column(label=v, tree=trees[v][1], keys=tuple(_cell_keys(engine, v, trees[v][1], base_tree, digests)))
+        _Column(
+            label=v,
+            tree=trees[v][1],
+            keys=tuple(_cell_keys(engine, v, trees[v][1], base_tree, digests)),
+        )
         for v in labels
     ]
     loaded = [store_cache.load(c.label, c.tree) for c in columns]
@@ -571,7 +581,9 @@ def compute_matrix(
                 version=col.label, patches=tuple(cells[k] for k in col.keys), tree=col.tree
             )
             results[col.label] = _ColumnOut(
-                check=check, blobs={p: blobs[p] for p in touched}, cells={k: cells[k] for k in col.keys},
+                check=check,
+                blobs={p: blobs[p] for p in touched},
+                cells={k: cells[k] for k in col.keys},
                 cached=len(col.keys),
             )
         else:
@@ -623,10 +635,16 @@ def compute_matrix(
                     r = skipped_result(patches[i], col.label)
                 row[i] = r
                 out_cells[col.keys[i]] = r
-        check = CheckResult(version=col.label, patches=tuple(r for r in row if r is not None), tree=col.tree)
+        check = CheckResult(
+            version=col.label, patches=tuple(r for r in row if r is not None), tree=col.tree
+        )
         blobs = {p: ids[n][p] or "" for p in touched}
         results[col.label] = _ColumnOut(
-            check=check, blobs=blobs, cells=out_cells, cached=n_cached, computed=len(patches) - n_cached
+            check=check,
+            blobs=blobs,
+            cells=out_cells,
+            cached=n_cached,
+            computed=len(patches) - n_cached,
         )
         store_cache.store(col.label, col.tree, out_cells, blobs)
 
@@ -644,6 +662,7 @@ def compute_matrix(
         blobs=release_blobs,
     )
     if attribute:
+
         def diff(old: str, new: str, files: Sequence[str]) -> str:
             return _upstream_diff(store, trees[old][0], trees[new][0], files)
 
@@ -655,8 +674,17 @@ def _upstream_diff(store: Store, old: str, new: str, files: Sequence[str]) -> st
     if not files:
         return ""
     out = store.git(
-        "diff", "--no-color", "--no-ext-diff", "--no-renames", "--no-textconv",
-        "--src-prefix=a/", "--dst-prefix=b/", old, new, "--", *[":(literal)" + f for f in files],
+        "diff",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-renames",
+        "--no-textconv",
+        "--src-prefix=a/",
+        "--dst-prefix=b/",
+        old,
+        new,
+        "--",
+        *[":(literal)" + f for f in files],
     ).stdout.decode("utf-8", "replace")
     if len(out) > DIFF_LIMIT:
         out = out[:DIFF_LIMIT] + f"\n... (cut at {DIFF_LIMIT} characters)\n"
@@ -774,7 +802,10 @@ def load_results(paths: Sequence[str | os.PathLike[str]]) -> list[Matrix]:
 
 
 def merge_matrices(
-    matrices: Sequence[Matrix], *, names: Sequence[str] | None = None, order: Sequence[str] | None = None
+    matrices: Sequence[Matrix],
+    *,
+    names: Sequence[str] | None = None,
+    order: Sequence[str] | None = None,
 ) -> Matrix:
     """Join per-job matrices of one series into one; drift is attributed over the whole.
 
@@ -795,7 +826,9 @@ def merge_matrices(
     for name, m in zip(names, matrices, strict=True):
         for c in m.checks:
             if c.version in checks and checks[c.version].to_dict() != c.to_dict():
-                raise MatrixError(f"{name}: release {c.version} appears in two results with different answers")
+                raise MatrixError(
+                    f"{name}: release {c.version} appears in two results with different answers"
+                )
             checks[c.version] = c
             if c.version in m.blobs:
                 blobs[c.version] = m.blobs[c.version]
@@ -850,8 +883,12 @@ def changed_since(project: Project, ref: str) -> tuple[set[str], set[str]]:
     changed_files = {
         p.decode("utf-8", "surrogateescape")[len(pre) :] for p in diff.stdout.split(b"\0") if p
     }
-    untracked = _project_git(root, "ls-files", "--others", "--exclude-standard", "-z", "--", "patches")
-    changed_files |= {p.decode("utf-8", "surrogateescape") for p in untracked.stdout.split(b"\0") if p}
+    untracked = _project_git(
+        root, "ls-files", "--others", "--exclude-standard", "-z", "--", "patches"
+    )
+    changed_files |= {
+        p.decode("utf-8", "surrogateescape") for p in untracked.stdout.split(b"\0") if p
+    }
     series = project.series
     patches = {e.name for e in series.entries if f"patches/{e.name}" in changed_files}
     old_series_text = old("patches/series")

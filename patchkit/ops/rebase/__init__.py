@@ -155,7 +155,9 @@ class Rebaser:
     def _require(self) -> dict[str, Any]:
         state = self._load()
         if state is None:
-            raise RebaseStateError("no rebase in progress (start one with: patchkit rebase --onto VERSION)")
+            raise RebaseStateError(
+                "no rebase in progress (start one with: patchkit rebase --onto VERSION)"
+            )
         return state
 
     def _save(self, state: dict[str, Any]) -> None:
@@ -227,7 +229,9 @@ class Rebaser:
 
     # -- building the series on base -----------------------------------------
 
-    def _series_commits(self, base_commit: str, patches: Sequence[Patch], version: str) -> list[str | None]:
+    def _series_commits(
+        self, base_commit: str, patches: Sequence[Patch], version: str
+    ) -> list[str | None]:
         """Commit each patch on ``base_commit`` (one commit a patch); None for a skipped one."""
         touched = {fp.path for p in patches for fp in p.files}
         entries = self.store.ls_tree(base_commit, touched)
@@ -245,7 +249,9 @@ class Rebaser:
                     continue
                 result = apply_patch({fp.path: current[fp.path] for fp in patch.files}, patch)
                 if result.status not in (PatchStatus.APPLIED, PatchStatus.OFFSET, PatchStatus.FUZZ):
-                    raise RebaseStateError(f"{patch.name} does not apply to the base release ({result.status})")
+                    raise RebaseStateError(
+                        f"{patch.name} does not apply to the base release ({result.status})"
+                    )
                 changes: dict[str, TreeEntry | None] = {}
                 for fp in patch.files:
                     data = result.contents.get(fp.path, current[fp.path])
@@ -294,7 +300,13 @@ class Rebaser:
             bad = [
                 f"{p.name} ({p.status})"
                 for p in check.patches
-                if p.status not in (PatchStatus.APPLIED, PatchStatus.OFFSET, PatchStatus.FUZZ, PatchStatus.SKIPPED)
+                if p.status
+                not in (
+                    PatchStatus.APPLIED,
+                    PatchStatus.OFFSET,
+                    PatchStatus.FUZZ,
+                    PatchStatus.SKIPPED,
+                )
             ]
             if bad:
                 raise RebaseStateError(
@@ -481,11 +493,15 @@ class Rebaser:
     def _changes(self, entry: dict[str, Any], result: str) -> tuple[ChangeLine, ...]:
         """The +/- lines in which the patch as ``result`` makes it differs from the old patch."""
         paths = entry["files"]
-        old = content_change_set(self._blobs(entry["commit"] + "^", paths), self._blobs(entry["commit"], paths))
+        old = content_change_set(
+            self._blobs(entry["commit"] + "^", paths), self._blobs(entry["commit"], paths)
+        )
         new = content_change_set(self._blobs(result + "^", paths), self._blobs(result, paths))
         return change_lines(old, new)
 
-    def _risks(self, state: dict[str, Any], entry: dict[str, Any], head: str, result: str) -> list[str]:
+    def _risks(
+        self, state: dict[str, Any], entry: dict[str, Any], head: str, result: str
+    ) -> list[str]:
         """Why a clean 3-way result still deserves a look (see docs/rebase.md, "Risk")."""
         patch = self._old_patch(state, entry)
         paths = list(patch.paths)
@@ -545,7 +561,10 @@ class Rebaser:
                 self._newly[key] = {str(w): tuple(map(str, p)) for w, p in doc["words"].items()}
                 return self._newly[key]
         wanted = {
-            w for e in state["patches"] if e["commit"] for w in introduced_words(self._old_patch(state, e))
+            w
+            for e in state["patches"]
+            if e["commit"]
+            for w in introduced_words(self._old_patch(state, e))
         }
         found: dict[str, set[str]] = {}
         if wanted:
@@ -560,14 +579,18 @@ class Rebaser:
                     del found[w]
         self._newly[key] = {w: tuple(sorted(paths)) for w, paths in found.items()}
         with contextlib.suppress(OSError, PatchkitError):
-            atomic_write(cache, json.dumps({"key": key, "words": self._newly[key]}, sort_keys=True).encode())
+            atomic_write(
+                cache, json.dumps({"key": key, "words": self._newly[key]}, sort_keys=True).encode()
+            )
         return self._newly[key]
 
     def _upstream_changed(self, state: dict[str, Any]) -> list[str]:
         """Files upstream added or changed from the old base to the new release (once)."""
         key = f"{state['base_commit']}..{state['onto_commit']}"
         if key not in self._changed:
-            self._changed[key] = self.store.changed_paths(state["base_commit"], state["onto_commit"])
+            self._changed[key] = self.store.changed_paths(
+                state["base_commit"], state["onto_commit"]
+            )
         return self._changed[key]
 
     def _texts(self, rev: str, paths: Sequence[str]) -> list[tuple[str, str]]:
@@ -593,7 +616,13 @@ class Rebaser:
         return ""
 
     def _resolve_hunks(
-        self, wt: Worktree, commit: str, head: str, files: Sequence[str], moved_from: Sequence[str], moves: list[str]
+        self,
+        wt: Worktree,
+        commit: str,
+        head: str,
+        files: Sequence[str],
+        moved_from: Sequence[str],
+        moves: list[str],
     ) -> tuple[list[str], int, list[str]]:
         """Redo each conflicted file with :func:`merge3`, else follow lines upstream moved to
         another file; returns (files still conflicting, adjacent pairs resolved, where the
@@ -608,7 +637,13 @@ class Rebaser:
                 base = reader.read(f"{commit}^:{rel}")
                 ours = reader.read(f"{head}:{rel}")
                 theirs = reader.read(f"{commit}:{rel}")
-                if base is None or ours is None or theirs is None or path.is_symlink() or not path.is_file():
+                if (
+                    base is None
+                    or ours is None
+                    or theirs is None
+                    or path.is_symlink()
+                    or not path.is_file()
+                ):
                     left.append(rel)
                     continue
                 git_regions = len(re.findall(rb"^<{7} ", path.read_bytes(), re.M))
@@ -616,7 +651,9 @@ class Rebaser:
                 def lines(data: bytes) -> list[str]:
                     return split_lines(data.decode("utf-8", "surrogateescape"))
 
-                merged = merge3(lines(base), lines(ours), lines(theirs), labels=("upstream", "base", "patch"))
+                merged = merge3(
+                    lines(base), lines(ours), lines(theirs), labels=("upstream", "base", "patch")
+                )
                 data = "".join(merged.lines).encode("utf-8", "surrogateescape")
                 # A clean merge3 result with no adjacent pair means it aligned the lines
                 # differently from git, not that it found independent edits: not trusted.
@@ -625,7 +662,9 @@ class Rebaser:
                     wt.add_paths([rel])
                     adjacent += merged.adjacent
                     continue
-                relocated = self._follow_moved_lines(reader, rel, base, ours, theirs, head, moved_from)
+                relocated = self._follow_moved_lines(
+                    reader, rel, base, ours, theirs, head, moved_from
+                )
                 if relocated is not None:
                     contents, notes = relocated
                     for target, new_data in contents.items():
@@ -683,7 +722,9 @@ class Rebaser:
         here = lines(ours)
         texts: dict[str, list[str] | None] = {}
         stay: list[Hunk] = []
-        moves: list[tuple[Hunk, str, list[str] | None, list[str]]] = []  # hunk, target, removed (anchored), added
+        moves: list[
+            tuple[Hunk, str, list[str] | None, list[str]]
+        ] = []  # hunk, target, removed (anchored), added
         wanted = set(candidates) - {rel}
         for hunk in fp.hunks:
             pre = list(hunk.old_lines)
@@ -698,8 +739,14 @@ class Rebaser:
             if len(longest) < 8:
                 return None  # too little to recognise the lines elsewhere
             found = [p for p in self.store.files_containing(head, longest) if p in wanted]
-            exact = [(p, n) for p in found if (t := text_of(p)) is not None and (n := count_runs(t, pre))]
-            anchored = [(p, n) for p in found if (t := text_of(p)) is not None and (n := count_runs(t, removed))]
+            exact = [
+                (p, n) for p in found if (t := text_of(p)) is not None and (n := count_runs(t, pre))
+            ]
+            anchored = [
+                (p, n)
+                for p in found
+                if (t := text_of(p)) is not None and (n := count_runs(t, removed))
+            ]
             if len(exact) == 1 and exact[0][1] == 1:
                 moves.append((hunk, exact[0][0], None, added))
             elif len(anchored) == 1 and anchored[0][1] == 1:
@@ -720,14 +767,21 @@ class Rebaser:
             assert current is not None
             if removed_lines is None:
                 one = dataclasses.replace(fp, old_path=target, new_path=target, hunks=(hunk,))
-                result = apply_file_patch("".join(current).encode("utf-8", "surrogateescape"), one, max_fuzz=0)
-                if result.status not in (PatchStatus.APPLIED, PatchStatus.OFFSET) or result.content is None:
+                result = apply_file_patch(
+                    "".join(current).encode("utf-8", "surrogateescape"), one, max_fuzz=0
+                )
+                if (
+                    result.status not in (PatchStatus.APPLIED, PatchStatus.OFFSET)
+                    or result.content is None
+                ):
                     return None
                 out[target] = result.content
                 notes.append(f"a hunk of {rel} followed upstream's lines to {target}")
             else:
                 at = next(
-                    i for i in range(len(current)) if current[i : i + len(removed_lines)] == removed_lines
+                    i
+                    for i in range(len(current))
+                    if current[i : i + len(removed_lines)] == removed_lines
                 )
                 current = [*current[:at], *added, *current[at + len(removed_lines) :]]
                 out[target] = "".join(current).encode("utf-8", "surrogateescape")
@@ -768,12 +822,16 @@ class Rebaser:
                 wt.reset_hard(head)
                 entry["status"] = PatchStatus.ALREADY_APPLIED.value
                 entry["message"] = absorbed + ": dropped from the series"
-                entry["risk"] = ["the 3-way merge conflicted; check that upstream's version is what you want"]
+                entry["risk"] = [
+                    "the 3-way merge conflicted; check that upstream's version is what you want"
+                ]
                 return True
             checkpoint(f"resolve {entry['name']}")
             moves: list[str] = []
             moved_from = self._upstream_changed(state)
-            left, adjacent, where = self._resolve_hunks(wt, commit, head, conflicts, moved_from, moves)
+            left, adjacent, where = self._resolve_hunks(
+                wt, commit, head, conflicts, moved_from, moves
+            )
             if left:
                 entry["status"] = PatchStatus.CONFLICT.value
                 entry["conflicts"] = left
