@@ -1,5 +1,5 @@
 # shellcheck shell=sh
-# Sourced by .ci/run: start Debian's docker-registry on loopback for tests/test_registry.py.
+# Sourced by .ci/run: start Debian's docker-registry on loopback for tests/images/test_registry.py.
 # Installs nothing. Exports:
 #   PATCHKIT_TEST_REGISTRY=127.0.0.1:<port>     where the registry answers /v2/
 #   PATCHKIT_TEST_REGISTRY_ROOT=<dir>           its filesystem storage (tests corrupt blobs there)

@@ -3,7 +3,7 @@
 The tree is what the image's root filesystem would hold: the release as imported into a
 patchkit store (``git archive`` of its tree), plus, when ``patched``, the overlay that
 ``patchkit build`` writes (exactly the files the series changes or adds, with modes).
-Used by tests/test_startup.py and bench/isolation/run.py; the store is cached in
+Used by tests/poste/test_startup.py and bench/isolation/run.py; the store is cached in
 ``bench/.cache/poste-store`` (importing the same digest twice is free).
 """
 

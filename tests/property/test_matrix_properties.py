@@ -17,7 +17,7 @@ from patchkit.core.patchfile import Patch, render_patch
 from patchkit.ops.check import check_tree
 from patchkit.ops.matrix import MatrixStats, compute_matrix
 from patchkit.project import Project
-from tests.projectbuilder import make_project, numbered
+from tests.helpers.projectbuilder import make_project, numbered
 
 FILES = ("a.conf", "b.conf", "c.conf")
 BASE = {f: numbered(12, f[0]) for f in FILES}

@@ -14,7 +14,14 @@ from hypothesis import strategies as st
 from patchkit.core.apply import apply_file_patch, apply_patch, unified_diff
 from patchkit.core.model import PatchStatus
 from patchkit.core.patchfile import Patch, parse_patch, render_patch
-from tests.strategies import UNIQUE_POOL, content_pairs, contents, edited, patches, unique_contents
+from tests.helpers.strategies import (
+    UNIQUE_POOL,
+    content_pairs,
+    contents,
+    edited,
+    patches,
+    unique_contents,
+)
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("PATCHKIT_HYPOTHESIS_EXAMPLES", "150")),

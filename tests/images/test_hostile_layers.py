@@ -18,7 +18,7 @@ from patchkit.git.store import MODE_FILE, Store
 from patchkit.images import parse_source
 from patchkit.images.layers import Limits
 from patchkit.ops.importing import import_release
-from tests.imagebuilder import Built, Layer, build_oci_layout, sha256
+from tests.helpers.imagebuilder import Built, Layer, build_oci_layout, sha256
 
 
 def snapshot(root: Path, skip: Path) -> dict[str, tuple[int, int]]:

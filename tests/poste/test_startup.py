@@ -22,8 +22,8 @@ import pytest
 from tests.conftest import in_ci, require_tool
 from tests.poste import modeltree
 
-SCRIPT = Path(__file__).parent / "poste" / "startup" / "25-bind-hostname.sh"
-HARAKA_NODE = Path(__file__).parent / "poste" / "haraka" / "node_modules"
+SCRIPT = Path(__file__).parent / "startup" / "25-bind-hostname.sh"
+HARAKA_NODE = Path(__file__).parent / "haraka" / "node_modules"
 PATHS = (
     "etc/nginx",
     "etc/dovecot",

@@ -13,9 +13,8 @@ from pathlib import Path
 import pytest
 
 from patchkit.cli import main
-
-from .imagebuilder import Layer, build_docker_archive, build_oci_layout
-from .projectbuilder import make_project, numbered, snapshot
+from tests.helpers.imagebuilder import Layer, build_docker_archive, build_oci_layout
+from tests.helpers.projectbuilder import make_project, numbered, snapshot
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:

@@ -18,7 +18,7 @@ from patchkit.images import open_image, parse_source
 from patchkit.images.source import Source, SourceKind
 from patchkit.images.tree import Kind, load_manifest
 from patchkit.ops.importing import import_release
-from tests.imagebuilder import (
+from tests.helpers.imagebuilder import (
     Layer,
     build_docker_archive,
     build_oci_layout,

@@ -11,8 +11,7 @@ import pytest
 from patchkit import Project
 from patchkit.cli import main
 from patchkit.ops.build import START_SCRIPT, _base_image, patched_tree
-
-from .imagebuilder import Layer, build_oci_layout
+from tests.helpers.imagebuilder import Layer, build_oci_layout
 
 REDIS_CONF = "bind 127.0.0.1\nport 6379\n"
 

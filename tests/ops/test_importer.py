@@ -11,7 +11,7 @@ from patchkit.errors import DigestMismatchError
 from patchkit.git.store import Store
 from patchkit.images import ProgressEvent, parse_source
 from patchkit.ops.importing import import_release, manifest_ref
-from tests.imagebuilder import Layer, build_docker_archive, build_oci_layout
+from tests.helpers.imagebuilder import Layer, build_docker_archive, build_oci_layout
 
 LAYERS = [
     Layer().dir("etc").file("etc/os-release", b"ID=test\n"),
@@ -114,7 +114,7 @@ def test_progress_reports_every_layer_to_the_end(tmp_path: Path) -> None:
 
 
 def test_tar_reimport_with_same_file_is_reused(tmp_path: Path) -> None:
-    from tests.imagebuilder import build_tarball
+    from tests.helpers.imagebuilder import build_tarball
 
     built = build_tarball(tmp_path / "t.tar", Layer().file("a/b", b"1"))
     store = Store.open(tmp_path / "store")
@@ -353,7 +353,7 @@ def test_cli_progress_is_silent_on_a_pipe_and_with_quiet(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from patchkit.cli import main
-    from tests.projectbuilder import make_project
+    from tests.helpers.projectbuilder import make_project
 
     built = build_oci_layout(tmp_path / "img", LAYERS, tag="1.0")
     root = make_project(tmp_path, {"1.0": {}, "2.0": {}}, {}, base="1.0")

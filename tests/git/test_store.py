@@ -24,8 +24,8 @@ from patchkit.git.store import (
 )
 from patchkit.images import parse_source
 from patchkit.ops.importing import import_release
-from tests.imagebuilder import Layer, build_oci_layout
-from tests.test_importer import _tricky_lower
+from tests.helpers.imagebuilder import Layer, build_oci_layout
+from tests.ops.test_importer import _tricky_lower
 
 
 def _pack_files(store: Store) -> list[str]:

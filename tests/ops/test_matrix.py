@@ -15,9 +15,8 @@ from patchkit.core.patchfile import Patch, render_patch
 from patchkit.ops.check import check_tree
 from patchkit.ops.matrix import MatrixStats, compute_matrix, github_matrix
 from patchkit.project import Project
-
-from .conftest import require_tool
-from .projectbuilder import make_project, numbered
+from tests.conftest import require_tool
+from tests.helpers.projectbuilder import make_project, numbered
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
@@ -391,7 +390,7 @@ def test_only_changed_limits_to_changed_patches_or_releases(
     assert json.loads(out) == {"include": [{"name": "3.0", "versions": "3.0"}]}
 
 
-WORKFLOW = Path(__file__).resolve().parent.parent / ".github/workflows/matrix.yml"
+WORKFLOW = Path(__file__).resolve().parents[2] / ".github/workflows/matrix.yml"
 
 
 def _linter() -> str:

@@ -10,8 +10,7 @@ import pytest
 from patchkit.audit import MemoryView, Verdict, audit_view
 from patchkit.cli import main
 from patchkit.core.patchfile import parse_patch
-
-from .projectbuilder import make_project
+from tests.helpers.projectbuilder import make_project
 
 
 def listeners(

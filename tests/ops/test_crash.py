@@ -22,8 +22,14 @@ import pytest
 from patchkit import Project
 from patchkit.cli import main
 from patchkit.errors import LockedError, PatchkitError
-
-from .projectbuilder import C11, make_project, numbered, rebase_scenario, snapshot, udiff
+from tests.helpers.projectbuilder import (
+    C11,
+    make_project,
+    numbered,
+    rebase_scenario,
+    snapshot,
+    udiff,
+)
 
 KILLED = -9
 

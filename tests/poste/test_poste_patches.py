@@ -19,11 +19,10 @@ import pytest
 from patchkit import Project
 from patchkit.audit import Verdict, audit_release
 from patchkit.cli import main
+from tests.conftest import in_ci
+from tests.helpers.imagebuilder import Layer, build_oci_layout
 
-from .conftest import in_ci
-from .imagebuilder import Layer, build_oci_layout
-
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODELS = Path(os.environ.get("PATCHKIT_MODELS", ROOT / "bench" / ".cache" / "models"))
 LABELS = ("model-bookworm", "model-trixie")
 # Every port POSTE.md names: public ones and the internal localhost ones.

@@ -9,8 +9,7 @@ from patchkit import PatchStatus, Project, RebaseState
 from patchkit.cli import main
 from patchkit.errors import LockedError, NotImportedError, RebaseStateError
 from patchkit.files import project_lock
-
-from .projectbuilder import (
+from tests.helpers.projectbuilder import (
     C11,
     PATCHES,
     make_project,

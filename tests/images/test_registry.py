@@ -23,7 +23,7 @@ from patchkit.images.registry import (
     open_registry_image,
     parse_reference,
 )
-from tests import registry_server as rs
+from tests.helpers import registry_server as rs
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, timeout=10)
 

@@ -21,7 +21,7 @@ from patchkit.images import parse_source
 from patchkit.images.tree import load_manifest
 from patchkit.ops.importing import import_release
 from tests.conftest import require_tool
-from tests.imagebuilder import Layer, build_oci_layout
+from tests.helpers.imagebuilder import Layer, build_oci_layout
 
 Shape = dict[str, tuple[str, int, bytes]]  # path -> (type, permission bits, content or target)
 

@@ -13,9 +13,8 @@ import pytest
 from patchkit.cli import main
 from patchkit.core.model import PatchStatus
 from patchkit.output.html import COLOURS, PANEL_BORDER
-
-from .conftest import in_ci
-from .test_matrix import PATCHES, RELEASES, make_project
+from tests.conftest import in_ci
+from tests.ops.test_matrix import PATCHES, RELEASES, make_project
 
 CHROMIUM_FLAGS = [
     "--headless",

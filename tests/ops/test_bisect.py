@@ -7,9 +7,8 @@ import pytest
 
 from patchkit import Project
 from patchkit.cli import main
-
-from .projectbuilder import make_project, numbered
-from .test_rebase import udiff
+from tests.helpers.projectbuilder import make_project, numbered
+from tests.ops.test_rebase import udiff
 
 BASE = numbered(10)
 PATCH = udiff("f", BASE, BASE.replace("line 4\n", "line 4 ours\n"), "Description: x\n\n")
