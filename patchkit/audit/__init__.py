@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from patchkit.core.model import SCHEMA, CheckResult, PatchStatus
 from patchkit.core.patchfile import Patch
-from patchkit.git.store import MODE_LINK, BlobReader, TreeEntry
+from patchkit.git.objects import MODE_LINK, BlobReader, TreeEntry
 
 if TYPE_CHECKING:
     from patchkit.project import Project

@@ -28,7 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from patchkit.git.store import MODE_FILE, FastImport, Store, TreeEntry
+from patchkit.git.objects import MODE_FILE, TreeEntry
+from patchkit.git.pack import FastImport
+from patchkit.git.store import Store
 from patchkit.images.digests import short
 
 __all__ = [

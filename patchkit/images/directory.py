@@ -17,7 +17,8 @@ from pathlib import Path
 
 from patchkit.core.globs import Selector
 from patchkit.errors import SourceError
-from patchkit.git.store import FastImport, git_blob_id
+from patchkit.git.objects import git_blob_id
+from patchkit.git.pack import FastImport
 from patchkit.images.tree import FlatTree, Kind, Meta, Node, RootFS, git_tree_id
 
 __all__ = ["DirectoryScan", "scan_directory"]

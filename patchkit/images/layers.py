@@ -27,7 +27,7 @@ import zstandard
 
 from patchkit.core.globs import Selector
 from patchkit.errors import CorruptLayerError, DigestMismatchError, UnsafeLayerError
-from patchkit.git.store import FastImport
+from patchkit.git.pack import FastImport
 from patchkit.images.base import ImagePlan, LayerBlob
 from patchkit.images.cache import (
     BLOCK,

@@ -19,7 +19,7 @@ from typing import Any
 
 from patchkit.core.globs import Selector
 from patchkit.errors import StoreError, UnsafeLayerError
-from patchkit.git.store import MODE_EXEC, MODE_FILE, MODE_LINK, TreeEntry
+from patchkit.git.objects import MODE_EXEC, MODE_FILE, MODE_LINK, TreeEntry
 
 __all__ = [
     "MANIFEST_SCHEMA",

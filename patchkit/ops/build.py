@@ -25,7 +25,8 @@ from typing import TYPE_CHECKING, Any
 from patchkit.core.model import SCHEMA, CheckResult, PatchStatus
 from patchkit.core.patchfile import Patch
 from patchkit.errors import ConfigError, PatchkitError
-from patchkit.git.store import MODE_EXEC, MODE_LINK, BlobReader, Store
+from patchkit.git.objects import MODE_EXEC, MODE_LINK, BlobReader
+from patchkit.git.store import Store
 from patchkit.images.source import SourceKind, parse_source
 from patchkit.images.tree import Manifest, load_manifest
 from patchkit.ops.check import apply_series

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from patchkit.core.model import CheckResult, PatchResult
 from patchkit.core.patchfile import Patch
-from patchkit.git.store import BlobReader
+from patchkit.git.objects import BlobReader
 from patchkit.kinds import Change, ChangeOutcome, DiffChange
 from patchkit.kinds.base import skipped_result as _skipped
 

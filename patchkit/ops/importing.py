@@ -19,7 +19,9 @@ from pathlib import Path
 from patchkit.core.globs import Selector
 from patchkit.core.model import ImportResult, ReleaseInfo
 from patchkit.errors import DigestMismatchError, StoreError
-from patchkit.git.store import MANIFEST_PREFIX, MODE_FILE, FastImport, Store, TreeEntry
+from patchkit.git.objects import MODE_FILE, TreeEntry
+from patchkit.git.pack import FastImport
+from patchkit.git.store import MANIFEST_PREFIX, Store
 from patchkit.images import open_image
 from patchkit.images.cache import LayerCache
 from patchkit.images.directory import scan_directory

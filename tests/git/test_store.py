@@ -12,16 +12,9 @@ from pathlib import Path
 import pytest
 
 from patchkit.errors import DigestMismatchError, StoreError
-from patchkit.git.store import (
-    MODE_EXEC,
-    MODE_FILE,
-    MODE_LINK,
-    PackWriter,
-    Store,
-    TreeEntry,
-    _pack_index,
-    git_blob_id,
-)
+from patchkit.git.objects import MODE_EXEC, MODE_FILE, MODE_LINK, TreeEntry, git_blob_id
+from patchkit.git.pack import PackWriter, _pack_index
+from patchkit.git.store import Store
 from patchkit.images import parse_source
 from patchkit.ops.importing import import_release
 from tests.helpers.imagebuilder import Layer, build_oci_layout
@@ -259,7 +252,7 @@ def test_pack_writer_alone_and_a_kill_before_finish(tmp_path: Path) -> None:
 
 
 def test_trees_and_commits_written_directly_match_fast_import(tmp_path: Path) -> None:
-    from patchkit.git.store import MODE_EXEC, MODE_LINK
+    from patchkit.git.objects import MODE_EXEC, MODE_LINK
 
     names = ["a-b", "a.b", "a/b", "a/c/d", "a0", 'q"uote', "new\nline", "b\\s", "\udcff-raw", "z/é"]
     modes = [MODE_FILE, MODE_EXEC, MODE_LINK]

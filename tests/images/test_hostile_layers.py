@@ -14,7 +14,8 @@ from typing import Any
 import pytest
 
 from patchkit.errors import CorruptLayerError, DigestMismatchError, SourceError, UnsafeLayerError
-from patchkit.git.store import MODE_FILE, Store
+from patchkit.git.objects import MODE_FILE
+from patchkit.git.store import Store
 from patchkit.images import parse_source
 from patchkit.images.layers import Limits
 from patchkit.ops.importing import import_release

@@ -13,7 +13,8 @@ import pytest
 
 from patchkit.core.globs import Selector, glob_to_regex
 from patchkit.errors import DigestMismatchError, SourceError
-from patchkit.git.store import MODE_EXEC, MODE_FILE, MODE_LINK, Store
+from patchkit.git.objects import MODE_EXEC, MODE_FILE, MODE_LINK
+from patchkit.git.store import Store
 from patchkit.images import open_image, parse_source
 from patchkit.images.source import Source, SourceKind
 from patchkit.images.tree import Kind, load_manifest

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from patchkit.git.store import MODE_EXEC, MODE_LINK, Store
+from patchkit.git.objects import MODE_EXEC, MODE_LINK
+from patchkit.git.store import Store
 from patchkit.images import parse_source
 from patchkit.images.tree import load_manifest
 from patchkit.ops.importing import import_release

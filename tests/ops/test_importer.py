@@ -250,7 +250,7 @@ def test_same_globs_on_the_same_lower_layers_reuse_a_sparse_cache(tmp_path: Path
 
 
 def _corrupt_cache_entry(store: Store, diff_id: str, layer_json: bytes) -> None:
-    from patchkit.git.store import MODE_FILE, TreeEntry
+    from patchkit.git.objects import MODE_FILE, TreeEntry
     from patchkit.images.cache import layer_ref
 
     with store.fast_import() as fi:
@@ -277,7 +277,7 @@ def _corrupt_cache_entry(store: Store, diff_id: str, layer_json: bytes) -> None:
 def test_corrupt_cache_entry_is_ignored_with_a_warning_and_recomputed(
     tmp_path: Path, layer_json: bytes | None
 ) -> None:
-    from patchkit.git.store import MODE_FILE, TreeEntry
+    from patchkit.git.objects import MODE_FILE, TreeEntry
     from patchkit.images.cache import LayerCacheWarning, layer_ref
 
     a = build_oci_layout(tmp_path / "a", [*_tricky_lower(), TOP_A], tag="a")

@@ -47,7 +47,9 @@ from patchkit.core.model import (
 from patchkit.core.patchfile import Patch, patch_applies_to
 from patchkit.core.versions import order_labels, parse_versions
 from patchkit.errors import NotImportedError, PatchkitError, StoreError, UsageError
-from patchkit.git.store import UPSTREAM_PREFIX, BlobReader, Store, run_git_in
+from patchkit.git.objects import BlobReader
+from patchkit.git.runner import run_git_in
+from patchkit.git.store import UPSTREAM_PREFIX, Store
 from patchkit.ops.check import skipped_result
 
 if TYPE_CHECKING:

@@ -41,15 +41,9 @@ from patchkit.core.rangediff import change_lines, change_present, content_change
 from patchkit.core.versions import parse_versions, set_base
 from patchkit.errors import PatchkitError, RebaseStateError
 from patchkit.files import atomic_write, checkpoint
-from patchkit.git.store import (
-    MODE_FILE,
-    BlobReader,
-    Store,
-    TreeEntry,
-    Worktree,
-    worktree_add,
-    worktree_remove,
-)
+from patchkit.git.objects import MODE_FILE, BlobReader, TreeEntry
+from patchkit.git.store import Store
+from patchkit.git.worktree import Worktree, worktree_add, worktree_remove
 
 if TYPE_CHECKING:
     from patchkit.project import Project

@@ -1,0 +1,178 @@
+"""Reading git objects: blob ids, tree entries and the long-lived `cat-file --batch` reader."""
+
+from __future__ import annotations
+
+import hashlib
+import subprocess
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from patchkit.errors import StoreError
+
+__all__ = ["MODE_EXEC", "MODE_FILE", "MODE_LINK", "BlobReader", "TreeEntry", "git_blob_id"]
+
+
+MODE_FILE = 0o100644
+
+
+MODE_EXEC = 0o100755
+
+
+MODE_LINK = 0o120000
+
+
+def git_blob_id(data: bytes) -> str:
+    """The id git gives a blob with this content."""
+    h = hashlib.sha1(b"blob %d\0" % len(data))
+    h.update(data)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TreeEntry:
+    mode: int  # MODE_FILE, MODE_EXEC or MODE_LINK
+    blob: str  # 40-hex git blob id
+
+
+class BlobReader:
+    """Reads many blobs through one long-lived `git cat-file --batch`."""
+
+    def __init__(self, proc: subprocess.Popen[bytes]) -> None:
+        self._proc = proc
+        assert proc.stdin is not None and proc.stdout is not None
+        self._in = proc.stdin
+        self._outp = proc.stdout
+        self._trees: dict[str, dict[str, tuple[bytes, str]] | None] = {}  # tree id -> entries
+        self._paths: dict[str, list[str]] = {}  # tree id -> every blob path below it
+
+    def read(self, spec: str) -> bytes | None:
+        """Content of ``spec`` (`<rev>:<path>` or an object id), or None if absent.
+
+        Directories and submodules count as absent: only blobs are content.
+        """
+        if "\n" in spec:
+            return None
+        return self._read_specs([spec])[0]
+
+    def read_many(self, tree: str, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """Blobs of ``paths`` in ``tree``, pipelined: many requests per round trip, not one."""
+        out: dict[str, bytes | None] = {p: None for p in paths if "\n" in p}
+        wanted = [p for p in paths if "\n" not in p]
+        out.update(zip(wanted, self._read_specs([f"{tree}:{p}" for p in wanted]), strict=True))
+        return out
+
+    def read_objects(self, oids: Sequence[str]) -> dict[str, bytes | None]:
+        """Blobs by object id, pipelined like ``read_many``; None for a missing one."""
+        return dict(zip(oids, self._read_specs(list(oids)), strict=True))
+
+    def blob_ids(self, specs: Sequence[tuple[str, str]]) -> list[str | None]:
+        """Object ids of (tree, path) pairs; None where absent or not a blob (a directory, a submodule).
+
+        Trees are read and parsed here, each once per reader: releases share most subtrees,
+        and git's own `tree:path` lookup re-reads every tree on the way for every path.
+        """
+        out: list[str | None] = [None] * len(specs)
+        pending = [
+            (k, tree, path.split("/"))
+            for k, (tree, path) in enumerate(specs)
+            if path and "\n" not in path
+        ]
+        while pending:
+            self._load_trees({tree for _, tree, _ in pending})
+            deeper = []
+            for k, tree, parts in pending:
+                entry = (self._trees.get(tree) or {}).get(parts[0])
+                if entry is None:
+                    continue
+                mode, oid = entry
+                if len(parts) == 1:
+                    out[k] = oid if mode in _BLOB_MODES else None
+                elif mode == b"40000":
+                    deeper.append((k, oid, parts[1:]))
+            pending = deeper
+        return out
+
+    def list_paths(self, tree: str, patterns: Sequence[str]) -> list[str]:
+        """Paths of the blobs (files and symlinks) in ``tree`` that match any of ``patterns``
+        (globs, image-root relative), sorted. Each tree object is read once per reader."""
+        from patchkit.core.globs import glob_to_regex
+
+        regexes = [glob_to_regex(p) for p in patterns]
+        return [path for path in self._all_paths(tree) if any(r.match(path) for r in regexes)]
+
+    def _all_paths(self, tree: str) -> list[str]:
+        cached = self._paths.get(tree)
+        if cached is not None:
+            return cached
+        out: list[str] = []
+        pending = [(tree, "")]
+        while pending:
+            self._load_trees({t for t, _ in pending})
+            deeper = []
+            for t, prefix in pending:
+                for name, (mode, oid) in (self._trees.get(t) or {}).items():
+                    if mode == b"40000":
+                        deeper.append((oid, f"{prefix}{name}/"))
+                    elif mode in _BLOB_MODES:
+                        out.append(prefix + name)
+            pending = deeper
+        out.sort()
+        self._paths[tree] = out
+        return out
+
+    def _load_trees(self, ids: set[str]) -> None:
+        wanted = sorted(t for t in ids if t not in self._trees)
+        for tree, raw in zip(wanted, self._read_raw(wanted), strict=True):
+            if raw is not None and raw[0] == b"commit":  # a commit stands for its tree
+                root = raw[1].split(b"\n", 1)[0].split()[1].decode()
+                self._load_trees({root})
+                self._trees[tree] = self._trees[root]
+                continue
+            self._trees[tree] = (
+                _parse_tree(raw[1]) if raw is not None and raw[0] == b"tree" else None
+            )
+
+    def _read_specs(self, specs: Sequence[str]) -> list[bytes | None]:
+        return [
+            raw[1] if raw is not None and raw[0] == b"blob" else None
+            for raw in self._read_raw(specs)
+        ]
+
+    def _read_raw(self, specs: Sequence[str]) -> list[tuple[bytes, bytes] | None]:
+        """(type, content) of each spec, pipelined; None for a missing one."""
+        out: list[tuple[bytes, bytes] | None] = []
+        step = 256  # requests in flight stay far below the pipe buffer: no deadlock
+        for i in range(0, len(specs), step):
+            chunk = specs[i : i + step]
+            self._in.write(b"".join(s.encode("utf-8", "surrogateescape") + b"\n" for s in chunk))
+            self._in.flush()
+            for _ in chunk:
+                line = self._outp.readline()
+                if not line:
+                    raise StoreError("git cat-file ended unexpectedly")
+                if line.endswith((b" missing\n", b" ambiguous\n")):  # the spec may hold spaces
+                    out.append(None)
+                    continue
+                header = line.split()
+                if len(header) != 3:
+                    raise StoreError(f"unexpected git cat-file answer: {line!r}")
+                data = self._outp.read(int(header[2]))
+                self._outp.read(1)
+                out.append((header[1], data))
+        return out
+
+
+_BLOB_MODES = frozenset({b"100644", b"100755", b"120000"})
+
+
+def _parse_tree(data: bytes) -> dict[str, tuple[bytes, str]]:
+    """A raw git tree object: name -> (mode, object id)."""
+    entries: dict[str, tuple[bytes, str]] = {}
+    i, n = 0, len(data)
+    while i < n:
+        space = data.index(b" ", i)
+        nul = data.index(b"\0", space)
+        name = data[space + 1 : nul].decode("utf-8", "surrogateescape")
+        entries[name] = (data[i:space], data[nul + 1 : nul + 21].hex())
+        i = nul + 21
+    return entries
