@@ -9,6 +9,14 @@ from typing import Any
 
 __all__ = [
     "ATTENTION",
+    "EXACT",
+    "FAILED",
+    "LARGE_OFFSET",
+    "MADE",
+    "NOT_TRIED",
+    "PRESENT",
+    "REBASE_ONLY",
+    "RISK_FLAGS",
     "SCHEMA",
     "ChangeLine",
     "CheckResult",
@@ -45,8 +53,28 @@ class PatchStatus(enum.StrEnum):
         return self.value
 
 
+# The named groups of statuses: the one copy every command, format and test uses.
+# A change that could not be made: it changes nothing, the next change sees the files as they were.
+FAILED = frozenset({PatchStatus.CONFLICT, PatchStatus.MISSING_TARGET})
 # Statuses that make `check`/`matrix`/`rebase` exit 1 ("finished, needs attention").
-ATTENTION = frozenset({PatchStatus.CONFLICT, PatchStatus.MISSING_TARGET, PatchStatus.FUZZ})
+ATTENTION = FAILED | {PatchStatus.FUZZ}
+# Made exactly: every hunk (or edit) matched its full context, maybe at other lines.
+EXACT = frozenset({PatchStatus.APPLIED, PatchStatus.OFFSET})
+# This change made its change (possibly with reduced context or a 3-way merge).
+MADE = EXACT | {PatchStatus.FUZZ, PatchStatus.MERGED}
+# After it, the release holds the change: made now, or already there upstream.
+PRESENT = MADE | {PatchStatus.ALREADY_APPLIED}
+# Not tried: outside its release range, or dropped by the person (`rebase --skip`).
+NOT_TRIED = frozenset({PatchStatus.SKIPPED, PatchStatus.DROPPED})
+# Statuses only a rebase reports (tables show them in their own colours).
+REBASE_ONLY = frozenset({PatchStatus.MERGED, PatchStatus.DROPPED})
+
+# A hunk that lands this many lines or more from where its patch says is flagged
+# "large-offset" (matrix, check) and is a risk in a rebase: code may have moved under it.
+LARGE_OFFSET = 20
+
+# Matrix risk flags that say "look at this cell" (the 3-way merge disagrees with the result).
+RISK_FLAGS = frozenset({"3way-conflict", "3way-differs"})
 
 
 def _summary(statuses: list[PatchStatus]) -> dict[str, int]:
