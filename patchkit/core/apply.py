@@ -35,8 +35,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+from patchkit.core.lines import split_lines
 from patchkit.core.model import HunkResult, PatchResult, PatchStatus
-from patchkit.core.patchfile import DEFAULT_MODE, FilePatch, Hunk, HunkLine, Patch, split_lines
+from patchkit.core.patchfile import DEFAULT_MODE, FilePatch, Hunk, HunkLine, Patch
 
 __all__ = [
     "FileApplyResult",

@@ -19,6 +19,7 @@ from unidiff.errors import UnidiffParseError
 from unidiff.patch import Hunk as UnidiffHunk
 from unidiff.patch import PatchSet
 
+from patchkit.core.lines import split_lines
 from patchkit.errors import PatchParseError
 
 if TYPE_CHECKING:  # loaded when a patch has Upstream-Versions: most runs never need it
@@ -36,7 +37,6 @@ __all__ = [
     "patch_applies_to",
     "render_file_patch",
     "render_patch",
-    "split_lines",
     "words_in",
 ]
 
@@ -46,21 +46,6 @@ DEV_NULL = "/dev/null"
 
 LineKind = Literal[" ", "-", "+"]
 _KINDS: dict[str, LineKind] = {" ": " ", "-": "-", "+": "+"}
-
-
-def split_lines(text: str) -> list[str]:
-    """Split on ``"\\n"`` only, keeping the endings (``str.splitlines`` also splits on ``\\r``, ``\\f``, ...).
-
-    >>> split_lines("a\\r\\nb\\x0cc")
-    ['a\\r\\n', 'b\\x0cc']
-    """
-    if not text:
-        return []
-    parts = text.split("\n")
-    lines = [p + "\n" for p in parts[:-1]]
-    if parts[-1]:
-        lines.append(parts[-1])
-    return lines
 
 
 def check_relative_path(name: str) -> str | None:

@@ -15,8 +15,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 
+from patchkit.core.lines import split_lines
 from patchkit.core.model import ChangeLine
-from patchkit.core.patchfile import Patch, split_lines
+from patchkit.core.patchfile import Patch
 
 __all__ = ["ChangeSet", "change_lines", "change_present", "content_change_set"]
 

@@ -17,7 +17,8 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from patchkit.core.patchfile import check_relative_path, split_lines
+from patchkit.core.lines import split_lines
+from patchkit.core.patchfile import check_relative_path
 from patchkit.errors import SeriesError
 
 __all__ = ["Series", "SeriesEntry", "parse_series"]

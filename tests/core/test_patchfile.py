@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from patchkit.core.lines import split_lines
 from patchkit.core.patchfile import (
     FilePatch,
     Hunk,
@@ -13,7 +14,6 @@ from patchkit.core.patchfile import (
     parse_patch,
     patch_applies_to,
     render_patch,
-    split_lines,
 )
 from patchkit.errors import PatchParseError
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from patchkit.core.apply import apply_file_patch, apply_patch, unified_diff
+from patchkit.core.lines import split_lines
 from patchkit.core.merge import count_runs, merge3
 from patchkit.core.model import (
     ChangeLine,
@@ -34,7 +35,6 @@ from patchkit.core.patchfile import (
     parse_patch,
     patch_applies_to,
     render_patch,
-    split_lines,
     words_in,
 )
 from patchkit.core.rangediff import change_lines, change_present, content_change_set
