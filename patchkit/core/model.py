@@ -13,6 +13,7 @@ __all__ = [
     "FAILED",
     "LARGE_OFFSET",
     "MADE",
+    "NOT_MADE",
     "NOT_TRIED",
     "PRESENT",
     "REBASE_ONLY",
@@ -64,6 +65,9 @@ EXACT = frozenset({PatchStatus.APPLIED, PatchStatus.OFFSET})
 MADE = EXACT | {PatchStatus.FUZZ, PatchStatus.MERGED}
 # After it, the release holds the change: made now, or already there upstream.
 PRESENT = MADE | {PatchStatus.ALREADY_APPLIED}
+# The change is not made by this patch: it failed, or upstream already has it (what bisect
+# calls "stops applying"; unlike ATTENTION, already-applied counts: the patch is no longer needed).
+NOT_MADE = FAILED | {PatchStatus.ALREADY_APPLIED}
 # Not tried: outside its release range, or dropped by the person (`rebase --skip`).
 NOT_TRIED = frozenset({PatchStatus.SKIPPED, PatchStatus.DROPPED})
 # Statuses only a rebase reports (tables show them in their own colours).

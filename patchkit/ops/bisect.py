@@ -5,8 +5,9 @@ does), in version order. Unlike `git bisect`, no release is skipped: checks are 
 patch can stop applying and start again (upstream reverts), so the answer never rests on a
 monotonicity guess.
 
-* applies: ``applied``, ``offset``, ``fuzz`` (fuzz is reported, and flagged);
-* stops applying: ``conflict``, ``missing-target``, ``already-applied`` (upstream took it);
+* applies: the group ``MADE`` (``applied``, ``offset``, ``fuzz``; fuzz is reported, and flagged);
+* stops applying: the group ``NOT_MADE`` (``conflict``, ``missing-target``, and
+  ``already-applied``: upstream took it, so the patch is no longer needed);
 * ``skipped`` releases (outside the patch's ``Upstream-Versions``) are neither.
 
 ``first_bad`` is the first release at or after base that stops applying, ``last_good`` the
@@ -18,17 +19,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from patchkit.core.model import SCHEMA, PatchStatus
+from patchkit.core.model import MADE, NOT_MADE, SCHEMA, PatchStatus
 from patchkit.errors import UsageError
 from patchkit.ops.check import check_tree
 
 if TYPE_CHECKING:
-    from patchkit.project import Project
+    from patchkit.ops.workspace import Workspace
 
 __all__ = ["BisectResult", "BisectStep", "bisect_patch"]
-
-_GOOD = frozenset({PatchStatus.APPLIED, PatchStatus.OFFSET, PatchStatus.FUZZ})
-_BAD = frozenset({PatchStatus.CONFLICT, PatchStatus.MISSING_TARGET, PatchStatus.ALREADY_APPLIED})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -70,31 +68,31 @@ class BisectResult:
         }
 
 
-def bisect_patch(project: Project, name: str) -> BisectResult:
-    """Find where ``name`` (a patch of the series) stops applying among imported releases."""
-    patches = project.patches()
-    names = [p.name for p in patches]
+def bisect_patch(ws: Workspace, name: str) -> BisectResult:
+    """Find where ``name`` (a change of the series) stops applying among imported releases."""
+    changes = ws.changes()
+    names = [c.name for c in changes]
     if name not in names:
         raise UsageError(
             f"'{name}' is not in patches/series (patches: {', '.join(names) or 'none'})"
         )
-    vf = project.versions
-    imported = project.imported()
+    vf = ws.versions
+    imported = ws.imported()
     ordered = [r.version for r in vf.ordered()]
     labels = [v for v in ordered if v in imported]
     steps: list[BisectStep] = []
-    with project.store.blob_reader() as reader:
+    with ws.store.blob_reader() as reader:
         for label in labels:
-            tree = project.release_tree(label)
-            check = check_tree(reader, version=label, tree=tree, patches=patches)
+            tree = ws.release_tree(label)
+            check = check_tree(reader, version=label, tree=tree, patches=changes)
             result = next(p for p in check.patches if p.name == name)
             steps.append(BisectStep(version=label, status=result.status, message=result.message))
     first_bad = last_good = None
     start = labels.index(vf.base) if vf.base in labels else 0
     for i, step in enumerate(steps):
-        if i >= start and step.status in _BAD:
+        if i >= start and step.status in NOT_MADE:
             first_bad = step.version
-            last_good = next((s.version for s in reversed(steps[:i]) if s.status in _GOOD), None)
+            last_good = next((s.version for s in reversed(steps[:i]) if s.status in MADE), None)
             break
     return BisectResult(
         patch=name,
