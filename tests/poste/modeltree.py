@@ -15,6 +15,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from patchkit import Project
+
 REPO = Path(__file__).resolve().parents[2]
 MODELS = REPO / "bench" / ".cache" / "models"
 STORE = REPO / "bench" / ".cache" / "poste-store"
@@ -26,8 +28,7 @@ def available_models() -> list[str]:
     return [label for label in LABELS if (MODELS / label / "index.json").is_file()]
 
 
-def _project():  # type: ignore[no-untyped-def]
-    from patchkit import Project
+def _project() -> Project:
 
     return Project.open(REPO, store=STORE)
 

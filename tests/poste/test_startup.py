@@ -16,6 +16,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,7 @@ PATHS = (
 V4, V6 = "192.0.2.10", "2001:db8::10"
 
 
-def _models() -> list[str]:
+def _models() -> list[Any]:
     found = modeltree.available_models()
     if not found:
         if in_ci():
@@ -140,7 +141,7 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
     return out
 
 
-def haraka_ini(path: Path) -> dict[str, object]:
+def haraka_ini(path: Path) -> dict[str, dict[str, str]]:
     """Parse an ini the way Haraka does (haraka-config from npm)."""
     if not (HARAKA_NODE / "haraka-config").is_dir():
         if in_ci():
@@ -233,8 +234,8 @@ def test_haraka_both_instances_listen_only_on_the_hostname_addresses(
     assert r.returncode == 0, r.stderr
     smtp = haraka_ini(root / "opt/haraka-smtp/config/smtp.ini")
     sub = haraka_ini(root / "opt/haraka-submission/config/smtp.ini")
-    assert smtp["main"]["listen"] == f"{V4}:25,[{V6}]:25"  # type: ignore[index]
-    assert sub["main"]["listen"] == f"{V4}:587,[{V6}]:587,{V4}:465,[{V6}]:465"  # type: ignore[index]
+    assert smtp["main"]["listen"] == f"{V4}:25,[{V6}]:25"
+    assert sub["main"]["listen"] == f"{V4}:587,[{V6}]:587,{V4}:465,[{V6}]:465"
     assert "__LISTEN_ON__" not in (root / "opt/haraka-smtp/config/smtp.ini").read_text()
 
 
@@ -279,7 +280,7 @@ def test_plugin_lists_hold_listen_send_and_outbound_addresses(root: Path, stubs:
         main = haraka_ini(root / f"opt/haraka-{inst}/config/bind_hostname.ini")["main"]
         assert main == {
             "hostname": "mail.example.com",
-            "listen_on": f"{V4},{V6}",  # type: ignore[comparison-overlap]
+            "listen_on": f"{V4},{V6}",
             "send_on": f"{V4},{V6}",
             "outbound_ip": V6,
         }
@@ -301,7 +302,7 @@ def test_next_start_with_other_addresses_rewrites_everything_again(root: Path, s
     assert "listen 198.51.100.7:443 ssl;" in https and V4 not in https
     assert (
         haraka_ini(root / "opt/haraka-smtp/config/smtp.ini")["main"]["listen"] == "198.51.100.7:25"
-    )  # type: ignore[index]
+    )
     assert doveconf(root, "listen") == "198.51.100.7"
 
 
@@ -310,14 +311,14 @@ def test_listen_on_star_binds_every_address(root: Path, stubs: Path) -> None:
     assert (
         haraka_ini(root / "opt/haraka-submission/config/smtp.ini")["main"]["listen"]
         == "[::0]:587,[::0]:465"
-    )  # type: ignore[index]
+    )
     assert (
         "listen 80; listen [::]:80;"
         in (root / "etc/nginx/sites-enabled.templates/no-https").read_text()
     )
     assert doveconf(root, "listen") == "*, ::"
     main = haraka_ini(root / "opt/haraka-smtp/config/bind_hostname.ini")["main"]
-    assert main["send_on"] == "*" and main["outbound_ip"] == "*"  # type: ignore[index]
+    assert main["send_on"] == "*" and main["outbound_ip"] == "*"
 
 
 def test_explicit_list_with_brackets_and_spaces(root: Path, stubs: Path) -> None:
@@ -326,7 +327,7 @@ def test_explicit_list_with_brackets_and_spaces(root: Path, stubs: Path) -> None
     assert (
         haraka_ini(root / "opt/haraka-smtp/config/smtp.ini")["main"]["listen"]
         == f"198.51.100.7:25,[{V6}]:25"
-    )  # type: ignore[index]
+    )
 
 
 def test_loopback_and_link_local_results_are_ignored(root: Path, stubs: Path) -> None:
