@@ -13,6 +13,7 @@ __all__ = [
     "ConfigError",
     "CorruptLayerError",
     "DigestMismatchError",
+    "InvalidReferenceError",
     "LockedError",
     "NotImportedError",
     "PatchParseError",
@@ -78,6 +79,10 @@ class CorruptLayerError(SourceError):
 
 class RegistryError(SourceError):
     """A registry refused or failed a request."""
+
+
+class InvalidReferenceError(SourceError, ValueError):
+    """A ``docker://`` reference does not follow the reference grammar (exit 3)."""
 
 
 class StoreError(PatchkitError):
