@@ -15,6 +15,7 @@ __all__ = [
     "DigestMismatchError",
     "InvalidReferenceError",
     "LockedError",
+    "MatrixError",
     "NotImportedError",
     "PatchParseError",
     "PatchkitError",
@@ -95,3 +96,7 @@ class RebaseStateError(PatchkitError):
 
 class LockedError(PatchkitError):
     """Another patchkit process holds the project lock."""
+
+
+class MatrixError(PatchkitError):
+    """Bad matrix input: result files that do not join, a ref that does not exist, ..."""
