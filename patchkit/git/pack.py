@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from patchkit.core.objects import TreeEntry, git_blob_id
 from patchkit.errors import StoreError
-from patchkit.git.objects import TreeEntry, git_blob_id
 from patchkit.git.runner import _IDENT
 
 __all__ = ["FastImport", "PackWriter"]
@@ -41,6 +41,9 @@ def _quote_path(path: str) -> bytes:
 
 class FastImport:
     """A `git fast-import` session: blobs are streamed in, trees assembled from ids.
+
+    The `ObjectSink` of `patchkit.images.sink` (blob, blob_stream, commit), which the
+    flattener and the layer cache write through.
 
     Blob ids are computed here while streaming, so callers never wait for git.
     With a `PackWriter` (`Store.fast_import(pack=True)`), objects go to that pack

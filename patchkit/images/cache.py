@@ -28,10 +28,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from patchkit.git.objects import MODE_FILE, TreeEntry
-from patchkit.git.pack import FastImport
-from patchkit.git.store import Store
+from patchkit.core.objects import MODE_FILE, TreeEntry
 from patchkit.images.digests import short
+from patchkit.images.sink import CacheStore, ObjectSink
 
 __all__ = [
     "CACHE_SCHEMA",
@@ -209,9 +208,10 @@ class Selection:
 
 
 class LayerCache:
-    """Reads and writes cached layers in ``store`` (`refs/patchkit/layers/...`)."""
+    """Reads cached layers from ``store`` (`refs/patchkit/layers/...`); `save` writes
+    them through the import's sink, which must write to that same store."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: CacheStore) -> None:
         self.store = store
         self._refs = store.ref_targets(LAYER_PREFIX)
         self.hits = 0
@@ -236,8 +236,7 @@ class LayerCache:
         if commit is None:
             self.misses += 1
             return None
-        proc = self.store.git("cat-file", "blob", f"{commit}:layer.json", check=False)
-        data = proc.stdout if proc.returncode == 0 else None
+        data = self.store.read_blob(f"{commit}:layer.json")
         if data is None:
             self._warn(where, diff_id, "no layer.json")
             self.misses += 1
@@ -272,7 +271,7 @@ class LayerCache:
 
     def save(
         self,
-        fi: FastImport,
+        fi: ObjectSink,
         diff_id: str,
         entries: Sequence[Entry],
         *,

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from patchkit.core.globs import Selector
+from patchkit.core.objects import git_blob_id
 from patchkit.errors import SourceError
-from patchkit.git.objects import git_blob_id
-from patchkit.git.pack import FastImport
+from patchkit.images.sink import ObjectSink
 from patchkit.images.tree import FlatTree, Kind, Meta, Node, RootFS, git_tree_id
 
 __all__ = ["DirectoryScan", "scan_directory"]
@@ -50,7 +50,7 @@ class DirectoryScan:
     def digest(self) -> str:
         return "git-tree:" + git_tree_id(self.fs.flatten(git_blob_id).files)
 
-    def store(self, fi: FastImport, select: Selector | None = None) -> FlatTree:
+    def store(self, fi: ObjectSink, select: Selector | None = None) -> FlatTree:
         """Stream the selected files into ``fi``; the tree they form."""
         select = select or Selector()
         stored: set[str] = set()

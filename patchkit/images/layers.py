@@ -3,8 +3,9 @@
 Each layer is read once: the stored bytes are hashed (blob digest), decompressed
 (gzip, zstd, bzip2, xz or plain, by magic bytes), hashed again (diff_id, both
 hashes on a helper thread) and parsed as a tar stream; regular files go straight
-into the store (`FastImport.blob_stream`: a pack written by `PackWriter` for
-imports). Both digests are compared once the stream has been read to its very end.
+into the store through an `ObjectSink` (`images/sink.py`; for imports, a pack
+written by `patchkit.git`). Both digests are compared once the stream has been read
+to its very end.
 
 Limits (`Limits`) guard against decompression bombs: a layer that inflates past
 ``max_layer_bytes`` or holds more than ``max_entries`` entries is refused with
@@ -27,7 +28,6 @@ import zstandard
 
 from patchkit.core.globs import Selector
 from patchkit.errors import CorruptLayerError, DigestMismatchError, UnsafeLayerError
-from patchkit.git.pack import FastImport
 from patchkit.images.base import ImagePlan, LayerBlob
 from patchkit.images.cache import (
     BLOCK,
@@ -44,6 +44,7 @@ from patchkit.images.cache import (
     entry_from_tar,
 )
 from patchkit.images.digests import hasher, short
+from patchkit.images.sink import ObjectSink
 from patchkit.images.tree import FlatTree, Kind, Meta, Node, RootFS, entry_error, show_name
 
 __all__ = [
@@ -514,7 +515,7 @@ def _where(layer: LayerBlob, index: int) -> str:
 
 def read_layer(
     fs: RootFS,
-    fi: FastImport,
+    fi: ObjectSink,
     layer: LayerBlob,
     *,
     index: int,
@@ -625,7 +626,7 @@ def replay_layer(
 
 def read_layers(
     plan: ImagePlan,
-    fi: FastImport,
+    fi: ObjectSink,
     *,
     select: Selector | None = None,
     limits: Limits = DEFAULT_LIMITS,
@@ -683,7 +684,7 @@ def read_layers(
 
 def flatten(
     plan: ImagePlan,
-    fi: FastImport,
+    fi: ObjectSink,
     *,
     include: Sequence[str] | None = None,
     exclude: Sequence[str] = (),

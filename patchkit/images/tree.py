@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from patchkit.core.globs import Selector
+from patchkit.core.objects import MODE_EXEC, MODE_FILE, MODE_LINK, TreeEntry
 from patchkit.errors import StoreError, UnsafeLayerError
-from patchkit.git.objects import MODE_EXEC, MODE_FILE, MODE_LINK, TreeEntry
 
 __all__ = [
     "MANIFEST_SCHEMA",

@@ -13,13 +13,13 @@ and the store is as it was.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
 from patchkit.core.globs import Selector
 from patchkit.core.model import ImportResult, ReleaseInfo
+from patchkit.core.objects import MODE_FILE, TreeEntry
 from patchkit.errors import DigestMismatchError, StoreError
-from patchkit.git.objects import MODE_FILE, TreeEntry
 from patchkit.git.pack import FastImport
 from patchkit.git.store import MANIFEST_PREFIX, Store
 from patchkit.images import open_image
@@ -35,6 +35,24 @@ __all__ = ["ProgressEvent", "import_release", "manifest_ref"]
 def manifest_ref(version: str) -> str:
     """Where the manifest blob of ``version`` is kept reachable (a one-file commit)."""
     return MANIFEST_PREFIX + version
+
+
+class _CacheStore:
+    """The store as the layer cache reads it (`images.sink.CacheStore`): images/ never
+    imports git/, so the two meet here."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def ref_targets(self, prefix: str) -> dict[str, str]:
+        return self._store.ref_targets(prefix)
+
+    def read_blob(self, spec: str) -> bytes | None:
+        proc = self._store.git("cat-file", "blob", spec, check=False)
+        return proc.stdout if proc.returncode == 0 else None
+
+    def missing_objects(self, oids: Iterable[str]) -> set[str]:
+        return self._store.missing_objects(oids)
 
 
 def _check_digest(
@@ -141,7 +159,7 @@ def import_release(
     with open_image(source, platform=platform, strip=strip, mirror=mirror) as plan:
         if _check_digest(store, version, plan.source, plan.digest, expected_digest, replace):
             return _result(store, version, flat=None, reused=True)
-        cache = LayerCache(store) if layer_cache else None
+        cache = LayerCache(_CacheStore(store)) if layer_cache else None
         with store.fast_import(pack=True) as fi:
             flat = flatten(
                 plan,

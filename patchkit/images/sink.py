@@ -1,0 +1,59 @@
+"""What the image code writes to and reads from: the seam between `images/` and `git/`.
+
+The flattener, the layer cache and the directory source write git objects through an
+`ObjectSink` (blobs, streamed blobs, commits of whole trees) and the layer cache reads
+its entries back through a `CacheStore`. `patchkit.git.pack.FastImport` implements the
+sink (writing a pack with `PackWriter`, or feeding `git fast-import`); `ops/importing.py`
+wires the two, so `patchkit.images` never imports `patchkit.git`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Protocol
+
+from patchkit.core.objects import TreeEntry
+
+__all__ = ["CacheStore", "ObjectSink"]
+
+
+class ObjectSink(Protocol):
+    """Where git objects go; every method returns or uses git's own ids."""
+
+    def blob(self, data: bytes) -> str:
+        """Store a blob given whole; return its id."""
+        ...
+
+    def blob_stream(self, size: int, chunks: Iterable[bytes]) -> str:
+        """Store a blob of ``size`` bytes arriving as ``chunks``; return its id.
+
+        Raises StoreError if the chunks do not add up to ``size``.
+        """
+        ...
+
+    def commit(
+        self,
+        ref: str,
+        files: Mapping[str, TreeEntry],
+        message: str,
+        *,
+        parent: str | None = None,
+    ) -> None:
+        """A commit at ``ref`` whose tree is exactly ``files`` (path -> entry)."""
+        ...
+
+
+class CacheStore(Protocol):
+    """What the layer cache reads back from the store its sink writes to."""
+
+    def ref_targets(self, prefix: str) -> dict[str, str]:
+        """Every ref under ``prefix`` -> the commit it points at."""
+        ...
+
+    def read_blob(self, spec: str) -> bytes | None:
+        """The blob ``spec`` (`<rev>:<path>`) names, or None if there is none."""
+        ...
+
+    def missing_objects(self, oids: Iterable[str]) -> set[str]:
+        """The ids of ``oids`` the store does not hold."""
+        ...
