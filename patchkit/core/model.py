@@ -19,13 +19,17 @@ __all__ = [
     "REBASE_ONLY",
     "RISK_FLAGS",
     "SCHEMA",
+    "ChangeKind",
     "ChangeLine",
     "CheckResult",
     "Drift",
+    "EditResult",
     "HunkResult",
     "ImportResult",
     "Matrix",
     "MatrixCell",
+    "NearestLine",
+    "OverlayEntry",
     "PatchResult",
     "PatchStatus",
     "RebasePatchResult",
@@ -86,6 +90,88 @@ def _summary(statuses: list[PatchStatus]) -> dict[str, int]:
     return {s.value: counts.get(s.value, 0) for s in PatchStatus}
 
 
+class ChangeKind(enum.StrEnum):
+    """The three kinds of change a series line can name (DESIGN.md, "Kinds of change")."""
+
+    DIFF = "diff"  # name.patch: a unified diff
+    EDIT = "edit"  # name.edit.toml: pattern edits with asserted match counts
+    OVERLAY = "overlay"  # dir/: whole files placed over the image
+
+    def __str__(self) -> str:
+        return self.value
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NearestLine:
+    """The line of a file most like an anchor that matched nowhere (1-based)."""
+
+    line: int
+    text: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "text": self.text}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EditResult:
+    """One ``[[edit]]`` of an edit file on one file (or on no file: ``file`` is "")."""
+
+    index: int  # 1-based position of the [[edit]] table in its file
+    file: str
+    op: str  # replace | delete | delete-from | insert-after | insert-before | append | prepend
+    status: PatchStatus  # applied | already-applied | conflict | missing-target
+    reason: str = (
+        ""  # where it failed: no-match | over-match | timeout | too-few-files | too-many-files
+    )
+    matches: int = 0
+    expected: str = ""  # the count it asserts, as written: "1", "2..3", ">=1"
+    nearest: NearestLine | None = None  # for a no-match: the most similar line of the file
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "index": self.index,
+            "file": self.file,
+            "op": self.op,
+            "status": self.status.value,
+            "reason": self.reason,
+            "matches": self.matches,
+            "expected": self.expected,
+            "nearest": self.nearest.to_dict() if self.nearest else None,
+        }
+        if self.message:
+            d["message"] = self.message
+        return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class OverlayEntry:
+    """One file of an overlay on one release."""
+
+    path: str
+    status: PatchStatus  # applied (added or replaced) | already-applied | conflict
+    action: str  # added | replaced | unchanged | refused
+    mode: str = "100644"  # git mode it is placed with
+    owner: str = ""  # "uid:gid" when the overlay's owners table names one (default root)
+    flags: tuple[str, ...] = ()  # "upstream-changed: PATH"
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {
+            "path": self.path,
+            "status": self.status.value,
+            "action": self.action,
+            "mode": self.mode,
+        }
+        if self.owner:
+            d["owner"] = self.owner
+        if self.flags:
+            d["flags"] = list(self.flags)
+        if self.message:
+            d["message"] = self.message
+        return d
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class HunkResult:
     """One hunk of one file: where and how it applied."""
@@ -121,6 +207,9 @@ class PatchResult:
     hunks: tuple[HunkResult, ...] = ()
     message: str = ""
     flags: tuple[str, ...] = ()  # risk flags (matrix): "large-offset", "3way-conflict", ...
+    kind: ChangeKind = ChangeKind.DIFF
+    edits: tuple[EditResult, ...] = ()  # kind edit: one per [[edit]] and file
+    entries: tuple[OverlayEntry, ...] = ()  # kind overlay: one per file
 
     @property
     def needs_attention(self) -> bool:
@@ -137,6 +226,13 @@ class PatchResult:
             d["message"] = self.message
         if self.flags:
             d["flags"] = list(self.flags)
+        # Diffs keep the fields they always had; the other kinds say what they are.
+        if self.kind is not ChangeKind.DIFF:
+            d["kind"] = self.kind.value
+        if self.kind is ChangeKind.EDIT:
+            d["edits"] = [e.to_dict() for e in self.edits]
+        if self.kind is ChangeKind.OVERLAY:
+            d["entries"] = [e.to_dict() for e in self.entries]
         return d
 
 

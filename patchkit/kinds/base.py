@@ -10,25 +10,13 @@ Pure: a kind reads files through the mapping it is given and returns values.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from patchkit.core.model import PatchResult, PatchStatus
+from patchkit.core.model import ChangeKind, PatchResult, PatchStatus
 
 __all__ = ["Change", "ChangeKind", "ChangeOutcome", "PathLister", "skipped_result"]
-
-
-class ChangeKind(enum.StrEnum):
-    """The three kinds of change a series line can name (DESIGN.md, "Kinds of change")."""
-
-    DIFF = "diff"  # name.patch: a unified diff
-    EDIT = "edit"  # name.edit.toml: pattern edits with asserted match counts
-    OVERLAY = "overlay"  # dir/: whole files placed over the image
-
-    def __str__(self) -> str:
-        return self.value
 
 
 # Lists the paths of the tree a change is applied to that match image-root-relative globs.
