@@ -32,6 +32,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
+_PROFILE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
 
 
 class ReleaseStatus(enum.StrEnum):
@@ -50,6 +51,9 @@ class Upstream:
     image: str | None = None
     include: tuple[str, ...] = ()
     exclude: tuple[str, ...] = ()
+    # The profile audit and build use (patchkit.profiles); None: chosen from `name`.
+    profile: str | None = None
+    line: int = 0  # line of the [upstream] header, for messages
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -186,12 +190,20 @@ def parse_versions(text: str, *, path: str = "upstream-versions.toml") -> Versio
     up = data.get("upstream")
     if not isinstance(up, dict):
         raise ConfigError(f"{path}: missing table [upstream] (with at least 'name')")
-    up_where = f"{path}:{_section_line(text, 'upstream')}: [upstream]"
+    up_line = _section_line(text, "upstream")
+    up_where = f"{path}:{up_line}: [upstream]"
+    profile = _str_field(up, "profile", up_where)
+    if profile is not None and not _PROFILE.match(profile):
+        raise ConfigError(
+            f"{up_where}: profile '{profile}' must be a lower-case name (letters, digits, '-', '_')"
+        )
     upstream = Upstream(
         name=_str_field(up, "name", up_where, required=True) or "",
         image=_str_field(up, "image", up_where),
         include=_globs(up, "include", up_where),
         exclude=_globs(up, "exclude", up_where),
+        profile=profile,
+        line=up_line,
     )
 
     raw_versions = data.get("version", [])
