@@ -14,10 +14,35 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
     """Compile a glob matched against the whole path (no leading '/').
 
     `*` and `?` stay inside one component, `**` crosses components, `[...]` is a
-    class; `dir/**` matches `dir` itself and everything below it, and `**/x`
-    matches `x` at any depth.
+    class, `{a,b}` is either alternative (nested braces work); `dir/**` matches `dir`
+    itself and everything below it, and `**/x` matches `x` at any depth.
+
+    >>> bool(glob_to_regex("opt/haraka-{smtp,submission}/config/*.ini").match("opt/haraka-smtp/config/http.ini"))
+    True
     """
-    pat = pattern.strip("/")
+    return re.compile(_translate(pattern.strip("/")) + r"\Z", re.S)
+
+
+def _closing_brace(pat: str, start: int) -> tuple[int, list[str]] | None:
+    """Where the brace group opened at ``start`` closes, and its top-level alternatives."""
+    depth, i, last, alts = 0, start, start + 1, []
+    while i < len(pat):
+        c = pat[i]
+        if c == "{":
+            depth += 1
+        elif c == "}":
+            depth -= 1
+            if depth == 0:
+                alts.append(pat[last:i])
+                return (i, alts) if len(alts) > 1 else None
+        elif c == "," and depth == 1:
+            alts.append(pat[last:i])
+            last = i + 1
+        i += 1
+    return None
+
+
+def _translate(pat: str) -> str:
     out: list[str] = []
     i = 0
     while i < len(pat):
@@ -37,6 +62,10 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
         elif c == "?":
             out.append("[^/]")
             i += 1
+        elif c == "{" and (group := _closing_brace(pat, i)) is not None:
+            end, alts = group
+            out.append("(?:" + "|".join(_translate(a) for a in alts) + ")")
+            i = end + 1
         elif c == "[":
             end = pat.find("]", i + 2)
             if end < 0:
@@ -51,7 +80,7 @@ def glob_to_regex(pattern: str) -> re.Pattern[str]:
         else:
             out.append(re.escape(c))
             i += 1
-    return re.compile("".join(out) + r"\Z", re.S)
+    return "".join(out)
 
 
 class Selector:
