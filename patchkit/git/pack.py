@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
+from patchkit.core.codec import ZLIB
 from patchkit.core.objects import TreeEntry, git_blob_id
 from patchkit.errors import StoreError
 from patchkit.git.runner import _IDENT
@@ -197,17 +198,7 @@ _PACK_BATCH = 1 << 20  # small blobs are handed to the compressing thread in bat
 _PACK_QUEUE = 8  # batches/chunks in flight between the reading and the compressing thread
 
 
-def _deflate_module() -> Any:
-    """python-isal when installed (`patchkit[fast]`: about 4x zlib's speed at level 1 with a
-    similar ratio, docs/import-benchmark.md), else zlib. Both write zlib streams git reads."""
-    try:
-        from isal import isal_zlib  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return zlib
-    return isal_zlib
-
-
-_DEFLATE: Any = _deflate_module()
+_DEFLATE: Any = ZLIB  # isal where installed, else zlib (core/codec.py)
 _HEX40 = re.compile(r"\A[0-9a-f]{40}\Z")
 _DEFLATE_LEVEL = 1
 

@@ -26,6 +26,7 @@ from typing import Any, BinaryIO, Protocol
 
 import zstandard
 
+from patchkit.core.codec import ZLIB
 from patchkit.core.globs import Selector
 from patchkit.errors import CorruptLayerError, DigestMismatchError, UnsafeLayerError
 from patchkit.images.base import ImagePlan, LayerBlob
@@ -116,16 +117,7 @@ class _Decoder(Protocol):
     def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
 
 
-def _gzip_module() -> Any:
-    """The fastest zlib-compatible inflater installed: python-isal (`patchkit[fast]`), else zlib."""
-    try:
-        from isal import isal_zlib  # type: ignore[import-not-found,unused-ignore]
-    except ImportError:
-        return zlib
-    return isal_zlib
-
-
-GZIP_MODULE: Any = _gzip_module()
+GZIP_MODULE: Any = ZLIB  # isal where installed, else zlib (core/codec.py)
 _DECODE_ERRORS: tuple[type[Exception], ...] = (
     zlib.error,
     GZIP_MODULE.error,

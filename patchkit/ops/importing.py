@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
+from patchkit.core.codec import ZLIB_NAME
 from patchkit.core.globs import Selector
 from patchkit.core.model import ImportResult, ReleaseInfo
 from patchkit.core.objects import MODE_FILE, TreeEntry
@@ -29,7 +30,7 @@ from patchkit.images.layers import DEFAULT_LIMITS, Limits, ProgressEvent, flatte
 from patchkit.images.source import Source, SourceKind
 from patchkit.images.tree import FlatTree
 
-__all__ = ["ProgressEvent", "import_release", "manifest_ref"]
+__all__ = ["ZLIB_NAME", "ProgressEvent", "import_release", "manifest_ref"]
 
 
 def manifest_ref(version: str) -> str:
@@ -117,6 +118,7 @@ def _result(store: Store, version: str, *, flat: FlatTree | None, reused: bool) 
         files=len(flat.files) if flat is not None else 0,
         reused=reused,
         extras=len(flat.extras) if flat is not None else 0,
+        zlib=ZLIB_NAME,
     )
 
 

@@ -363,3 +363,45 @@ def test_cli_progress_is_silent_on_a_pipe_and_with_quiet(
     assert main(["--project", str(root), "-q", "import", "2.0", built.source]) == 0
     out, err = capsys.readouterr()
     assert out == "" and err == ""
+
+
+def test_result_names_the_zlib_the_import_used(tmp_path: Path) -> None:
+    from patchkit.core.codec import ZLIB_NAME
+
+    built = build_oci_layout(tmp_path / "img", LAYERS, tag="1.0")
+    res = import_release(Store.open(tmp_path / "store"), "1.0", parse_source(built.source))
+    assert res.zlib == ZLIB_NAME and ZLIB_NAME.split()[0] in ("isal", "zlib")
+    assert "zlib" not in res.to_dict()  # the JSON stays as docs/json.md documents it
+
+
+def test_standard_zlib_and_isal_give_the_same_store(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    built = build_oci_layout(tmp_path / "img", LAYERS, tag="1.0", compression="gzip")
+    code = (
+        "import sys; from pathlib import Path; from patchkit.git.store import Store;"
+        "from patchkit.images import parse_source; from patchkit.ops.importing import import_release;"
+        "r = import_release(Store.open(Path(sys.argv[1])), '1.0', parse_source(sys.argv[2]));"
+        "print(r.tree, r.zlib)"
+    )
+    out = {}
+    for which in ("zlib", "best"):
+        env = {**os.environ, "PATCHKIT_ZLIB": which}
+        proc = subprocess.run(
+            [sys.executable, "-c", code, str(tmp_path / which), built.source],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+        )
+        out[which] = proc.stdout.split(maxsplit=1)
+        fsck = subprocess.run(
+            ["git", "--git-dir", str(tmp_path / which), "fsck", "--full", "--strict"],
+            capture_output=True,
+            text=True,
+        )
+        assert fsck.returncode == 0, fsck.stderr
+    assert out["zlib"][1].startswith("zlib")
+    assert out["zlib"][0] == out["best"][0]
