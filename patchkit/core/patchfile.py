@@ -20,10 +20,11 @@ from unidiff.patch import Hunk as UnidiffHunk
 from unidiff.patch import PatchSet
 
 from patchkit.core.lines import split_lines
+from patchkit.core.ranges import check_range, in_range
 from patchkit.errors import PatchParseError
 
 if TYPE_CHECKING:  # loaded when a patch has Upstream-Versions: most runs never need it
-    from packaging.specifiers import SpecifierSet
+    pass
 
 __all__ = [
     "DEFAULT_MODE",
@@ -505,7 +506,7 @@ def parse_patch(data: bytes, *, name: str, strip: int = 1) -> Patch:
     value = patch.upstream_versions
     if value is not None:
         no = next(i for i, t in enumerate(lines, 1) if _UPSTREAM_FIELD.match(t))
-        _parse_ranges(value, f"{where}:{no}")
+        check_range(value, f"{where}:{no}")
     return patch
 
 
@@ -601,32 +602,6 @@ def introduced_words(patch: Patch) -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- version ranges
 
-_SPEC_START = ("<", ">", "=", "!", "~")
-
-
-def _parse_ranges(value: str, where: str) -> tuple[SpecifierSet | None, frozenset[str]]:
-    specs: list[str] = []
-    labels: set[str] = set()
-    items = [item.strip() for item in value.split(",")]
-    if not any(items):
-        raise PatchParseError(f"{where}: empty Upstream-Versions: give a PEP 440 range or labels")
-    for item in items:
-        if not item:
-            continue
-        if item.startswith(_SPEC_START):
-            specs.append(item)
-        else:
-            labels.add(item)
-    spec_set = None
-    if specs:
-        from packaging.specifiers import InvalidSpecifier, SpecifierSet
-
-        try:
-            spec_set = SpecifierSet(",".join(specs))
-        except InvalidSpecifier as e:
-            raise PatchParseError(f"{where}: invalid Upstream-Versions {value!r}: {e}") from e
-    return spec_set, frozenset(labels)
-
 
 def patch_applies_to(patch_or_value: Patch | str | None, version_label: str) -> bool:
     """Whether a patch's ``Upstream-Versions`` range includes the release ``version_label``.
@@ -648,17 +623,4 @@ def patch_applies_to(patch_or_value: Patch | str | None, version_label: str) -> 
         value, where = patch_or_value.upstream_versions, f"patches/{patch_or_value.name}"
     else:
         value, where = patch_or_value, "Upstream-Versions"
-    if value is None:
-        return True
-    spec_set, labels = _parse_ranges(value, where)
-    if version_label in labels:
-        return True
-    if spec_set is None:
-        return False
-    from packaging.version import InvalidVersion, Version
-
-    try:
-        version = Version(version_label)
-    except InvalidVersion:
-        return False
-    return spec_set.contains(version, prereleases=True)
+    return in_range(value, version_label, where=where)
