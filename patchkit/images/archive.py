@@ -24,10 +24,11 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from patchkit.errors import DigestMismatchError, SourceError
+from patchkit.images._manifest import INDEX_TYPES, MANIFEST_TYPES, is_attestation
 from patchkit.images.base import ImagePlan, LayerBlob
 from patchkit.images.digests import check_digest, verify
 from patchkit.images.layers import BZIP2_MAGIC, GZIP_MAGIC, XZ_MAGIC, ZSTD_MAGIC, TarballLayer
-from patchkit.images.oci import INDEX_TYPES, MANIFEST_TYPES, MAX_JSON_BYTES, MAX_NESTING
+from patchkit.images.oci import MAX_JSON_BYTES, MAX_NESTING
 from patchkit.images.source import Source
 
 __all__ = ["open_docker_archive", "open_tarball"]
@@ -124,7 +125,8 @@ def _manifest_digest(archive: _Archive, config_digest: str) -> str | None:
     while todo:
         doc, depth = todo.pop()
         for desc in doc.get("manifests") or []:
-            if not isinstance(desc, dict) or depth > MAX_NESTING:
+            # an attestation's config is never the image's: no need to read it
+            if not isinstance(desc, dict) or depth > MAX_NESTING or is_attestation(desc):
                 continue
             digest = check_digest(desc.get("digest"), what=f"{archive.label}: index.json")
             name = f"blobs/{digest.replace(':', '/')}"

@@ -14,85 +14,37 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from patchkit.errors import SourceError
+from patchkit.images._manifest import (
+    DEFAULT_PLATFORM,
+    INDEX_TYPES,
+    MANIFEST_TYPES,
+    Platform,
+    choose_manifest,
+    offered_platforms,
+)
 from patchkit.images.base import ImagePlan, LayerBlob
 from patchkit.images.digests import blob_path, check_digest, short, verify
 from patchkit.images.source import Source
 
-__all__ = [
-    "DEFAULT_PLATFORM",
-    "INDEX_TYPES",
-    "MANIFEST_TYPES",
-    "choose_platform",
-    "open_oci",
-    "parse_platform",
-]
+__all__ = ["choose_platform", "open_oci"]
 
-DEFAULT_PLATFORM = "linux/amd64"
 MAX_JSON_BYTES = 16 << 20  # manifests, indexes and configs are small; refuse anything huge
 MAX_NESTING = 8
-
-INDEX_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-    }
-)
-MANIFEST_TYPES = frozenset(
-    {
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    }
-)
 REF_NAME = "org.opencontainers.image.ref.name"
-
-
-def parse_platform(text: str) -> tuple[str, str, str | None]:
-    """`os/arch[/variant]` -> (os, arch, variant)."""
-    parts = text.split("/")
-    if len(parts) not in (2, 3) or not all(parts):
-        raise SourceError(f"platform {text!r}: expected os/arch[/variant], e.g. linux/arm64/v8")
-    return parts[0], parts[1], parts[2] if len(parts) == 3 else None
-
-
-def _is_attestation(desc: Mapping[str, Any]) -> bool:
-    ann = desc.get("annotations") or {}
-    plat = desc.get("platform") or {}
-    return bool(
-        ann.get("vnd.docker.reference.type") == "attestation-manifest"
-        or (plat.get("os") == "unknown" and plat.get("architecture") == "unknown")
-    )
-
-
-def _platform_text(desc: Mapping[str, Any]) -> str:
-    plat = desc.get("platform") or {}
-    text = f"{plat.get('os', '?')}/{plat.get('architecture', '?')}"
-    return text + (f"/{plat['variant']}" if plat.get("variant") else "")
 
 
 def choose_platform(
     descriptors: list[Mapping[str, Any]], platform: str | None, *, what: str
 ) -> Mapping[str, Any]:
-    """The descriptor for ``platform`` (default linux/amd64), attestations skipped."""
-    want_os, want_arch, want_variant = parse_platform(platform or DEFAULT_PLATFORM)
-    candidates = [d for d in descriptors if not _is_attestation(d)]
-    if len(candidates) == 1 and not candidates[0].get("platform"):
-        return candidates[0]
-    for d in candidates:
-        plat = d.get("platform") or {}
-        if plat.get("os") != want_os or plat.get("architecture") != want_arch:
-            continue
-        variant = plat.get("variant")
-        if (
-            want_variant is None
-            or variant == want_variant
-            or (want_arch == "arm64" and want_variant == "v8" and variant is None)
-        ):
-            return d
-    have = ", ".join(sorted({_platform_text(d) for d in candidates})) or "none"
-    raise SourceError(
-        f"{what}: no image for platform {platform or DEFAULT_PLATFORM} (available: {have}); "
-        "choose one with --platform"
-    )
+    """The descriptor for ``platform`` (default linux/amd64), by the rule of `_manifest`."""
+    desc = choose_manifest(descriptors, platform)
+    if desc is None:
+        have = ", ".join(offered_platforms(descriptors)) or "none"
+        raise SourceError(
+            f"{what}: no image for platform {platform or DEFAULT_PLATFORM} (available: {have}); "
+            "choose one with --platform"
+        )
+    return desc
 
 
 class Layout:
@@ -264,7 +216,7 @@ def open_oci(source: Source, *, platform: str | None = None, strip: int = 0) -> 
     if strip:
         raise SourceError(f"{source}: --strip only applies to tar: sources")
     if platform is not None:
-        parse_platform(platform)
+        Platform.parse(platform)
     label = str(source)
     layout = Layout(Path(source.path), label)
     top = _select_top(layout, layout.index(), source.ref)
