@@ -8,7 +8,6 @@
 from __future__ import annotations
 
 import contextlib
-import importlib
 from collections.abc import Callable
 from typing import Any
 
@@ -58,24 +57,25 @@ def _tarball(source: Source, *, platform: str | None, strip: int, mirror: str | 
     return open_tarball(source, platform=platform, strip=strip)
 
 
-def _lazy(module: str, function: str, *, registry: bool) -> Opener:
-    """An opener living in a module that may not exist yet (registry, daemon)."""
+def _no_strip(source: Source, strip: int) -> None:
+    if strip:
+        raise SourceError(f"{source}: --strip only applies to tar: sources")
 
-    def opener(source: Source, *, platform: str | None, strip: int, mirror: str | None) -> Any:
-        try:
-            mod = importlib.import_module(f"{__name__}.{module}")
-            fn = getattr(mod, function)
-        except (ImportError, AttributeError):
-            raise SourceError(
-                f"{source}: {source.kind.value} sources are not supported yet"
-            ) from None
-        if strip:
-            raise SourceError(f"{source}: --strip only applies to tar: sources")
-        if registry:
-            return fn(source, platform=platform, mirror=mirror)
-        return fn(source, platform=platform)
 
-    return opener
+# The registry and daemon readers are imported when first used (http.client, subprocess and
+# friends cost start-up time); a failing import there is a bug and propagates as one.
+def _registry(source: Source, *, platform: str | None, strip: int, mirror: str | None) -> Any:
+    from patchkit.images.registry import open_registry_image
+
+    _no_strip(source, strip)
+    return open_registry_image(source, platform=platform, mirror=mirror)
+
+
+def _daemon(source: Source, *, platform: str | None, strip: int, mirror: str | None) -> Any:
+    from patchkit.images.daemon import open_daemon_image
+
+    _no_strip(source, strip)
+    return open_daemon_image(source, platform=platform)
 
 
 def _directory(source: Source, *, platform: str | None, strip: int, mirror: str | None) -> Any:
@@ -87,8 +87,8 @@ OPENERS: dict[SourceKind, Opener] = {
     SourceKind.OCI: _oci,
     SourceKind.DOCKER_ARCHIVE: _docker_archive,
     SourceKind.TAR: _tarball,
-    SourceKind.DOCKER: _lazy("registry", "open_registry_image", registry=True),
-    SourceKind.DOCKER_DAEMON: _lazy("daemon", "open_daemon_image", registry=False),
+    SourceKind.DOCKER: _registry,
+    SourceKind.DOCKER_DAEMON: _daemon,
     SourceKind.DIR: _directory,
 }
 
