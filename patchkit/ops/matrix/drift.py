@@ -1,0 +1,78 @@
+"""Drift attribution: for each run of failures of a patch, where it began and what upstream
+changed there (docs/matrix.md, "Drift attribution"). Pure: the diff text comes from a callback."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from patchkit.core.model import FAILED, PRESENT, Drift, Matrix, PatchStatus
+
+__all__ = ["DIFF_LIMIT", "UpstreamDiff", "attribute_drift"]
+
+DIFF_LIMIT = 64 * 1024  # upstream diff text kept per drift record
+
+# (last good release, first bad release, files) -> the upstream diff of those files
+UpstreamDiff = Callable[[str, str, Sequence[str]], str]
+
+
+def attribute_drift(
+    matrix: Matrix,
+    *,
+    diff: UpstreamDiff | None = None,
+    known: Iterable[Drift] = (),
+) -> tuple[Drift, ...]:
+    """For every run of failures of a patch: where it started, and which upstream files changed.
+
+    Releases are taken in the matrix's order (version order). ``skipped`` cells neither
+    end a run nor count as good. ``known`` drift records lend their upstream diff text
+    when one is not computable here (a merged report without the store).
+    """
+    lend = {(d.patch, d.first_bad, d.last_good): d.upstream_diff for d in known}
+    out: list[Drift] = []
+    for name in matrix.patches:
+        for last_good, run, status in _failure_runs(matrix, name):
+            changed = _changed_files(matrix, name, last_good, run[0])
+            text = ""
+            if diff is not None and last_good is not None and changed:
+                text = diff(last_good, run[0], changed)
+            out.append(
+                Drift(
+                    patch=name,
+                    first_bad=run[0],
+                    last_good=last_good,
+                    versions=tuple(run),
+                    status=status,
+                    files=changed,
+                    upstream_diff=text or lend.get((name, run[0], last_good), ""),
+                )
+            )
+    return tuple(out)
+
+
+def _failure_runs(matrix: Matrix, name: str) -> list[tuple[str | None, list[str], PatchStatus]]:
+    """(last good release, failing releases, status on the first) for each run of failures."""
+    runs: list[tuple[str | None, list[str], PatchStatus]] = []
+    last_good: str | None = None
+    current: list[str] | None = None
+    for version in matrix.versions:
+        r = matrix.result(version, name)
+        if r is None or r.status is PatchStatus.SKIPPED:
+            continue
+        if r.status in FAILED:
+            if current is None:
+                current = [version]
+                runs.append((last_good, current, r.status))
+            else:
+                current.append(version)
+        elif r.status in PRESENT:
+            current = None
+            last_good = version
+    return runs
+
+
+def _changed_files(matrix: Matrix, patch: str, good: str | None, bad: str) -> tuple[str, ...]:
+    r = matrix.result(bad, patch)
+    if r is None or good is None:
+        return ()
+    old, new = matrix.blobs.get(good, {}), matrix.blobs.get(bad, {})
+    return tuple(f for f in r.files if f in old and f in new and old[f] != new[f])
