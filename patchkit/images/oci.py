@@ -112,7 +112,10 @@ def _descriptors(doc: Mapping[str, Any], what: str) -> list[Mapping[str, Any]]:
     return items
 
 
-def _select_top(layout: Layout, index: dict[str, Any], ref: str | None) -> Mapping[str, Any] | None:
+def _select_top(
+    layout: Layout, index: dict[str, Any], ref: str | None, platform: str | None
+) -> Mapping[str, Any] | None:
+    """The index.json entry ``ref`` names (None: choose by platform among all of them)."""
     descs = _descriptors(index, f"{layout.label}: index.json")
     if ref is None:
         return None
@@ -125,6 +128,8 @@ def _select_top(layout: Layout, index: dict[str, Any], ref: str | None) -> Mappi
         raise SourceError(
             f"{layout.label}: no image {ref!r} in index.json (tags: {', '.join(names) or 'none'})"
         )
+    if len(hits) > 1:  # one tag on several platform manifests: the platform rule picks
+        return choose_platform(hits, platform, what=f"{layout.label}: index.json {ref!r}")
     return hits[0]
 
 
@@ -219,7 +224,7 @@ def open_oci(source: Source, *, platform: str | None = None, strip: int = 0) -> 
         Platform.parse(platform)
     label = str(source)
     layout = Layout(Path(source.path), label)
-    top = _select_top(layout, layout.index(), source.ref)
+    top = _select_top(layout, layout.index(), source.ref, platform)
     desc, manifest = resolve_manifest(layout, top, platform)
     digest = check_digest(desc.get("digest"), what=f"{label}: manifest")
     yield plan_from_manifest(

@@ -209,12 +209,16 @@ def build_oci_layout(
     nested: bool = False,
     tag: str | None = "latest",
     attestation: bool = False,
+    leading: Sequence[tuple[Sequence[Layer], Mapping[str, Any]]] = (),
 ) -> Built:
     """An OCI image layout at ``root``.
 
     ``layers`` is one image, or a mapping platform ("os/arch[/variant]") -> layers
     for a multi-arch index. ``nested`` puts an index between index.json and the
     manifests; ``attestation`` adds a buildkit-style attestation manifest.
+    ``leading`` puts more (real, importable) images first in the index: each is
+    (layers, descriptor fields such as ``platform`` and ``annotations``); their
+    manifest digests are in ``extra["leading"]``, so a test can prove none is chosen.
     The returned digest is the manifest linux/amd64 (or the only image) resolves to.
     """
     root.mkdir(parents=True, exist_ok=True)
@@ -223,6 +227,17 @@ def build_oci_layout(
     images = layers if isinstance(layers, Mapping) else {"linux/amd64": layers}
     descs: list[dict[str, Any]] = []
     chosen: dict[str, Any] = {}
+    leading_digests: list[str] = []
+    for image_layers, fields in leading:
+        plat = fields.get("platform") or {}
+        desc, *_ = _image(
+            blobs,
+            image_layers,
+            compression,
+            f"{plat.get('os', 'linux')}/{plat.get('architecture', 'amd64')}",
+        )
+        descs.append({**desc, **fields})
+        leading_digests.append(desc["digest"])
     for platform, image_layers in images.items():
         desc, config_digest, digests, diff_ids = _image(blobs, image_layers, compression, platform)
         desc = {**desc, "platform": _platform(platform)}
@@ -244,11 +259,11 @@ def build_oci_layout(
                 "platform": {"os": "unknown", "architecture": "unknown"},
                 "annotations": {
                     "vnd.docker.reference.type": "attestation-manifest",
-                    "vnd.docker.reference.digest": descs[0]["digest"],
+                    "vnd.docker.reference.digest": descs[len(leading)]["digest"],
                 },
             }
         )
-    multi = isinstance(layers, Mapping) or nested or attestation
+    multi = isinstance(layers, Mapping) or nested or attestation or bool(leading)
     if multi:
         index = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": descs}
         top = blobs.put(_dumps(index), OCI_INDEX) if nested else None
@@ -277,7 +292,7 @@ def build_oci_layout(
         config_digest=main["config"],
         layers=tuple(main["layers"]),
         diff_ids=tuple(main["diff_ids"]),
-        extra={"platforms": chosen},
+        extra={"platforms": chosen, "leading": leading_digests},
     )
 
 

@@ -268,6 +268,20 @@ def build_index(
     return json.dumps(index, indent=2).encode(), children
 
 
+def build_index_of(
+    entries: list[tuple[Image, dict[str, Any]]], *, docker: bool = False
+) -> tuple[bytes, list[Image]]:
+    """An index listing each image, in order, with exactly the descriptor fields given.
+
+    ``fields`` is what goes beside mediaType/digest/size (``platform``, ``annotations``);
+    leave ``platform`` out for an entry without one. Returns (index, children to push).
+    """
+    manifests = [image.descriptor(**fields) for image, fields in entries]
+    media = DOCKER_LIST if docker else OCI_INDEX
+    index = {"schemaVersion": 2, "mediaType": media, "manifests": manifests}
+    return json.dumps(index, indent=2).encode(), [image for image, _ in entries]
+
+
 def _conn(address: str) -> http.client.HTTPConnection:
     host, port = address.rsplit(":", 1)
     return http.client.HTTPConnection(host, int(port), timeout=30)

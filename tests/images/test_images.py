@@ -6,13 +6,14 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
 import pytest
 
 from patchkit.core.globs import Selector, glob_to_regex
-from patchkit.errors import DigestMismatchError, SourceError
+from patchkit.errors import DigestMismatchError, PatchkitError, SourceError
 from patchkit.git.objects import MODE_EXEC, MODE_FILE, MODE_LINK
 from patchkit.git.store import Store
 from patchkit.images import open_image, parse_source
@@ -130,6 +131,32 @@ def test_every_source_kind_has_an_opener() -> None:
     assert set(OPENERS) == set(SourceKind)
     with pytest.raises(SourceError, match="has no layers"):
         open_image(parse_source("dir:/x")).__enter__()
+
+
+@pytest.mark.parametrize(
+    ("module", "text"),
+    [
+        ("patchkit.images.registry", "docker://127.0.0.1:1/app:1"),
+        ("patchkit.images.daemon", "docker-daemon:app:1"),
+    ],
+)
+def test_a_broken_reader_import_is_a_bug_not_an_unsupported_source(
+    monkeypatch: pytest.MonkeyPatch, module: str, text: str
+) -> None:
+    # None in sys.modules makes the import fail as a missing or broken module would
+    monkeypatch.setitem(sys.modules, module, None)
+    with pytest.raises(ImportError) as info:
+        open_image(parse_source(text)).__enter__()
+    assert not isinstance(info.value, PatchkitError)
+    assert "not supported" not in str(info.value)
+
+
+def test_a_reader_missing_its_entry_point_is_a_bug_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    import patchkit.images.registry as registry
+
+    monkeypatch.delattr(registry, "open_registry_image")
+    with pytest.raises(ImportError, match="open_registry_image"):
+        open_image(parse_source("docker://127.0.0.1:1/app:1")).__enter__()
 
 
 # -- globs ---------------------------------------------------------------------------

@@ -239,6 +239,64 @@ def test_index_without_the_platform_lists_what_it_offers(
     assert "unknown" not in msg and "\n" not in msg
 
 
+ATTESTATION = {"vnd.docker.reference.type": "attestation-manifest"}
+
+
+@pytest.mark.parametrize(
+    "att_platform",
+    [{"os": "unknown", "architecture": "unknown"}, {"os": "linux", "architecture": "amd64"}, None],
+)
+def test_index_skips_annotated_attestations_whatever_their_platform(
+    registry: rs.Registry, repo: str, att_platform: dict[str, str] | None
+) -> None:
+    # a real, pullable image in the attestation's place: picking it would show
+    decoy = rs.build_image([{"att": uuid.uuid4().bytes}])
+    amd = rs.build_image([{"arch": b"amd64"}])
+    fields: dict[str, object] = {
+        "annotations": {**ATTESTATION, "vnd.docker.reference.digest": amd.digest}
+    }
+    if att_platform is not None:
+        fields["platform"] = att_platform
+    index, children = rs.build_index_of(
+        [(decoy, fields), (amd, {"platform": {"os": "linux", "architecture": "amd64"}})]
+    )
+    rs.push_index(registry.address, repo, "att", index, children)
+    base = f"docker://{registry.address}/{repo}"
+    with open_registry_image(f"{base}:att", retry=FAST) as plan:
+        assert plan.digest == amd.digest
+        assert read_layers(plan) == amd.layers
+    with (
+        pytest.raises(RegistryError) as info,
+        open_registry_image(f"{base}:att", platform="linux/s390x", retry=FAST),
+    ):
+        pass
+    assert "offers: linux/amd64)" in str(info.value) and "unknown" not in str(info.value)
+
+
+def test_index_unknown_platform_without_annotation_is_listed_never_defaulted(
+    registry: rs.Registry, repo: str
+) -> None:
+    odd = rs.build_image([{"odd": uuid.uuid4().bytes}], platform="unknown/unknown")
+    amd = rs.build_image([{"arch": b"amd64"}])
+    index, children = rs.build_index_of(
+        [
+            (odd, {"platform": {"os": "unknown", "architecture": "unknown"}}),
+            (amd, {"platform": {"os": "linux", "architecture": "amd64"}}),
+        ]
+    )
+    rs.push_index(registry.address, repo, "odd", index, children)
+    base = f"docker://{registry.address}/{repo}"
+    with open_registry_image(f"{base}:odd", retry=FAST) as plan:
+        assert plan.digest == amd.digest
+    with (
+        pytest.raises(RegistryError, match=r"offers: linux/amd64, unknown/unknown\)"),
+        open_registry_image(f"{base}:odd", platform="linux/s390x", retry=FAST),
+    ):
+        pass
+    with open_registry_image(f"{base}:odd", platform="unknown/unknown", retry=FAST) as plan:
+        assert plan.digest == odd.digest
+
+
 def test_unknown_tag_is_a_one_line_registry_error(registry: rs.Registry, repo: str) -> None:
     rs.push_image(registry.address, repo, "exists", simple_image())
     ref = f"docker://{registry.address}/{repo}:nope"
