@@ -1,19 +1,33 @@
 """Machine formats: JSON, JUnit and Markdown (no rich, so a machine's run does not load it).
 
-The reporting layer is this module, ``report`` (rich tables for people) and ``html``.
+The reporting layer is this module, ``report`` (rich tables for people) and ``html``; all
+three take their rules (status groups, risk flags, the offset threshold) from
+``patchkit.core.model`` and their glyphs from ``STYLE`` here.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Mapping
+from typing import Any, Protocol
 
-from patchkit.core.model import Drift, Matrix, PatchStatus
-from patchkit.ops.matrix import RISK_FLAGS
+from patchkit.core.model import NOT_TRIED, REBASE_ONLY, RISK_FLAGS, Drift, Matrix, PatchStatus
 
-__all__ = ["RISKY", "STYLE", "hunk_detail", "matrix_junit", "matrix_markdown", "to_json"]
+__all__ = [
+    "STYLE",
+    "hunk_detail",
+    "matrix_junit",
+    "matrix_markdown",
+    "patchkit_version",
+    "to_json",
+]
 
-RISKY = RISK_FLAGS  # flags that say "look at this cell"
+
+class Record(Protocol):
+    """A result record: ``to_dict()`` gives its JSON document (with ``schema`` and ``command``)."""
+
+    def to_dict(self) -> dict[str, Any]: ...
+
 
 # One glyph and colour per status, shared by every view.
 STYLE: dict[PatchStatus, tuple[str, str]] = {
@@ -29,11 +43,29 @@ STYLE: dict[PatchStatus, tuple[str, str]] = {
 }
 
 
-def to_json(result: Any, *, pretty: bool = True) -> str:
-    """The record's JSON; ``pretty=False`` is one line, ~5x faster to write for a big matrix."""
+def patchkit_version() -> str:
+    """The version of this patchkit, as ``patchkit --version`` and every JSON document show it.
+
+    Read from ``patchkit.__version__``, the package's one copy (a test checks it equals the
+    installed distribution's version); not from ``importlib.metadata``, whose import alone
+    costs ~18 ms on every JSON-writing run.
+    """
+    import patchkit
+
+    return patchkit.__version__
+
+
+def to_json(result: Record | Mapping[str, Any], *, pretty: bool = True) -> str:
+    """The record's (or document's) JSON, with ``"patchkit": version`` added.
+
+    Every JSON document the CLI prints is written here, so each carries the version that
+    made it (docs/json.md). ``pretty=False`` is one line, ~5x faster to write for a big matrix.
+    """
+    doc = dict(result) if isinstance(result, Mapping) else result.to_dict()
+    doc["patchkit"] = patchkit_version()
     if pretty:
-        return json.dumps(result.to_dict(), indent=2, sort_keys=True, ensure_ascii=False)
-    return json.dumps(result.to_dict(), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)
+    return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
 
 
 def hunk_detail(p: Any) -> str:
@@ -66,7 +98,7 @@ def matrix_junit(matrix: Matrix, *, fail_on: frozenset[PatchStatus]) -> str:
     suites = ET.Element("testsuites", name="patchkit matrix")
     for check in matrix.checks:
         failures = sum(1 for p in check.patches if p.status in fail_on)
-        skipped = sum(1 for p in check.patches if p.status is PatchStatus.SKIPPED)
+        skipped = sum(1 for p in check.patches if p.status in NOT_TRIED)
         suite = ET.SubElement(
             suites,
             "testsuite",
@@ -89,7 +121,7 @@ def matrix_junit(matrix: Matrix, *, fail_on: frozenset[PatchStatus]) -> str:
                 if drift is not None:
                     body.append(drift_line(drift))
                 failure.text = "\n".join(body)
-            elif p.status is PatchStatus.SKIPPED:
+            elif p.status in NOT_TRIED:
                 ET.SubElement(case, "skipped", message=p.message)
             else:
                 out = ET.SubElement(case, "system-out")
@@ -102,7 +134,7 @@ def matrix_junit(matrix: Matrix, *, fail_on: frozenset[PatchStatus]) -> str:
 
 def _md_cell(p: Any) -> str:
     glyph = STYLE[p.status][0]
-    mark = "!" if RISKY & set(p.flags) else ""
+    mark = "!" if RISK_FLAGS & set(p.flags) else ""
     return f"{glyph}{mark}"
 
 
@@ -125,13 +157,13 @@ def matrix_markdown(matrix: Matrix) -> str:
     legend = ", ".join(
         f"{glyph} {status.value}"
         for status, (glyph, _) in STYLE.items()
-        if status not in (PatchStatus.MERGED, PatchStatus.DROPPED)
+        if status not in REBASE_ONLY
     )
     out = "\n".join(lines) + f"\n\n{legend}; ! 3-way merge disagrees with fuzz/offset\n"
     details = []
     for check in matrix.checks:
         for p in check.patches:
-            if not (p.needs_attention or RISKY & set(p.flags)):
+            if not (p.needs_attention or RISK_FLAGS & set(p.flags)):
                 continue
             flags = f" [{', '.join(p.flags)}]" if p.flags else ""
             details.append(f"#### {check.version} · `{p.name}`: {p.status.value}{flags}\n")

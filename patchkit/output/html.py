@@ -10,7 +10,8 @@ from __future__ import annotations
 import html
 from collections.abc import Iterable
 
-from patchkit.core.model import Drift, Matrix, PatchResult, PatchStatus
+from patchkit.core.model import REBASE_ONLY, RISK_FLAGS, Drift, Matrix, PatchResult, PatchStatus
+from patchkit.output.formats import STYLE
 
 __all__ = ["COLOURS", "matrix_html"]
 
@@ -26,19 +27,9 @@ COLOURS: dict[PatchStatus, str] = {
     PatchStatus.SKIPPED: "#c8c8c8",
     PatchStatus.DROPPED: "#b04fc0",
 }
-GLYPHS: dict[PatchStatus, str] = {
-    PatchStatus.APPLIED: "✓",
-    PatchStatus.OFFSET: "↕",
-    PatchStatus.FUZZ: "~",
-    PatchStatus.MERGED: "⇄",
-    PatchStatus.ALREADY_APPLIED: "=",
-    PatchStatus.CONFLICT: "✗",
-    PatchStatus.MISSING_TARGET: "?",
-    PatchStatus.SKIPPED: "-",
-    PatchStatus.DROPPED: "⌫",
-}
+# The glyphs of every other view (formats.STYLE): one copy.
+GLYPHS: dict[PatchStatus, str] = {status: glyph for status, (glyph, _) in STYLE.items()}
 PANEL_BORDER = "#1f3b73"  # the open panel's frame (tests look for it too)
-RISKY = frozenset({"3way-conflict", "3way-differs"})
 
 _CSS = """
 body { font: 14px/1.4 sans-serif; margin: 16px; color: #111; background: #fff; }
@@ -149,7 +140,7 @@ def matrix_html(matrix: Matrix, *, title: str = "patchkit compatibility matrix")
             if p is None:
                 cells.append('<td class="cell"></td>')
                 continue
-            classes = f"cell s-{p.status.value}" + (" risk" if RISKY & set(p.flags) else "")
+            classes = f"cell s-{p.status.value}" + (" risk" if RISK_FLAGS & set(p.flags) else "")
             tip = f"{name} on {version}: {p.status.value}"
             cells.append(
                 f'<td class="{classes}" title="{_e(tip)}"><a href="#{_cell_id(r, c)}">'
@@ -165,7 +156,7 @@ def matrix_html(matrix: Matrix, *, title: str = "patchkit compatibility matrix")
     legend = "".join(
         f'<span><i class="s-{s.value}"></i>{GLYPHS[s]} {_e(s.value)}</span>'
         for s in COLOURS
-        if s not in (PatchStatus.MERGED, PatchStatus.DROPPED)
+        if s not in REBASE_ONLY
     )
     legend += "<span>! 3-way merge disagrees with fuzz/offset</span>"
     summary = ", ".join(f"{n} {k}" for k, n in matrix.summary.items() if n) or "no cells"

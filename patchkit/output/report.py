@@ -13,6 +13,9 @@ from rich.table import Table
 from rich.text import Text
 
 from patchkit.core.model import (
+    LARGE_OFFSET,
+    REBASE_ONLY,
+    RISK_FLAGS,
     CheckResult,
     ImportResult,
     Matrix,
@@ -20,9 +23,7 @@ from patchkit.core.model import (
     RebaseResult,
     RebaseState,
 )
-from patchkit.ops.matrix import LARGE_OFFSET
 from patchkit.output.formats import (
-    RISKY,
     STYLE,
     hunk_detail,
     matrix_junit,
@@ -89,7 +90,7 @@ def _summary_line(summary: dict[str, int]) -> Text:
 def _cell_text(p: Any) -> Text:
     glyph, style = STYLE[p.status]
     text = Text(glyph, style=style)
-    if RISKY & set(p.flags):
+    if RISK_FLAGS & set(p.flags):
         text.append("!", style="bold yellow")
     elif "large-offset" in p.flags:
         text.append("»", style="yellow")
@@ -115,7 +116,7 @@ def matrix_table(matrix: Matrix) -> RenderableType:
     table.add_row(Text("needs attention", style="bold"), *bad)
     legend = Text("legend: ")
     for status, (glyph, style) in STYLE.items():
-        if status in (PatchStatus.MERGED, PatchStatus.DROPPED):
+        if status in REBASE_ONLY:
             continue
         legend.append(f"{glyph} {status.value}  ", style=style)
     legend.append("! 3-way disagrees  ", style="bold yellow")

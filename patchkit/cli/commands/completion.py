@@ -1,0 +1,43 @@
+"""``patchkit completion bash|zsh``: a shell completion script, generated from the parser (shtab).
+
+Generated, not written by hand, so a new command or option is completed without anyone
+remembering to: ``eval "$(patchkit completion bash)"`` (docs/cli.md has the install lines).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import TYPE_CHECKING
+
+from patchkit.cli.commands import Command
+from patchkit.cli.exits import EXIT_OK
+
+if TYPE_CHECKING:
+    from patchkit.cli.ui import Ui
+
+SHELLS = ("bash", "zsh")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("shell", choices=SHELLS, help="the shell to complete in")
+
+
+def completion(*, shell: str, parser: argparse.ArgumentParser, ui: Ui) -> int:
+    ui.write(completion_script(parser, shell))
+    return EXIT_OK
+
+
+def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
+    """The completion script for ``shell``; ends with a newline."""
+    import shtab  # only this command needs it
+
+    script: str = shtab.complete(parser, shell=shell)
+    return script if script.endswith("\n") else script + "\n"
+
+
+COMMAND = Command(
+    name="completion",
+    help="print a bash or zsh completion script (eval it, or save it where the shell looks)",
+    add_arguments=add_arguments,
+    run=completion,
+)

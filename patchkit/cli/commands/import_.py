@@ -1,0 +1,72 @@
+"""``patchkit import``: one release into the store (``import`` is a keyword: the module is ``import_``)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import TYPE_CHECKING, Any
+
+from patchkit.cli.commands import Command
+from patchkit.cli.exits import EXIT_OK
+from patchkit.cli.ui import progress
+
+if TYPE_CHECKING:
+    from patchkit.cli.ui import Ui
+    from patchkit.project import Project
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("version")
+    parser.add_argument("source", nargs="?", help="source (default: the TOML's)")
+    parser.add_argument(
+        "--platform", help="os/arch[/variant] for multi-arch images (default linux/amd64)"
+    )
+    parser.add_argument(
+        "--registry-mirror", metavar="URL", help="redirect Docker Hub to this registry"
+    )
+    parser.add_argument(
+        "--replace",
+        action="store_true",
+        help="the release changed upstream (re-pushed tag, rebuilt model): import over it",
+    )
+    parser.add_argument("--json", dest="as_json", action="store_true", help="JSON on stdout")
+
+
+def import_release(
+    *,
+    project: Project,
+    version: str,
+    source: str | None,
+    platform: str | None,
+    registry_mirror: str | None,
+    replace: bool,
+    as_json: bool,
+    ui: Ui,
+) -> int:
+    if registry_mirror:
+        # The registry client reads it (docs/registry.md); the option is its CLI spelling.
+        os.environ["PATCHKIT_REGISTRY_MIRROR"] = registry_mirror
+    on_event, bar = progress(ui.err, enabled=not ui.quiet and not as_json and ui.err.is_terminal)
+    with bar:
+        result = project.import_release(
+            version, source, platform=platform, progress=on_event, replace=replace
+        )
+    if as_json:
+        ui.json(result)
+    else:
+
+        def summary() -> Any:
+            from patchkit.output import report
+
+            return report.import_summary(result)
+
+        ui.show(summary)
+    return EXIT_OK
+
+
+COMMAND = Command(
+    name="import",
+    help="import one release into the store",
+    add_arguments=add_arguments,
+    run=import_release,
+)
