@@ -10,16 +10,20 @@ from __future__ import annotations
 from typing import ClassVar
 
 __all__ = [
+    "BuildNotReadyError",
     "ConfigError",
     "CorruptLayerError",
     "DigestMismatchError",
+    "EditFileError",
     "InvalidReferenceError",
     "LockedError",
     "MatrixError",
     "NotImportedError",
+    "OverlayError",
     "PatchParseError",
     "PatchkitError",
     "RebaseStateError",
+    "RebaseStateFileError",
     "RegistryError",
     "SeriesError",
     "SourceError",
@@ -52,6 +56,14 @@ class SeriesError(PatchkitError):
 
 class PatchParseError(PatchkitError):
     """A patch file cannot be parsed as a unified diff."""
+
+
+class EditFileError(PatchkitError):
+    """An edit file (``NAME.edit.toml``) is malformed: TOML, keys, operations, counts, regexes."""
+
+
+class OverlayError(PatchkitError):
+    """An overlay directory holds a path that would escape the image root, or a symlink."""
 
 
 class UnknownVersionError(PatchkitError):
@@ -92,6 +104,17 @@ class StoreError(PatchkitError):
 
 class RebaseStateError(PatchkitError):
     """A rebase is (or is not) in progress, or its worktree is not ready to go on."""
+
+
+class RebaseStateFileError(RebaseStateError):
+    """`.patchkit/rebase/state.json` is corrupt, of an unknown schema, or written by an older
+    patchkit in a form this one cannot migrate (the message says how to abort it)."""
+
+
+class BuildNotReadyError(PatchkitError):
+    """The series does not apply cleanly to the release: no build context is written (exit 1)."""
+
+    exit_code: ClassVar[int] = 1
 
 
 class LockedError(PatchkitError):

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 from patchkit.kinds.base import Change, ChangeKind, ChangeOutcome, PathLister
 from patchkit.kinds.diff import DiffChange, load_diff
+from patchkit.kinds.edit import EditChange, load_edit
 
 __all__ = [
     "Change",
     "ChangeKind",
     "ChangeOutcome",
     "DiffChange",
+    "EditChange",
     "PathLister",
     "kind_of",
     "load_change",
@@ -34,6 +36,8 @@ def load_change(data: bytes, *, name: str, strip: int = 1) -> Change:
     kind = kind_of(name)
     if kind is ChangeKind.DIFF:
         return load_diff(data, name=name, strip=strip)
+    if kind is ChangeKind.EDIT:
+        return load_edit(data, name=name)
     from patchkit.errors import SeriesError
 
     raise SeriesError(f"patches/{name}: {kind} changes are not supported yet")
