@@ -11,6 +11,8 @@ import pytest
 
 from patchkit.cli import main
 from patchkit.core.apply import unified_diff
+from patchkit.core.merge import merge3
+from patchkit.core.model import PatchStatus
 from patchkit.core.patchfile import Patch, render_patch
 from patchkit.ops.check import check_tree
 from patchkit.ops.matrix import MatrixStats, compute_matrix, github_matrix
@@ -127,6 +129,34 @@ def test_risk_flags_compare_fuzz_and_large_offsets_with_a_3way_merge(proj: Path)
     assert matrix.status("3.0", "c.patch") is not None
     assert flags[("3.0", "c.patch")] == ("3way-ok",)
     assert flags[("1.0", "a.patch")] == ()
+
+
+@pytest.mark.parametrize("inner", ["\r", "\x0c"])
+def test_a_carriage_return_or_form_feed_inside_a_line_is_part_of_that_line(
+    tmp_path: Path, inner: str
+) -> None:
+    # Line 7 holds a \r or \f. Upstream changes its start, right above the line the patch
+    # edits (applied with fuzz 1): the 3-way merge must see the two changes touch neighbouring
+    # lines and conflict, as for b.patch. Split by str.splitlines, line 7 became two lines,
+    # the unchanged tail of it stood between the two changes, and the merge looked clean.
+    conf = CONF.replace("opt 7\n", f"opt 7{inner}tail\n")
+    patched = conf.replace("opt 8\n", "opt 8 patched\n")
+    upstream = conf.replace(f"opt 7{inner}", f"opt seven{inner}")
+    root = make_project(
+        tmp_path,
+        {"1": {"etc/other.conf": conf}, "2": {"etc/other.conf": upstream}},
+        {"b.patch": make_patch("b.patch", "etc/other.conf", conf, patched, context=1)},
+        base="1",
+    )
+    for v in ("1", "2"):
+        assert main(["-q", "--project", str(root), "import", v]) == 0
+    matrix = Project.open(root).matrix(jobs=1, cache=False)
+    assert matrix.status("1", "b.patch") is PatchStatus.APPLIED
+    assert matrix.status("2", "b.patch") is PatchStatus.FUZZ
+    assert matrix.result("2", "b.patch").flags == ("3way-conflict",)  # type: ignore[union-attr]
+    # What str.splitlines made of it: the same merge, clean.
+    old_split = [t.splitlines(keepends=True) for t in (conf, upstream, patched)]
+    assert merge3(*old_split).conflicts == 0
 
 
 def test_drift_names_first_failing_release_and_changed_upstream_files(proj: Path) -> None:
