@@ -1,15 +1,17 @@
 """The patched tree of a release, in memory, and the Docker build context made from it.
 
-:func:`patched_tree` applies the series to a release's blobs the way `check` does (no
-checkout) and keeps the result: the files the series changes or adds, with their
-modes. :func:`build_context` writes a Docker build context from it::
+:func:`patched_tree` applies the series (changes of any kind) to a release's blobs the way
+`check` does (no checkout) and keeps the result: the files the series changes or adds,
+with their modes. :func:`build_context` writes a Docker build context from it::
 
     OUT/Dockerfile           FROM <image>@<digest>; COPY --chown per owner; run dirs
     OUT/overlay/<path>       exactly the changed and added files, with their modes
     OUT/patchkit-build.json  what was written and why (schema 1)
 
 Owners come from the release's import manifest (what git cannot hold); a file the
-series creates gets its parent directory's owner, else root.
+series creates gets its parent directory's owner, else root. What the context adds
+besides the files (socket directories, the start-up script) is the project's profile's
+(:mod:`patchkit.profiles`).
 """
 
 from __future__ import annotations
@@ -22,21 +24,22 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from patchkit.core.model import SCHEMA, CheckResult, PatchStatus
+from patchkit.core.model import SCHEMA, CheckResult
 from patchkit.core.patchfile import Patch
-from patchkit.errors import ConfigError, PatchkitError
+from patchkit.errors import BuildNotReadyError, ConfigError
 from patchkit.git.objects import MODE_EXEC, MODE_LINK, BlobReader
 from patchkit.git.store import Store
 from patchkit.images.source import SourceKind, parse_source
 from patchkit.images.tree import Manifest, load_manifest
+from patchkit.kinds import Change
 from patchkit.ops.check import apply_series
+from patchkit.profiles import profile_for
+from patchkit.profiles.base import Profile, RunDir
 
 if TYPE_CHECKING:
-    from patchkit.project import Project
+    from patchkit.ops.workspace import Workspace
 
 __all__ = [
-    "RUN_DIRS",
-    "START_SCRIPT",
     "BuildContext",
     "BuildNotReadyError",
     "PatchedTree",
@@ -45,33 +48,7 @@ __all__ = [
     "patched_tree",
 ]
 
-# The start-up script the series ships (issue 7); built into the context when present.
-START_SCRIPT = "etc/cont-init.d/25-bind-hostname.sh"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class RunDir:
-    """A directory the unix sockets of the patched configs live in."""
-
-    path: str
-    owner: str
-    group: str
-    mode: int
-
-
-# One place: the socket directories the patch set points services at, and who owns them.
-RUN_DIRS: tuple[RunDir, ...] = (
-    RunDir(path="var/run/redis", owner="redis", group="redis", mode=0o2775),
-    RunDir(path="var/run/rspamd", owner="_rspamd", group="_rspamd", mode=0o2775),
-    RunDir(path="var/run/haraka", owner="root", group="root", mode=0o0755),
-    RunDir(path="var/run/dovecot", owner="root", group="root", mode=0o0755),
-)
-
-
-class BuildNotReadyError(PatchkitError):
-    """The series does not apply cleanly to the release: no context is written."""
-
-    exit_code = 1
+_NEW_FILE_MODE = 0o100644  # a file the series adds without saying its mode
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -94,36 +71,29 @@ class PatchedTree:
         return tuple(sorted(p for p, c in self.changes.items() if c is None))
 
 
-def _git_mode(text: str | None) -> int | None:
-    return int(text, 8) if text else None
-
-
 def patched_tree(
-    reader: BlobReader, *, version: str, tree: str, patches: Sequence[Patch], store: Store
+    reader: BlobReader,
+    *,
+    version: str,
+    tree: str,
+    patches: Sequence[Patch | Change],
+    store: Store,
 ) -> PatchedTree:
-    """Apply ``patches`` to ``tree`` like `check` and keep the files they change."""
+    """Apply ``patches`` (changes of any kind) to ``tree`` like `check`; keep what they change."""
     applied = apply_series(reader, version=version, tree=tree, patches=patches)
-    check, base, overlay = applied.check, applied.original, applied.files
-    modes: dict[str, int] = {}
-    for patch, result in zip(patches, check.patches, strict=True):
-        if result.status in (PatchStatus.CONFLICT, PatchStatus.MISSING_TARGET, PatchStatus.SKIPPED):
-            continue
-        for fp in patch.files:
-            mode = _git_mode(fp.new_mode) if fp.is_new or fp.new_mode != fp.old_mode else None
-            if mode is not None:
-                modes[fp.path] = mode
+    base, overlay = applied.original, applied.files
+    # The modes the changes that were made set (a change that failed sets none).
+    modes = {path: int(mode, 8) for path, mode in applied.modes.items()}
     entries = store.ls_tree(tree, sorted(overlay)) if overlay else {}
-    # Every overlay path was read from the release before a patch changed it.
+    # Every overlay path was read from the release before a change changed it.
     changes = {p: c for p, c in overlay.items() if c != base.get(p)}
     for path, data in changes.items():
-        if data is None:
-            continue
-        if path not in modes:
+        if data is not None and path not in modes:
             entry = entries.get(path)
-            modes[path] = entry.mode if entry else 0o100644
-    added = frozenset(p for p in changes if p not in entries and changes[p] is not None)
+            modes[path] = entry.mode if entry else _NEW_FILE_MODE
+    added = frozenset(p for p, c in changes.items() if p not in entries and c is not None)
     return PatchedTree(
-        version=version, tree=tree, check=check, changes=changes, modes=modes, added=added
+        version=version, tree=tree, check=applied.check, changes=changes, modes=modes, added=added
     )
 
 
@@ -206,7 +176,7 @@ def _dockerfile(
     groups: Mapping[tuple[int, int], list[str]],
     deleted: Sequence[str],
     run_dirs: Sequence[RunDir],
-    start_script: bool,
+    start_script: str | None,
     version: str,
 ) -> str:
     lines = [
@@ -226,24 +196,32 @@ def _dockerfile(
         for d in run_dirs:
             lines.append(f"RUN install -d -o {d.owner} -g {d.group} -m {d.mode:04o} /{d.path}")
     if start_script:
-        lines += ["", f"RUN chmod 0755 /{START_SCRIPT}"]
+        lines += ["", f"RUN chmod 0755 /{start_script}"]
     return "\n".join(lines) + "\n"
 
 
-def build_context(project: Project, version: str, out: str | os.PathLike[str]) -> BuildContext:
+def build_context(
+    workspace: Workspace,
+    version: str,
+    out: str | os.PathLike[str],
+    *,
+    profile: Profile | None = None,
+) -> BuildContext:
     """Write the Docker build context for ``version`` into ``out`` (replaced if it is one).
 
-    Raises BuildNotReadyError (exit 1) when a patch conflicts, misses its target or needs
+    Raises BuildNotReadyError (exit 1) when a change conflicts, misses its target or needs
     fuzz on this release: a context is only written for a series that applies cleanly.
+    ``profile``: default, the one the project chose (:func:`patchkit.profiles.profile_for`).
     """
-    vf = project.versions
-    tree = project.release_tree(version)
-    patches = project.patches()
-    store = project.store
+    vf = workspace.versions
+    profile = profile or profile_for(vf)
+    tree = workspace.release_tree(version)
+    changes = workspace.changes()
+    store = workspace.store
     info = store.release(version)
     assert info is not None  # release_tree checked
     with store.blob_reader() as reader:
-        pt = patched_tree(reader, version=version, tree=tree, patches=patches, store=store)
+        pt = patched_tree(reader, version=version, tree=tree, patches=changes, store=store)
         manifest = (
             load_manifest(reader.read(info.manifest_blob) or b"")
             if info.manifest_blob
@@ -276,15 +254,14 @@ def build_context(project: Project, version: str, out: str | os.PathLike[str]) -
         mode = pt.modes[path]
         target = dest / "overlay" / path
         target.parent.mkdir(parents=True, exist_ok=True)
+        uid, gid, bits = _owner(manifest, path, added=path in pt.added)
         if mode == MODE_LINK:
             target.symlink_to(data.decode("utf-8", "surrogateescape"))
             perm = 0o777
         else:
             target.write_bytes(data)
-            uid, gid, bits = _owner(manifest, path, added=path in pt.added)
             perm = bits if bits is not None else (0o755 if mode == MODE_EXEC else 0o644)
             target.chmod(perm)
-        uid, gid, _ = _owner(manifest, path, added=path in pt.added)
         groups.setdefault((uid, gid), []).append(path)
         files.append(
             {
@@ -296,8 +273,9 @@ def build_context(project: Project, version: str, out: str | os.PathLike[str]) -
                 "git_mode": f"{mode:06o}",
             }
         )
-    run_dirs = _needed_run_dirs(pt)
-    start = START_SCRIPT in pt.changes and pt.changes[START_SCRIPT] is not None
+    run_dirs = _needed_run_dirs(pt, profile.run_dirs)
+    script = profile.start_script
+    start = script if script and pt.changes.get(script) is not None else None
     (dest / "Dockerfile").write_text(
         _dockerfile(base, info.digest, groups, pt.deleted_paths, run_dirs, start, version),
         encoding="utf-8",
@@ -310,7 +288,7 @@ def build_context(project: Project, version: str, out: str | os.PathLike[str]) -
         files=tuple(files),
         deleted=pt.deleted_paths,
         run_dirs=run_dirs,
-        start_script=start,
+        start_script=start is not None,
         warnings=tuple(warnings),
     )
     (dest / "patchkit-build.json").write_text(
@@ -319,11 +297,12 @@ def build_context(project: Project, version: str, out: str | os.PathLike[str]) -
     return ctx
 
 
-def _needed_run_dirs(pt: PatchedTree) -> tuple[RunDir, ...]:
-    """The run dirs some changed file names (a socket path under them)."""
+def _needed_run_dirs(pt: PatchedTree, run_dirs: Sequence[RunDir]) -> tuple[RunDir, ...]:
+    """The run dirs some changed file names (a socket path under them, or under its
+    ``run/`` form: ``/run`` is ``/var/run`` on the images we know)."""
     text = b"\n".join(c for c in pt.changes.values() if c is not None)
     out = []
-    for d in RUN_DIRS:
+    for d in run_dirs:
         short = d.path.removeprefix("var/")
         if f"/{d.path}/".encode() in text or f"/{short}/".encode() in text:
             out.append(d)

@@ -9,6 +9,7 @@ import pytest
 
 from patchkit.audit import MemoryView, Verdict, audit_view
 from patchkit.cli import main
+from patchkit.profiles import POSTE
 from patchkit.core.patchfile import parse_patch
 from tests.helpers.projectbuilder import make_project
 
@@ -16,7 +17,7 @@ from tests.helpers.projectbuilder import make_project
 def listeners(
     files: dict[str, str], links: dict[str, str] | None = None
 ) -> list[tuple[str, object, str]]:
-    result = audit_view(MemoryView(files, links))
+    result = audit_view(MemoryView(files, links), profile=POSTE)
     assert not result.problems, result.problems
     return [(where(x.socket, x.address, x.port), x.line, x.verdict.value) for x in result.listeners]
 
@@ -58,7 +59,7 @@ def test_nginx_follows_includes_and_symlinks_with_lines() -> None:
         "etc/nginx/sites-available/default": "server {\n\n  listen 80;\n}\n",
     }
     links = {"etc/nginx/sites-enabled/default": "/etc/nginx/sites-available/default"}
-    result = audit_view(MemoryView(files, links))
+    result = audit_view(MemoryView(files, links), profile=POSTE)
     [only] = result.listeners
     assert (only.file, only.line, only.port) == ("etc/nginx/sites-enabled/default", 3, 80)
 
@@ -73,7 +74,7 @@ def test_nginx_follows_includes_and_symlinks_with_lines() -> None:
     ],
 )
 def test_nginx_unparsable_names_file_and_line_and_fails(conf: str, line: int) -> None:
-    result = audit_view(MemoryView({NGINX: conf}))
+    result = audit_view(MemoryView({NGINX: conf}), profile=POSTE)
     assert result.failed
     assert [(p.file, p.line) for p in result.problems][:1] == [(NGINX, line)]
 
@@ -130,7 +131,7 @@ def test_rspamd_unreadable_bind_socket_is_a_problem() -> None:
         RSPAMD: rspamd_conf("bind_socket = localhost 11333;"),
         "etc/rspamd/worker-normal.inc": "",
     }
-    result = audit_view(MemoryView(files))
+    result = audit_view(MemoryView(files), profile=POSTE)
     assert result.failed and result.problems[0].file == RSPAMD and result.problems[0].line == 3
 
 
@@ -181,7 +182,7 @@ def test_dovecot_24_protocols_block_and_listen_in_listener() -> None:
 
 def test_dovecot_unbalanced_brace_is_a_problem() -> None:
     result = audit_view(
-        MemoryView({DOVECOT: "service x {\n  inet_listener y {\n    port = 1\n}\n"})
+        MemoryView({DOVECOT: "service x {\n  inet_listener y {\n    port = 1\n}\n"}), profile=POSTE
     )
     assert result.failed and result.problems[0].file == DOVECOT
 
@@ -208,7 +209,7 @@ def test_redis_forms(conf: str, expected: list[tuple[str, str]]) -> None:
 
 
 def test_redis_bad_port_is_a_problem() -> None:
-    result = audit_view(MemoryView({"etc/redis/redis.conf": "port sixty\n"}))
+    result = audit_view(MemoryView({"etc/redis/redis.conf": "port sixty\n"}), profile=POSTE)
     assert [(p.line, p.component) for p in result.problems] == [(1, "redis")]
 
 
@@ -230,10 +231,10 @@ def test_haraka_smtp_default_sections_and_http_socket() -> None:
 def test_unverified_listener_needs_a_skipped_offline_unverifiable_patch() -> None:
     files = {"etc/nginx/sites-enabled.templates/https": "server {\n listen 443 ssl;\n}\n"}
     pending = {"etc/nginx/sites-enabled.templates/https": "nginx.patch"}
-    result = audit_view(MemoryView(files), unverified=pending)
+    result = audit_view(MemoryView(files), profile=POSTE, unverified=pending)
     assert [x.verdict for x in result.listeners] == [Verdict.UNVERIFIED] and not result.failed
-    assert audit_view(MemoryView(files), unverified=pending, strict=True).failed
-    assert audit_view(MemoryView(files)).failed
+    assert audit_view(MemoryView(files), profile=POSTE, unverified=pending, strict=True).failed
+    assert audit_view(MemoryView(files), profile=POSTE).failed
 
 
 # -- the patched tree, through the CLI -----------------------------------------------------

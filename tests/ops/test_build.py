@@ -10,7 +10,8 @@ import pytest
 
 from patchkit import Project
 from patchkit.cli import main
-from patchkit.ops.build import START_SCRIPT, _base_image, patched_tree
+from patchkit.ops.build import _base_image, patched_tree
+from patchkit.profiles.poste import START_SCRIPT
 from tests.helpers.imagebuilder import Layer, build_oci_layout
 
 REDIS_CONF = "bind 127.0.0.1\nport 6379\n"
@@ -71,6 +72,7 @@ def make(tmp_path: Path, patches: dict[str, str] = PATCHES) -> Path:
     (project / "patches").mkdir(parents=True)
     (project / "upstream-versions.toml").write_text(
         'schema = 1\nbase = "1.0"\n[upstream]\nname = "t"\nimage = "docker.io/acme/mail"\n'
+        'profile = "poste"\n'
         f'[[version]]\nversion = "1.0"\nstatus = "model"\nsource = "{built.source}"\n'
     )
     for name, text in patches.items():

@@ -1,0 +1,33 @@
+"""The audit as plain text: one line a listener, problems, a summary line.
+
+Kept here so the library owns no rich renderable; the CLI prints it (it may later move to
+patchkit/output with the other reports).
+"""
+
+from __future__ import annotations
+
+from patchkit.audit.model import AuditResult
+
+__all__ = ["render_audit"]
+
+
+def render_audit(result: AuditResult) -> str:
+    """Plain text: one line a listener (file:line, what, verdict), problems, a summary."""
+    lines = []
+    for x in result.listeners:
+        host = f"[{x.address}]" if x.address and ":" in x.address else x.address
+        where = x.socket if x.kind == "unix" else f"{host}:{x.port}"
+        origin = " (default)" if x.origin == "default" else ""
+        lines.append(
+            f"{x.verdict.value:<10} {x.component:<8} {x.kind:<4} {where:<40} /{x.file}:{x.line}{origin}  {x.reason}"
+        )
+    for p in result.problems:
+        lines.append(f"{'unparsable':<10} {p.component:<8} /{p.file}:{p.line}: {p.message}")
+    s = result.summary
+    state = "FAILED" if result.failed else "passed"
+    what = "patched" if result.patched else "unpatched"
+    lines.append(
+        f"audit {result.version} ({what}): {state}: {s['listeners']} listener(s), {s['forbidden']} forbidden, "
+        f"{s['unverified']} unverified, {s['problems']} unparsable"
+    )
+    return "\n".join(lines)
