@@ -8,14 +8,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from patchkit.core import versions as versions_mod
-from patchkit.core.model import CheckResult, ImportResult, Matrix, RebaseResult
+from patchkit.core.model import ChangeKind, CheckResult, ImportResult, Matrix, RebaseResult
 from patchkit.core.patchfile import Patch
-from patchkit.core.series import Series, parse_series
+from patchkit.core.series import Series, SeriesEntry, parse_series
 from patchkit.core.versions import VersionsFile
-from patchkit.errors import ConfigError, NotImportedError, SeriesError
+from patchkit.errors import ConfigError, NotImportedError, OverlayError, SeriesError
 from patchkit.files import atomic_write, project_lock
 from patchkit.git.store import Store
-from patchkit.kinds import Change, DiffChange, load_change
+from patchkit.kinds import Change, DiffChange, OverlayFile, kind_of, load_change, load_overlay
+from patchkit.kinds.overlay import META_FILE
 from patchkit.ops.check import check_tree
 
 if TYPE_CHECKING:
@@ -88,19 +89,7 @@ class Project:
     def changes(self, series: Series | None = None) -> list[Change]:
         """Every entry of the series, parsed into its kind of change, in order."""
         series = series or self.series
-        out: list[Change] = []
-        for entry in series.entries:
-            path = self.patches_dir / entry.name
-            try:
-                data = path.read_bytes()
-            except FileNotFoundError:
-                raise SeriesError(
-                    f"{SERIES_FILE}:{entry.line}: names '{entry.name}', but patches/{entry.name} does not exist"
-                ) from None
-            except OSError as e:
-                raise SeriesError(f"patches/{entry.name}: cannot read ({e.strerror})") from e
-            out.append(load_change(data, name=entry.name, strip=entry.strip))
-        return out
+        return [_read_change(self.patches_dir, entry) for entry in series.entries]
 
     def patches(self, series: Series | None = None) -> list[Patch]:
         """Every diff of the series, parsed, in order (the other kinds: :meth:`changes`)."""
@@ -281,3 +270,52 @@ class Project:
         from patchkit.audit import audit_release
 
         return audit_release(self, version, patched=patched, strict=strict)
+
+
+def _missing(entry: SeriesEntry) -> SeriesError:
+    return SeriesError(
+        f"{SERIES_FILE}:{entry.line}: names '{entry.name}', but patches/{entry.name} does not exist"
+    )
+
+
+def _read_change(patches_dir: Path, entry: SeriesEntry) -> Change:
+    """Read one series entry from ``patches/``: a file, or a directory for an overlay."""
+    path = patches_dir / entry.name
+    if kind_of(entry.name) is not ChangeKind.OVERLAY:
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            raise _missing(entry) from None
+        except OSError as e:
+            raise SeriesError(f"patches/{entry.name}: cannot read ({e.strerror})") from e
+        return load_change(data, name=entry.name, strip=entry.strip)
+    if path.is_symlink() or not path.is_dir():
+        if path.exists() or path.is_symlink():
+            raise OverlayError(
+                f"patches/{entry.name}: an overlay is a directory (not a link or file)"
+            )
+        raise _missing(entry)
+    files: dict[str, OverlayFile] = {}
+    meta: bytes | None = None
+    try:
+        for dirpath, dirnames, filenames in os.walk(path):
+            here = Path(dirpath)
+            for name in sorted(dirnames + filenames):
+                full = here / name
+                rel = full.relative_to(path).as_posix()
+                if full.is_symlink():
+                    raise OverlayError(
+                        f"patches/{entry.name}{rel}: a symlink; an overlay holds regular files only"
+                    )
+                if full.is_dir():
+                    continue
+                if not full.is_file():
+                    raise OverlayError(f"patches/{entry.name}{rel}: not a regular file")
+                data = full.read_bytes()
+                if rel == META_FILE:
+                    meta = data
+                    continue
+                files[rel] = OverlayFile(data=data, executable=bool(full.stat().st_mode & 0o111))
+    except OSError as e:
+        raise SeriesError(f"patches/{entry.name}: cannot read ({e.strerror})") from e
+    return load_overlay(entry.name, files, meta=meta)

@@ -9,6 +9,7 @@ from __future__ import annotations
 from patchkit.kinds.base import Change, ChangeKind, ChangeOutcome, PathLister
 from patchkit.kinds.diff import DiffChange, load_diff
 from patchkit.kinds.edit import EditChange, load_edit
+from patchkit.kinds.overlay import OverlayChange, OverlayFile, load_overlay
 
 __all__ = [
     "Change",
@@ -16,9 +17,12 @@ __all__ = [
     "ChangeOutcome",
     "DiffChange",
     "EditChange",
+    "OverlayChange",
+    "OverlayFile",
     "PathLister",
     "kind_of",
     "load_change",
+    "load_overlay",
 ]
 
 
@@ -40,4 +44,5 @@ def load_change(data: bytes, *, name: str, strip: int = 1) -> Change:
         return load_edit(data, name=name)
     from patchkit.errors import SeriesError
 
-    raise SeriesError(f"patches/{name}: {kind} changes are not supported yet")
+    # An overlay is a directory: its reader (Project.changes) calls load_overlay with its files.
+    raise SeriesError(f"patches/{name}: an overlay is a directory; load it with load_overlay")

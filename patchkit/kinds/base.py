@@ -16,12 +16,37 @@ from typing import Protocol, runtime_checkable
 
 from patchkit.core.model import ChangeKind, PatchResult, PatchStatus
 
-__all__ = ["Change", "ChangeKind", "ChangeOutcome", "PathLister", "skipped_result"]
+__all__ = [
+    "NO_CONTEXT",
+    "ApplyContext",
+    "Change",
+    "ChangeKind",
+    "ChangeOutcome",
+    "PathLister",
+    "skipped_result",
+]
 
 
 # Lists the paths of the tree a change is applied to that match image-root-relative globs.
 # Diffs never call it (their targets are exact paths); edits resolve their `files` globs with it.
 PathLister = Callable[[Sequence[str]], Sequence[str]]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplyContext:
+    """What an operation knows of the tree beyond the targets' contents (all optional).
+
+    ``base`` holds the targets' contents on the series' base release, so that a kind can say
+    that upstream changed a file it replaces since then (overlays flag ``upstream-changed``).
+    ``symlinked`` names the targets that are, or lie below, a symlink on this release: a kind
+    that writes whole files refuses to write through one.
+    """
+
+    base: Mapping[str, bytes | None] | None = None
+    symlinked: frozenset[str] = frozenset()
+
+
+NO_CONTEXT = ApplyContext()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,7 +98,13 @@ class Change(Protocol):
         """The paths it reads or writes on one tree (globs resolved through ``lister``)."""
         ...
 
-    def apply(self, files: Mapping[str, bytes | None], *, version: str) -> ChangeOutcome:
+    def apply(
+        self,
+        files: Mapping[str, bytes | None],
+        *,
+        version: str,
+        context: ApplyContext = NO_CONTEXT,
+    ) -> ChangeOutcome:
         """Apply to ``files`` (each of :meth:`targets`; ``None``: absent) and classify."""
         ...
 

@@ -7,7 +7,14 @@ from dataclasses import dataclass
 
 from patchkit.core.apply import apply_patch
 from patchkit.core.patchfile import Patch, parse_patch, patch_applies_to, render_patch
-from patchkit.kinds.base import ChangeKind, ChangeOutcome, PathLister, skipped_result
+from patchkit.kinds.base import (
+    NO_CONTEXT,
+    ApplyContext,
+    ChangeKind,
+    ChangeOutcome,
+    PathLister,
+    skipped_result,
+)
 
 __all__ = ["DiffChange", "load_diff"]
 
@@ -50,7 +57,13 @@ class DiffChange:
     def targets(self, lister: PathLister) -> tuple[str, ...]:
         return self.patch.paths
 
-    def apply(self, files: Mapping[str, bytes | None], *, version: str) -> ChangeOutcome:
+    def apply(
+        self,
+        files: Mapping[str, bytes | None],
+        *,
+        version: str,
+        context: ApplyContext = NO_CONTEXT,
+    ) -> ChangeOutcome:
         if not self.applies_to(version):
             return ChangeOutcome(
                 result=skipped_result(self.name, self.patch.paths, self.upstream_versions, version)

@@ -28,7 +28,7 @@ from patchkit.core.model import ChangeKind, EditResult, NearestLine, PatchResult
 from patchkit.core.patchfile import check_relative_path
 from patchkit.core.ranges import check_range, in_range
 from patchkit.errors import EditFileError, PatchParseError
-from patchkit.kinds.base import ChangeOutcome, PathLister, skipped_result
+from patchkit.kinds.base import NO_CONTEXT, ApplyContext, ChangeOutcome, PathLister, skipped_result
 
 __all__ = ["REGEX_TIMEOUT", "Count", "Edit", "EditChange", "Op", "load_edit"]
 
@@ -105,7 +105,13 @@ class EditChange:
     def render(self) -> bytes:
         return self.data
 
-    def apply(self, files: Mapping[str, bytes | None], *, version: str) -> ChangeOutcome:
+    def apply(
+        self,
+        files: Mapping[str, bytes | None],
+        *,
+        version: str,
+        context: ApplyContext = NO_CONTEXT,
+    ) -> ChangeOutcome:
         if not self.applies_to(version):
             skipped = skipped_result(self.name, (), self.upstream_versions, version)
             return ChangeOutcome(result=_as_edit(skipped))
