@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+import pytest
+from rich.console import Console
+
 from patchkit import Project
+from patchkit.cli.commands.lint import lint
+from patchkit.cli.ui import Ui
 from patchkit.ops.lint import LintProblem, Severity, lint_project
 from tests.helpers.projectbuilder import make_project, numbered, udiff
 
@@ -127,3 +133,56 @@ def test_json_has_schema_command_problems_and_summary(tmp_path: Path) -> None:
 def test_a_problem_without_a_line_prints_as_file_colon_message() -> None:
     problem = LintProblem(file="upstream-versions.toml", message="not found")
     assert str(problem) == "upstream-versions.toml: not found"
+
+
+def test_edit_files_and_overlays_are_parsed_by_their_kind(tmp_path: Path) -> None:
+    series = "a.patch\nbad.edit.toml\nfiles/\ngone/\n"
+    project = _project(tmp_path, {"a.patch": GOOD}, series)
+    (project.patches_dir / "bad.edit.toml").write_text(
+        'description = "x"\n\n[[edit]]\nfiles = "etc/a.conf"\nreplace = "a"\nwith = "b"\n'
+        'count = "x..y"\n'
+    )
+    (project.patches_dir / "files" / "etc").mkdir(parents=True)
+    (project.patches_dir / "files" / "etc" / "new.patch").write_text("an overlay file\n")
+    result = lint_project(project)
+    assert [(p.file, p.line) for p in result.problems] == [
+        ("patches/bad.edit.toml", 7),
+        ("patches/series", 4),  # the overlay directory does not exist
+    ]
+    assert "bad count 'x..y'" in result.problems[0].message
+    # files of a listed overlay are the overlay's, not unlisted patches
+    assert result.warnings == ()
+
+
+def _ui(quiet: bool = False) -> tuple[Ui, io.StringIO, io.StringIO]:
+    out, err = io.StringIO(), io.StringIO()
+
+    def console(f: io.StringIO) -> Console:
+        return Console(file=f, width=300, color_system=None, highlight=False)
+
+    return Ui(out=console(out), err=console(err), quiet=quiet), out, err
+
+
+def test_the_command_prints_one_error_line_per_problem_and_exits_1(tmp_path: Path) -> None:
+    project = _project(tmp_path, {"a.patch": GOOD, "b.patch": BROKEN})
+    ui, out, err = _ui()
+    assert lint(project=project, as_json=False, ui=ui) == 1
+    [line] = err.getvalue().splitlines()
+    assert line.startswith("patchkit: error: patches/b.patch:10: hunk ended at line 9")
+    assert out.getvalue() == "lint: 4 files read, 1 error, 0 warnings\n"
+
+
+def test_the_command_exits_0_on_warnings_and_keeps_errors_visible_with_q(tmp_path: Path) -> None:
+    project = _project(tmp_path, {"a.patch": GOOD, "old.patch": GOOD}, "a.patch\n")
+    ui, out, err = _ui(quiet=True)
+    assert lint(project=project, as_json=False, ui=ui) == 0
+    assert err.getvalue().startswith("patchkit: warning: patches/old.patch: not listed")
+    assert out.getvalue() == ""
+
+
+def test_the_command_json_is_the_result(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    project = _project(tmp_path, {"b.patch": BROKEN})
+    ui, _, _ = _ui()
+    assert lint(project=project, as_json=True, ui=ui) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["command"] == "lint" and doc["summary"] == {"error": 1, "warning": 0}
