@@ -61,7 +61,12 @@ def build_parser(commands: Mapping[str, Command] = COMMANDS) -> argparse.Argumen
         prog="patchkit",
         description="Keep a patch series against upstream Docker image releases healthy.",
     )
-    p.add_argument("--version", action="version", version=f"patchkit {patchkit_version()}")
+    p.add_argument(
+        "--version",
+        action="version",
+        version=f"patchkit {patchkit_version()}",
+        help="show patchkit's version and exit",
+    )
     p.add_argument(
         "--project",
         dest="project_dir",

@@ -46,13 +46,12 @@ STYLE: dict[PatchStatus, tuple[str, str]] = {
 def patchkit_version() -> str:
     """The version of this patchkit, as ``patchkit --version`` and every JSON document show it.
 
-    Read from ``patchkit.__version__``, the package's one copy (a test checks it equals the
-    installed distribution's version); not from ``importlib.metadata``, whose import alone
-    costs ~18 ms on every JSON-writing run.
+    ``patchkit/_version.py`` is the one place it is written (pyproject.toml reads it too);
+    not ``importlib.metadata``, whose import alone costs ~18 ms on every JSON-writing run.
     """
-    import patchkit
+    from patchkit._version import __version__
 
-    return patchkit.__version__
+    return __version__
 
 
 def to_json(result: Record | Mapping[str, Any], *, pretty: bool = True) -> str:

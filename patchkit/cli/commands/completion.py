@@ -37,7 +37,7 @@ def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
 
 COMMAND = Command(
     name="completion",
-    help="print a bash or zsh completion script (eval it, or save it where the shell looks)",
+    help="print a bash or zsh completion script generated from this parser",
     add_arguments=add_arguments,
     run=completion,
 )

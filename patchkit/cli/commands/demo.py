@@ -13,7 +13,10 @@ if TYPE_CHECKING:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--dir", dest="directory", help="where to build the example project (default: a temp dir)"
+        "--dir",
+        dest="directory",
+        metavar="DIR",
+        help="where to build the example project (default: a temp dir)",
     )
     parser.add_argument("--keep", action="store_true", help="keep the temp dir")
 
