@@ -17,7 +17,7 @@ from patchkit.files import atomic_write, project_lock
 from patchkit.git.store import Store
 from patchkit.kinds import Change, DiffChange, OverlayFile, kind_of, load_change, load_overlay
 from patchkit.kinds.overlay import META_FILE
-from patchkit.ops.check import check_tree
+from patchkit.ops.check import apply_series
 
 if TYPE_CHECKING:
     from patchkit.audit import AuditResult
@@ -201,11 +201,19 @@ class Project:
 
     def check(self, version: str | None = None) -> CheckResult:
         """The series against one release (default: base), without a checkout."""
-        version = version or self.versions.base
+        base = self.versions.base
+        version = version or base
         changes = self.changes()
         tree = self.release_tree(version)
+        base_info = self.store.release(base) if version != base else None
         with self.store.blob_reader() as reader:
-            return check_tree(reader, version=version, tree=tree, patches=changes)
+            return apply_series(
+                reader,
+                version=version,
+                tree=tree,
+                patches=changes,
+                base_tree=base_info.tree if base_info else None,
+            ).check
 
     def matrix(
         self,

@@ -69,6 +69,26 @@ class BlobReader:
             pending = deeper
         return out
 
+    def symlinked(self, tree: str, paths: Sequence[str]) -> frozenset[str]:
+        """Those of ``paths`` that are, or lie below, a symlink in ``tree`` (a file written
+        there would go through the link)."""
+        out: set[str] = set()
+        pending = [(path, tree, path.split("/")) for path in paths if path and "\n" not in path]
+        while pending:
+            self._load_trees({t for _, t, _ in pending})
+            deeper = []
+            for path, t, parts in pending:
+                entry = (self._trees.get(t) or {}).get(parts[0])
+                if entry is None:
+                    continue
+                mode, oid = entry
+                if mode == b"120000":
+                    out.add(path)
+                elif mode == b"40000" and len(parts) > 1:
+                    deeper.append((path, oid, parts[1:]))
+            pending = deeper
+        return frozenset(out)
+
     def list_paths(self, tree: str, patterns: Sequence[str]) -> list[str]:
         """Paths of the blobs (files and symlinks) in ``tree`` that match any of ``patterns``
         (globs, image-root relative), sorted. Each tree object is read once per reader."""
