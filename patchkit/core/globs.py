@@ -83,6 +83,9 @@ def _translate(pat: str) -> str:
     return "".join(out)
 
 
+_GLOB_CHARS = re.compile(r"[*?\[{]")
+
+
 class Selector:
     """Which paths a sparse import keeps; with no include list, everything is kept."""
 
@@ -94,10 +97,12 @@ class Selector:
     ) -> None:
         self._include = [glob_to_regex(p) for p in include] if include is not None else None
         self._exclude = [glob_to_regex(p) for p in exclude]
-        self._always = frozenset(p.strip("/") for p in always)
+        # Paths the series touches: exact for diffs and overlays, globs for edits.
+        self._always = frozenset(p.strip("/") for p in always if not _GLOB_CHARS.search(p))
+        self._always_globs = [glob_to_regex(p) for p in always if _GLOB_CHARS.search(p)]
 
     def __call__(self, path: str) -> bool:
-        if path in self._always:
+        if path in self._always or any(r.match(path) for r in self._always_globs):
             return True
         if self._include is not None and not any(r.match(path) for r in self._include):
             return False
