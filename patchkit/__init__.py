@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from patchkit._version import __version__  # the one place it is written
 from patchkit.core.model import (
     CheckResult,
     HunkResult,
@@ -28,7 +29,6 @@ from patchkit.errors import PatchkitError
 if TYPE_CHECKING:
     from patchkit.project import Project
 
-__version__ = "0.1.0"
 
 __all__ = [
     "CheckResult",

@@ -23,6 +23,7 @@ from patchkit.cli.commands import check as check_cmd
 from patchkit.cli.commands import completion as completion_cmd
 from patchkit.cli.commands import demo as demo_cmd
 from patchkit.cli.commands import import_ as import_cmd
+from patchkit.cli.commands import lint as lint_cmd
 from patchkit.cli.commands import matrix as matrix_cmd
 from patchkit.cli.commands import rebase as rebase_cmd
 from patchkit.cli.commands import refresh as refresh_cmd
@@ -41,6 +42,7 @@ COMMANDS: Mapping[str, Command] = {
         versions_cmd.COMMAND,
         import_cmd.COMMAND,
         check_cmd.COMMAND,
+        lint_cmd.COMMAND,
         matrix_cmd.COMMAND,
         rebase_cmd.COMMAND,
         bisect_cmd.COMMAND,
