@@ -17,7 +17,8 @@ from patchkit.cli.exits import EXIT_ATTENTION, EXIT_OK
 from patchkit.core.model import FAILED, PatchStatus
 from patchkit.errors import NotImportedError, UsageError
 from tests.cli.conftest import MemoryUi
-from tests.ops.test_matrix import PATCHES, RELEASES, make_project
+from tests.helpers.projectbuilder import make_project
+from tests.ops.test_matrix import PATCHES, RELEASES
 
 
 @pytest.fixture

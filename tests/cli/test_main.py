@@ -153,7 +153,8 @@ def test_version_from_the_console_script() -> None:
 def test_every_json_document_carries_the_version(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from tests.ops.test_matrix import PATCHES, RELEASES, make_project
+    from tests.helpers.projectbuilder import make_project
+    from tests.ops.test_matrix import PATCHES, RELEASES
 
     root = make_project(tmp_path, RELEASES, PATCHES, base="1.0")
     p = ["-q", "--project", str(root)]

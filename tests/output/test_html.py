@@ -14,7 +14,8 @@ from patchkit.cli import main
 from patchkit.core.model import PatchStatus
 from patchkit.output.html import COLOURS, PANEL_BORDER
 from tests.conftest import in_ci
-from tests.ops.test_matrix import PATCHES, RELEASES, make_project
+from tests.helpers.projectbuilder import make_project
+from tests.ops.test_matrix import PATCHES, RELEASES
 
 CHROMIUM_FLAGS = [
     "--headless",

@@ -28,11 +28,32 @@ def completion(*, shell: str, parser: argparse.ArgumentParser, ui: Ui) -> int:
 
 
 def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
-    """The completion script for ``shell``; ends with a newline."""
+    """The completion script for ``shell``; ends with a newline.
+
+    Options whose metavar is ``DIR`` complete directories and ``*.json`` ones files: the
+    hint is read from the parser, so a new ``--x DIR`` option gets it too.
+    """
     import shtab  # only this command needs it
 
+    for each in _parsers(parser):
+        for action in each._actions:
+            metavar = action.metavar if isinstance(action.metavar, str) else ""
+            if metavar == "DIR":
+                action.complete = shtab.DIRECTORY  # type: ignore[attr-defined]
+            elif metavar.endswith(".json"):
+                action.complete = shtab.FILE  # type: ignore[attr-defined]
     script: str = shtab.complete(parser, shell=shell)
     return script if script.endswith("\n") else script + "\n"
+
+
+def _parsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parser and every subcommand's parser."""
+    found = [parser]
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                found.extend(_parsers(sub))
+    return found
 
 
 COMMAND = Command(
