@@ -23,6 +23,7 @@ from patchkit.images.registry import (
     open_registry_image,
     parse_reference,
 )
+from patchkit.images.registry.auth import parse_challenge, token_from_reply, token_url
 from tests.helpers import registry_server as rs
 
 FAST = RetryPolicy(attempts=4, base_delay=0.01, max_delay=0.05, timeout=10)
@@ -142,6 +143,46 @@ def test_reference_string_round_trips_and_shows_docker_io() -> None:
     assert str(ref) == "docker://docker.io/analogic/poste.io:2.5.24"
     assert parse_reference(str(ref)) == ref
     assert ref.pinned(DIGEST) == f"docker://docker.io/analogic/poste.io@{DIGEST}"
+
+
+# --- Bearer auth rules, without I/O ----------------------------------------------------------
+
+
+def test_challenge_parsing_handles_quotes_and_case() -> None:
+    scheme, params = parse_challenge(
+        'Bearer Realm="http://127.0.0.1:1/token",service=reg,scope="repository:a/b:pull,push"'
+    )
+    assert scheme == "bearer"
+    assert params == {
+        "realm": "http://127.0.0.1:1/token",
+        "service": "reg",
+        "scope": "repository:a/b:pull,push",
+    }
+
+
+def test_token_url_keeps_the_realm_query_and_defaults_the_scope() -> None:
+    url = token_url({"realm": "https://auth.example/token?x=1", "service": "s"}, "lib/app")
+    assert not isinstance(url, str)
+    assert url.geturl() == (
+        "https://auth.example/token?x=1&scope=repository%3Alib%2Fapp%3Apull&service=s"
+    )
+    assert token_url({}, "app") == "Bearer challenge without a realm"
+    assert token_url({"realm": "file:///etc/passwd"}, "app") == "Bearer realm is not an HTTP URL"
+
+
+@pytest.mark.parametrize(
+    ("body", "token"),
+    [
+        (b'{"token": "t1"}', "t1"),
+        (b'{"access_token": "t2"}', "t2"),
+        (b'{"token": ""}', None),
+        (b'{"token": 5}', None),
+        (b"[]", None),
+        (b"not json", None),
+    ],
+)
+def test_token_reply(body: bytes, token: str | None) -> None:
+    assert token_from_reply(body) == token
 
 
 # --- pulls from the real registry --------------------------------------------------------------

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from patchkit.errors import RegistryError
-from patchkit.images.registry import auth
+from patchkit.images.registry.auth import parse_challenge, token_from_reply, token_url
 from patchkit.images.registry.reference import RegistryRef
 
 __all__ = ["RetryPolicy", "Transport", "is_loopback", "read_small"]
@@ -127,7 +127,7 @@ class Transport:
                     method = "GET"
                 continue
             if status == 401 and same_host:
-                scheme, params = auth.parse_challenge(resp.getheader("WWW-Authenticate") or "")
+                scheme, params = parse_challenge(resp.getheader("WWW-Authenticate") or "")
                 if scheme == "bearer" and not authed_retry:
                     self.token = self._fetch_token(params, method, path)
                     authed_retry = True
@@ -191,13 +191,13 @@ class Transport:
         return resp
 
     def _fetch_token(self, params: dict[str, str], method: str, path: str) -> str:
-        token_url = auth.token_url(params, self.ref.repository)
-        if isinstance(token_url, str):  # why the challenge cannot be answered
-            raise self.fail(token_url, method, path, "HTTP 401")
+        where = token_url(params, self.ref.repository)
+        if isinstance(where, str):  # why the challenge cannot be answered
+            raise self.fail(where, method, path, "HTTP 401")
         attempt = 0
         while True:
             try:
-                resp = self._send("GET", token_url, {"Accept": "application/json"})
+                resp = self._send("GET", where, {"Accept": "application/json"})
                 status, body = resp.status, read_small(resp, 1024 * 1024)
             except RegistryError:
                 raise
@@ -211,10 +211,10 @@ class Transport:
             attempt += 1
             if status not in (0, *_RETRY_STATUSES) or attempt >= self.retry.attempts:
                 raise self.fail(
-                    "token server refused an anonymous pull token", "GET", token_url.path, err
+                    "token server refused an anonymous pull token", "GET", where.path, err
                 )
             self.sleep(self._backoff(attempt, None))
-        token = auth.token_from_reply(body)
+        token = token_from_reply(body)
         if token is None:
-            raise self.fail("token server answered without a token", "GET", token_url.path)
+            raise self.fail("token server answered without a token", "GET", where.path)
         return token
