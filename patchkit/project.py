@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from patchkit.images.source import Source
     from patchkit.ops.bisect import BisectResult
     from patchkit.ops.build import BuildContext
+    from patchkit.ops.materialize import MaterializeResult
 
 __all__ = ["Project"]
 
@@ -264,6 +265,15 @@ class Project:
         from patchkit.ops.rebase import Rebaser
 
         return Rebaser(self).refresh_to_base()
+
+    def materialize(
+        self, patch: str, version: str | None = None, *, replace: bool = False
+    ) -> MaterializeResult:
+        """The unified diff ``patch`` (any kind) makes on ``version`` (default base);
+        ``replace`` writes it as ``NAME.patch`` in the change's place in the series."""
+        from patchkit.ops.materialize import materialize
+
+        return materialize(self, patch, version=version, replace=replace)
 
     def bisect(self, patch: str) -> BisectResult:
         """The first imported release (in version order) where ``patch`` stops applying."""

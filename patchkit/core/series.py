@@ -83,6 +83,21 @@ class Series:
         )
         return Series(entries=entries, lines=kept_lines, path=self.path)
 
+    def with_entry_replaced(self, old: str, new: str, *, strip: int = 1) -> Series:
+        """A series where entry ``old`` is entry ``new`` (same place; its comment kept; a
+        ``-pN`` option written only when ``strip`` is not the default 1)."""
+        entry = self.entry(old)
+        raw = self.lines[entry.line - 1]
+        body, hash_, comment = raw.rstrip("\n").partition("#")
+        ending = raw[len(raw.rstrip("\n")) :] or "\n"
+        indent = body[: len(body) - len(body.lstrip())]
+        text = indent + new + (f" -p{strip}" if strip != 1 else "")
+        if hash_:
+            text += "  #" + comment
+        lines = list(self.lines)
+        lines[entry.line - 1] = text + ending
+        return parse_series("".join(lines), path=self.path)
+
 
 _STRIP_OPTION = re.compile(r"-p(\d+)")
 

@@ -90,6 +90,12 @@ class Change(Protocol):
         """Every path (or glob, for kinds that take globs) it may read or write, in order."""
         ...
 
+    @property
+    def patch_header(self) -> str:
+        """The free-text header a diff of this change carries (DEP-3 fields for the kinds
+        whose header is TOML): what ``materialize --replace`` writes above the diff."""
+        ...
+
     def applies_to(self, version: str) -> bool:
         """Whether ``version`` lies in its release range (outside it: ``skipped``)."""
         ...

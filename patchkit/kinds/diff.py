@@ -51,6 +51,10 @@ class DiffChange:
                 paths[fp.old_path] = None
         return tuple(paths)
 
+    @property
+    def patch_header(self) -> str:
+        return self.patch.header
+
     def applies_to(self, version: str) -> bool:
         return patch_applies_to(self.patch, version)
 

@@ -29,6 +29,7 @@ from patchkit.core.patchfile import check_relative_path
 from patchkit.core.ranges import check_range, in_range
 from patchkit.errors import EditFileError, PatchParseError
 from patchkit.kinds.base import NO_CONTEXT, ApplyContext, ChangeOutcome, PathLister, skipped_result
+from patchkit.kinds.dep3 import dep3_header
 
 __all__ = ["REGEX_TIMEOUT", "Count", "Edit", "EditChange", "Op", "load_edit"]
 
@@ -95,6 +96,10 @@ class EditChange:
     @property
     def paths(self) -> tuple[str, ...]:
         return self._globs
+
+    @property
+    def patch_header(self) -> str:
+        return dep3_header(self.header)
 
     def applies_to(self, version: str) -> bool:
         return in_range(self.upstream_versions, version, where=f"patches/{self.name}")

@@ -30,6 +30,7 @@ from patchkit.core.patchfile import check_relative_path
 from patchkit.core.ranges import check_range, in_range
 from patchkit.errors import OverlayError, PatchParseError
 from patchkit.kinds.base import NO_CONTEXT, ApplyContext, ChangeOutcome, PathLister, skipped_result
+from patchkit.kinds.dep3 import dep3_header
 
 __all__ = ["META_FILE", "OverlayChange", "OverlayFile", "load_overlay"]
 
@@ -76,6 +77,10 @@ class OverlayChange:
     @property
     def paths(self) -> tuple[str, ...]:
         return tuple(self.files)
+
+    @property
+    def patch_header(self) -> str:
+        return dep3_header(self.header)
 
     def applies_to(self, version: str) -> bool:
         return in_range(self.upstream_versions, version, where=f"patches/{self.name}{META_FILE}")
