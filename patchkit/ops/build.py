@@ -49,6 +49,9 @@ __all__ = [
 ]
 
 _NEW_FILE_MODE = 0o100644  # a file the series adds without saying its mode
+_ROOT_OWNER = "0:0"
+# A uid or gid: a number, or a user or group name of the image (`COPY --chown` takes both).
+Id = int | str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +64,9 @@ class PatchedTree:
     changes: Mapping[str, bytes | None]  # path -> new content (None: deleted), only touched paths
     modes: Mapping[str, int]  # git mode of every changed or added path
     added: frozenset[str] = field(default_factory=frozenset)
+    # "uid:gid" of the paths a change placed whole with a stated owner (an overlay: its owners
+    # table, else root); the other paths keep the release's owner (the import manifest).
+    owners: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def changed_paths(self) -> tuple[str, ...]:
@@ -92,8 +98,22 @@ def patched_tree(
             entry = entries.get(path)
             modes[path] = entry.mode if entry else _NEW_FILE_MODE
     added = frozenset(p for p, c in changes.items() if p not in entries and c is not None)
+    owners: dict[str, str] = {}
+    for outcome in applied.outcomes:  # in series order: the last change to write a path decides
+        placed = {e.path: e.owner or _ROOT_OWNER for e in outcome.result.entries}
+        for path in outcome.contents:
+            if path in placed:
+                owners[path] = placed[path]
+            else:
+                owners.pop(path, None)
     return PatchedTree(
-        version=version, tree=tree, check=applied.check, changes=changes, modes=modes, added=added
+        version=version,
+        tree=tree,
+        check=applied.check,
+        changes=changes,
+        modes=modes,
+        added=added,
+        owners={p: o for p, o in owners.items() if p in changes},
     )
 
 
@@ -148,6 +168,20 @@ def _owner(manifest: Manifest, path: str, *, added: bool) -> tuple[int, int, int
     return 0, 0, None
 
 
+def _parse_owner(owner: str) -> tuple[Id, Id]:
+    """``"101:102"`` -> (101, 102); names stay names (``"redis:redis"``)."""
+    user, _, group = owner.partition(":")
+    return (
+        int(user) if user.isdigit() else user,
+        int(group) if group.isdigit() else group,
+    )
+
+
+def _id_key(value: Id) -> tuple[int, int, str]:
+    """Numbers in numeric order, then names."""
+    return (0, value, "") if isinstance(value, int) else (1, 0, value)
+
+
 def _base_image(source: str, digest: str, version: str) -> tuple[str, list[str]]:
     """The FROM reference and warnings for it."""
     warnings: list[str] = []
@@ -173,7 +207,7 @@ def _base_image(source: str, digest: str, version: str) -> tuple[str, list[str]]
 def _dockerfile(
     base: str,
     digest: str,
-    groups: Mapping[tuple[int, int], list[str]],
+    groups: Mapping[tuple[Id, Id], list[str]],
     deleted: Sequence[str],
     run_dirs: Sequence[RunDir],
     start_script: str | None,
@@ -186,7 +220,9 @@ def _dockerfile(
         f"FROM {base}",
         "",
     ]
-    for (uid, gid), paths in sorted(groups.items()):
+    for (uid, gid), paths in sorted(
+        groups.items(), key=lambda kv: (_id_key(kv[0][0]), _id_key(kv[0][1]))
+    ):
         for p in paths:
             lines.append(f"COPY --chown={uid}:{gid} {json.dumps(['overlay/' + p, '/' + p])}")
     if deleted:
@@ -246,7 +282,7 @@ def build_context(
         shutil.rmtree(dest)
     (dest / "overlay").mkdir(parents=True)
 
-    groups: dict[tuple[int, int], list[str]] = {}
+    groups: dict[tuple[Id, Id], list[str]] = {}
     files: list[dict[str, Any]] = []
     for path in pt.changed_paths:
         data = pt.changes[path]
@@ -254,7 +290,12 @@ def build_context(
         mode = pt.modes[path]
         target = dest / "overlay" / path
         target.parent.mkdir(parents=True, exist_ok=True)
-        uid, gid, bits = _owner(manifest, path, added=path in pt.added)
+        uid: Id
+        gid: Id
+        if path in pt.owners:  # placed whole: owner and mode as the change states them
+            (uid, gid), bits = _parse_owner(pt.owners[path]), None
+        else:
+            uid, gid, bits = _owner(manifest, path, added=path in pt.added)
         if mode == MODE_LINK:
             target.symlink_to(data.decode("utf-8", "surrogateescape"))
             perm = 0o777

@@ -9,8 +9,8 @@ import pytest
 
 from patchkit.audit import MemoryView, Verdict, audit_view
 from patchkit.cli import main
-from patchkit.profiles import POSTE
 from patchkit.core.patchfile import parse_patch
+from patchkit.profiles import POSTE
 from tests.helpers.projectbuilder import make_project
 
 

@@ -10,9 +10,14 @@ import pytest
 
 from patchkit import Project
 from patchkit.cli import main
-from patchkit.ops.build import _base_image, patched_tree
+from patchkit.ops.build import _base_image, build_context, patched_tree
+from patchkit.profiles import POSTE
 from patchkit.profiles.poste import START_SCRIPT
 from tests.helpers.imagebuilder import Layer, build_oci_layout
+from tests.profiles.madeup import DEMO, MadeUpSeries, WholeFiles
+
+assert DEMO.start_script is not None
+DEMO_SCRIPT = DEMO.start_script
 
 REDIS_CONF = "bind 127.0.0.1\nport 6379\n"
 
@@ -150,3 +155,63 @@ def test_refuses_to_overwrite_a_directory_that_is_not_a_context(tmp_path: Path) 
     (out / "keep.txt").write_text("mine")
     assert main(["--project", str(project), "build", "1.0", "--out", str(out)]) == 3
     assert (out / "keep.txt").read_text() == "mine"
+
+
+# -- the profile decides what the context adds; changes of any kind ----------------------------
+
+
+def test_the_context_adds_the_run_dirs_and_start_script_of_the_profile_it_is_given(
+    tmp_path: Path,
+) -> None:
+    project = make(tmp_path, {})
+    site = b"server { listen unix:/srv/sockets/web.sock; }\n"
+    change = WholeFiles(
+        name="srv/",
+        files={"srv/web/site.conf": (site, "100644"), DEMO_SCRIPT: (b"#!/bin/sh\n", "100755")},
+    )
+    ws = MadeUpSeries(project, [change])
+    ctx = build_context(ws, "1.0", tmp_path / "demo", profile=DEMO)
+    docker = (tmp_path / "demo" / "Dockerfile").read_text()
+    assert "RUN install -d -o demo -g demo -m 0750 /srv/sockets" in docker
+    assert f"RUN chmod 0755 /{DEMO_SCRIPT}" in docker and ctx.start_script
+    assert stat.S_IMODE((tmp_path / "demo/overlay" / DEMO_SCRIPT).stat().st_mode) == 0o755
+    assert [f["path"] for f in ctx.files] == ["/srv/bin/start.sh", "/srv/web/site.conf"]
+    # poste.io's profile knows neither the directory nor the script
+    ctx = build_context(ws, "1.0", tmp_path / "poste", profile=POSTE)
+    docker = (tmp_path / "poste" / "Dockerfile").read_text()
+    assert "install -d" not in docker and "chmod" not in docker and not ctx.start_script
+
+
+def test_the_generic_profile_adds_nothing_but_the_files(tmp_path: Path) -> None:
+    project = make(tmp_path)
+    toml = project / "upstream-versions.toml"
+    toml.write_text(toml.read_text().replace('profile = "poste"\n', ""))  # name "t": generic
+    out = tmp_path / "ctx"
+    assert main(["--project", str(project), "-q", "build", "1.0", "--out", str(out)]) == 0
+    docker = (out / "Dockerfile").read_text()
+    assert "install -d" not in docker and "chmod" not in docker
+    assert f'COPY --chown=0:0 ["overlay/{START_SCRIPT}", "/{START_SCRIPT}"]' in docker
+    meta = json.loads((out / "patchkit-build.json").read_text())
+    assert meta["run_dirs"] == [] and meta["start_script"] is False
+
+
+def test_an_overlay_in_the_series_is_built_with_its_owners_and_modes(tmp_path: Path) -> None:
+    project = make(tmp_path, {})
+    overlay = project / "patches" / "redis-socket"
+    (overlay / "etc/redis").mkdir(parents=True)
+    (overlay / "etc/redis/redis.conf").write_text("port 0\nunixsocket /var/run/redis/r.sock\n")
+    (overlay / "etc/redis/check.sh").write_text("#!/bin/sh\n")
+    (overlay / "etc/redis/check.sh").chmod(0o755)
+    (overlay / ".overlay.toml").write_text('[owners]\n"etc/redis/redis.conf" = "101:0"\n')
+    (project / "patches" / "series").write_text("redis-socket/\n")
+    out = tmp_path / "ctx"
+    assert main(["--project", str(project), "-q", "build", "1.0", "--out", str(out)]) == 0
+    docker = (out / "Dockerfile").read_text()
+    assert 'COPY --chown=101:0 ["overlay/etc/redis/redis.conf", "/etc/redis/redis.conf"]' in docker
+    # owner root unless the owners table says otherwise, even below a service's directory
+    assert 'COPY --chown=0:0 ["overlay/etc/redis/check.sh", "/etc/redis/check.sh"]' in docker
+    assert "RUN install -d -o redis -g redis -m 2775 /var/run/redis" in docker
+    files = {f["path"]: f for f in json.loads((out / "patchkit-build.json").read_text())["files"]}
+    assert files["/etc/redis/redis.conf"]["mode"] == "0644"  # the overlay file's mode
+    assert files["/etc/redis/check.sh"]["mode"] == "0755" and files["/etc/redis/check.sh"]["added"]
+    assert main(["--project", str(project), "-q", "audit", "1.0"]) == 0  # the socket, no TCP
