@@ -15,6 +15,7 @@ CorruptLayerError.
 from __future__ import annotations
 
 import bz2
+import contextlib
 import lzma
 import queue
 import tarfile
@@ -62,9 +63,11 @@ WHITEOUT = ".wh."
 _AUFS_META = ".wh..wh."  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): ignored, as Docker does
 
 _CHUNK = 1 << 18  # bytes of the stored blob read at a time
-_HASH_AHEAD = 8  # chunks queued for the hashing thread (at most _MAX_OUT bytes each)
+_AHEAD = 4  # inflated pieces queued ahead of the parser (at most _MAX_OUT bytes each)
 _FILE_CHUNK = 1 << 20  # file contents are read in pieces this big (whole, up to this size)
-_MAX_OUT = 1 << 20  # most decompressed bytes produced per step
+# Most uncompressed bytes per step: big enough that the helper thread does milliseconds of
+# GIL-free work per hand-over, small enough that the queue stays a few MB.
+_MAX_OUT = 2 << 20
 _ZSTD_FEED = 2048  # zstd's ratio is bounded per input byte; small feeds bound memory
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -185,42 +188,24 @@ _FORMATS: tuple[tuple[str, bytes, Callable[[], _Decoder]], ...] = (
 )
 
 
-class _HashThread:
-    """Feeds hash objects on a helper thread, in order: hashlib releases the GIL on big
-    buffers, so checking a layer's digests overlaps with parsing its tar. `close` waits
-    for every update queued."""
-
-    def __init__(self) -> None:
-        self._queue: queue.Queue[tuple[Any, bytes] | None] = queue.Queue(maxsize=_HASH_AHEAD)
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="patchkit-hash", daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is None:
-                try:
-                    item[0].update(item[1])
-                except BaseException as e:  # reported by close()
-                    self._error = e
-
-    def update(self, h: Any, data: bytes) -> None:
-        self._queue.put((h, data))
-
-    def close(self) -> None:
-        if self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join()
-        if self._error is not None:
-            raise self._error
+_DONE = object()  # the inflating thread's last item: the stream ended cleanly
 
 
 class LayerStream:
     """The uncompressed bytes of one stored layer blob, hashed on both sides.
 
-    ``read`` is all tarfile needs. After `drain`, `blob_digest`/`diff_id` are final.
-    Both hashes are computed on a helper thread; `close` (which `drain` and the
-    digests call) waits for it, and must be called when the stream is abandoned.
+    A helper thread reads the stored blob, hashes it (blob digest), inflates it,
+    hashes the result (diff_id) and queues it in pieces of up to `_MAX_OUT` bytes,
+    `_AHEAD` pieces ahead: zlib/isal, zstd, bz2, lzma and hashlib all release the
+    GIL, so the next piece is inflated on the other core while the calling thread
+    parses the tar and stores the current one. Memory stays bounded by the queue.
+
+    For tarfile it is a file read front to back: ``read``, ``tell`` and forward-only
+    ``seek`` (skipping bytes still inflates and hashes them). Errors of the helper
+    (a corrupt stream, a read error, the size limit) are raised by the read that
+    reaches them. `drain` reads to the very end; after it `blob_digest`/`diff_id`
+    are final. `close` stops the helper and must be called when the stream is
+    abandoned.
     """
 
     def __init__(
@@ -239,26 +224,39 @@ class LayerStream:
         self._raw_hash = hasher(f"{algorithm}:")
         self._algorithm = algorithm
         self._diff_hash = hasher("sha256:")
-        self._hashing = _HashThread()
-        self.raw_bytes = 0
-        self.bytes = 0
-        self._buf = bytearray()
-        self._eof = False
+        self.raw_bytes = 0  # of the stored blob, as far as the calling thread has seen
+        self.bytes = 0  # uncompressed bytes inflated (helper thread)
+        self._raw_total = 0  # stored bytes read (helper thread)
         self.format = "tar"
         self._dec: _Decoder | None = None
-        try:
-            head = self._read_raw_at_least(len(XZ_MAGIC))
-        except BaseException:
-            self._hashing.close()
-            raise
-        for name, magic, factory in _FORMATS:
-            if head.startswith(magic):
-                self.format, self._dec = name, factory()
-                break
-        self._pending_raw = head
+        self._pos = 0  # offset in the uncompressed stream of the next byte `read` returns
+        self._piece = b""
+        self._at = 0  # offset of the next byte in self._piece
+        self._eof = False
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=_AHEAD)
+        self._stop = False
+        self._thread = threading.Thread(target=self._run, name="patchkit-inflate", daemon=True)
+        self._thread.start()
 
     def _corrupt(self, why: str) -> CorruptLayerError:
         return CorruptLayerError(f"{self._where}: {why}")
+
+    # -- the helper thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        try:
+            self._inflate_all()
+            self._put(_DONE)
+        except BaseException as e:  # raised on the calling thread by the read reaching it
+            self._put(e)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop:
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
     def _read_raw(self) -> bytes:
         try:
@@ -266,10 +264,8 @@ class LayerStream:
         except OSError as e:
             raise self._corrupt(f"cannot read the blob: {e}") from e
         if data:
-            self._hashing.update(self._raw_hash, data)
-            self.raw_bytes += len(data)
-            if self._on_read is not None:
-                self._on_read(self.raw_bytes)
+            self._raw_hash.update(data)
+            self._raw_total += len(data)
         return data
 
     def _read_raw_at_least(self, n: int) -> bytes:
@@ -281,11 +277,30 @@ class LayerStream:
             out += data
         return out
 
-    def _produce(self) -> bytes:
+    def _inflate_all(self) -> None:
+        self._raw_total = 0
+        pending = self._read_raw_at_least(len(XZ_MAGIC))
+        for name, magic, factory in _FORMATS:
+            if pending.startswith(magic):
+                self.format, self._dec = name, factory()
+                break
+        limit = self._limits.max_layer_bytes
+        while not self._stop:
+            out = self._produce(pending)
+            pending = b""
+            if not out:
+                return
+            self.bytes += len(out)
+            if self.bytes > limit:
+                raise self._corrupt(f"uncompressed size exceeds the limit of {limit} bytes")
+            self._diff_hash.update(out)
+            self._put((out, self._raw_total))
+
+    def _produce(self, pending: bytes) -> bytes:
         """Some more uncompressed bytes; b"" only at the true end of the stream."""
         while True:
-            if self._pending_raw:
-                data, self._pending_raw = self._pending_raw, b""
+            if pending:
+                data, pending = pending, b""
             elif self._dec is None or self._dec.needs_input:
                 data = self._read_raw()
             else:
@@ -313,24 +328,82 @@ class LayerStream:
             if out:
                 return out
 
+    # -- the calling thread --------------------------------------------------------------
+
+    def _next_piece(self) -> bool:
+        """Make the next inflated piece current; False at the end of the stream."""
+        if self._eof:
+            return False
+        item = self._queue.get()
+        if item is _DONE:
+            self._eof = True
+            self._piece, self._at = b"", 0
+            return False
+        if isinstance(item, BaseException):
+            self._eof = True
+            self._piece, self._at = b"", 0
+            raise item
+        self._piece, self._at = item[0], 0
+        self.raw_bytes = item[1]
+        if self._on_read is not None:
+            self._on_read(self.raw_bytes)
+        return True
+
     def read(self, n: int = -1) -> bytes:
         if n is None or n < 0:
             n = _MAX_OUT
-        while len(self._buf) < n and not self._eof:
-            out = self._produce()
-            if not out:
-                self._eof = True
-                break
-            self.bytes += len(out)
-            if self.bytes > self._limits.max_layer_bytes:
-                raise self._corrupt(
-                    f"uncompressed size exceeds the limit of {self._limits.max_layer_bytes} bytes"
-                )
-            self._hashing.update(self._diff_hash, out)
-            self._buf += out
-        data = bytes(self._buf[:n])
-        del self._buf[:n]
-        return data
+        piece, at = self._piece, self._at
+        if at + n <= len(piece):  # the common case: within the current piece
+            self._at = at + n
+            self._pos += n
+            return piece[at : at + n]
+        parts = [piece[at:]]
+        have = len(piece) - at
+        self._at = len(piece)
+        while have < n and self._next_piece():
+            take = min(n - have, len(self._piece))
+            parts.append(self._piece[:take])
+            self._at = take
+            have += take
+        self._pos += have
+        return b"".join(parts)
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        """Forward only (tarfile skips the contents it is not asked for)."""
+        if whence == 1:
+            offset += self._pos
+        elif whence != 0:
+            raise OSError("a layer stream can only seek from its start or position")
+        if offset < self._pos:
+            raise OSError("a layer stream cannot seek backwards")
+        left = offset - self._pos
+        while left:
+            avail = len(self._piece) - self._at
+            if avail <= 0:
+                if not self._next_piece():
+                    break  # past the end: the next read returns b"", as with a file
+                continue
+            step = min(avail, left)
+            self._at += step
+            self._pos += step
+            left -= step
+        return self._pos
+
+    def chunks(self, size: int) -> Iterator[bytes]:
+        """The next ``size`` bytes, in pieces of up to `_FILE_CHUNK` (a file's content).
+
+        Raises tarfile.ReadError at the end of the stream, as tarfile does.
+        """
+        left = size
+        while left > 0:
+            data = self.read(min(_FILE_CHUNK, left))
+            if not data:
+                raise tarfile.ReadError("unexpected end of data")
+            left -= len(data)
+            yield data
 
     def drain(self) -> None:
         """Read to the very end; what follows the tar's end marker must be zeros."""
@@ -339,8 +412,14 @@ class LayerStream:
                 raise self._corrupt("data after the end of the tar archive")
 
     def close(self) -> None:
-        """Wait for the hashing thread and stop it."""
-        self._hashing.close()
+        """Stop the helper thread (at once if the stream is abandoned) and wait for it."""
+        if self._thread.is_alive():
+            if not self._eof:
+                self._stop = True
+                with contextlib.suppress(queue.Empty):
+                    while True:
+                        self._queue.get_nowait()
+            self._thread.join()
 
     @property
     def blob_digest(self) -> str:
@@ -553,9 +632,11 @@ def read_layer(
         )
         try:
             try:
+                # "r:" on our forward-only stream: tarfile reads headers and seeks past
+                # contents itself, with no buffer of its own copying every byte ("r|").
                 tf = tarfile.TarFile.open(
                     fileobj=stream,  # type: ignore[call-overload]
-                    mode="r|",
+                    mode="r:",
                     encoding="utf-8",
                     errors="surrogateescape",
                 )
@@ -574,10 +655,15 @@ def read_layer(
                     entry = entry_from_tar(member)
 
                     def content(member: tarfile.TarInfo = member, name: str = entry.name) -> str:
-                        f = tf.extractfile(member)
-                        assert f is not None
                         try:
-                            return fi.blob_stream(member.size, _chunks(f, member.size))
+                            if member.issparse():  # GNU sparse: tarfile fills the holes
+                                f = tf.extractfile(member)
+                                assert f is not None
+                                chunks = _chunks(f, member.size)
+                            else:
+                                stream.seek(member.offset_data)
+                                chunks = stream.chunks(member.size)
+                            return fi.blob_stream(member.size, chunks)
                         except tarfile.TarError as e:
                             raise CorruptLayerError(
                                 f"{where}: entry {show_name(name)}: truncated content: {e}"
