@@ -18,6 +18,7 @@ __all__ = [
     "InvalidReferenceError",
     "LockedError",
     "MatrixError",
+    "NotFoundError",
     "NotImportedError",
     "OverlayError",
     "PatchParseError",
@@ -68,6 +69,10 @@ class OverlayError(PatchkitError):
 
 class UnknownVersionError(PatchkitError):
     """A version label is not tracked in `upstream-versions.toml`."""
+
+
+class NotFoundError(PatchkitError):
+    """A path asked for is not in the release (or the series deletes it)."""
 
 
 class NotImportedError(PatchkitError):

@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from patchkit.ops.bisect import BisectResult
     from patchkit.ops.build import BuildContext
     from patchkit.ops.materialize import MaterializeResult
+    from patchkit.ops.show import UpstreamDiff
 
 __all__ = ["Project"]
 
@@ -265,6 +266,43 @@ class Project:
         from patchkit.ops.rebase import Rebaser
 
         return Rebaser(self).refresh_to_base()
+
+    @classmethod
+    def init(
+        cls,
+        path: str | os.PathLike[str] = ".",
+        *,
+        image: str | None = None,
+        version: str | None = None,
+        source: str | None = None,
+    ) -> Project:
+        """Create a new project (``upstream-versions.toml``, ``patches/series``, ``.gitignore``)
+        in a directory that has none, and open it. Never overwrites."""
+        from patchkit.ops.init import init_project
+
+        init_project(Path(path).resolve(), image=image, version=version, source=source)
+        return cls.open(path)
+
+    def show(self, version: str, path: str, *, patched: bool = False) -> bytes:
+        """A file of an imported release, read from the store (``patched``: series applied)."""
+        from patchkit.ops.show import show_file
+
+        return show_file(self, version, path, patched=patched)
+
+    def diff(
+        self,
+        v1: str,
+        v2: str,
+        paths: Sequence[str] = (),
+        *,
+        touched: bool = False,
+        stat: bool = False,
+    ) -> UpstreamDiff:
+        """What upstream changed from release ``v1`` to ``v2`` (``touched``: only the files the
+        series touches)."""
+        from patchkit.ops.show import upstream_diff
+
+        return upstream_diff(self, v1, v2, paths, touched=touched, stat=stat)
 
     def materialize(
         self, patch: str, version: str | None = None, *, replace: bool = False

@@ -284,10 +284,19 @@ class Store:
             self.git("update-ref", "-d", ref, check=False)
 
     def diff(
-        self, old: str, new: str, *, src_prefix: str, dst_prefix: str, context: int = 3
+        self,
+        old: str,
+        new: str,
+        *,
+        src_prefix: str,
+        dst_prefix: str,
+        context: int = 3,
+        paths: Sequence[str] | None = None,
+        stat: bool = False,
     ) -> bytes:
-        """`git diff` between two commits, in a stable, plain form (no color, no renames)."""
-        return self.git(
+        """`git diff` between two commits, in a stable, plain form (no color, no renames);
+        only ``paths`` (literal) when given; ``stat``: `--stat` instead of the patch."""
+        args = [
             "-c",
             "diff.algorithm=histogram",
             "diff",
@@ -295,12 +304,30 @@ class Store:
             "--no-ext-diff",
             "--no-renames",
             "--no-textconv",
-            f"-U{context}",
             f"--src-prefix={src_prefix}",
             f"--dst-prefix={dst_prefix}",
-            old,
-            new,
-        ).stdout
+        ]
+        args += ["--stat=200"] if stat else [f"-U{context}"]  # -U would add the patch to --stat
+        args += [old, new]
+        if paths is not None:
+            if not paths:
+                return b""
+            args += ["--", *[":(literal)" + p for p in paths]]
+        return self.git(*args).stdout
+
+    def diff_names(
+        self, old: str, new: str, paths: Sequence[str] | None = None
+    ) -> list[tuple[str, str]]:
+        """(status letter A/M/D/T, path) of every file that differs between two commits."""
+        args = ["diff-tree", "-r", "-z", "--no-renames", "--name-status", old, new]
+        if paths is not None:
+            if not paths:
+                return []
+            args += ["--", *[":(literal)" + p for p in paths]]
+        fields = [
+            f.decode("utf-8", "surrogateescape") for f in self.git(*args).stdout.split(b"\0") if f
+        ]
+        return list(zip(fields[0::2], fields[1::2], strict=True))
 
     def ls_tree(self, rev: str, paths: Iterable[str] | None = None) -> dict[str, TreeEntry]:
         """Every blob of ``rev``'s tree (or of ``paths`` in it), recursively: path -> entry."""
