@@ -35,11 +35,10 @@ __all__ = [
     "unverified_files",
 ]
 
-# The header field a change carries when it cannot be verified offline: DEP-3 style in a
-# diff's header (`Verified: offline-unverifiable`), or `verified = "..."` in a TOML kind.
-VERIFIED_FIELD = re.compile(
-    r"^verified[ \t]*[:=][ \t]*[\"']?offline-unverifiable\b", re.IGNORECASE | re.MULTILINE
-)
+# The header field of a change that cannot be verified offline, as DEP-3 writes it: a diff's
+# header, or the TOML header of an edit or overlay (`verified = "offline-unverifiable"`),
+# which the change gives as DEP-3 fields (`Change.patch_header`).
+VERIFIED_FIELD = re.compile(r"^verified:[ \t]*offline-unverifiable\b", re.IGNORECASE | re.MULTILINE)
 
 
 def _no_paths(_patterns: Sequence[str]) -> Sequence[str]:
@@ -47,11 +46,8 @@ def _no_paths(_patterns: Sequence[str]) -> Sequence[str]:
 
 
 def offline_unverifiable(change: Change) -> bool:
-    """Whether ``change`` says it cannot be verified offline (its file carries the field).
-
-    A diff's body lines all start with ``' '``, ``+``, ``-`` or ``@``: only its header can match.
-    """
-    return VERIFIED_FIELD.search(change.render().decode("utf-8", "replace")) is not None
+    """Whether ``change``'s header says it cannot be verified offline."""
+    return VERIFIED_FIELD.search(change.patch_header) is not None
 
 
 def unverified_files(

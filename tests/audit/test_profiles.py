@@ -11,6 +11,7 @@ from patchkit import Project
 from patchkit.audit import MemoryView, Verdict, audit_release, audit_view, unverified_files
 from patchkit.cli import main
 from patchkit.core.model import CheckResult
+from patchkit.kinds.overlay import OverlayFile, load_overlay
 from patchkit.profiles import GENERIC, POSTE
 from patchkit.profiles.base import AuditRule
 from tests.helpers.projectbuilder import make_project
@@ -75,7 +76,7 @@ def test_unverified_files_take_changes_of_any_kind() -> None:
     marked = WholeFiles(
         name="site/",
         files={"srv/web/site.conf": (b"", "100644")},
-        header='verified = "offline-unverifiable"\n',
+        header="Verified: offline-unverifiable\n",
         versions=("2",),
     )
     plain = WholeFiles(
@@ -168,3 +169,10 @@ def test_an_unknown_profile_is_exit_3_in_one_line(
     err = capsys.readouterr().err.strip()
     assert "profile 'postfix' is not known (known: generic, poste)" in err
     assert err.startswith("patchkit: error: upstream-versions.toml:") and "\n" not in err
+
+
+def test_an_overlay_marked_in_its_toml_header_is_offline_unverifiable() -> None:
+    meta = b'verified = "offline-unverifiable"\nupstream-versions = ">=2"\n'
+    overlay = load_overlay("site/", {"srv/web/site.conf": OverlayFile(data=b"")}, meta=meta)
+    check = CheckResult(version="1", patches=(overlay.apply({}, version="1").result,))
+    assert unverified_files([overlay], check) == {"srv/web/site.conf": "site/"}

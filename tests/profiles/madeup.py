@@ -57,6 +57,10 @@ class WholeFiles:
         return " ".join(self.versions) or None
 
     @property
+    def patch_header(self) -> str:
+        return self.header
+
+    @property
     def paths(self) -> tuple[str, ...]:
         return tuple(self.files)
 
