@@ -22,11 +22,15 @@ from patchkit.cli.commands import build as build_cmd
 from patchkit.cli.commands import check as check_cmd
 from patchkit.cli.commands import completion as completion_cmd
 from patchkit.cli.commands import demo as demo_cmd
+from patchkit.cli.commands import diff as diff_cmd
 from patchkit.cli.commands import import_ as import_cmd
+from patchkit.cli.commands import init as init_cmd
 from patchkit.cli.commands import lint as lint_cmd
+from patchkit.cli.commands import materialize as materialize_cmd
 from patchkit.cli.commands import matrix as matrix_cmd
 from patchkit.cli.commands import rebase as rebase_cmd
 from patchkit.cli.commands import refresh as refresh_cmd
+from patchkit.cli.commands import show as show_cmd
 from patchkit.cli.commands import versions as versions_cmd
 from patchkit.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, error_handler
 from patchkit.cli.ui import Ui
@@ -39,6 +43,7 @@ __all__ = ["COMMANDS", "GLOBAL_OPTIONS", "build_parser", "dispatch", "main"]
 COMMANDS: Mapping[str, Command] = {
     c.name: c
     for c in (
+        init_cmd.COMMAND,
         versions_cmd.COMMAND,
         import_cmd.COMMAND,
         check_cmd.COMMAND,
@@ -47,6 +52,9 @@ COMMANDS: Mapping[str, Command] = {
         rebase_cmd.COMMAND,
         bisect_cmd.COMMAND,
         refresh_cmd.COMMAND,
+        materialize_cmd.COMMAND,
+        show_cmd.COMMAND,
+        diff_cmd.COMMAND,
         audit_cmd.COMMAND,
         build_cmd.COMMAND,
         demo_cmd.COMMAND,
