@@ -12,6 +12,7 @@ __all__ = [
     "EXACT",
     "FAILED",
     "LARGE_OFFSET",
+    "LEAVES_SERIES",
     "MADE",
     "NOT_MADE",
     "NOT_TRIED",
@@ -76,6 +77,8 @@ NOT_MADE = FAILED | {PatchStatus.ALREADY_APPLIED}
 NOT_TRIED = frozenset({PatchStatus.SKIPPED, PatchStatus.DROPPED})
 # Statuses only a rebase reports (tables show them in their own colours).
 REBASE_ONLY = frozenset({PatchStatus.MERGED, PatchStatus.DROPPED})
+# A rebase removes a change with one of these from the series (its file stays in patches/).
+LEAVES_SERIES = frozenset({PatchStatus.ALREADY_APPLIED, PatchStatus.DROPPED})
 
 # A hunk that lands this many lines or more from where its patch says is flagged
 # "large-offset" (matrix, check) and is a risk in a rebase: code may have moved under it.

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from patchkit.git.store import Store
 
-__all__ = ["Worktree", "worktree_add", "worktree_remove"]
+__all__ = ["Worktree", "clear_worktree", "worktree_add", "worktree_remove"]
 
 
 class Worktree:
@@ -22,6 +25,22 @@ class Worktree:
         self, *args: str, check: bool = True, input: bytes | None = None
     ) -> subprocess.CompletedProcess[bytes]:
         return self.store.git(*args, cwd=self.path, check=check, input=input)
+
+    def drop_stale_locks(self) -> None:
+        """Remove the lock files a git command killed inside this worktree left (index.lock,
+        HEAD.lock): they would make every later command fail. Only for the worktree's owner,
+        who holds the project lock, so no git command of its own can be running in it."""
+        try:
+            text = (self.path / ".git").read_text(encoding="utf-8", errors="surrogateescape")
+        except OSError:
+            return
+        if not text.startswith("gitdir:"):
+            return
+        admin = Path(text[len("gitdir:") :].strip())
+        if not admin.is_absolute():
+            admin = self.path / admin
+        for name in ("index.lock", "HEAD.lock"):
+            (admin / name).unlink(missing_ok=True)
 
     def head(self) -> str:
         return self.git("rev-parse", "HEAD").stdout.decode().strip()
@@ -99,10 +118,34 @@ def _sparse_pattern(path: str) -> str:
     return "/" + escaped
 
 
-def _worktree_add(store: Store, path: Path, commit: str, paths: Iterable[str]) -> Worktree:
+# A `git worktree add` takes milliseconds between creating its admin dir and naming the
+# worktree in it: an unnamed admin dir older than this is left by a killed add.
+_STALE_ADD_SECONDS = 60.0
+
+
+def _no_step(name: str) -> None:
+    pass
+
+
+def worktree_add(
+    store: Store,
+    path: Path,
+    commit: str,
+    paths: Iterable[str],
+    *,
+    step: Callable[[str], None] = _no_step,
+) -> Worktree:
+    """Check ``commit`` out at ``path``, only the files in ``paths`` (sparse).
+
+    Whatever an earlier, interrupted add or remove of ``path`` left (its directory, its
+    registration in the store, locked or not) is cleared first, so this always starts clean.
+    ``step(name)`` is called between the git commands (fault-injection checkpoints).
+    """
     _enable_worktree_config(store)
-    store.git("worktree", "prune")
+    clear_worktree(store, path)
+    step("worktree: add")
     store.git("worktree", "add", "-q", "--no-checkout", "--detach", str(path), commit)
+    step("worktree: sparse")
     wt = Worktree(store, path)
     wt.git("config", "--worktree", "core.sparseCheckout", "true")
     patterns = sorted({_sparse_pattern(p) for p in paths}) or ["/.patchkit-nothing"]
@@ -111,19 +154,66 @@ def _worktree_add(store: Store, path: Path, commit: str, paths: Iterable[str]) -
         info = path / info
     info.mkdir(parents=True, exist_ok=True)
     (info / "sparse-checkout").write_text("\n".join(patterns) + "\n", encoding="utf-8")
+    step("worktree: checkout")
     wt.git("checkout", "-q", "--detach", commit)
     return wt
 
 
-def worktree_add(store: Store, path: Path, commit: str, paths: Iterable[str]) -> Worktree:
-    """Check ``commit`` out at ``path``, only the files in ``paths`` (sparse)."""
-    return _worktree_add(store, path, commit, paths)
-
-
 def worktree_remove(store: Store, path: Path) -> None:
-    store.git("worktree", "remove", "--force", str(path), check=False)
-    if path.exists():
-        import shutil
+    """Remove the worktree at ``path`` and its registration, whatever state a kill left them in."""
+    clear_worktree(store, path)
 
-        shutil.rmtree(path)
+
+def clear_worktree(store: Store, path: Path) -> None:
+    """Remove ``path`` and every registration of it in the store; prune the stale ones.
+
+    A SIGKILL inside `git worktree add` leaves its admin dir (``worktrees/<id>``) *locked*
+    ("initializing") with a null HEAD: `git worktree prune` and `remove --force` skip locked
+    worktrees, `git fsck` reports "detached HEAD points at nothing" and the next add of the
+    same path is refused. So the admin dirs that name ``path`` are removed here directly.
+    """
+    store.git("worktree", "remove", "--force", "--force", str(path), check=False)
+    if path.exists() or path.is_symlink():
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
+    admin_root = store.path / "worktrees"
+    if admin_root.is_dir():
+        wanted = _resolved(path / ".git")
+        for admin in sorted(admin_root.iterdir()):
+            if not admin.is_dir():
+                continue
+            gitdir = _registered_gitdir(admin)
+            if gitdir is None:
+                if _stale_unnamed(admin):
+                    shutil.rmtree(admin, ignore_errors=True)
+            elif gitdir == wanted:
+                shutil.rmtree(admin, ignore_errors=True)
     store.git("worktree", "prune", check=False)
+
+
+def _resolved(path: Path) -> Path:
+    return Path(os.path.realpath(path))
+
+
+def _registered_gitdir(admin: Path) -> Path | None:
+    """The ``.git`` file of the worktree an admin dir belongs to (``None``: not written yet)."""
+    try:
+        text = (admin / "gitdir").read_text(encoding="utf-8", errors="surrogateescape").strip()
+    except OSError:
+        return None
+    if not text:
+        return None
+    gitdir = Path(text)
+    return _resolved(gitdir if gitdir.is_absolute() else admin / gitdir)
+
+
+def _stale_unnamed(admin: Path) -> bool:
+    """An admin dir without a ``gitdir``, locked "initializing" long ago: a killed add's."""
+    try:
+        reason = (admin / "locked").read_text(encoding="utf-8", errors="replace").strip()
+        age = time.time() - admin.stat().st_mtime
+    except OSError:
+        return False
+    return reason == "initializing" and age > _STALE_ADD_SECONDS

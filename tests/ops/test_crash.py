@@ -39,20 +39,56 @@ def _project(tmp: Path) -> Path:
 
 
 def _cli(
-    root: Path, *args: str, kill_at: int | None = None, log: Path | None = None
+    root: Path,
+    *args: str,
+    kill_at: int | None = None,
+    log: Path | None = None,
+    git_kill_at: int | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATCHKIT_TEST_")}
     if kill_at is not None:
         env["PATCHKIT_TEST_KILL_AT"] = str(kill_at)
     if log is not None:
         env["PATCHKIT_TEST_CHECKPOINTS"] = str(log)
+    if git_kill_at is not None:
+        env["PATCHKIT_TEST_GIT_KILL_AT"] = str(git_kill_at)
+        env["PATCHKIT_TEST_GIT_COUNT"] = str(root / ".patchkit/git-kill-count")
     return subprocess.run(
         [sys.executable, "-m", "patchkit", "--project", str(root), *args],
         env=env,
         capture_output=True,
         timeout=120,
         check=False,
+        # Its own process group: a kill from inside git (the hook below) takes git too.
+        start_new_session=git_kill_at is not None,
     )
+
+
+def _store(root: Path) -> Path:
+    return root / ".patchkit/store.git"
+
+
+def _fsck_clean(root: Path, where: str) -> None:
+    """`git fsck --full --strict` finds nothing wrong in the store (dangling objects of an
+    aborted rebase are not wrong: they are garbage for gc)."""
+    proc = subprocess.run(
+        ["git", "--git-dir", str(_store(root)), "fsck", "--full", "--strict", "--no-progress"],
+        capture_output=True,
+        check=False,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+    )
+    bad = [
+        line
+        for line in proc.stderr.decode("utf-8", "replace").splitlines()
+        if not line.startswith("notice:")
+    ]
+    assert proc.returncode == 0 and not bad, f"{where}: git fsck: {bad or proc.returncode}"
+
+
+def _fresh_rebase_works(root: Path, where: str) -> None:
+    """A new `rebase --onto` after the recovery: stops on c.patch's conflict, as always."""
+    assert _quiet("--project", str(root), "rebase", "--onto", "1.1") == 1, where
+    assert (root / ".patchkit/rebase/worktree/etc/c.conf").exists(), where
 
 
 def _count(root: Path, tmp: Path, *args: str) -> int:
@@ -130,6 +166,8 @@ def test_kill_at_every_step_of_rebase_then_abort_or_continue(
         code = _quiet("--project", str(root), "rebase", "--abort")
         assert code in (0, 3)  # 3: killed before the state existed: nothing to abort
         assert snapshot(root) == before, f"kill point {n}: --abort did not restore the project"
+        _fsck_clean(root, f"kill point {n}, aborted")
+        _fresh_rebase_works(root, f"kill point {n}, aborted")
         shutil.rmtree(root)
 
         root = _copy(pristine, tmp_path / f"cont{n}")
@@ -137,6 +175,7 @@ def test_kill_at_every_step_of_rebase_then_abort_or_continue(
         _finish(root)
         assert snapshot(root) == completed, f"kill point {n}: --continue gave another result"
         _no_temp_files(root)
+        _fsck_clean(root, f"kill point {n}, continued")
         shutil.rmtree(root)
 
 
@@ -167,7 +206,71 @@ def test_kill_at_every_step_of_continue(
             _finish(root)
             assert snapshot(root) == completed, f"kill point {n}"
         _no_temp_files(root)
+        _fsck_clean(root, f"kill point {n}")
         shutil.rmtree(root)
+
+
+# Installed in the store for the tests below: SIGKILLs patchkit and every git it runs (the
+# process group) from *inside* a git command, at the Nth reference update git prepares
+# (its lock file taken, nothing written yet): inside `git worktree add` (the registration
+# locked "initializing", HEAD null), fast-import, commit, reset. Checkpoints cannot reach
+# there: they run between git commands.
+_KILL_HOOK = """#!/bin/sh
+cat >/dev/null
+[ "$1" = prepared ] && [ -n "$PATCHKIT_TEST_GIT_KILL_AT" ] || exit 0
+n=$(( $(cat "$PATCHKIT_TEST_GIT_COUNT" 2>/dev/null || echo 0) + 1 ))
+echo "$n" >"$PATCHKIT_TEST_GIT_COUNT"
+[ "$n" = "$PATCHKIT_TEST_GIT_KILL_AT" ] && kill -KILL 0
+exit 0
+"""
+
+
+def _with_kill_hook(pristine: Path, dest: Path) -> Path:
+    root = _copy(pristine, dest)
+    hook = _store(root) / "hooks/reference-transaction"
+    hook.parent.mkdir(exist_ok=True)
+    hook.write_text(_KILL_HOOK)
+    hook.chmod(0o755)
+    return root
+
+
+def _ref_updates(pristine: Path, tmp: Path) -> int:
+    root = _with_kill_hook(pristine, tmp / "refcount")
+    # A kill point past the last update: the hook only counts.
+    assert _cli(root, "rebase", "--onto", "1.1", git_kill_at=10_000).returncode == 1
+    return int((root / ".patchkit/git-kill-count").read_text())
+
+
+def test_kill_inside_git_then_abort_or_continue_leaves_a_clean_store(
+    pristine: Path, completed: dict[str, bytes], tmp_path: Path
+) -> None:
+    """Issue 11, item 10: a kill inside `git worktree add` left a locked registration with
+    a null HEAD that --abort did not clear (fsck: "worktrees/worktree/HEAD: detached HEAD
+    points at nothing"; the next rebase: "git worktree failed: use 'add -f -f' to
+    override..."). After a kill inside any git command, --abort or --continue must leave
+    the store fsck-clean and a new rebase possible."""
+    before = snapshot(pristine)
+    total = _ref_updates(pristine, tmp_path)
+    assert total >= 8
+    locked_seen = False
+    for n in range(1, total + 1):
+        root = _with_kill_hook(pristine, tmp_path / f"gabort{n}")
+        assert _cli(root, "rebase", "--onto", "1.1", git_kill_at=n).returncode == KILLED
+        locked_seen = locked_seen or any(_store(root).glob("worktrees/*/locked"))
+        assert _quiet("--project", str(root), "rebase", "--abort") in (0, 3)
+        assert snapshot(root) == before, f"git kill point {n}: --abort did not restore"
+        _fsck_clean(root, f"git kill point {n}, aborted")
+        _fresh_rebase_works(root, f"git kill point {n}, aborted")
+        shutil.rmtree(root)
+
+        root = _with_kill_hook(pristine, tmp_path / f"gcont{n}")
+        assert _cli(root, "rebase", "--onto", "1.1", git_kill_at=n).returncode == KILLED
+        _finish(root)
+        assert snapshot(root) == completed, f"git kill point {n}: --continue gave another result"
+        _fsck_clean(root, f"git kill point {n}, continued")
+        shutil.rmtree(root)
+    # One of the kill points is the one of the report: inside `git worktree add`.
+    assert locked_seen
 
 
 REFRESH_BASE = numbered(40)

@@ -1,0 +1,142 @@
+"""Replaying one change (its commit on the old base) onto the new release with git's 3-way
+merge, trying harder before it stops (other diff algorithms, already upstream?, hunk by hunk,
+moved lines: docs/rebase.md, "Replay"), and classifying the result."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+from patchkit.core.model import PatchStatus
+from patchkit.errors import RebaseStateError
+from patchkit.files import checkpoint
+from patchkit.git.store import Store
+from patchkit.git.worktree import Worktree
+from patchkit.kinds import Change
+from patchkit.ops.rebase.refresh import exact_result
+from patchkit.ops.rebase.resolve import resolve_conflicts
+from patchkit.ops.rebase.risk import (
+    UpstreamDelta,
+    range_diff,
+    risks,
+    same_change,
+    upstream_has,
+)
+from patchkit.ops.rebase.series import commit_message
+from patchkit.ops.rebase.state import PatchEntry, RebaseStateRecord
+
+__all__ = ["Step", "replay"]
+
+# Tried in this order when the default (histogram) 3-way merge conflicts.
+_RETRY_ALGORITHMS = ("patience", "minimal")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Step:
+    """One change replayed: its entry now, the new head, whether it stopped on a conflict."""
+
+    entry: PatchEntry
+    head: str
+    stopped: bool = False
+
+
+def replay(
+    store: Store,
+    wt: Worktree,
+    record: RebaseStateRecord,
+    old: Change,
+    *,
+    delta: UpstreamDelta,
+    newly: Callable[[], Mapping[str, tuple[str, ...]]],
+) -> Step:
+    """Replay the current entry (``old``: its change as the backup has it) onto the head."""
+    entry, head = record.entry, record.head
+    commit = entry.commit
+    assert commit is not None
+    notes: list[str] = []
+    risk: list[str] = []
+    files = entry.files
+    checkpoint(f"pick {entry.name}")
+    ok, message = wt.pick(commit)
+    if not ok and not wt.unmerged():
+        last = message.splitlines()[-1] if message else "?"
+        raise RebaseStateError(f"git could not replay {entry.name}: {last}")
+    for algorithm in () if ok else _RETRY_ALGORITHMS:
+        wt.quit_pick()
+        wt.reset_hard(head)
+        checkpoint(f"pick {entry.name} {algorithm}")
+        ok, message = wt.pick(commit, algorithm=algorithm)
+        if ok:
+            notes.append(f"merged with the {algorithm} diff algorithm (histogram conflicted)")
+            break
+    if not ok:
+        wt.quit_pick()
+        wt.reset_hard(head)
+        checkpoint(f"pick {entry.name} again")
+        wt.pick(commit)
+        conflicts = wt.unmerged()
+        absorbed = upstream_has(store, old, head=head, version=record.base)
+        if absorbed:
+            wt.quit_pick()
+            wt.reset_hard(head)
+            dropped = dataclasses.replace(
+                entry,
+                status=PatchStatus.ALREADY_APPLIED,
+                message=absorbed + ": dropped from the series",
+                risk=(
+                    "the 3-way merge conflicted; check that upstream's version is what you want",
+                ),
+            )
+            return Step(entry=dropped, head=head)
+        checkpoint(f"resolve {entry.name}")
+        res = resolve_conflicts(
+            store, wt, commit=commit, head=head, files=conflicts, moved_from=delta.changed()
+        )
+        if res.left:
+            where = res.where
+            stopped = dataclasses.replace(
+                entry,
+                status=PatchStatus.CONFLICT,
+                conflicts=res.left,
+                message=f"{len(where)} conflicting hunk(s) left at {', '.join(where)}"
+                if where
+                else "",
+            )
+            return Step(entry=stopped, head=head, stopped=True)
+        if res.moves:
+            risk.extend(f"{m}: check that it belongs there" for m in res.moves)
+            files = tuple(sorted(set(files) | set(wt.changed_paths(head))))
+        if res.adjacent:
+            risk.append(
+                f"upstream changed lines right next to this patch's in {', '.join(conflicts)}; "
+                "merged as independent edits"
+            )
+        notes.append(f"conflicts in {', '.join(conflicts)} resolved hunk by hunk")
+    wt.quit_pick()
+    if wt.index_matches_head():
+        empty = dataclasses.replace(
+            entry,
+            files=files,
+            status=PatchStatus.ALREADY_APPLIED,
+            message="upstream already contains this change: dropped from the series",
+        )
+        return Step(entry=empty, head=head)
+    checkpoint(f"commit {entry.name}")
+    result = wt.commit(commit_message(entry.name))
+    checkpoint(f"committed {entry.name}")
+    # Same change if the change itself still applies exactly (maybe at other lines) and
+    # makes this commit, or if git's diffs agree line numbers aside.
+    same = exact_result(store, old, result, version=record.base) is not None
+    same = same or same_change(store, commit, result)
+    risk += risks(store, old, head=head, result=result, version=record.base, newly=newly)
+    made = dataclasses.replace(
+        entry,
+        files=files,
+        result=result,
+        status=PatchStatus.APPLIED if same and not notes else PatchStatus.MERGED,
+        risk=tuple(risk),
+        changes=range_diff(store, files, commit=commit, result=result),
+        message="; ".join(notes),
+    )
+    return Step(entry=made, head=result)
