@@ -526,7 +526,7 @@ def _parse_edit(
         ):
             raise EditFileError(f"{at('lines')}: 'lines' must be a list of one-line strings")
         lines = tuple(value)
-    count = _count(table.get("count", 1), at("count"), "count", 1)
+    count = _count(table.get("count", 1), at("count"), "count", 0)
     expect = _count(table.get("expect-files", ">=1"), at("expect-files"), "expect-files", 0)
     return Edit(
         index=index,

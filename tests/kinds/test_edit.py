@@ -98,6 +98,12 @@ def test_count_forms(count: object, n: int, ok: bool) -> None:
         assert out["c"] == "b\n" * n
 
 
+def test_a_count_that_admits_zero_makes_an_optional_edit() -> None:
+    change = edit('[[edit]]\nfiles = "c"\nreplace = "a"\nwith = "b"\ncount = "0..1"\n')
+    assert run(change, {"c": "x\n"})[:2] == (PatchStatus.APPLIED, {})
+    assert run(change, {"c": "a\n"})[:2] == (PatchStatus.APPLIED, {"c": "b\n"})
+
+
 def test_regex_replace_uses_groups_and_multiline() -> None:
     change = edit(
         "[[edit]]\nfiles = \"c\"\nreplace = '^host\\s*=\\s*(\\S+)$'\n"
@@ -279,7 +285,7 @@ def test_json_of_an_edit_patch_has_kind_and_edits() -> None:
             1,
             "Upstream-Versions",
         ),
-        ('[[edit]]\nfiles = "c"\nreplace = "a"\nwith = "b"\ncount = 0\n', 5, "at least 1"),
+        ('[[edit]]\nfiles = "c"\nreplace = "a"\nwith = "b"\ncount = -1\n', 5, "at least 0"),
     ],
 )
 def test_bad_edit_files_are_one_line_naming_file_and_line(text: str, line: int, words: str) -> None:
