@@ -54,17 +54,24 @@ class Ui:
             quiet=quiet,
         )
 
-    def show(
-        self, renderable: RenderableType | Callable[[], RenderableType], *, machine: bool = False
-    ) -> None:
+    def show(self, renderable: RenderableType, *, machine: bool = False) -> None:
         """Show something to a person: stdout, or stderr when ``machine`` output owns stdout.
 
-        Nothing with ``-q``. A callable is called only when shown: a big table is not free.
+        Nothing with ``-q``.
+        """
+        if not self.quiet:
+            (self.err if machine else self.out).print(renderable)
+
+    def report(self, build: Callable[[Any], RenderableType], *, machine: bool = False) -> None:
+        """Show ``build(patchkit.output.report)``: the table is built, and rich loaded, only if shown.
+
+        >>> ui.report(lambda report: report.check_table(result), machine=as_json)  # doctest: +SKIP
         """
         if self.quiet:
             return
-        shown = renderable() if callable(renderable) else renderable
-        (self.err if machine else self.out).print(shown)
+        from patchkit.output import report
+
+        self.show(build(report), machine=machine)
 
     def text(self, line: str, *, machine: bool = False) -> None:
         """One plain line for a person (no rich markup: patch names and paths are shown as is)."""

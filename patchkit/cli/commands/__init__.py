@@ -28,7 +28,7 @@ Adding a command, say ``lint``:
            result = project.lint()          # the work is the library's (Project), not the CLI's
            if as_json:
                ui.json(result)              # adds "patchkit": version, like every JSON document
-           ui.show(lambda: report.lint_table(result), machine=as_json)
+           ui.report(lambda report: report.lint_table(result), machine=as_json)
            return EXIT_ATTENTION if result.failed else EXIT_OK
 
        COMMAND = Command(name="lint", help="...", add_arguments=add_arguments, run=lint)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from patchkit.cli.commands import Command
 from patchkit.cli.exits import EXIT_ATTENTION, EXIT_OK
@@ -23,13 +23,7 @@ def check(*, project: Project, version: str | None, as_json: bool, ui: Ui) -> in
     result = project.check(version)
     if as_json:
         ui.json(result)
-
-    def table() -> Any:
-        from patchkit.output import report
-
-        return report.check_table(result)
-
-    ui.show(table, machine=as_json)
+    ui.report(lambda report: report.check_table(result), machine=as_json)
     return EXIT_ATTENTION if result.needs_attention else EXIT_OK
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from patchkit.cli.commands import Command
 from patchkit.cli.exits import EXIT_OK
@@ -54,13 +54,7 @@ def import_release(
     if as_json:
         ui.json(result)
     else:
-
-        def summary() -> Any:
-            from patchkit.output import report
-
-            return report.import_summary(result)
-
-        ui.show(summary)
+        ui.report(lambda report: report.import_summary(result))
     return EXIT_OK
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from patchkit.cli.commands import Command
 from patchkit.cli.exits import EXIT_ATTENTION, EXIT_OK
@@ -188,13 +188,7 @@ def _render(result: Matrix, output_format: str, *, fail_on: frozenset[PatchStatu
         from patchkit.output.html import matrix_html
 
         ui.write(matrix_html(result))
-
-    def table() -> Any:
-        from patchkit.output import report
-
-        return report.matrix_table(result)
-
-    ui.show(table, machine=output_format != "table")
+    ui.report(lambda report: report.matrix_table(result), machine=output_format != "table")
 
 
 COMMAND = Command(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import argparse
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from patchkit.cli.commands import Command
 from patchkit.cli.exits import EXIT_ATTENTION, EXIT_OK
@@ -59,13 +59,7 @@ def rebase(
             return EXIT_OK
     if as_json:
         ui.json(result)
-
-    def table() -> Any:
-        from patchkit.output import report
-
-        return report.rebase_table(result)
-
-    ui.show(table, machine=as_json)
+    ui.report(lambda report: report.rebase_table(result), machine=as_json)
     if diff:
         for p in result.patches:
             for change in p.changes:

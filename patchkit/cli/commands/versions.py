@@ -34,13 +34,7 @@ def versions(*, project: Project, as_json: bool, ui: Ui) -> int:
     if as_json:
         ui.json({"schema": 1, "command": "versions", "base": vf.base, "versions": rows})
     else:
-
-        def table() -> Any:
-            from patchkit.output import report
-
-            return report.versions_table(rows)
-
-        ui.show(table)
+        ui.report(lambda report: report.versions_table(rows))
     return EXIT_OK
 
 
