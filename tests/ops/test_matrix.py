@@ -253,6 +253,16 @@ def test_corrupt_cache_entry_warns_and_recomputes(
     assert "warning" not in run(capsys, *p, "matrix", "--format", "json")[2]
 
 
+def test_a_cache_that_cannot_be_written_warns_and_the_answers_stand(proj: Path) -> None:
+    (proj / ".patchkit/cache").mkdir(parents=True)
+    (proj / ".patchkit/cache/matrix").write_text("a file where the cache directory goes\n")
+    warnings: list[str] = []
+    matrix = compute_matrix(Project.open(proj), jobs=1, warn=warnings.append)
+    assert matrix.to_dict() == compute_matrix(Project.open(proj), jobs=1, cache=False).to_dict()
+    assert len(warnings) == 4 and all("cannot write cache entry" in w for w in warnings)
+    assert all(w.endswith("; results are still right") for w in warnings)
+
+
 def test_parallel_workers_give_the_same_answers(proj: Path) -> None:
     project = Project.open(proj)
     stats = MatrixStats()

@@ -4,13 +4,14 @@ run once each (:mod:`.units`), the columns assembled in version order, drift att
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 from patchkit.core.model import CheckResult, Matrix, PatchResult
 from patchkit.errors import NotImportedError
 from patchkit.git.store import UPSTREAM_PREFIX, Store
+from patchkit.kinds import Change
 from patchkit.ops.check import skipped_result
 from patchkit.ops.matrix.cache import CACHE_DIR, CellCache
 from patchkit.ops.matrix.drift import DIFF_LIMIT, attribute_drift
@@ -21,6 +22,7 @@ from patchkit.ops.matrix.keys import (
     series_fingerprint,
 )
 from patchkit.ops.matrix.units import (
+    Group,
     Unit,
     UnitKey,
     groups_of,
@@ -47,11 +49,21 @@ class MatrixStats:
     units: int = 0  # distinct (change group, blobs) computations run: releases share the rest
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(eq=False, slots=True, kw_only=True)
 class _Column:
+    """One release: its cell keys, what the cache had, and (recomputed) its blobs and units."""
+
     label: str
     tree: str
     keys: tuple[str, ...]
+    cells: dict[str, PatchResult]  # from the cache, by key
+    blobs: dict[str, str]  # from the cache
+    ids: dict[str, str | None] = field(default_factory=dict)  # blob ids, when recomputed
+    plan: list[UnitKey | None] = field(default_factory=list)  # per group (None: cached)
+
+    def cached(self, touched: Sequence[str]) -> bool:
+        """Whether the cache holds the whole column."""
+        return all(k in self.cells for k in self.keys) and all(p in self.blobs for p in touched)
 
 
 @dataclass(slots=True)
@@ -107,112 +119,126 @@ def compute_matrix(
     base_tree = trees.get(vf.base, ("", ""))[1]
     base_ref = (vf.base, base_tree) if base_tree else None
     touched = sorted({p for own in paths for p in own})
-    store_cache = CellCache(ws.state_dir / CACHE_DIR if cache else None, warn)
-
-    columns = [
-        _Column(
-            label=v,
-            tree=trees[v][1],
-            keys=tuple(cell_keys(engine, v, trees[v][1], base_tree, digests)),
-        )
-        for v in labels
-    ]
-    loaded = [store_cache.load(c.label, c.tree) for c in columns]
-    results: dict[str, _ColumnOut] = {}
-    todo: list[int] = []
-    for n, (col, (cells, blobs)) in enumerate(zip(columns, loaded, strict=True)):
-        if all(k in cells for k in col.keys) and all(p in blobs for p in touched):
-            check = CheckResult(
-                version=col.label, patches=tuple(cells[k] for k in col.keys), tree=col.tree
-            )
-            results[col.label] = _ColumnOut(
-                check=check,
-                blobs={p: blobs[p] for p in touched},
-                cells={k: cells[k] for k in col.keys},
-                cached=len(col.keys),
-            )
-        else:
-            todo.append(n)
-
-    # Plan: which (group, blobs) units the missing cells need; each is run once.
     groups = groups_of(paths)
-    units: dict[UnitKey, Unit] = {}
-    plan: dict[int, list[UnitKey | None]] = {}  # per column, per group (None: cached)
-    done: dict[UnitKey, list[PatchResult | None]] = {}
-    ids: dict[int, dict[str, str | None]] = {}
-    if todo:  # a warm run reads no blob
-        with store.blob_reader() as reader:
-            found = iter(reader.blob_ids([(columns[n].tree, p) for n in todo for p in touched]))
-            ids = {n: {p: next(found) for p in touched} for n in todo}
-            for n in todo:
-                col, (cells, _) = columns[n], loaded[n]
-                plan[n] = []
-                for gi, group in enumerate(groups):
-                    if all(col.keys[i] in cells for i in group.indexes):
-                        plan[n].append(None)
-                        continue
-                    applies = tuple(changes[i].applies_to(col.label) for i in group.indexes)
-                    key = (gi, tuple(ids[n][p] for p in group.paths), applies)
-                    units.setdefault(key, Unit(key=key, version=col.label))
-                    plan[n].append(key)
-            unit_list = list(units.values())
-            stats.units = len(unit_list)
-            if jobs > 0:
-                workers = min(jobs, len(unit_list))
-            else:  # processes pay off only for enough work: a fork and a reader each cost ~20 ms
-                workers = min(os.cpu_count() or 1, len(unit_list) // AUTO_UNITS_PER_WORKER)
-            if workers <= 1:
-                out = run_units(reader, groups, changes, unit_list, base_ref)
-            else:
-                stats.workers = workers
-                out = run_units_in_processes(store, groups, changes, unit_list, base_ref, workers)
-            done = {u.key: cells for u, cells in zip(unit_list, out, strict=True)}
+    with CellCache(ws.state_dir / CACHE_DIR if cache else None, warn) as cells_cache:
+        columns = []
+        for v in labels:
+            cells, blobs = cells_cache.load(v, trees[v][1])
+            keys = tuple(cell_keys(engine, v, trees[v][1], base_tree, digests))
+            columns.append(_Column(label=v, tree=trees[v][1], keys=keys, cells=cells, blobs=blobs))
+        todo = [col for col in columns if not col.cached(touched)]
+        done = _run_missing(store, todo, groups, changes, touched, base_ref, jobs, stats)
+        ordered = []
+        for col in columns:
+            if col.cached(touched):
+                ordered.append(_from_cache(col, touched))
+                continue
+            out = _assemble(col, groups, changes, touched, done)
+            cells_cache.store(col.label, col.tree, out.cells, out.blobs)
+            ordered.append(out)
+        cells_cache.flush()
 
-    for n in todo:
-        col, (cells, _) = columns[n], loaded[n]
-        row: list[PatchResult | None] = [None] * len(changes)
-        out_cells: dict[str, PatchResult] = {}
-        n_cached = 0
-        for group, unit in zip(groups, plan[n], strict=True):
-            fresh = None if unit is None else done[unit]
-            for j, i in enumerate(group.indexes):
-                r = cells[col.keys[i]] if fresh is None else fresh[j]
-                n_cached += fresh is None
-                if r is None:
-                    r = skipped_result(changes[i], col.label)
-                row[i] = r
-                out_cells[col.keys[i]] = r
-        check = CheckResult(
-            version=col.label, patches=tuple(r for r in row if r is not None), tree=col.tree
+        stats.cells = sum(len(o.check.patches) for o in ordered)
+        stats.cached = sum(o.cached for o in ordered)
+        stats.computed = sum(o.computed for o in ordered)
+        matrix = Matrix(
+            versions=tuple(labels),
+            patches=tuple(c.name for c in changes),
+            checks=tuple(o.check for o in ordered),
+            fingerprint=series_fingerprint(digests),
+            blobs={o.check.version: o.blobs for o in ordered},
         )
-        blobs = {p: ids[n][p] or "" for p in touched}
-        results[col.label] = _ColumnOut(
-            check=check,
-            blobs=blobs,
-            cells=out_cells,
-            cached=n_cached,
-            computed=len(changes) - n_cached,
-        )
-        store_cache.store(col.label, col.tree, out_cells, blobs)
+        if attribute:  # while the cache entries are written
 
-    ordered = [results[v] for v in labels]
-    stats.cells = sum(len(o.check.patches) for o in ordered)
-    stats.cached = sum(o.cached for o in ordered)
-    stats.computed = sum(o.computed for o in ordered)
-    matrix = Matrix(
-        versions=tuple(labels),
-        patches=tuple(c.name for c in changes),
-        checks=tuple(o.check for o in ordered),
-        fingerprint=series_fingerprint(digests),
-        blobs={o.check.version: o.blobs for o in ordered},
-    )
-    if attribute:
+            def diff(old: str, new: str, files: Sequence[str]) -> str:
+                return _upstream_diff(store, trees[old][0], trees[new][0], files)
 
-        def diff(old: str, new: str, files: Sequence[str]) -> str:
-            return _upstream_diff(store, trees[old][0], trees[new][0], files)
-
-        matrix = replace(matrix, drift=attribute_drift(matrix, diff=diff))
+            matrix = replace(matrix, drift=attribute_drift(matrix, diff=diff))
     return matrix
+
+
+def _run_missing(
+    store: Store,
+    todo: Sequence[_Column],
+    groups: Sequence[Group],
+    changes: Sequence[Change],
+    touched: Sequence[str],
+    base_ref: tuple[str, str] | None,
+    jobs: int,
+    stats: MatrixStats,
+) -> dict[UnitKey, list[PatchResult | None]]:
+    """Plan which (group, blobs) units the missing cells need, and run each once."""
+    if not todo:  # a warm run reads no blob
+        return {}
+    units: dict[UnitKey, Unit] = {}
+    with store.blob_reader() as reader:
+        found = iter(reader.blob_ids([(col.tree, p) for col in todo for p in touched]))
+        for col in todo:
+            col.ids.update((p, next(found)) for p in touched)
+            for gi, group in enumerate(groups):
+                if all(col.keys[i] in col.cells for i in group.indexes):
+                    col.plan.append(None)
+                    continue
+                applies = tuple(changes[i].applies_to(col.label) for i in group.indexes)
+                key = (gi, tuple(col.ids[p] for p in group.paths), applies)
+                units.setdefault(key, Unit(key=key, version=col.label))
+                col.plan.append(key)
+        unit_list = list(units.values())
+        stats.units = len(unit_list)
+        if jobs > 0:
+            workers = min(jobs, len(unit_list))
+        else:  # processes pay off only for enough work: a fork and a reader each cost ~20 ms
+            workers = min(os.cpu_count() or 1, len(unit_list) // AUTO_UNITS_PER_WORKER)
+        if workers <= 1:
+            out = run_units(reader, groups, changes, unit_list, base_ref)
+        else:
+            stats.workers = workers
+            out = run_units_in_processes(store, groups, changes, unit_list, base_ref, workers)
+    return {u.key: cells for u, cells in zip(unit_list, out, strict=True)}
+
+
+def _from_cache(col: _Column, touched: Sequence[str]) -> _ColumnOut:
+    check = CheckResult(
+        version=col.label, patches=tuple(col.cells[k] for k in col.keys), tree=col.tree
+    )
+    return _ColumnOut(
+        check=check,
+        blobs={p: col.blobs[p] for p in touched},
+        cells={k: col.cells[k] for k in col.keys},
+        cached=len(col.keys),
+    )
+
+
+def _assemble(
+    col: _Column,
+    groups: Sequence[Group],
+    changes: Sequence[Change],
+    touched: Sequence[str],
+    done: Mapping[UnitKey, list[PatchResult | None]],
+) -> _ColumnOut:
+    """A recomputed column: its groups' cells from the units, or from the cache."""
+    row: list[PatchResult | None] = [None] * len(changes)
+    out_cells: dict[str, PatchResult] = {}
+    n_cached = 0
+    for group, unit in zip(groups, col.plan, strict=True):
+        fresh = None if unit is None else done[unit]
+        for j, i in enumerate(group.indexes):
+            r = col.cells[col.keys[i]] if fresh is None else fresh[j]
+            n_cached += fresh is None
+            if r is None:
+                r = skipped_result(changes[i], col.label)
+            row[i] = r
+            out_cells[col.keys[i]] = r
+    check = CheckResult(
+        version=col.label, patches=tuple(r for r in row if r is not None), tree=col.tree
+    )
+    return _ColumnOut(
+        check=check,
+        blobs={p: col.ids[p] or "" for p in touched},
+        cells=out_cells,
+        cached=n_cached,
+        computed=len(changes) - n_cached,
+    )
 
 
 # Two queries of the store that Store itself does not offer yet (they belong in git/store.py).
