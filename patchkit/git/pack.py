@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import array
 import contextlib
+import functools
 import hashlib
 import mmap
 import os
@@ -11,7 +13,7 @@ import re
 import struct
 import threading
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
@@ -93,6 +95,14 @@ class FastImport:
         oid = h.hexdigest()
         self._sent.add(oid)
         return oid
+
+    def blob_stream_later(self, size: int, chunks: Iterable[bytes]) -> Callable[[], str]:
+        """Like `blob_stream`; the returned function gives the id. With a pack, the
+        hashing happens on its writer thread meanwhile (call it when the id is needed)."""
+        if self._pack is not None:
+            return self._pack.add_stream_later(size, chunks)
+        oid = self.blob_stream(size, chunks)
+        return lambda: oid
 
     def commit(
         self,
@@ -195,12 +205,47 @@ _PACK_WHOLE = 1 << 20  # blobs up to this size are compressed in one call, bigge
 _PACK_BATCH = 1 << 20  # small blobs are handed to the compressing thread in batches this big
 
 
-_PACK_QUEUE = 8  # batches/chunks in flight between the reading and the compressing thread
+_PACK_QUEUE = 4  # batches/chunks in flight between the reading and the compressing thread
 
 
 _DEFLATE: Any = ZLIB  # isal where installed, else zlib (core/codec.py)
 _HEX40 = re.compile(r"\A[0-9a-f]{40}\Z")
 _DEFLATE_LEVEL = 1
+
+
+class _Objects:
+    """The objects of a pack as written: id, offset and CRC-32 in flat arrays (32 bytes
+    an object instead of ~150 as tuples), so memory hardly grows with the image."""
+
+    def __init__(self) -> None:
+        self._ids = bytearray()
+        self._offsets = array.array("Q")
+        self._crcs = array.array("I")
+
+    def append(self, entry: tuple[bytes, int, int]) -> None:
+        oid, offset, crc = entry
+        self._ids += oid
+        self._offsets.append(offset)
+        self._crcs.append(crc)
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def rows(self) -> list[tuple[bytes, int, int]]:
+        ids = self._ids
+        return [
+            (bytes(ids[20 * i : 20 * i + 20]), self._offsets[i], self._crcs[i])
+            for i in range(len(self._offsets))
+        ]
+
+
+class _Later:
+    """The id of an object queued without one: set by the writer thread once hashed."""
+
+    __slots__ = ("oid",)
+
+    def __init__(self) -> None:
+        self.oid: bytes | None = None
 
 
 def _pack_header(type_: int, size: int) -> bytes:
@@ -271,10 +316,13 @@ class _PackedIds:
 class PackWriter:
     """Writes blobs straight into a new pack of the store (pack v2, index v2).
 
-    Ids are computed here (SHA-1, on the calling thread); compressing and writing
-    happen on one background thread (zlib/isal release the GIL), fed in order
-    through a small bounded queue, so memory stays flat. Blobs the store already
-    has, or that this pack already holds, are not written again.
+    Compressing and writing happen on one background thread (zlib/isal and hashlib
+    release the GIL), fed in order through a small bounded queue, so memory stays
+    flat. `add_stream_later` also leaves the SHA-1 to that thread: the caller gets a
+    function that gives the id once the thread has hashed the blob (`sync` waits for
+    it), so the parsing thread goes on with the next tar entry meanwhile. Blobs the
+    store already has, or that this pack already holds, are not written again (the
+    writer thread decides, so the check and the write never race).
 
     Until `finish`, the pack is a `tmp_pack_*` file that git ignores (and `git gc`
     removes if a crash leaves it behind). `finish` fixes the object count, appends
@@ -294,9 +342,9 @@ class PackWriter:
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self._file.write(b"PACK\0\0\0\2\0\0\0\0")  # the count is fixed in `finish`
         self._offset = 12
-        self._entries: list[tuple[bytes, int, int]] = []  # id, offset, crc32 (writer thread)
-        self._ids: set[bytes] = set()  # written or queued
-        self._batch: list[tuple[bytes, int, bytes]] = []
+        self._entries = _Objects()  # what the pack holds (writer thread)
+        self._ids: set[bytes] = set()  # written (writer thread)
+        self._batch: list[tuple[bytes | None, int, bytes, _Later | None]] = []
         self._batch_bytes = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=_PACK_QUEUE)
         self._error: BaseException | None = None
@@ -305,9 +353,6 @@ class PackWriter:
         self._thread.start()
 
     # -- the calling thread ----------------------------------------------------------
-
-    def _known(self, oid: bytes) -> bool:
-        return oid in self._ids or oid in self._existing
 
     def _put(self, item: Any) -> None:
         if self._error is not None:
@@ -319,6 +364,14 @@ class PackWriter:
             batch, self._batch, self._batch_bytes = self._batch, [], 0
             self._put(batch)
 
+    def _queue_object(
+        self, oid: bytes | None, type_: int, data: bytes, later: _Later | None
+    ) -> None:
+        self._batch.append((oid, type_, data, later))
+        self._batch_bytes += len(data) + 64
+        if self._batch_bytes >= _PACK_BATCH:
+            self._flush_batch()
+
     def add(self, data: bytes) -> str:
         """Store a blob given whole; return its id."""
         return self.add_object(_OBJ_BLOB, data)
@@ -328,12 +381,7 @@ class PackWriter:
         h = hashlib.sha1(b"%s %d\0" % (_TYPE_NAMES[type_], len(data)))
         h.update(data)
         oid = h.digest()
-        if not self._known(oid):
-            self._ids.add(oid)
-            self._batch.append((oid, type_, data))
-            self._batch_bytes += len(data) + 64
-            if self._batch_bytes >= _PACK_BATCH:
-                self._flush_batch()
+        self._queue_object(oid, type_, data, None)
         return oid.hex()
 
     def add_tree(self, files: Mapping[str, TreeEntry]) -> str:
@@ -376,28 +424,50 @@ class PackWriter:
             if len(data) != size:
                 raise StoreError(_size_error(size, len(data)))
             return self.add(data)
+        return self.add_stream_later(size, chunks)()
+
+    def add_stream_later(self, size: int, chunks: Iterable[bytes]) -> Callable[[], str]:
+        """Like `add_stream`, but the SHA-1 is computed on the writer thread: returns a
+        function giving the id (it waits for the writer thread if need be)."""
+        later = _Later()
+        if size <= _PACK_WHOLE:
+            data = b"".join(chunks)
+            if len(data) != size:
+                raise StoreError(_size_error(size, len(data)))
+            self._queue_object(None, _OBJ_BLOB, data, later)
+            return functools.partial(self._resolve, later)
         self._flush_batch()
-        h = hashlib.sha1(b"blob %d\0" % size)
-        self._put(("begin", size))
+        self._put(("begin", size, later))
         seen = 0
         try:
             for chunk in chunks:
                 seen += len(chunk)
                 if seen > size:
                     break
-                h.update(chunk)
                 self._put(chunk)
             if seen != size:
                 raise StoreError(_size_error(size, seen))
         except BaseException:
-            self._put(("end", None))  # cut the partial entry off the pack
+            self._put(("end", False))  # cut the partial entry off the pack
             raise
-        oid = h.digest()
-        keep = not self._known(oid)
-        self._put(("end", oid if keep else None))  # a known blob is cut off the pack again
-        if keep:
-            self._ids.add(oid)
-        return oid.hex()
+        self._put(("end", True))  # the writer cuts a blob it finds known off the pack again
+        return functools.partial(self._resolve, later)
+
+    def _resolve(self, later: _Later) -> str:
+        if later.oid is None:
+            self.sync()
+        if later.oid is None:  # pragma: no cover - the writer thread failed without saying
+            raise StoreError("cannot write the pack: an object was lost")
+        return later.oid.hex()
+
+    def sync(self) -> None:
+        """Wait until the writer thread has handled everything queued so far."""
+        self._flush_batch()
+        done = threading.Event()
+        self._put(("sync", done))
+        done.wait()
+        if self._error is not None:
+            raise StoreError(f"cannot write the pack: {self._error}") from self._error
 
     def _stop(self) -> None:
         if not self._closed:
@@ -463,7 +533,7 @@ class PackWriter:
         f.close()
         idx_tmp = self._tmp.with_suffix(".idx")
         with open(idx_tmp, "wb") as out:
-            out.write(_pack_index(self._entries, checksum))
+            out.write(_pack_index(self._entries.rows(), checksum))
             out.flush()
             os.fsync(out.fileno())
         name = "pack-" + checksum.hex()
@@ -491,19 +561,35 @@ class PackWriter:
     def _run(self) -> None:
         write = self._file.write
         entries = self._entries
+        ids = self._ids
+        existing = self._existing
         deflate = _DEFLATE.compress
         crc32 = zlib.crc32
+        sha1 = hashlib.sha1
         stream: Any = None
+        streamed: Any = None  # the SHA-1 of the blob being streamed
+        later: _Later | None = None
         start = crc = 0
         while True:
             item = self._queue.get()
             if item is None:
                 return
-            if self._error is not None:
-                continue  # drain until told to stop
+            if self._error is not None:  # drain until told to stop; never leave a waiter
+                if isinstance(item, tuple) and item[0] == "sync":
+                    item[1].set()
+                continue
             try:
                 if isinstance(item, list):
-                    for oid, type_, data in item:
+                    for oid, type_, data, slot in item:
+                        if oid is None:
+                            h = sha1(b"%s %d\0" % (_TYPE_NAMES[type_], len(data)))
+                            h.update(data)
+                            oid = h.digest()
+                        if slot is not None:
+                            slot.oid = oid
+                        if oid in ids or oid in existing:
+                            continue
+                        ids.add(oid)
                         head = _pack_header(type_, len(data))
                         body = deflate(data, _DEFLATE_LEVEL)
                         entries.append((oid, self._offset, crc32(body, crc32(head))))
@@ -511,27 +597,38 @@ class PackWriter:
                         write(body)
                         self._offset += len(head) + len(body)
                 elif isinstance(item, bytes):
+                    streamed.update(item)
                     out = stream.compress(item)
                     crc = crc32(out, crc)
                     write(out)
                 elif item[0] == "begin":
                     head = _pack_header(_OBJ_BLOB, item[1])
+                    streamed = sha1(b"blob %d\0" % item[1])
+                    later = item[2]
                     stream = _DEFLATE.compressobj(_DEFLATE_LEVEL)
                     start, crc = self._offset, crc32(head)
                     write(head)
-                else:  # ("end", id or None)
+                elif item[0] == "sync":
+                    item[1].set()
+                else:  # ("end", complete)
                     out = stream.flush()
                     stream = None
-                    if item[1] is None:
+                    oid = streamed.digest() if item[1] else None
+                    if oid is not None and later is not None:
+                        later.oid = oid
+                    if oid is None or oid in ids or oid in existing:
                         self._file.seek(start)
                         self._file.truncate()
                     else:
+                        ids.add(oid)
                         write(out)
                         end = self._file.tell()
-                        entries.append((item[1], start, crc32(out, crc)))
+                        entries.append((oid, start, crc32(out, crc)))
                         self._offset = end
             except BaseException as e:  # reported to the calling thread
                 self._error = e
+                if isinstance(item, tuple) and item[0] == "sync":
+                    item[1].set()
 
 
 def _size_error(size: int, seen: int) -> str:

@@ -481,6 +481,14 @@ class _Applier:
         self.select = select
         self.where = where
         self.strip = strip
+        # contents stored whose ids are still being computed (`resolve` fills them in)
+        self.pending: list[tuple[Entry, Meta, Callable[[], str]]] = []
+
+    def resolve(self) -> None:
+        """Fill in the blob ids of the contents stored by this layer."""
+        for e, meta, blob_id in self.pending:
+            e.blob = meta.blob = blob_id()
+        self.pending.clear()
 
     def unsafe(self, entry: str, why: str) -> Exception:
         return entry_error(UnsafeLayerError, self.where, entry, why)
@@ -493,9 +501,10 @@ class _Applier:
             parts = parts[self.strip :]
         return parts
 
-    def apply(self, e: Entry, content: Callable[[], str] | None = None) -> None:
+    def apply(self, e: Entry, content: Callable[[], Callable[[], str]] | None = None) -> None:
         """Apply ``e``. A selected regular file gets its blob from ``content()`` (reading
-        the tar) or, when replaying the cache (``content`` None), from ``e.blob``."""
+        the tar; its id is filled in by `resolve`) or, when replaying the cache
+        (``content`` None), from ``e.blob``."""
         name = e.name
         parts = self.parts(name)
         if parts is None:
@@ -538,8 +547,9 @@ class _Applier:
         if type_ == FILE:
             if self.select(path):
                 if content is not None:
-                    e.blob = content()
-                meta.blob = e.blob
+                    self.pending.append((e, meta, content()))
+                else:
+                    meta.blob = e.blob
             meta.size = e.size
             fs.put(parent, base, Node(kind=Kind.FILE, layer=layer, meta=meta))
         elif type_ == DIR:
@@ -654,7 +664,9 @@ def read_layer(
                         raise CorruptLayerError(f"{where}: more than {limits.max_entries} entries")
                     entry = entry_from_tar(member)
 
-                    def content(member: tarfile.TarInfo = member, name: str = entry.name) -> str:
+                    def content(
+                        member: tarfile.TarInfo = member, name: str = entry.name
+                    ) -> Callable[[], str]:
                         try:
                             if member.issparse():  # GNU sparse: tarfile fills the holes
                                 f = tf.extractfile(member)
@@ -663,7 +675,7 @@ def read_layer(
                             else:
                                 stream.seek(member.offset_data)
                                 chunks = stream.chunks(member.size)
-                            return fi.blob_stream(member.size, chunks)
+                            return fi.blob_stream_later(member.size, chunks)
                         except tarfile.TarError as e:
                             raise CorruptLayerError(
                                 f"{where}: entry {show_name(name)}: truncated content: {e}"
@@ -675,6 +687,7 @@ def read_layer(
             except tarfile.TarError as e:
                 raise CorruptLayerError(f"{where}: corrupt tar stream: {e}") from e
             stream.drain()
+            applier.resolve()
         finally:
             stream.close()
     if layer.size is not None and stream.raw_bytes != layer.size:

@@ -9,7 +9,7 @@ wires the two, so `patchkit.images` never imports `patchkit.git`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from patchkit.core.objects import TreeEntry
@@ -29,6 +29,12 @@ class ObjectSink(Protocol):
 
         Raises StoreError if the chunks do not add up to ``size``.
         """
+        ...
+
+    def blob_stream_later(self, size: int, chunks: Iterable[bytes]) -> Callable[[], str]:
+        """Like `blob_stream`, but the id may be computed on another thread meanwhile:
+        the returned function gives it (waiting if need be). The chunks are consumed
+        before this returns."""
         ...
 
     def commit(
