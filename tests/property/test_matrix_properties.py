@@ -16,8 +16,10 @@ from patchkit.core.apply import unified_diff
 from patchkit.core.patchfile import Patch, render_patch
 from patchkit.ops.check import check_tree
 from patchkit.ops.matrix import MatrixStats, compute_matrix
+from patchkit.ops.matrix.risk import merge3_bytes
 from patchkit.project import Project
 from tests.helpers.projectbuilder import make_project, numbered
+from tests.helpers.strategies import LINE_POOL, contents
 
 FILES = ("a.conf", "b.conf", "c.conf")
 BASE = {f: numbered(12, f[0]) for f in FILES}
@@ -99,3 +101,15 @@ def test_shared_units_equal_release_by_release_application(
             assert [(r.name, r.status, r.hunks, r.message) for r in check.patches] == [
                 (r.name, r.status, r.hunks, r.message) for r in expected.patches
             ]
+
+
+# The 3-way risk check on any bytes: lines split on "\n" only, so a "\r", "\f" or undecodable
+# byte inside a line never moves a line boundary, and what a side did comes back byte for byte.
+FORM_FEED_POOL = (*LINE_POOL, b"page\x0cbreak\n", b"\x0c\n", b"mid\rline\x0cboth\n")
+
+
+@settings(max_examples=int(os.environ.get("PATCHKIT_HYPOTHESIS_EXAMPLES", "150")), deadline=None)
+@given(contents(pool=FORM_FEED_POOL), contents(pool=FORM_FEED_POOL))
+def test_3way_merge_of_one_changed_side_gives_that_side(base: bytes, changed: bytes) -> None:
+    assert merge3_bytes(base, base, changed) == (True, changed)  # only theirs changed
+    assert merge3_bytes(changed, base, base) == (True, changed)  # only ours changed
