@@ -39,7 +39,7 @@ HEADER = (
     "patchkit model layer: poste.io-specific settings reconstructed from public facts, "
     "not poste.io's files"
 )
-LAYER_VERSION = 2  # bump when the top layer's content changes, so caches rebuild
+LAYER_VERSION = 3  # bump when the top layer's content changes, so caches rebuild
 
 DEBIAN_PACKAGES = {
     "redis": ["redis-server", "redis-tools"],
@@ -53,6 +53,17 @@ DEBIAN_PACKAGES = {
     ],
     "nginx": ["nginx", "nginx-common"],
 }
+
+# Installed into Haraka's own node_modules, at exact versions (the model stays reproducible):
+# - express: Haraka's HTTP server (http.ini listeners) needs it and Haraka does not depend on
+#   it ("express failed to load. No http server"); poste.io's image has Haraka's web listeners,
+#   so it has express. 4.x: the API Haraka 3.x's server.js and its http plugins use.
+# - haraka-plugin-rspamd 1.5.0: the last release that calls `mail_from.address()`; 1.6.x reads
+#   `mail_from.address` as a property (address-rfc2821 3.x), which with the address-rfc2821
+#   2.2.x of Haraka 3.0.4 and 3.1.7 sends the method's source text as the From header
+#   ("Invalid character in header content"), so no message reached rspamd. Haraka 3.1.7 itself
+#   declares ~1.5.0; 3.0.4 declares ^1.3.1, which npm now resolves to the broken 1.6.1.
+HARAKA_EXTRAS = {"express": "4.21.2", "haraka-plugin-rspamd": "1.5.0"}
 
 
 @dataclass(frozen=True)
@@ -227,24 +238,25 @@ def install_haraka(root: Path, version: str, scratch: Path) -> str:
         env=env,
     )
     haraka = root / "usr/lib/node_modules/Haraka"
-    for plugin in ("haraka-plugin-redis", "haraka-plugin-rspamd"):
-        if not (haraka / "node_modules" / plugin / "package.json").is_file():
-            run(
-                [
-                    "npm",
-                    "install",
-                    "--prefix",
-                    str(haraka),
-                    "--omit=dev",
-                    "--ignore-scripts",
-                    "--no-audit",
-                    "--no-fund",
-                    "--no-save",
-                    plugin,
-                ],
-                need=f"{plugin} from the npm registry",
-                env=env,
-            )
+    wanted = [f"{pkg}@{ver}" for pkg, ver in HARAKA_EXTRAS.items()]
+    if not (haraka / "node_modules/haraka-plugin-redis/package.json").is_file():
+        wanted.append("haraka-plugin-redis")
+    run(
+        [
+            "npm",
+            "install",
+            "--prefix",
+            str(haraka),
+            "--omit=dev",
+            "--ignore-scripts",
+            "--no-audit",
+            "--no-fund",
+            "--no-save",
+            *wanted,
+        ],
+        need=f"{' '.join(wanted)} from the npm registry",
+        env=env,
+    )
     for instance in ("haraka-smtp", "haraka-submission"):
         # The way Haraka makes an instance dir: the real binary, the machine's node.
         run(
@@ -252,7 +264,7 @@ def install_haraka(root: Path, version: str, scratch: Path) -> str:
             need="node to run `haraka -i`",
         )
     versions = []
-    for pkg in ("", "haraka-plugin-redis", "haraka-plugin-rspamd"):
+    for pkg in ("", "haraka-plugin-redis", *HARAKA_EXTRAS):
         meta = json.loads(
             ((haraka / "node_modules" / pkg) if pkg else haraka)
             .joinpath("package.json")
@@ -287,7 +299,8 @@ def our_layer(stage: dict[str, Path], suite: str) -> dict[str, str]:
         "  Haraka   /opt/haraka-{smtp,submission}/config/{http.ini,rspamd.ini,plugins}\n"
         "           (HTTP listeners 127.0.0.1:11380 / :11381), submission smtp.ini (587, 465)\n"
         "  dovecot  /etc/dovecot/conf.d/90-quota.conf  (quota-status on 127.0.0.1:13001)\n"
-        "  nginx    /etc/nginx/sites-enabled.templates/{https,no-https}  (address-less listen)\n\n"
+        "  nginx    /etc/nginx/sites-enabled.templates/{https,no-https}  (address-less listen;\n"
+        "           rspamd's UI and Haraka's HTTP listeners proxied to their localhost ports)\n\n"
         "redis 6379 and rspamd 11332-11335 on localhost are Debian's own defaults.\n"
     )
     files["etc/rspamd/local.d/redis.conf"] = _hash(head) + 'servers = "127.0.0.1:6379";\n'
@@ -339,18 +352,20 @@ def our_layer(stage: dict[str, Path], suite: str) -> dict[str, str]:
         + "listen=[::0]:587,[::0]:465\n\n"
         + smtp_ini
     )
+    # The web UIs behind nginx: rspamd's controller, and Haraka's HTTP listeners by port
+    # (poste.io's templates hold `proxy_pass http://127.0.0.1:$1/`, docs/poste.md).
+    proxies = (
+        "    location /admin/rspamd/ {\n        proxy_pass http://127.0.0.1:11334/;\n    }\n"
+        "    location ~ ^/admin/haraka/(11380|11381)/ {\n"
+        "        proxy_pass http://127.0.0.1:$1/;\n    }\n"
+    )
     for name, server in (
         (
             "https",
             "server {\n    listen 80;\n    listen [::]:80;\n    return 301 https://$host$request_uri;\n}\n\n"
-            "server {\n    listen 443 ssl;\n    listen [::]:443 ssl;\n"
-            "    location /admin/rspamd/ {\n        proxy_pass http://127.0.0.1:11334/;\n    }\n}\n",
+            "server {\n    listen 443 ssl;\n    listen [::]:443 ssl;\n" + proxies + "}\n",
         ),
-        (
-            "no-https",
-            "server {\n    listen 80;\n    listen [::]:80;\n"
-            "    location /admin/rspamd/ {\n        proxy_pass http://127.0.0.1:11334/;\n    }\n}\n",
-        ),
+        ("no-https", "server {\n    listen 80;\n    listen [::]:80;\n" + proxies + "}\n"),
     ):
         files[f"etc/nginx/sites-enabled.templates/{name}"] = (
             _hash(
@@ -480,7 +495,13 @@ def write_layout(
 def inputs_key(spec: ModelSpec) -> str:
     me = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
     return json.dumps(
-        {"spec": spec.__dict__, "packages": DEBIAN_PACKAGES, "script": me, "layer": LAYER_VERSION},
+        {
+            "spec": spec.__dict__,
+            "packages": DEBIAN_PACKAGES,
+            "haraka_extras": HARAKA_EXTRAS,
+            "script": me,
+            "layer": LAYER_VERSION,
+        },
         sort_keys=True,
     )
 
