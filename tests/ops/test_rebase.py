@@ -456,3 +456,39 @@ def test_a_patch_that_only_moved_is_applied_not_merged(tmp_path: Path) -> None:
     assert (root / "patches/p0.patch").read_text() == patch.replace(
         "@@ -1,3 +1,3 @@", "@@ -2,3 +2,3 @@"
     )
+
+
+def test_edits_and_overlays_rebase_through_the_change_protocol(tmp_path: Path) -> None:
+    """Nothing in the rebase is diff-only but the diff's own refresh: an edit and an overlay
+    are committed, replayed and classified like a diff, and their files left as they are."""
+    plugins = "# plugins\nstatus_http\nrcpt_to.in_host_list\n"
+    edit = (
+        'description = "after status_http"\n[[edit]]\nfiles = "etc/plugins"\n'
+        'insert-after = "status_http"\nlines = ["bind_hostname"]\n'
+    )
+    base = numbered(20)
+    p = _two_release_project(
+        tmp_path,
+        {"etc/plugins": plugins, "etc/f": base, "etc/http.ini": "[main]\n"},
+        {"etc/plugins": plugins, "etc/f": "top\n" + base, "etc/http.ini": "[main]\n"},
+        {
+            "x.patch": udiff("etc/f", base, base.replace("line 9\n", "line 9 x\n")),
+            "p.edit.toml": edit,
+            "sockets/etc/http.ini": "[main]\nlisten=/run/http.sock\n",
+        },
+    )
+    (p.root / "patches/series").write_text("x.patch\np.edit.toml\nsockets/\n")
+    before = {
+        n: (p.root / "patches" / n).read_bytes() for n in ("p.edit.toml", "sockets/etc/http.ini")
+    }
+    done = p.rebase("1.1")
+    assert done.state is RebaseState.COMPLETED
+    assert [(r.name, r.status) for r in done.patches] == [
+        ("x.patch", PatchStatus.APPLIED),
+        ("p.edit.toml", PatchStatus.APPLIED),
+        ("sockets/", PatchStatus.APPLIED),
+    ]
+    assert done.refreshed == ("x.patch",) and done.dropped == ()
+    assert {n: (p.root / "patches" / n).read_bytes() for n in before} == before
+    assert p.versions.base == "1.1"
+    assert [r.status for r in p.check().patches] == [PatchStatus.APPLIED] * 3

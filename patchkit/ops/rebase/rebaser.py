@@ -321,10 +321,25 @@ class Rebaser:
         return str((self.ws.patches_dir / name).relative_to(self.ws.root))
 
     def _old_change(self, record: RebaseStateRecord, entry: PatchEntry) -> Change:
-        """The change as it was before the rebase (from the backup)."""
+        """The change as it was before the rebase.
+
+        A change kept in one file is parsed from the backup (patches/ may have been edited
+        or half refreshed since). A directory (an overlay) is not one file of the backup;
+        a rebase never rewrites one, so it is read from patches/.
+        """
         if entry.name not in self._old:
-            data = self.backup.original(record.backup, self._rel_patch(entry.name))
-            self._old[entry.name] = load_change(data, name=entry.name, strip=entry.strip)
+            rel = self._rel_patch(entry.name)
+            if record.backup.digest(rel) is not None:
+                data = self.backup.original(record.backup, rel)
+                self._old[entry.name] = load_change(data, name=entry.name, strip=entry.strip)
+            else:
+                for change in self.ws.changes():
+                    self._old.setdefault(change.name, change)
+                if entry.name not in self._old:
+                    raise RebaseStateError(
+                        f"patches/{entry.name} is gone or left the series during the rebase; "
+                        "put it back, or run patchkit rebase --abort"
+                    )
         return self._old[entry.name]
 
     def _upstream(self, record: RebaseStateRecord) -> UpstreamDelta:

@@ -11,7 +11,7 @@ from patchkit.errors import RebaseStateError
 from patchkit.git.objects import MODE_FILE, TreeEntry
 from patchkit.git.store import Store
 from patchkit.kinds import Change
-from patchkit.ops.rebase.risk import targets_at
+from patchkit.ops.check import apply_series
 
 __all__ = ["SERIES_REF", "commit_message", "series_commits"]
 
@@ -26,29 +26,28 @@ def series_commits(
     store: Store, changes: Sequence[Change], *, base_commit: str, version: str, marks: Path
 ) -> list[str | None]:
     """Commit each change on ``base_commit`` (one commit a change), in order; None for one
-    outside its release range. Every change must apply (a bad series is refused before)."""
+    outside its release range. Every change must apply (a bad series is refused before).
+
+    The changes are applied as ``check`` applies them (one engine: each sees the files the
+    ones before it left, globs included); each commit holds what its change made.
+    """
     with store.blob_reader() as reader:
-        targets = [
-            targets_at(reader, c, base_commit) if c.applies_to(version) else [] for c in changes
-        ]
-        touched = sorted({p for paths in targets for p in paths})
-        current = {p: reader.read(f"{base_commit}:{p}") for p in touched}
+        applied = apply_series(reader, version=version, tree=base_commit, patches=changes)
+    touched = sorted({p for o in applied.outcomes for p in o.contents})
     entries = store.ls_tree(base_commit, touched)
     marks_of: list[int | None] = []
     with store.fast_import(marks=marks) as fi:
         parent = base_commit
-        for change, paths in zip(changes, targets, strict=True):
+        for change, outcome in zip(changes, applied.outcomes, strict=True):
             if not change.applies_to(version):
                 marks_of.append(None)
                 continue
-            outcome = change.apply({p: current[p] for p in paths}, version=version)
             if outcome.status not in MADE:
                 raise RebaseStateError(
                     f"{change.name} does not apply to the base release ({outcome.status})"
                 )
             tree: dict[str, TreeEntry | None] = {}
             for path, data in outcome.contents.items():
-                current[path] = data
                 if data is None:
                     tree[path] = None
                     entries.pop(path, None)
