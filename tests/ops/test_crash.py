@@ -415,3 +415,27 @@ def test_a_second_process_is_refused_with_a_clear_error(pristine: Path, tmp_path
     assert _cli(root, "rebase", "--onto", "1.1").returncode == 1
     proc = _cli(root, "rebase", "--onto", "1.1")
     assert proc.returncode == 3 and b"a rebase onto 1.1 is in progress" in proc.stderr
+
+
+def test_registrations_a_killed_worktree_add_left_are_cleared(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """Both leftovers of a kill inside `git worktree add`: the registration of our worktree
+    (locked "initializing", null HEAD; the fault of the report) and, killed a step earlier,
+    an admin dir that does not name its worktree yet (cleared once it is old)."""
+    root = _copy(pristine, tmp_path / "p")
+    assert _quiet("--project", str(root), "rebase", "--onto", "1.1") == 1
+    admin = _store(root) / "worktrees/worktree"
+    (admin / "locked").write_text("initializing\n")
+    (admin / "HEAD").write_text("0" * 40 + "\n")
+    unnamed = _store(root) / "worktrees/worktree9"
+    unnamed.mkdir()
+    (unnamed / "locked").write_text("initializing\n")
+    os.utime(unnamed, (0, 0))
+    shutil.rmtree(root / ".patchkit/rebase/worktree")  # the kill came before the checkout
+    assert _quiet("--project", str(root), "rebase", "--abort") == 0
+    assert not (_store(root) / "worktrees").exists() or not any(
+        (_store(root) / "worktrees").iterdir()
+    )
+    _fsck_clean(root, "after --abort")
+    _fresh_rebase_works(root, "after --abort")
