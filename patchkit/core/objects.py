@@ -21,7 +21,7 @@ MODE_EXEC = 0o100755
 MODE_LINK = 0o120000
 
 
-def git_blob_id(data: bytes) -> str:
+def git_blob_id(data: bytes | bytearray) -> str:
     """The id git gives a blob with this content."""
     h = hashlib.sha1(b"blob %d\0" % len(data))
     h.update(data)

@@ -60,7 +60,7 @@ class FastImport:
         self._mark = 0
         self.refs: list[tuple[str, str]] = []  # with a pack: (ref, commit id) to set at the end
 
-    def blob(self, data: bytes) -> str:
+    def blob(self, data: bytes | bytearray) -> str:
         """Store a small blob given whole; return its id."""
         if self._pack is not None:
             return self._pack.add(data)
@@ -344,7 +344,7 @@ class PackWriter:
         self._offset = 12
         self._entries = _Objects()  # what the pack holds (writer thread)
         self._ids: set[bytes] = set()  # written (writer thread)
-        self._batch: list[tuple[bytes | None, int, bytes, _Later | None]] = []
+        self._batch: list[tuple[bytes | None, int, bytes | bytearray, _Later | None]] = []
         self._batch_bytes = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=_PACK_QUEUE)
         self._error: BaseException | None = None
@@ -365,18 +365,18 @@ class PackWriter:
             self._put(batch)
 
     def _queue_object(
-        self, oid: bytes | None, type_: int, data: bytes, later: _Later | None
+        self, oid: bytes | None, type_: int, data: bytes | bytearray, later: _Later | None
     ) -> None:
         self._batch.append((oid, type_, data, later))
         self._batch_bytes += len(data) + 64
         if self._batch_bytes >= _PACK_BATCH:
             self._flush_batch()
 
-    def add(self, data: bytes) -> str:
+    def add(self, data: bytes | bytearray) -> str:
         """Store a blob given whole; return its id."""
         return self.add_object(_OBJ_BLOB, data)
 
-    def add_object(self, type_: int, data: bytes) -> str:
+    def add_object(self, type_: int, data: bytes | bytearray) -> str:
         """Store an object (blob, tree or commit) given whole; return its id."""
         h = hashlib.sha1(b"%s %d\0" % (_TYPE_NAMES[type_], len(data)))
         h.update(data)

@@ -280,16 +280,24 @@ class LayerCache:
     ) -> None:
         """Record ``entries`` (with their blob ids) as the cache entry of ``diff_id``."""
         complete = selection.fingerprint is None
-        doc = {
+        head = {
             "schema": CACHE_SCHEMA,
             "diff_id": diff_id,
             "complete": complete,
             "chain": None if complete else chain,
             "selection": selection.fingerprint,
-            "entries": [e.row() for e in entries],
         }
-        data = json.dumps(doc, separators=(",", ":")).encode("ascii")
-        files = {"layer.json": TreeEntry(mode=MODE_FILE, blob=fi.blob(data))}
+        # The bytes json.dumps({**head, "entries": rows}) gives, written row by row: a
+        # layer of 50,000 entries would otherwise hold every row as a list at once.
+        compact = json.JSONEncoder(separators=(",", ":")).encode
+        data = bytearray(compact(head)[:-1].encode("ascii") + b',"entries":[')
+        for i, e in enumerate(entries):
+            if i:
+                data += b","
+            data += compact(e.row()).encode("ascii")
+        data += b"]}"
+        files = {"layer.json": TreeEntry(mode=MODE_FILE, blob=fi.blob(data))}  # not copied
+        del data
         for e in entries:
             if e.blob is not None:
                 files[f"blobs/{e.blob[:2]}/{e.blob[2:]}"] = TreeEntry(mode=MODE_FILE, blob=e.blob)

@@ -68,6 +68,7 @@ _FILE_CHUNK = 1 << 20  # file contents are read in pieces this big (whole, up to
 # Most uncompressed bytes per step: big enough that the helper thread does milliseconds of
 # GIL-free work per hand-over, small enough that the queue stays a few MB.
 _MAX_OUT = 2 << 20
+_PENDING = 4096  # stored contents whose ids are filled in together (`_Applier.resolve`)
 _ZSTD_FEED = 2048  # zstd's ratio is bounded per input byte; small feeds bound memory
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -464,6 +465,9 @@ def _chunks(f: BinaryIO, size: int) -> Iterator[bytes]:
 
 
 _KINDS = {CHAR: Kind.CHAR, BLOCK: Kind.BLOCK, FIFO: Kind.FIFO}
+# One empty dict shared by every inode without xattrs (nothing mutates Meta.xattrs; an
+# empty dict each is 64 bytes times every path of the image).
+_NO_XATTRS: dict[str, bytes] = {}
 
 
 class _Applier:
@@ -484,11 +488,14 @@ class _Applier:
         # contents stored whose ids are still being computed (`resolve` fills them in)
         self.pending: list[tuple[Entry, Meta, Callable[[], str]]] = []
 
-    def resolve(self) -> None:
-        """Fill in the blob ids of the contents stored by this layer."""
-        for e, meta, blob_id in self.pending:
+    def resolve(self, keep: int = 0) -> None:
+        """Fill in the blob ids of the contents stored by this layer, all but the last
+        ``keep`` (the writer thread hashes in order: the older ones are long done)."""
+        pending = self.pending
+        done = len(pending) - keep
+        for e, meta, blob_id in pending[:done]:
             e.blob = meta.blob = blob_id()
-        self.pending.clear()
+        del pending[:done]
 
     def unsafe(self, entry: str, why: str) -> Exception:
         return entry_error(UnsafeLayerError, self.where, entry, why)
@@ -542,12 +549,14 @@ class _Applier:
         parent, ppath = found
         path = f"{ppath}/{base}" if ppath else base
         layer = fs.layer
-        meta = Meta(mode=e.mode, uid=e.uid, gid=e.gid, xattrs=e.xattrs or {})
+        meta = Meta(mode=e.mode, uid=e.uid, gid=e.gid, xattrs=e.xattrs or _NO_XATTRS)
         type_ = e.type
         if type_ == FILE:
             if self.select(path):
                 if content is not None:
                     self.pending.append((e, meta, content()))
+                    if len(self.pending) >= _PENDING:  # memory stays flat in long layers
+                        self.resolve(keep=_PENDING // 2)
                 else:
                     meta.blob = e.blob
             meta.size = e.size

@@ -20,7 +20,7 @@ __all__ = ["CacheStore", "ObjectSink"]
 class ObjectSink(Protocol):
     """Where git objects go; every method returns or uses git's own ids."""
 
-    def blob(self, data: bytes) -> str:
+    def blob(self, data: bytes | bytearray) -> str:
         """Store a blob given whole; return its id."""
         ...
 
