@@ -15,6 +15,7 @@ __all__ = [
     "CorruptLayerError",
     "DigestMismatchError",
     "EditFileError",
+    "EditStateError",
     "InvalidReferenceError",
     "LockedError",
     "MatrixError",
@@ -128,3 +129,7 @@ class LockedError(PatchkitError):
 
 class MatrixError(PatchkitError):
     """Bad matrix input: result files that do not join, a ref that does not exist, ..."""
+
+
+class EditStateError(PatchkitError):
+    """An edit worktree is (or is not) open, or refuses what was asked (``patchkit edit``)."""

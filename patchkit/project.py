@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from patchkit.images.source import Source
     from patchkit.ops.bisect import BisectResult
     from patchkit.ops.build import BuildContext
+    from patchkit.ops.edit import EditOutcome, EditStatus
     from patchkit.ops.materialize import MaterializeResult
     from patchkit.ops.show import UpstreamDiff
 
@@ -141,12 +142,14 @@ class Project:
         import it over the one in the store and record the new digest instead of refusing.
         """
         from patchkit.images.source import parse_source
+        from patchkit.ops.edit import edit_guard
         from patchkit.ops.importing import import_release
         from patchkit.ops.rebase import Rebaser
 
         with self.lock():
             # An import records digests in upstream-versions.toml, which --abort restores.
             Rebaser(self).guard()
+            edit_guard(self.state_dir, "import")
             vf = self.versions
             rel = vf.release(version)
             # A source given here is relative to the CWD; one from the TOML, to the project.
@@ -263,8 +266,10 @@ class Project:
 
     def refresh(self) -> tuple[str, ...]:
         """Rewrite patches that apply to base only with offset/fuzz so they apply exactly."""
+        from patchkit.ops.edit import edit_guard
         from patchkit.ops.rebase import Rebaser
 
+        edit_guard(self.state_dir, "refresh")
         return Rebaser(self).refresh_to_base()
 
     @classmethod
@@ -312,6 +317,59 @@ class Project:
         from patchkit.ops.materialize import materialize
 
         return materialize(self, patch, version=version, replace=replace)
+
+    # -- authoring: the edit worktree (docs/authoring.md) ---------------------------
+
+    def edit(
+        self, patch: str | None = None, *, version: str | None = None, add: Sequence[str] = ()
+    ) -> EditOutcome:
+        """Open (or re-open) the edit worktree on ``version`` (default base), HEAD at ``patch``
+        (default: the last), sparse on the files the series touches plus ``add`` globs."""
+        from patchkit.ops.edit import Editor
+
+        return Editor(self).open(patch, version=version, add=add)
+
+    def edit_save(self) -> EditOutcome:
+        """Write the worktree's changes back to ``patches/`` (stops on a replay conflict)."""
+        from patchkit.ops.edit import Editor
+
+        return Editor(self).save()
+
+    def edit_continue(self) -> EditOutcome:
+        from patchkit.ops.edit import Editor
+
+        return Editor(self).cont()
+
+    def edit_abort(self) -> EditOutcome:
+        from patchkit.ops.edit import Editor
+
+        return Editor(self).abort()
+
+    def edit_done(self) -> EditOutcome:
+        """Save, then remove the worktree and its state."""
+        from patchkit.ops.edit import Editor
+
+        return Editor(self).done()
+
+    def edit_discard(self, *, force: bool = False) -> EditOutcome:
+        """Drop the worktree without saving (unsaved changes need ``force``)."""
+        from patchkit.ops.edit import Editor
+
+        return Editor(self).discard(force=force)
+
+    def edit_status(self) -> EditStatus:
+        from patchkit.ops.edit import Editor
+
+        return Editor(self).status()
+
+    def new(
+        self, name: str, *, after: str | None = None, message: str | None = None
+    ) -> EditOutcome:
+        """An empty patch ``patches/NAME`` (DEP-3 header) in the series after ``after``
+        (default: last); the edit worktree's HEAD moves to it when it is open."""
+        from patchkit.ops.edit import Editor
+
+        return Editor(self).new(name, after=after, message=message)
 
     def bisect(self, patch: str) -> BisectResult:
         """The first imported release (in version order) where ``patch`` stops applying."""

@@ -23,11 +23,13 @@ from patchkit.cli.commands import check as check_cmd
 from patchkit.cli.commands import completion as completion_cmd
 from patchkit.cli.commands import demo as demo_cmd
 from patchkit.cli.commands import diff as diff_cmd
+from patchkit.cli.commands import edit as edit_cmd
 from patchkit.cli.commands import import_ as import_cmd
 from patchkit.cli.commands import init as init_cmd
 from patchkit.cli.commands import lint as lint_cmd
 from patchkit.cli.commands import materialize as materialize_cmd
 from patchkit.cli.commands import matrix as matrix_cmd
+from patchkit.cli.commands import new as new_cmd
 from patchkit.cli.commands import rebase as rebase_cmd
 from patchkit.cli.commands import refresh as refresh_cmd
 from patchkit.cli.commands import show as show_cmd
@@ -55,6 +57,8 @@ COMMANDS: Mapping[str, Command] = {
         materialize_cmd.COMMAND,
         show_cmd.COMMAND,
         diff_cmd.COMMAND,
+        edit_cmd.COMMAND,
+        new_cmd.COMMAND,
         audit_cmd.COMMAND,
         build_cmd.COMMAND,
         demo_cmd.COMMAND,

@@ -1,0 +1,182 @@
+"""Git plumbing of the edit worktree: a chain of commits written in one process, the diffs of
+many commits read in one process, the commits between two, the worktree's sparse set and
+its uncommitted files.
+
+Everything runs with the store's pinned identity and dates (:mod:`patchkit.git.runner`), so
+the same series always gives the same commit ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from patchkit.errors import StoreError
+from patchkit.git.objects import TreeEntry
+from patchkit.git.store import Store
+from patchkit.git.worktree import Worktree
+
+__all__ = [
+    "ChainStep",
+    "CommitDiff",
+    "commit_chain",
+    "commit_diffs",
+    "commits_between",
+    "empty_commit",
+    "is_ancestor",
+    "sparse_patterns",
+    "uncommitted_paths",
+    "widen_sparse",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChainStep:
+    """One commit of a chain: its message and the files it changes (``None``: deleted;
+    otherwise the git mode as an int and the content)."""
+
+    message: str
+    changes: Mapping[str, tuple[int, bytes] | None]
+
+
+def commit_chain(store: Store, base: str, steps: Sequence[ChainStep], *, ref: str) -> list[str]:
+    """Commit ``steps`` one on another from ``base``, in one `git fast-import` (one process
+    for the whole series, where a temporary index would take four a commit); ``ref`` ends at
+    the last. The commit ids, in order."""
+    if not steps:
+        store.git("update-ref", ref, base)
+        return []
+    marks = store.path / ("patchkit-" + ref.replace("/", "-") + ".marks")
+    got: list[int] = []
+    with store.fast_import(marks=marks) as fi:
+        parent = base
+        for step in steps:
+            tree: dict[str, TreeEntry | None] = {}
+            for path, change in step.changes.items():
+                tree[path] = (
+                    None if change is None else TreeEntry(mode=change[0], blob=fi.blob(change[1]))
+                )
+            got.append(fi.commit_changes(ref, tree, step.message, parent=parent))
+            parent = f":{got[-1]}"
+    by_mark: dict[int, str] = {}
+    for line in marks.read_text().splitlines():
+        mark, _, oid = line.partition(" ")
+        by_mark[int(mark[1:])] = oid
+    marks.unlink()
+    return [by_mark[m] for m in got]
+
+
+def empty_commit(store: Store, parent: str, message: str) -> str:
+    """A commit with ``parent``'s tree (no change), pinned identity and dates."""
+    proc = store.git("commit-tree", f"{parent}^{{tree}}", "-p", parent, input=message.encode())
+    return proc.stdout.decode().strip()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommitDiff:
+    """A commit, its parents, its message and the diff from its first parent."""
+
+    commit: str
+    parents: tuple[str, ...]
+    message: str
+    diff: bytes
+
+
+def commit_diffs(
+    store: Store, commits: Iterable[str], *, src_prefix: str = "a/", dst_prefix: str = "b/"
+) -> dict[str, CommitDiff]:
+    """The diff of each of ``commits`` from its first parent, in one `git diff-tree --stdin`
+    (plain form: histogram, no renames, no color)."""
+    wanted = list(dict.fromkeys(commits))
+    if not wanted:
+        return {}
+    out = store.git(
+        "-c",
+        "diff.algorithm=histogram",
+        "diff-tree",
+        "--stdin",
+        "-p",
+        "-r",
+        "--root",
+        "--always",
+        "--no-renames",
+        "--no-color",
+        "--no-ext-diff",
+        "--no-textconv",
+        f"--src-prefix={src_prefix}",
+        f"--dst-prefix={dst_prefix}",
+        "--format=%x00%x00%H %P%x00%B%x00",
+        input="".join(c + "\n" for c in wanted).encode(),
+    ).stdout
+    found: dict[str, CommitDiff] = {}
+    for chunk in out.split(b"\0\0")[1:]:
+        ids, message, diff = chunk.split(b"\0", 2)
+        commit, *parents = ids.decode().split()
+        found[commit] = CommitDiff(
+            commit=commit,
+            parents=tuple(parents),
+            message=message.decode("utf-8", "surrogateescape"),
+            diff=diff.lstrip(b"\n"),
+        )
+    missing = [c for c in wanted if c not in found]
+    if missing:
+        raise StoreError(f"git diff-tree: no output for {missing[0]}")
+    return found
+
+
+def is_ancestor(store: Store, old: str, new: str) -> bool:
+    return store.git("merge-base", "--is-ancestor", old, new, check=False).returncode == 0
+
+
+def commits_between(store: Store, base: str, head: str) -> list[tuple[str, tuple[str, ...]]]:
+    """(commit, parents) of every commit after ``base`` up to ``head``, oldest first."""
+    out = store.git("rev-list", "--reverse", "--parents", f"{base}..{head}").stdout.decode()
+    rows = []
+    for line in out.splitlines():
+        commit, *parents = line.split()
+        rows.append((commit, tuple(parents)))
+    return rows
+
+
+def _info_dir(wt: Worktree) -> Path:
+    info = Path(wt.git("rev-parse", "--git-path", "info").stdout.decode().strip())
+    return info if info.is_absolute() else wt.path / info
+
+
+def _pattern(path: str) -> str:
+    return "/" + "".join("\\" + c if c in "*?[]\\!# " else c for c in path)
+
+
+def sparse_patterns(wt: Worktree) -> set[str]:
+    """The worktree's sparse-checkout patterns (non-cone: one exact path each)."""
+    try:
+        text = (_info_dir(wt) / "sparse-checkout").read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return set()
+    return {line for line in text.splitlines() if line and not line.startswith("#")}
+
+
+def widen_sparse(wt: Worktree, paths: Iterable[str]) -> bool:
+    """Add exact ``paths`` to the sparse set and check them out (uncommitted changes stay);
+    whether anything was added."""
+    have = sparse_patterns(wt)
+    new = {_pattern(p) for p in paths} - have
+    if not new:
+        return False
+    info = _info_dir(wt)
+    info.mkdir(parents=True, exist_ok=True)
+    patterns = sorted((have - {"/.patchkit-nothing"}) | new)
+    (info / "sparse-checkout").write_text("\n".join(patterns) + "\n", encoding="utf-8")
+    wt.git("sparse-checkout", "reapply")
+    return True
+
+
+def uncommitted_paths(wt: Worktree) -> list[str]:
+    """Files that differ from HEAD in the worktree or index (tracked, or new and not ignored)."""
+    out = wt.git("status", "--porcelain", "-z", "--untracked-files=all", "--no-renames").stdout
+    paths: set[str] = set()
+    for record in out.split(b"\0"):
+        if len(record) > 3:
+            paths.add(record[3:].decode("utf-8", "surrogateescape"))
+    return sorted(paths)
