@@ -8,14 +8,14 @@ the same series always gives the same commit ids.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from patchkit.errors import StoreError
 from patchkit.git.objects import TreeEntry
 from patchkit.git.store import Store
-from patchkit.git.worktree import Worktree
+from patchkit.git.worktree import Worktree, clear_worktree
 
 __all__ = [
     "ChainStep",
@@ -25,6 +25,8 @@ __all__ = [
     "commits_between",
     "empty_commit",
     "is_ancestor",
+    "open_worktree",
+    "rewrite_messages",
     "sparse_patterns",
     "uncommitted_paths",
     "widen_sparse",
@@ -71,6 +73,33 @@ def empty_commit(store: Store, parent: str, message: str) -> str:
     """A commit with ``parent``'s tree (no change), pinned identity and dates."""
     proc = store.git("commit-tree", f"{parent}^{{tree}}", "-p", parent, input=message.encode())
     return proc.stdout.decode().strip()
+
+
+def rewrite_messages(
+    store: Store, chain: Sequence[tuple[str, str]], new_messages: Mapping[str, str]
+) -> dict[str, str]:
+    """Give the commits of ``chain`` ((commit, parent), oldest first) named in
+    ``new_messages`` their new message; the commits after them are made again on the new
+    ones (same trees, same messages). Old id -> new id, for every commit that changed."""
+    moved: dict[str, str] = {}
+    for commit, parent in chain:
+        new_parent = moved.get(parent, parent)
+        if commit not in new_messages and new_parent == parent:
+            continue
+        message = new_messages.get(commit)
+        if message is None:
+            message = store.git("log", "-1", "--format=%B", commit).stdout.decode(
+                "utf-8", "surrogateescape"
+            )
+        proc = store.git(
+            "commit-tree",
+            f"{commit}^{{tree}}",
+            "-p",
+            new_parent,
+            input=message.encode("utf-8", "surrogateescape"),
+        )
+        moved[commit] = proc.stdout.decode().strip()
+    return moved
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -139,9 +168,54 @@ def commits_between(store: Store, base: str, head: str) -> list[tuple[str, tuple
     return rows
 
 
-def _info_dir(wt: Worktree) -> Path:
-    info = Path(wt.git("rev-parse", "--git-path", "info").stdout.decode().strip())
-    return info if info.is_absolute() else wt.path / info
+def _sparse_file(wt: Worktree) -> Path:
+    """The worktree's own sparse-checkout file. (``--git-path info`` names the store's shared
+    info/ directory, which a linked worktree does not read its patterns from.)"""
+    path = Path(wt.git("rev-parse", "--git-path", "info/sparse-checkout").stdout.decode().strip())
+    return path if path.is_absolute() else wt.path / path
+
+
+def _no_step(name: str) -> None:
+    pass
+
+
+def open_worktree(
+    store: Store,
+    path: Path,
+    commit: str,
+    paths: Iterable[str],
+    *,
+    step: Callable[[str], None] = _no_step,
+) -> Worktree:
+    """A linked worktree of the store at ``path``, HEAD detached at ``commit``, checked out
+    sparsely (non-cone patterns: exactly ``paths``). Whatever an earlier, interrupted add
+    left is cleared first; ``step(name)`` runs between the git commands (checkpoints)."""
+    if (
+        store.git("config", "--get", "extensions.worktreeConfig", check=False).stdout.strip()
+        != b"true"
+    ):
+        # Per-worktree config (for sparse checkout): core.bare moves to the store's own
+        # config.worktree, or every linked worktree would count as bare.
+        store.git("config", "--unset", "core.bare", check=False)
+        store.git("config", "extensions.worktreeConfig", "true")
+        store.git("config", "--worktree", "core.bare", "true")
+    clear_worktree(store, path)
+    step("edit worktree: add")
+    store.git("worktree", "add", "-q", "--no-checkout", "--detach", str(path), commit)
+    wt = Worktree(store, path)
+    step("edit worktree: sparse")
+    wt.git("config", "--worktree", "core.sparseCheckout", "true")
+    wt.git("config", "--worktree", "core.sparseCheckoutCone", "false")
+    sparse = _sparse_file(wt)
+    sparse.parent.mkdir(parents=True, exist_ok=True)
+    patterns = sorted({_pattern(p) for p in paths}) or [_NOTHING]
+    sparse.write_text("\n".join(patterns) + "\n", encoding="utf-8")
+    step("edit worktree: checkout")
+    wt.git("checkout", "-q", "--detach", commit)
+    return wt
+
+
+_NOTHING = "/.patchkit-nothing"
 
 
 def _pattern(path: str) -> str:
@@ -151,7 +225,7 @@ def _pattern(path: str) -> str:
 def sparse_patterns(wt: Worktree) -> set[str]:
     """The worktree's sparse-checkout patterns (non-cone: one exact path each)."""
     try:
-        text = (_info_dir(wt) / "sparse-checkout").read_text(encoding="utf-8")
+        text = _sparse_file(wt).read_text(encoding="utf-8")
     except FileNotFoundError:
         return set()
     return {line for line in text.splitlines() if line and not line.startswith("#")}
@@ -164,10 +238,10 @@ def widen_sparse(wt: Worktree, paths: Iterable[str]) -> bool:
     new = {_pattern(p) for p in paths} - have
     if not new:
         return False
-    info = _info_dir(wt)
-    info.mkdir(parents=True, exist_ok=True)
-    patterns = sorted((have - {"/.patchkit-nothing"}) | new)
-    (info / "sparse-checkout").write_text("\n".join(patterns) + "\n", encoding="utf-8")
+    sparse = _sparse_file(wt)
+    sparse.parent.mkdir(parents=True, exist_ok=True)
+    patterns = sorted((have - {_NOTHING}) | new)
+    sparse.write_text("\n".join(patterns) + "\n", encoding="utf-8")
     wt.git("sparse-checkout", "reapply")
     return True
 

@@ -30,12 +30,14 @@ from patchkit.git.commits import (
     commits_between,
     empty_commit,
     is_ancestor,
+    open_worktree,
+    rewrite_messages,
     uncommitted_paths,
     widen_sparse,
 )
 from patchkit.git.objects import MODE_FILE
 from patchkit.git.store import Store
-from patchkit.git.worktree import Worktree, clear_worktree, worktree_add
+from patchkit.git.worktree import Worktree, clear_worktree
 from patchkit.kinds import Change, DiffChange, kind_of
 from patchkit.ops.check import apply_series
 from patchkit.ops.edit import messages
@@ -366,7 +368,7 @@ class Editor:
         self.dir.mkdir(parents=True, exist_ok=True)
         checkpoint("edit: worktree")
         sparse = set(touched) | set(extra)
-        worktree_add(store, self.worktree_path, record.tip_commit, sparse, step=checkpoint)
+        open_worktree(store, self.worktree_path, record.tip_commit, sparse, step=checkpoint)
         self.wt.git("update-ref", "-d", "ORIG_HEAD", check=False)
         self.state.save(record)
         return EditOutcome(
@@ -806,6 +808,7 @@ class Editor:
         created: list[str] = []
         dropped: list[str] = []
         tip = ""
+        new_messages: dict[str, str] = {}
         for commit, parents in chain:
             cd = diffs[commit]
             names = messages.trailers(cd.message)
@@ -834,6 +837,8 @@ class Editor:
                 data = self._render(name, 1, header, parents[0], commit, context=3)
                 writes[name] = data
                 created.append(name)
+                # Its commit gets the trailer, so that it is this patch from now on.
+                new_messages[commit] = messages.commit_message(name, subject or name, body)
                 new = EditEntry(
                     name=name,
                     kind=ChangeKind.DIFF,
@@ -845,6 +850,19 @@ class Editor:
             new_entries.append(new)
             if commit == save.amended:
                 tip = new.name
+        if new_messages:
+            checkpoint("edit: trailers")
+            moved = rewrite_messages(store, [(c, p[0]) for c, p in chain], new_messages)
+            new_entries = [
+                dataclasses.replace(e, commit=moved.get(e.commit, e.commit)) if e.commit else e
+                for e in new_entries
+            ]
+            save = dataclasses.replace(
+                save,
+                amended=moved.get(save.amended, save.amended),
+                head=moved.get(save.head, save.head),
+            )
+            record = record.with_(save=save)
         in_new = {e.name for e in new_entries}
         tip_index = record.names.index(record.tip) if record.tip in record.names else -1
         for i, e in enumerate(record.entries):
@@ -904,8 +922,11 @@ class Editor:
         change = self._change(entry.name)
         assert isinstance(change, DiffChange)
         patch = change.patch
+        header = patch.header
+        if not patch.files and header and not header.endswith("\n\n"):
+            header += "\n" if header.endswith("\n") else "\n\n"  # a patch new made: no diff yet
         data = self._render(
-            entry.name, patch.strip, patch.header, parent, commit, context=_context_of(patch),
+            entry.name, patch.strip, header, parent, commit, context=_context_of(patch),
             prefixes=_prefixes(patch),
         )  # fmt: skip
         return data + messages.signature_tail(original)
