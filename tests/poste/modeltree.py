@@ -3,12 +3,20 @@
 The tree is what the image's root filesystem would hold: the release as imported into a
 patchkit store (``git archive`` of its tree), plus, when ``patched``, the overlay that
 ``patchkit build`` writes (exactly the files the series changes or adds, with modes).
+
+A model release lacks poste.io's own files, so the changes for them are ``missing-target``
+there (and the nginx listen edit is a ``conflict`` while the model's templates are stand-ins
+without poste.io's port placeholders), and ``patchkit build`` refuses a series with either.
+The patched tree is therefore built from the series without the changes that cannot apply to
+this model: :func:`left_out` names them, and tests/poste/test_poste_patches.py asserts exactly
+which they are, so nothing is left out in silence.
 Used by tests/poste/test_startup.py and bench/isolation/run.py; the store is cached in
 ``bench/.cache/poste-store`` (importing the same digest twice is free).
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -29,8 +37,39 @@ def available_models() -> list[str]:
 
 
 def _project() -> Project:
-
     return Project.open(REPO, store=STORE)
+
+
+def left_out(version: str) -> dict[str, str]:
+    """The changes of the series that cannot apply to ``version``: name -> status."""
+    project = _project()
+    if version not in project.imported():
+        project.import_release(version)
+    return {p.name: p.status.value for p in project.check(version).patches if p.needs_attention}
+
+
+def _buildable(project: Project, version: str, tmp: Path) -> Project:
+    """``project``, or a copy of it (same store) whose series leaves out :func:`left_out`."""
+    skip = left_out(version)
+    if not skip:
+        return project
+    copy = tmp / "project"
+    (copy / "patches").mkdir(parents=True)
+    shutil.copy(REPO / "upstream-versions.toml", copy)
+    for entry in (REPO / "patches").iterdir():
+        if entry.name == "series":
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, copy / "patches" / entry.name, symlinks=True)
+        else:
+            shutil.copy2(entry, copy / "patches" / entry.name)
+    kept = [
+        line
+        for line in (REPO / "patches" / "series").read_text().splitlines()
+        if line.split("#", 1)[0].strip().split(" ")[0] not in skip
+    ]
+    (copy / "patches" / "series").write_text("\n".join(kept) + "\n")
+    return Project.open(copy, store=STORE)
 
 
 def materialise(version: str, dest: Path, *, patched: bool, paths: tuple[str, ...] = ()) -> Path:
@@ -50,7 +89,7 @@ def materialise(version: str, dest: Path, *, patched: bool, paths: tuple[str, ..
     if patched:
         with tempfile.TemporaryDirectory(prefix="patchkit-ctx-") as tmp:
             ctx = Path(tmp) / "ctx"
-            project.build_context(version, ctx)
+            _buildable(project, version, Path(tmp)).build_context(version, ctx)
             overlay = ctx / "overlay"
             for src in sorted(overlay.rglob("*")):
                 rel = src.relative_to(overlay)
@@ -66,8 +105,6 @@ def materialise(version: str, dest: Path, *, patched: bool, paths: tuple[str, ..
                 if target.exists() or target.is_symlink():
                     target.unlink()
                 shutil.copy2(src, target, follow_symlinks=False)
-            import json
-
             for rel in json.loads((ctx / "patchkit-build.json").read_text()).get("deleted", []):
                 gone = dest / str(rel).lstrip("/")
                 if gone.is_symlink() or gone.is_file():

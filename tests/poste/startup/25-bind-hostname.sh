@@ -331,6 +331,24 @@ else
     skipped /opt/www/webmail/config/config.inc.php
 fi
 
+# -- the admin app's compiled service container ---------------------------------------
+
+# The Predis DSN (admin-predis-socket.edit.toml) is compiled into the Symfony cache: a
+# cache older than the services config the series changed is stale. Remove it; the app
+# rebuilds it on first use (the image's own cache, untouched since, is not removed again).
+cache="$ROOT/opt/admin/var/cache/prod"
+if [ -d "$cache" ]; then
+    for f in "$ROOT"/opt/admin/config/services_base.yaml "$ROOT"/opt/admin/src/AppBundle/Resources/config/services.yml; do
+        if [ -f "$f" ] && [ -n "$(find "$f" -prune -newer "$cache")" ]; then
+            rm -rf "$cache" || die "cannot remove the stale admin cache ${cache#"$ROOT"}"
+            log "removed the admin cache ${cache#"$ROOT"} (older than ${f#"$ROOT"})"
+            break
+        fi
+    done
+else
+    skipped /opt/admin/var/cache/prod
+fi
+
 # -- commit: every file rendered, now move them into place ----------------------------
 
 n=0
