@@ -159,12 +159,15 @@ def _on_signal(signum: int, _frame: object) -> None:
 # -- build ----------------------------------------------------------------------------
 
 
+PROJECT = [REPO]  # the patchkit project whose series is built (run.py --project)
+
+
 def patchkit_cli() -> list[str]:
     exe = REPO / ".venv" / "bin" / "patchkit"
     return [
         str(exe) if exe.exists() else "patchkit",
         "--project",
-        str(REPO),
+        str(PROJECT[0]),
         "--store",
         str(CACHE / "store.git"),
     ]
@@ -216,33 +219,65 @@ def read_model_file(layout: Path, path: str) -> bytes:
     return found
 
 
-NGINX_TEMPLATES = (
-    "etc/nginx/sites-enabled.templates/https",
-    "etc/nginx/sites-enabled.templates/no-https",
-)
-NGINX_PATCHES = (
-    REPO / "patches" / "nginx-listen-placeholders.patch",
-    HERE / "nginx-proxy-sockets.patch",
+# What the proof may add on top of `patchkit build`'s context, each labelled in the
+# Dockerfile and recorded in the JSON. Each patch starts from the file as the series left it
+# (patchkit's overlay/, else the model's own) and is applied only when it applies cleanly:
+# one the series already carries (it reverse-applies) or whose lines the series changed is
+# skipped, and the verdict then measures what the series did. docs/isolation-live.md says
+# which part of patches/ each candidate belongs to.
+PROOF_PATCHES = (
+    (
+        HERE / "nginx-listen-stand-ins.patch",
+        "model stand-ins: the series' nginx listen patch targets poste.io's own templates",
+    ),
+    (
+        HERE / "nginx-proxy-sockets.patch",
+        "candidate: nginx proxies the web UIs to the unix sockets",
+    ),
+    (
+        HERE / "rspamd-controller-socket-mode.patch",
+        "candidate: nginx's user (www-data) may connect to rspamd's controller socket",
+    ),
+    (
+        HERE / "haraka-http-socket-mode.patch",
+        "candidate: nginx's user (www-data) may connect to Haraka's HTTP sockets",
+    ),
 )
 
 
-def proof_nginx_overlay(layout: Path, ctx: Path) -> list[str]:
-    """The model's stand-in nginx templates with the nginx patches applied (GNU patch)."""
+def _patch_paths(patch: Path) -> list[str]:
+    return sorted(set(re.findall(r"^\+\+\+ b/(\S+)", patch.read_text(), re.M)))
+
+
+def proof_overlay(layout: Path, ctx: Path, log: Callable[[str], None]) -> list[dict[str, Any]]:
+    """Stage the files PROOF_PATCHES change in ctx/proof-overlay and patch them (GNU patch)."""
     stage = ctx / "proof-overlay"
-    for path in NGINX_TEMPLATES:
-        dest = stage / path
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(read_model_file(layout, path))
-    for patch in NGINX_PATCHES:
-        r = sh(
-            ["patch", "-p1", "-d", str(stage), "--no-backup-if-mismatch", "-f", "-i", str(patch)],
-            check=False,
+    done = []
+    for patch, why in PROOF_PATCHES:
+        paths = _patch_paths(patch)
+        for path in paths:
+            dest = stage / path
+            if dest.exists():
+                continue  # an earlier proof patch staged it
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if (ctx / "overlay" / path).is_file():
+                shutil.copy2(ctx / "overlay" / path, dest)
+            else:
+                dest.write_bytes(read_model_file(layout, path))
+        cmd = ["patch", "-p1", "-d", str(stage), "--no-backup-if-mismatch", "-f", "-s"]
+        entry: dict[str, Any] = {"patch": patch.name, "why": why, "files": paths}
+        if sh([*cmd, "--dry-run", "-i", str(patch)], check=False).returncode == 0:
+            sh([*cmd, "-i", str(patch)])
+            entry["applied"] = True
+        elif sh([*cmd, "--dry-run", "-R", "-i", str(patch)], check=False).returncode == 0:
+            entry.update(applied=False, reason="the series already has it")
+        else:
+            entry.update(applied=False, reason="the series changed these lines")
+        log(
+            f"proof patch {patch.name}: {'applied' if entry['applied'] else 'skipped: ' + entry['reason']}"
         )
-        if r.returncode != 0:
-            raise ProofError(
-                f"{patch.name} does not apply to the model's stand-in templates: {r.stdout.strip()}"
-            )
-    return [p.name for p in NGINX_PATCHES]
+        done.append(entry)
+    return done
 
 
 def build_images(model: str, work: Path, log: Callable[[str], None], keep: bool) -> dict[str, Any]:
@@ -283,13 +318,22 @@ def build_images(model: str, work: Path, log: Callable[[str], None], keep: bool)
     dockerfile = ctx / "Dockerfile"
     text = dockerfile.read_text()
     from_line = next(ln for ln in text.splitlines() if ln.startswith("FROM "))
-    applied = proof_nginx_overlay(layout_real, ctx)
-    text = text.replace(from_line, f"FROM {images['unpatched']}", 1) + (
-        "\n# bench/isolation (the proof, not patchkit build): the model's nginx templates stand in\n"
-        "# for poste.io's own, which the series' nginx patch targets and skips on the models; the\n"
-        f"# proof applies it, and a candidate for the proxy lines: {', '.join(applied)}.\n"
-        'COPY ["proof-overlay/etc/nginx/sites-enabled.templates/", "/etc/nginx/sites-enabled.templates/"]\n'
-    )
+    applied = proof_overlay(layout_real, ctx, log)
+    lines = [
+        "",
+        "# bench/isolation (the live proof, NOT patchkit build): files the proof changes on top",
+        "# of the series, each from one patch (docs/isolation-live.md):",
+    ]
+    copied: set[str] = set()
+    for a in applied:
+        if a["applied"]:
+            lines.append(f"#   {a['patch']}: {a['why']}")
+    for a in applied:
+        for f in a["files"] if a["applied"] else []:
+            if f not in copied:
+                copied.add(f)
+                lines.append(f'COPY --chown=0:0 ["proof-overlay/{f}", "/{f}"]')
+    text = text.replace(from_line, f"FROM {images['unpatched']}", 1) + "\n".join(lines) + "\n"
     dockerfile.write_text(text)
     info["patchkit_from"] = from_line
     info["proof_patches"] = applied
@@ -389,7 +433,13 @@ class Lab:
         sh([*n, "link", "set", "pkiso-net", "up"])
         sh([*n, "route", "add", "192.0.2.0/24", "via", EDGE])
         zone = {
-            "A": {"mx.sink.test": [SINK], A.hostname: [A.v4], B.hostname: [B.v4]},
+            "A": {
+                "mx.sink.test": [SINK],
+                "client.sink.test": [CLIENT],
+                A.hostname: [A.v4],
+                B.hostname: [B.v4],
+            },
+            "PTR": {"30.100.51.198.in-addr.arpa": "client.sink.test"},
             "AAAA": {A.hostname: [A.v6], B.hostname: [B.v6]},
             "MX": {
                 "*.test": "mx.sink.test",
@@ -492,7 +542,7 @@ class Lab:
 
 
 def redis_info(lab: Lab, field_name: str) -> int:
-    m = re.search(rf"{field_name}:(\d+)", lab.redis("INFO", "stats") + lab.redis("INFO", "clients"))
+    m = re.search(rf"{field_name}:(\d+)", lab.redis("INFO", "stats"))
     return int(m.group(1)) if m else -1
 
 
@@ -511,9 +561,31 @@ class Container:
     def root(self) -> Path:
         return Path(f"/proc/{self.pid}/root")
 
+    def path(self, path: str) -> Path:
+        """``path`` inside the container, seen from here: its symlinks (Debian's /var/run ->
+        /run) resolved against the container's root, not ours."""
+        parts = [p for p in path.split("/") if p]
+        done: list[str] = []
+        hops = 0
+        while parts:
+            part = parts.pop(0)
+            here = self.root.joinpath(*done, part)
+            if here.is_symlink() and hops < 20:
+                hops += 1
+                target = os.readlink(here)
+                parts = [p for p in target.split("/") if p] + parts
+                if target.startswith("/"):
+                    done = []
+                continue
+            if part == "..":
+                done = done[:-1]
+            elif part != ".":
+                done.append(part)
+        return self.root.joinpath(*done)
+
     def read(self, path: str, tail: int = 0) -> str:
         try:
-            text = (self.root / path.lstrip("/")).read_text(errors="replace")
+            text = self.path(path).read_text(errors="replace")
         except OSError:
             return ""
         return "\n".join(text.splitlines()[-tail:]) if tail else text
@@ -641,9 +713,12 @@ def unix_listeners(
 ) -> list[dict[str, Any]]:
     out = []
     for line in lab.ss("-lxpH"):
-        path = next((t for t in line.split() if t.startswith("/")), None)
-        if path is None:
+        cols = line.split()
+        if len(cols) < 5:
             continue
+        # As bound: Haraka binds its http.ini path without the leading "/" (relative to its
+        # working directory, which is /).
+        path = "/" + cols[4].lstrip("/")
         pids = [int(p) for p in re.findall(r"pid=(\d+)", line)]
         procs = sorted(set(re.findall(r'\("([^"]+)"', line)))
         owners = sorted({pid_owner(p, containers, host_pids) for p in pids}) or ["?"]
@@ -671,7 +746,7 @@ def unix_request(c: Container, path: str, payload: bytes, timeout: float = 5) ->
     try:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
             s.settimeout(timeout)
-            s.connect(str(c.root / path.lstrip("/")))
+            s.connect(str(c.path(path)))
             s.sendall(payload)
             data = b""
             with contextlib.suppress(TimeoutError):
@@ -837,6 +912,7 @@ def run_variant(
                 "public_exact": all(set(a) == set(c.spec.addresses) for a in public.values()),
             }
         )
+    result["host_listeners"] = [x for x in tcp if x["owner"] == "host"]
     result["host_redis_clients"] = host_redis_clients(lab, containers, host_pids)
     result["unowned_listeners"] = [x for x in tcp if x["owner"] not in ("a", "b", "host")]
     if variant == "patched":
@@ -863,8 +939,8 @@ def run_variant(
         inst["_logs"] = logs
     ping = lab.redis("PING")
     after = redis_info(lab, "total_connections_received")
-    # Our own connections to it in this variant: the INFO before (counted in `before`),
-    # PING, and the two INFO calls after (stats, clients) -- the first one is counted.
+    # Our own connections to it in this variant, each counted once: the INFO before is in
+    # `before` already; the PING and the INFO after are the 2 subtracted.
     result["host_redis"] = {
         "ping": ping,
         "connections_received_during_variant": after - before - 2,
@@ -879,9 +955,9 @@ def run_variant(
 
 def mail_checks(lab: Lab, containers: list[Container]) -> dict[str, Any]:
     a, b = containers
-    token = secrets.token_hex(4)
+    token, itoken = secrets.token_hex(4), secrets.token_hex(4)
     sink_file = lab.work / "sink.jsonl"
-    inbound_subject = f"inbound-{token}"
+    inbound_subject = f"inbound-{itoken}"
     host_list = (a.read("/opt/haraka-smtp/config/host_list").split() or ["localhost"])[0]
     probes = [
         {
@@ -889,8 +965,8 @@ def mail_checks(lab: Lab, containers: list[Container]) -> dict[str, Any]:
             "name": "inbound to A",
             "addr": A.v4,
             "source": CLIENT,
-            "helo": f"client-{token}.sink.test",
-            "mail_from": f"sender-{token}@sink.test",
+            "helo": "client.sink.test",
+            "mail_from": f"sender-{itoken}@sink.test",
             "rcpt": f"postmaster@{host_list}",
             "subject": inbound_subject,
         }
@@ -969,8 +1045,8 @@ def mail_checks(lab: Lab, containers: list[Container]) -> dict[str, Any]:
         "token": token,
         "inbound": {
             "submitted": inbound["result"],
-            "accepted_by_a": inbound["result"].get("ok", False) and token in a_log,
-            "b_logs_mention_it": token in b_logs,
+            "accepted_by_a": inbound["result"].get("ok", False) and itoken in a_log,
+            "b_logs_mention_it": itoken in b_logs,
             "forwarded_to_sink": bool(forwarded),
         },
         "rspamd_scan": {
@@ -1034,7 +1110,8 @@ def verdict_of(unpatched: dict[str, Any], patched: dict[str, Any]) -> dict[str, 
 def unpatched_collisions(unpatched: dict[str, Any]) -> list[dict[str, Any]]:
     """Ports B's services could not bind because A (or the host's redis) holds them."""
     u_a, u_b = unpatched["instances"]
-    held = {(x["address"], x["port"]) for x in u_a["listeners"]}
+    held = {(x["address"], x["port"], "A") for x in u_a["listeners"]}
+    held |= {(x["address"], x["port"], "host") for x in unpatched["host_listeners"]}
     out = []
     for daemon, lines in u_b["log_errors"].items():
         for ln in lines:
@@ -1045,10 +1122,8 @@ def unpatched_collisions(unpatched: dict[str, Any]) -> list[dict[str, Any]]:
                     if int(p) in set(PUBLIC) | {6379, 11332, 11333, 11334, 11380, 11381, 13001}
                 }
             ):
-                holders = sorted({a for a, p in held if p == port})
-                out.append(
-                    {"daemon": daemon, "port": port, "held_by_a_on": holders, "log": ln[:160]}
-                )
+                holders = sorted({f"{who} {a}" for a, p, who in held if p == port})
+                out.append({"daemon": daemon, "port": port, "held_by": holders, "log": ln[:160]})
     seen, unique = set(), []
     for x in out:
         if (x["daemon"], x["port"]) not in seen:
@@ -1104,7 +1179,7 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         if variant == "unpatched":
             for x in result["unpatched_collisions"]:
                 out.append(
-                    f"   collision: B's {x['daemon']} port {x['port']} (A holds {', '.join(x['held_by_a_on']) or '-'}): {x['log'][:110]}"
+                    f"   collision: B's {x['daemon']} port {x['port']} (held by {', '.join(x['held_by']) or '-'}): {x['log'][:110]}"
                 )
         if variant == "patched":
             m = r["mail"]
@@ -1165,7 +1240,9 @@ def signals_raise() -> Iterator[None]:
             signal.signal(s, h)
 
 
-def main(model: str, instances: int, json_out: str | None, keep: bool) -> int:
+def main(
+    model: str, instances: int, json_out: str | None, keep: bool, project: Path | None = None
+) -> int:
     def log(msg: str) -> None:
         print(f"isolation: {msg}", file=sys.stderr, flush=True)
 
@@ -1193,7 +1270,14 @@ def main(model: str, instances: int, json_out: str | None, keep: bool) -> int:
                 for v in ("patched", "unpatched")
             ],
         )
-    result: dict[str, Any] = {"schema": 1, "engine": "podman", "model": model}
+    if project is not None:
+        PROJECT[0] = project.resolve()
+    result: dict[str, Any] = {
+        "schema": 1,
+        "engine": "podman",
+        "model": model,
+        "project": str(PROJECT[0]),
+    }
     rc = 1
     with signals_raise():
         try:

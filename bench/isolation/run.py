@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> int:
         help="write the result as JSON (to stdout without a file name)",
     )
     p.add_argument(
+        "--project",
+        type=Path,
+        default=None,
+        help="podman: the patchkit project whose series is built (default: this checkout)",
+    )
+    p.add_argument(
         "--keep",
         action="store_true",
         help="podman, development only: keep images and storage (no system reset)",
@@ -56,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return tree.main(args.model, args.json is not None)
     import live
 
-    return live.main(args.model, args.instances, args.json, args.keep)
+    return live.main(args.model, args.instances, args.json, args.keep, args.project)
 
 
 if __name__ == "__main__":
