@@ -797,6 +797,9 @@ class Editor:
         save = record.save
         assert save is not None
         ws, store = self.ws, self.store
+        # What a kill before the swap goes back to: the commits as the replay left them
+        # (the trailers given below are given again, to the same commit ids).
+        redo = record
         chain = self._chain(record, save.head)
         by_name = {e.name: e for e in record.entries}
         originals = [e.commit for e in record.entries if e.commit]
@@ -862,7 +865,6 @@ class Editor:
                 amended=moved.get(save.amended, save.amended),
                 head=moved.get(save.head, save.head),
             )
-            record = record.with_(save=save)
         in_new = {e.name for e in new_entries}
         tip_index = record.names.index(record.tip) if record.tip in record.names else -1
         for i, e in enumerate(record.entries):
@@ -898,12 +900,14 @@ class Editor:
                 tip=tip,
                 written=written,
             )
-            self.state.save(record.with_(phase=EditPhase.WRITING, swap=journal))
+            self.state.save(redo.with_(phase=EditPhase.WRITING, swap=journal))
             build_new_set(ws.patches_dir, self.temp, writes)
             swap_in(ws.patches_dir, self.temp, self.old)
+        # HEAD onto the (re-trailered) tip before the state says the save is over: a kill
+        # in between is recovered from the journal, which settles HEAD again.
+        self._settle(final)
         checkpoint("edit: adopt")
         self.state.save(final)
-        self._settle(final)
         store.git("update-ref", EDIT_REF, save.head)
         return EditOutcome(
             action=action,

@@ -47,10 +47,10 @@ EDIT_TOML = (
 )
 
 
-def git(cwd: Path, *args: str, check: bool = True, **env: str) -> str:
+def git(cwd: Path, *args: str, env: dict[str, str] | None = None, check: bool = True) -> str:
     full = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
     full.update(GIT_ENV)
-    full.update(env)
+    full.update(env or {})
     proc = subprocess.run(
         ["git", *args], cwd=cwd, env=full, capture_output=True, text=True, check=False
     )
