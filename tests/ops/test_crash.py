@@ -256,12 +256,15 @@ def test_kill_inside_git_then_abort_or_continue_leaves_a_clean_store(
     for n in range(1, total + 1):
         root = _with_kill_hook(pristine, tmp_path / f"gabort{n}")
         assert _cli(root, "rebase", "--onto", "1.1", git_kill_at=n).returncode == KILLED
-        locked_seen = locked_seen or any(_store(root).glob("worktrees/*/locked"))
+        locked = any(_store(root).glob("worktrees/*/locked"))
+        locked_seen = locked_seen or locked
         assert _quiet("--project", str(root), "rebase", "--abort") in (0, 3)
         assert snapshot(root) == before, f"git kill point {n}: --abort did not restore"
         _fsck_clean(root, f"git kill point {n}, aborted")
         _fresh_rebase_works(root, f"git kill point {n}, aborted")
         shutil.rmtree(root)
+        if n % 2 and not locked:
+            continue  # going on instead: every other point (for time), and the report's one
 
         root = _with_kill_hook(pristine, tmp_path / f"gcont{n}")
         assert _cli(root, "rebase", "--onto", "1.1", git_kill_at=n).returncode == KILLED
