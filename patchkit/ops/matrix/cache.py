@@ -22,7 +22,7 @@ from patchkit.ops.matrix.keys import CACHE_FORMAT
 __all__ = ["CACHE_DIR", "CellCache", "Warn"]
 
 CACHE_DIR = "cache/matrix"  # below the project's state directory
-_WRITERS = 2  # threads writing entries (see CellCache.flush)
+_WRITERS = 4  # threads writing entries (see CellCache.flush)
 
 Warn = Callable[[str], None]
 
@@ -91,10 +91,10 @@ class CellCache:
     def flush(self) -> None:
         """Start writing the stored entries in the background (:meth:`wait` for them).
 
-        atomic_write fsyncs each file: 2 ms or more each here, ten in a row up to a third of
-        a cold run when other processes use the disk. Written from two threads, the fsyncs
-        overlap each other and the rest of the run (drift attribution, output); more threads
-        cost more to start than they save (bench/matrix)."""
+        atomic_write fsyncs each file: 2 ms each on an idle disk, ten in a row 30-65 ms when
+        other processes use it (more than a cold run's work). From four threads the fsyncs
+        overlap each other (the filesystem commits them together: 8-16 ms for the ten) and
+        the rest of the run (drift attribution); one thread per entry costs more to start."""
         queued, self._queued = self._queued, []
         for share in [queued[i::_WRITERS] for i in range(min(_WRITERS, len(queued)))]:
             writer = threading.Thread(target=self._write_all, args=(share,), daemon=False)

@@ -84,10 +84,23 @@ def _lister(files: Mapping[str, bytes | None]) -> PathLister:
 
 
 def base_files(
-    reader: BlobReader, label: str, tree: str, changes: Sequence[Change], group: Group
+    reader: BlobReader,
+    label: str,
+    tree: str,
+    changes: Sequence[Change],
+    group: Group,
+    blobs: dict[str, bytes | None],
 ) -> BaseFiles:
-    """One group on the base release (the others cannot change its files), for the 3-way flag."""
-    overlay: dict[str, bytes | None] = reader.read_many(tree, group.paths)
+    """One group on the base release (the others cannot change its files), for the 3-way flag.
+
+    ``blobs``: blobs read already, by id (in a cold run, the base release's among them); the
+    others are read and added: one `cat-file` round trip each costs more than the lookup.
+    """
+    oids = reader.blob_ids([(tree, p) for p in group.paths])
+    missing = sorted({oid for oid in oids if oid and oid not in blobs})
+    if missing:
+        blobs.update(reader.read_objects(missing))
+    overlay = {p: (blobs[oid] if oid else None) for p, oid in zip(group.paths, oids, strict=True)}
     lister = _lister(overlay)
     out = BaseFiles()
     for i in group.indexes:
@@ -144,6 +157,8 @@ def run_units(
     base_ref: tuple[str, str] | None,
 ) -> list[list[PatchResult | None]]:
     """Every unit's cells, in this process, blobs read through ``reader``."""
+    wanted = sorted({oid for u in units for oid in u.key[1] if oid})
+    blobs = reader.read_objects(wanted)  # every unit's, in one pipelined request
     memo: dict[int, BaseFiles] = {}  # per group, made the first time a flag needs it
 
     def base_of(group_index: int) -> Callable[[], BaseFiles | None]:
@@ -151,13 +166,12 @@ def run_units(
             if base_ref is None:
                 return None
             if group_index not in memo:
-                memo[group_index] = base_files(reader, *base_ref, changes, groups[group_index])
+                group = groups[group_index]
+                memo[group_index] = base_files(reader, *base_ref, changes, group, blobs)
             return memo[group_index]
 
         return base
 
-    wanted = sorted({oid for u in units for oid in u.key[1] if oid})
-    blobs = reader.read_objects(wanted)
     out = []
     for unit in units:
         group_index, oids, applies = unit.key
