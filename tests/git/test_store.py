@@ -66,6 +66,31 @@ def test_packed_blobs_are_read_back_by_git_and_fsck_is_clean(tmp_path: Path) -> 
     assert store.git("cat-file", "-t", "refs/heads/t^{tree}").stdout == b"tree\n"
 
 
+def test_ids_computed_on_the_writer_thread_equal_git_and_duplicates_are_written_once(
+    tmp_path: Path,
+) -> None:
+    from patchkit.images.sink import ObjectSink
+
+    big = os.urandom(1 << 20) * 3  # streamed through the writer thread in chunks
+    datas = [*_blobs(), big, big, b"", b"x" * 5000, b"x" * 5000]
+    for pack in (True, False):
+        store = Store.open(tmp_path / f"store-{pack}")
+        with store.fast_import(pack=pack) as fi:
+            sink: ObjectSink = fi  # the seam images/ writes through
+            later = [sink.blob_stream_later(len(d), _chunks(d, 1 << 18)) for d in datas]
+            ids = [get() for get in later]
+            assert ids == [git_blob_id(d) for d in datas]
+            files = {f"f{i}": TreeEntry(mode=MODE_FILE, blob=oid) for i, oid in enumerate(ids)}
+            sink.commit("refs/heads/t", files, "t\n")
+        with store.blob_reader() as reader:
+            assert reader.read("refs/heads/t:f5") is not None
+        _fsck(store)
+        if pack:
+            idx = next(p for p in _pack_files(store) if p.endswith(".idx"))
+            verify = store.git("verify-pack", "-v", str(store.path / "objects/pack" / idx))
+            assert verify.stdout.count(b" blob ") == len(set(datas))
+
+
 def test_blobs_the_store_has_are_not_written_again(tmp_path: Path) -> None:
     store = Store.open(tmp_path / "store")
     with store.fast_import(pack=True) as fi:
