@@ -28,9 +28,15 @@ def _prepare(template: Path, dest: Path) -> Project:
     return p
 
 
-def _save(root: Path, *, kill_at: int | None = None, log: Path | None = None, **env: str) -> int:
+def _save(
+    root: Path,
+    *,
+    kill_at: int | None = None,
+    log: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> int:
     full = {k: v for k, v in os.environ.items() if not k.startswith("PATCHKIT_TEST_")}
-    full.update(env)
+    full.update(env or {})
     if kill_at is not None:
         full["PATCHKIT_TEST_KILL_AT"] = str(kill_at)
     if log is not None:
@@ -69,14 +75,14 @@ def test_kill_save_at_every_checkpoint(
     fallback: bool,
 ) -> None:
     old, new, names = reference
-    points = range(1, len(names) + 1)
+    points: list[int] = list(range(1, len(names) + 1))
     if fallback:  # the two-renames path differs only around the swap
         points = [i for i, n in enumerate(names, 1) if "swap" in n or "set" in n or "adopt" in n]
     env = {"PATCHKIT_TEST_NO_EXCHANGE": "1"} if fallback else {}
     for n in points:
         where = f"killed at checkpoint {n} ({names[n - 1]})"
         p = _prepare(_template, tmp_path / f"k{n}")
-        assert _save(p.root, kill_at=n, **env) == -9, where
+        assert _save(p.root, kill_at=n, env=env) == -9, where
         now = files(p.patches_dir) if p.patches_dir.exists() else None
         if now is None:
             assert fallback, where  # only between the fallback's two renames
