@@ -3,9 +3,9 @@ changed there (docs/matrix.md, "Drift attribution"). Pure: the diff text comes f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
-from patchkit.core.model import FAILED, PRESENT, Drift, Matrix, PatchStatus
+from patchkit.core.model import FAILED, PRESENT, Drift, Matrix, PatchResult, PatchStatus
 
 __all__ = ["DIFF_LIMIT", "UpstreamDiff", "attribute_drift"]
 
@@ -28,10 +28,16 @@ def attribute_drift(
     when one is not computable here (a merged report without the store).
     """
     lend = {(d.patch, d.first_bad, d.last_good): d.upstream_diff for d in known}
+    # Matrix.result scans every cell: indexed once here, the first cell of each (release, patch)
+    # as Matrix.result finds it.
+    cells: dict[tuple[str, str], PatchResult] = {}
+    for c in matrix.checks:
+        for r in c.patches:
+            cells.setdefault((c.version, r.name), r)
     out: list[Drift] = []
     for name in matrix.patches:
-        for last_good, run, status in _failure_runs(matrix, name):
-            changed = _changed_files(matrix, name, last_good, run[0])
+        for last_good, run, status in _failure_runs(matrix, cells, name):
+            changed = _changed_files(matrix, cells, name, last_good, run[0])
             text = ""
             if diff is not None and last_good is not None and changed:
                 text = diff(last_good, run[0], changed)
@@ -49,13 +55,15 @@ def attribute_drift(
     return tuple(out)
 
 
-def _failure_runs(matrix: Matrix, name: str) -> list[tuple[str | None, list[str], PatchStatus]]:
+def _failure_runs(
+    matrix: Matrix, cells: Mapping[tuple[str, str], PatchResult], name: str
+) -> list[tuple[str | None, list[str], PatchStatus]]:
     """(last good release, failing releases, status on the first) for each run of failures."""
     runs: list[tuple[str | None, list[str], PatchStatus]] = []
     last_good: str | None = None
     current: list[str] | None = None
     for version in matrix.versions:
-        r = matrix.result(version, name)
+        r = cells.get((version, name))
         if r is None or r.status is PatchStatus.SKIPPED:
             continue
         if r.status in FAILED:
@@ -70,8 +78,14 @@ def _failure_runs(matrix: Matrix, name: str) -> list[tuple[str | None, list[str]
     return runs
 
 
-def _changed_files(matrix: Matrix, patch: str, good: str | None, bad: str) -> tuple[str, ...]:
-    r = matrix.result(bad, patch)
+def _changed_files(
+    matrix: Matrix,
+    cells: Mapping[tuple[str, str], PatchResult],
+    patch: str,
+    good: str | None,
+    bad: str,
+) -> tuple[str, ...]:
+    r = cells.get((bad, patch))
     if r is None or good is None:
         return ()
     old, new = matrix.blobs.get(good, {}), matrix.blobs.get(bad, {})
