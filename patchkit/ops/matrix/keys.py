@@ -7,6 +7,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+from patchkit._version import __version__
 from patchkit.kinds import Change, ChangeKind
 
 __all__ = ["CACHE_FORMAT", "cell_keys", "change_digest", "engine_fingerprint", "series_fingerprint"]
@@ -33,8 +34,6 @@ _ENGINE = (
 
 def engine_fingerprint() -> str:
     """patchkit's version and the source of the code that decides a cell's answer."""
-    from patchkit import __version__
-
     h = hashlib.sha256(f"patchkit {__version__} cache {CACHE_FORMAT}\0".encode())
     package = Path(__file__).resolve().parents[2]
     for path in [*(package / name for name in _ENGINE), *sorted((package / "kinds").glob("*.py"))]:
