@@ -492,3 +492,55 @@ def test_edits_and_overlays_rebase_through_the_change_protocol(tmp_path: Path) -
     assert {n: (p.root / "patches" / n).read_bytes() for n in before} == before
     assert p.versions.base == "1.1"
     assert [r.status for r in p.check().patches] == [PatchStatus.APPLIED] * 3
+
+
+def test_an_edit_that_no_longer_matches_stops_the_rebase_and_continues_once_fixed(
+    tmp_path: Path,
+) -> None:
+    """Edits are re-evaluated on the new release: a no-match stops like a conflict; the
+    person fixes the edit file in patches/ and --continue evaluates it again."""
+    edit = (
+        '[[edit]]\nfiles = "healthcheck/nginx.sh"\nreplace = "http://127.0.0.1"\n'
+        "with = 'http://$(hostname)'\n"
+    )
+    p = _two_release_project(
+        tmp_path,
+        {"healthcheck/nginx.sh": "curl http://127.0.0.1/\n"},
+        {"healthcheck/nginx.sh": "curl http://localhost/\n"},
+        {"h.edit.toml": edit},
+    )
+    (p.root / "patches/series").write_text("h.edit.toml\n")
+    original = {
+        n: (p.root / n).read_bytes()
+        for n in ("patches/h.edit.toml", "patches/series", "upstream-versions.toml")
+    }
+    stopped = p.rebase("1.1")
+    assert stopped.state is RebaseState.STOPPED
+    (entry,) = stopped.patches
+    assert entry.status is PatchStatus.CONFLICT and "no-match" in entry.message
+    assert "fix patches/h.edit.toml" in entry.message
+    aborted = p.rebase_abort()
+    assert aborted.state is RebaseState.ABORTED
+    assert {n: (p.root / n).read_bytes() for n in original} == original
+    # again, and this time fix the edit file and go on
+    assert p.rebase("1.1").state is RebaseState.STOPPED
+    (p.root / "patches/h.edit.toml").write_text(
+        edit.replace("http://127.0.0.1", "http://localhost")
+    )
+    done = p.rebase_continue()
+    assert done.state is RebaseState.COMPLETED
+    assert [(r.name, r.status) for r in done.patches] == [("h.edit.toml", PatchStatus.APPLIED)]
+    assert p.versions.base == "1.1"
+    assert p.show("1.1", "healthcheck/nginx.sh", patched=True) == b"curl http://$(hostname)/\n"
+
+
+def test_an_edit_can_be_skipped_when_it_stops(tmp_path: Path) -> None:
+    edit = '[[edit]]\nfiles = "etc/x"\ndelete = "gone"\n'
+    p = _two_release_project(
+        tmp_path, {"etc/x": "a\ngone\n"}, {"etc/x": "a\n"}, {"x.edit.toml": edit}
+    )
+    (p.root / "patches/series").write_text("x.edit.toml\n")
+    assert p.rebase("1.1").state is RebaseState.STOPPED
+    done = p.rebase_skip()
+    assert done.state is RebaseState.COMPLETED and done.dropped == ("x.edit.toml",)
+    assert (p.root / "patches/series").read_text() == ""

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from patchkit.core.model import (
     MADE,
     NOT_TRIED,
+    ChangeKind,
     PatchStatus,
     RebaseResult,
     RebaseState,
@@ -29,7 +30,7 @@ from patchkit.kinds import Change, load_change
 from patchkit.ops.check import check_tree
 from patchkit.ops.rebase.backup import ProjectBackup
 from patchkit.ops.rebase.refresh import refresh_to_base, write_rebased
-from patchkit.ops.rebase.replay import replay
+from patchkit.ops.rebase.replay import reevaluate, replay
 from patchkit.ops.rebase.risk import UpstreamDelta, introduced, range_diff, targets_at
 from patchkit.ops.rebase.series import commit_message, series_commits
 from patchkit.ops.rebase.state import PatchEntry, Phase, RebaseStateRecord, StateFile
@@ -233,14 +234,17 @@ class Rebaser:
             if entry.commit is None or entry.status in NOT_TRIED:
                 record = dataclasses.replace(record, current=record.current + 1)
                 continue
-            step = replay(
-                self.store,
-                wt,
-                record,
-                self._old_change(record, entry),
-                delta=self._upstream(record),
-                newly=functools.partial(self._newly, record),
-            )
+            if entry.kind is ChangeKind.DIFF:
+                step = replay(
+                    self.store,
+                    wt,
+                    record,
+                    self._old_change(record, entry),
+                    delta=self._upstream(record),
+                    newly=functools.partial(self._newly, record),
+                )
+            else:  # edits and overlays say what to do: done anew on the new release
+                step = reevaluate(self.store, wt, record, self._current_change(entry))
             if step.stopped:
                 record = record.with_entry(step.entry, phase=Phase.STOPPED)
                 self.state.save(record)
@@ -254,6 +258,12 @@ class Rebaser:
     def _take_resolution(self, wt: Worktree, record: RebaseStateRecord) -> RebaseStateRecord:
         """``--continue`` on a stop: the worktree's changes become the resolved change."""
         entry = record.entry
+        if entry.kind is not ChangeKind.DIFF:
+            # Its file in patches/ is what the person fixed: evaluate it again from the head.
+            checkpoint("continue: evaluate again")
+            wt.quit_pick()
+            wt.reset_hard(record.head)
+            return dataclasses.replace(record, phase=Phase.REPLAYING)
         self._check_resolved(wt, entry)
         self._check_clean(wt, record, entry)
         checkpoint("continue: add")
@@ -341,6 +351,17 @@ class Rebaser:
                         "put it back, or run patchkit rebase --abort"
                     )
         return self._old[entry.name]
+
+    def _current_change(self, entry: PatchEntry) -> Change:
+        """The change as patches/ has it now (an edit or overlay the person may have fixed
+        during a stop); every call reads it anew."""
+        for change in self.ws.changes():
+            if change.name == entry.name:
+                return change
+        raise RebaseStateError(
+            f"{entry.name} left patches/series during the rebase; put it back, or run "
+            "patchkit rebase --abort"
+        )
 
     def _upstream(self, record: RebaseStateRecord) -> UpstreamDelta:
         if self._delta is None or self._delta.key != record.key:

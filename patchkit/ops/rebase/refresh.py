@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from patchkit.core.model import EXACT, LEAVES_SERIES, PatchResult
+from patchkit.core.model import EXACT, LEAVES_SERIES, ChangeKind, PatchResult
 from patchkit.core.patchfile import Patch, parse_patch, render_patch
 from patchkit.core.series import parse_series
 from patchkit.core.versions import set_base
@@ -111,8 +111,8 @@ def write_rebased(
         if entry.status in LEAVES_SERIES:
             dropped.append(entry.name)
             continue
-        if entry.result is None:
-            continue
+        if entry.result is None or entry.kind is not ChangeKind.DIFF:
+            continue  # edits and overlays were re-evaluated: their files are the source
         # The backup, not patches/: an interrupted refresh may have rewritten the file.
         path = ws.patches_dir / entry.name
         original = backup.original(record.backup, _rel(ws, path))

@@ -8,12 +8,14 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from patchkit.core.model import PatchStatus
+from patchkit.core.model import FAILED, PatchStatus
 from patchkit.errors import RebaseStateError
 from patchkit.files import checkpoint
 from patchkit.git.store import Store
 from patchkit.git.worktree import Worktree
 from patchkit.kinds import Change
+from patchkit.kinds.base import ApplyContext
+from patchkit.ops.check import tree_lister
 from patchkit.ops.rebase.refresh import exact_result
 from patchkit.ops.rebase.resolve import resolve_conflicts
 from patchkit.ops.rebase.risk import (
@@ -26,7 +28,7 @@ from patchkit.ops.rebase.risk import (
 from patchkit.ops.rebase.series import commit_message
 from patchkit.ops.rebase.state import PatchEntry, RebaseStateRecord
 
-__all__ = ["Step", "replay"]
+__all__ = ["Step", "reevaluate", "replay"]
 
 # Tried in this order when the default (histogram) 3-way merge conflicts.
 _RETRY_ALGORITHMS = ("patience", "minimal")
@@ -140,3 +142,73 @@ def replay(
         message="; ".join(notes),
     )
     return Step(entry=made, head=result)
+
+
+def reevaluate(store: Store, wt: Worktree, record: RebaseStateRecord, change: Change) -> Step:
+    """Replay a change that is not a diff (an edit, an overlay) by applying it anew.
+
+    Such a change says what to do, not which lines it met: it is re-evaluated on the new
+    release (its globs, anchors and counts against upstream's new files), never 3-way merged.
+    A no-match or over-match stops the rebase like a conflict; the person fixes the change's
+    file in ``patches/`` and runs ``--continue`` (which evaluates it again), or ``--skip``s.
+    """
+    entry, head = record.entry, record.head
+    checkpoint(f"evaluate {entry.name}")
+    with store.blob_reader() as reader:
+        targets = change.targets(tree_lister(reader, head, {}))
+        before = reader.read_many(head, targets)
+        context = ApplyContext(
+            base=reader.read_many(record.base_commit, targets),
+            symlinked=reader.symlinked(head, targets),
+        )
+        outcome = change.apply(before, version=record.onto, context=context)
+    result = outcome.result
+    files = tuple(dict.fromkeys([*entry.files, *targets]))
+    if outcome.status in FAILED:
+        stopped = dataclasses.replace(
+            entry,
+            files=files,
+            status=PatchStatus.CONFLICT,
+            conflicts=(),
+            message=f"{result.message}; fix patches/{entry.name}, then patchkit rebase "
+            "--continue (or --skip)",
+        )
+        return Step(entry=stopped, head=head, stopped=True)
+    if outcome.status is PatchStatus.SKIPPED:
+        return Step(
+            entry=dataclasses.replace(entry, status=PatchStatus.SKIPPED, message=result.message),
+            head=head,
+        )
+    if not outcome.contents:
+        empty = dataclasses.replace(
+            entry,
+            files=files,
+            status=PatchStatus.ALREADY_APPLIED,
+            message="upstream already has what this change makes: dropped from the series",
+        )
+        return Step(entry=empty, head=head)
+    wt.reset_hard(head)
+    for path, data in outcome.contents.items():
+        target = wt.path / path
+        if data is None:
+            target.unlink(missing_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.unlink(missing_ok=True)
+        target.write_bytes(data)
+        target.chmod(0o755 if outcome.modes.get(path) == "100755" else 0o644)
+    wt.add_paths(outcome.contents)
+    checkpoint(f"commit {entry.name}")
+    made_commit = wt.commit(commit_message(entry.name))
+    checkpoint(f"committed {entry.name}")
+    made = dataclasses.replace(
+        entry,
+        files=files,
+        result=made_commit,
+        status=PatchStatus.APPLIED,
+        risk=tuple(
+            f"{flag}: upstream changed a file this change replaces" for flag in result.flags
+        ),
+        message="re-evaluated on the new release",
+    )
+    return Step(entry=made, head=made_commit)
