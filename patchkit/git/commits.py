@@ -26,6 +26,8 @@ __all__ = [
     "empty_commit",
     "is_ancestor",
     "open_worktree",
+    "paths_between",
+    "raw_changes",
     "rewrite_messages",
     "sparse_patterns",
     "uncommitted_paths",
@@ -39,7 +41,7 @@ class ChainStep:
     otherwise the git mode as an int and the content)."""
 
     message: str
-    changes: Mapping[str, tuple[int, bytes] | None]
+    changes: Mapping[str, tuple[int, bytes | str] | None]  # a str: an existing blob's id
 
 
 def commit_chain(store: Store, base: str, steps: Sequence[ChainStep], *, ref: str) -> list[str]:
@@ -56,9 +58,12 @@ def commit_chain(store: Store, base: str, steps: Sequence[ChainStep], *, ref: st
         for step in steps:
             tree: dict[str, TreeEntry | None] = {}
             for path, change in step.changes.items():
-                tree[path] = (
-                    None if change is None else TreeEntry(mode=change[0], blob=fi.blob(change[1]))
-                )
+                if change is None:
+                    tree[path] = None
+                    continue
+                mode, data = change
+                blob = data if isinstance(data, str) else fi.blob(data)
+                tree[path] = TreeEntry(mode=mode, blob=blob)
             got.append(fi.commit_changes(ref, tree, step.message, parent=parent))
             parent = f":{got[-1]}"
     by_mark: dict[int, str] = {}
@@ -152,6 +157,45 @@ def commit_diffs(
     if missing:
         raise StoreError(f"git diff-tree: no output for {missing[0]}")
     return found
+
+
+def raw_changes(
+    store: Store, commits: Iterable[str]
+) -> dict[str, dict[str, tuple[int, str] | None]]:
+    """What each commit changes from its first parent: path -> (mode, blob id), ``None`` for a
+    deletion; one `git diff-tree --stdin` for all of them."""
+    wanted = list(dict.fromkeys(commits))
+    out: dict[str, dict[str, tuple[int, str] | None]] = {c: {} for c in wanted}
+    if not wanted:
+        return out
+    raw = store.git(
+        "diff-tree", "--stdin", "-r", "-z", "--raw", "--no-renames", "--root",
+        input="".join(c + "\n" for c in wanted).encode(),
+    ).stdout  # fmt: skip
+    fields = raw.split(b"\0")
+    current: dict[str, tuple[int, str] | None] | None = None
+    i = 0
+    while i < len(fields):
+        field = fields[i]
+        if field.startswith(b":"):
+            _old_mode, new_mode, _old, new, status = field[1:].decode().split()
+            path = fields[i + 1].decode("utf-8", "surrogateescape")
+            assert current is not None
+            current[path] = None if status == "D" else (int(new_mode, 8), new)
+            i += 2
+            continue
+        if field.strip():
+            current = out.setdefault(field.decode().strip(), {})
+        i += 1
+    return out
+
+
+def paths_between(store: Store, old: str, new: str) -> set[str]:
+    """Paths that differ between two commits."""
+    if old == new:
+        return set()
+    out = store.git("diff-tree", "-r", "-z", "--name-only", "--no-renames", old, new).stdout
+    return {p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p}
 
 
 def is_ancestor(store: Store, old: str, new: str) -> bool:

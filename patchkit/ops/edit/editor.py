@@ -31,6 +31,8 @@ from patchkit.git.commits import (
     empty_commit,
     is_ancestor,
     open_worktree,
+    paths_between,
+    raw_changes,
     rewrite_messages,
     uncommitted_paths,
     widen_sparse,
@@ -523,14 +525,18 @@ class Editor:
 
     def _git_busy(self) -> str:
         """What git operation of the person's is under way in the worktree ("" if none)."""
-        for name, what in (
+        busy = (
             ("rebase-merge", "a git rebase"),
             ("rebase-apply", "a git rebase or am"),
             ("CHERRY_PICK_HEAD", "a git cherry-pick"),
             ("MERGE_HEAD", "a git merge"),
             ("REVERT_HEAD", "a git revert"),
-        ):
-            if self._git_path(name).exists():
+        )
+        args = [a for name, _ in busy for a in ("--git-path", name)]
+        out = self.wt.git("rev-parse", *args).stdout.decode().splitlines()
+        for line, (_, what) in zip(out, busy, strict=True):
+            path = Path(line)
+            if (path if path.is_absolute() else self.worktree_path / path).exists():
                 return what
         return ""
 
@@ -613,7 +619,8 @@ class Editor:
         amended = head
         if dirty:
             checkpoint("edit: amend")
-            wt.add_all()
+            # Only the paths status named: `add -A .` would walk every index entry.
+            wt.git("add", "-A", "--sparse", "--", *[":(literal)" + p for p in dirty])
             wt.git("commit", "-q", "--amend", "--no-verify", "--allow-empty", "--no-edit")
             amended = wt.head()
             checkpoint("edit: amended")
@@ -670,17 +677,53 @@ class Editor:
                 )
 
     def _replay(self, record: EditStateRecord) -> EditStateRecord:
-        """Cherry-pick the later patches onto the amended one (git's 3-way), in one git;
-        redone from ``save.head`` (where ``save.picks`` go) after a kill."""
+        """Replay the later patches onto the amended one; redone from ``save.head`` (where
+        ``save.picks`` go) after a kill.
+
+        A patch none of whose files differ between its old parent and its new one is
+        replayed without a merge (its blobs over the new parent: what the 3-way merge gives
+        then), all of them in one `git fast-import`, the worktree untouched. From the first
+        that overlaps, `git cherry-pick` in the worktree (git's 3-way; markers on conflict).
+        """
         save = record.save
         assert save is not None
         if not save.picks:
             return record
+        if not save.stopped_on:
+            record = self._replay_disjoint(record)
+            save = record.save
+            assert save is not None
+            if not save.picks:
+                return record
         wt = self.wt
         checkpoint("edit: replay")
         wt.git("cherry-pick", "--quit", check=False)
         wt.reset_hard(save.head)
         return self._pick(record, list(save.picks))
+
+    def _replay_disjoint(self, record: EditStateRecord) -> EditStateRecord:
+        save = record.save
+        assert save is not None
+        store = self.store
+        picks = list(save.picks)
+        diffs = commit_diffs(store, picks)
+        changes = raw_changes(store, picks)
+        differ = paths_between(store, diffs[picks[0]].parents[0], save.head)
+        steps: list[ChainStep] = []
+        for commit in picks:
+            touched = set(changes[commit])
+            if touched & differ:
+                break
+            steps.append(ChainStep(message=diffs[commit].message, changes=changes[commit]))
+        if not steps:
+            return record
+        checkpoint("edit: replay without merge")
+        made = commit_chain(store, save.head, steps, ref=EDIT_REF)
+        record = record.with_(
+            save=dataclasses.replace(save, head=made[-1], picks=tuple(picks[len(made) :]))
+        )
+        self.state.save(record)
+        return record
 
     def _pick(self, record: EditStateRecord, picks: list[str]) -> EditStateRecord:
         save = record.save
