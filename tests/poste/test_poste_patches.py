@@ -202,10 +202,6 @@ def test_rebase_refuses_while_the_base_lacks_poste_only_targets(
     assert "does not apply to its base model-bookworm" in capsys.readouterr().err
 
 
-@pytest.mark.xfail(
-    reason="patchkit rebase 3-way merges an edit's diff instead of re-evaluating the edit on the "
-    "new release (dovecot-quota-status.edit.toml: `address` in 2.3, `listen` in 2.4): reported"
-)
 def test_rebase_from_bookworm_to_trixie_completes(models: Project, tmp_path: Path) -> None:
     # A series must apply to its base before a rebase: on the models that is the series
     # without the changes for poste.io's own files (and the stand-in-bound nginx edit).
