@@ -6,7 +6,7 @@ import re
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 
-__all__ = ["Selector", "glob_to_regex"]
+__all__ = ["Selector", "glob_to_regex", "literal_prefix"]
 
 
 @lru_cache(maxsize=256)
@@ -84,6 +84,14 @@ def _translate(pat: str) -> str:
 
 
 _GLOB_CHARS = re.compile(r"[*?\[{]")
+
+
+def literal_prefix(pattern: str) -> str:
+    """The part of a glob before its first wildcard: every path it matches starts with it
+    (``etc/**/x`` -> ``etc/``; ``**/x`` -> ``""``)."""
+    pat = pattern.strip("/")
+    m = _GLOB_CHARS.search(pat)
+    return pat if m is None else pat[: m.start()]
 
 
 class Selector:

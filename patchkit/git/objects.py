@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import subprocess
 from collections.abc import Sequence
 
@@ -21,6 +22,7 @@ class BlobReader:
         self._outp = proc.stdout
         self._trees: dict[str, dict[str, tuple[bytes, str]] | None] = {}  # tree id -> entries
         self._paths: dict[str, list[str]] = {}  # tree id -> every blob path below it
+        self._matches: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # list_paths answers
 
     def read(self, spec: str) -> bytes | None:
         """Content of ``spec`` (`<rev>:<path>` or an object id), or None if absent.
@@ -69,6 +71,26 @@ class BlobReader:
             pending = deeper
         return out
 
+    def modes(self, tree: str, paths: Sequence[str]) -> dict[str, str | None]:
+        """The git mode of each of ``paths`` in ``tree`` (``"100644"``, ``"100755"``,
+        ``"120000"``), None where absent or not a blob."""
+        out: dict[str, str | None] = dict.fromkeys(paths)
+        pending = [(path, tree, path.split("/")) for path in paths if path and "\n" not in path]
+        while pending:
+            self._load_trees({t for _, t, _ in pending})
+            deeper = []
+            for path, t, parts in pending:
+                entry = (self._trees.get(t) or {}).get(parts[0])
+                if entry is None:
+                    continue
+                mode, oid = entry
+                if len(parts) == 1:
+                    out[path] = mode.decode() if mode in _BLOB_MODES else None
+                elif mode == b"40000":
+                    deeper.append((path, oid, parts[1:]))
+            pending = deeper
+        return out
+
     def symlinked(self, tree: str, paths: Sequence[str]) -> frozenset[str]:
         """Those of ``paths`` that are, or lie below, a symlink in ``tree`` (a file written
         there would go through the link)."""
@@ -91,11 +113,25 @@ class BlobReader:
 
     def list_paths(self, tree: str, patterns: Sequence[str]) -> list[str]:
         """Paths of the blobs (files and symlinks) in ``tree`` that match any of ``patterns``
-        (globs, image-root relative), sorted. Each tree object is read once per reader."""
-        from patchkit.core.globs import glob_to_regex
+        (globs, image-root relative), sorted. Each tree object is read once per reader; each
+        glob is tested only on the paths that share its literal prefix (found by bisection)."""
+        from patchkit.core.globs import glob_to_regex, literal_prefix
 
-        regexes = [glob_to_regex(p) for p in patterns]
-        return [path for path in self._all_paths(tree) if any(r.match(path) for r in regexes)]
+        key = (tree, tuple(patterns))
+        cached = self._matches.get(key)
+        if cached is not None:
+            return cached
+        paths = self._all_paths(tree)
+        found: set[str] = set()
+        for pattern in patterns:
+            regex = glob_to_regex(pattern)
+            prefix = literal_prefix(pattern)
+            start = bisect.bisect_left(paths, prefix)
+            end = bisect.bisect_left(paths, prefix + "\U0010ffff") if prefix else len(paths)
+            found.update(p for p in paths[start:end] if regex.match(p))
+        out = sorted(found)
+        self._matches[key] = out
+        return out
 
     def _all_paths(self, tree: str) -> list[str]:
         cached = self._paths.get(tree)
