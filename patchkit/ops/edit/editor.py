@@ -86,6 +86,22 @@ def edit_guard(state_dir: Path, command: str) -> None:
         )
 
 
+def _rebase_guard(state_dir: Path) -> None:
+    """Refuse to open while a rebase is in progress. Read here, not through ops.rebase, so
+    that the rebase can import :func:`edit_guard` without an import cycle."""
+    path = state_dir / "rebase" / "state.json"
+    if not path.exists():
+        return
+    try:
+        onto = str(json.loads(path.read_bytes()).get("onto", "?"))
+    except (OSError, ValueError, AttributeError):
+        onto = "?"
+    raise EditStateError(
+        f"a rebase onto {onto} is in progress; finish it with "
+        "patchkit rebase --continue, --skip or --abort"
+    )
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class EditOutcome:
     """What an edit command did."""
@@ -278,11 +294,9 @@ class Editor:
     def open(
         self, patch: str | None = None, *, version: str | None = None, add: Sequence[str] = ()
     ) -> EditOutcome:
-        from patchkit.ops.rebase import Rebaser
-
         ws = self.ws
         with ws.lock():
-            Rebaser(ws).guard()
+            _rebase_guard(ws.state_dir)
             record = self._load()
             if record is not None and self.worktree_path.exists():
                 return self._reopen(record, patch, version, add)
