@@ -359,3 +359,12 @@ def test_replace_literal_replaces_exactly_the_counted_occurrences(
         assert status is PatchStatus.ALREADY_APPLIED
     else:
         assert status is PatchStatus.CONFLICT and edits[0]["reason"] == "no-match"
+
+
+def test_a_failure_carries_the_changes_verified_note() -> None:
+    change = edit(
+        'verified = "fixture shapes only"\n[[edit]]\nfiles = "healthcheck/redis.sh"\nappend = "x"\n'
+    )
+    outcome = change.apply({}, version="1")
+    assert outcome.status is PatchStatus.MISSING_TARGET
+    assert outcome.result.message.endswith("[verified: fixture shapes only]")
