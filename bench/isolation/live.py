@@ -286,6 +286,7 @@ def build_images(model: str, work: Path, log: Callable[[str], None], keep: bool)
     started = time.monotonic()
     layout_real = MODELS / model
     # buildah's oci: transport rejects paths with a dot-led component (bench/.cache): link.
+    # (It names the source after its path, so the path must be a valid image reference.)
     layout = work / "models" / model
     layout.parent.mkdir(parents=True)
     layout.symlink_to(layout_real)
@@ -869,6 +870,7 @@ def run_variant(
         containers.append(start_container(lab, spec, variant, image, teardown))
         time.sleep(2)  # A first, as a user starting a second instance next to a running one
     started_at = time.monotonic()
+    phases = {"start_containers": round(started_at - t0, 1)}
     # Every daemon must still be up SETTLE seconds after the start; give rspamd (which
     # compiles its regexp cache at first start) up to 120 s to open its listeners.
     deadline = started_at + 120
@@ -884,9 +886,11 @@ def run_variant(
             for c in containers
         ):
             break
+    phases["settle"] = round(time.monotonic() - started_at, 1)
+    t_collect = time.monotonic()
     tcp = tcp_listeners(lab, containers, host_pids)
     unix = unix_listeners(lab, containers, host_pids)
-    result: dict[str, Any] = {"variant": variant, "image": image, "instances": []}
+    result: dict[str, Any] = {"variant": variant, "image": image, "instances": [], "phases": phases}
     for c in containers:
         mine = [x for x in tcp if x["owner"] == c.spec.key]
         forbidden = [x for x in mine if LOOPBACK_OR_WILDCARD.match(x["address"])]
@@ -946,10 +950,13 @@ def run_variant(
         "connections_received_during_variant": after - before - 2,
         "clients_seen": result["host_redis_clients"],
     }
+    phases["checks"] = round(time.monotonic() - t_collect, 1)
+    t_stop = time.monotonic()
     for c in containers:
         stop_container(c)
+    phases["stop_containers"] = round(time.monotonic() - t_stop, 1)
     result["seconds"] = round(time.monotonic() - t0, 1)
-    log(f"{variant}: {result['seconds']}s")
+    log(f"{variant}: {result['seconds']}s ({', '.join(f'{k} {v}s' for k, v in phases.items())})")
     return result
 
 
@@ -1256,7 +1263,11 @@ def main(
         return 77
     t0 = time.monotonic()
     teardown = Teardown()
-    work = Path(tempfile.mkdtemp(prefix="patchkit-iso-"))
+    # buildah names an oci: source after its path, which must be a valid image reference:
+    # lower-case letters, digits and single separators (mkdtemp's suffix may end in "_").
+    work = Path(tempfile.gettempdir()) / f"patchkit-iso-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(mode=0o755)
     teardown.add("work dir", lambda: shutil.rmtree(work, ignore_errors=True))
     if not keep:
         teardown.add(

@@ -53,7 +53,8 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 from tests.poste import modeltree  # noqa: E402
 
-CACHE = REPO / "bench" / ".cache" / "isolation"
+# One directory per run: two runs at once (two engineers, CI) must not share trees.
+CACHE = REPO / "bench" / ".cache" / "isolation" / f"tree-{os.getpid()}"
 SCRIPT = REPO / "tests" / "poste" / "startup" / "25-bind-hostname.sh"
 HOST_IP, CLIENT_IP, FQDN = "192.0.2.10", "192.0.2.20", "mail.isolation.test"
 PUBLIC = {25, 80, 110, 143, 443, 465, 587, 993, 995, 4190}
@@ -571,7 +572,10 @@ def main(model: str, as_json: bool) -> int:
         )
         return 77
     log: list[str] = []
-    results = {v: run_variant(args.model, v, log) for v in ("unpatched", "patched")}
+    try:
+        results = {v: run_variant(args.model, v, log) for v in ("unpatched", "patched")}
+    finally:
+        shutil.rmtree(CACHE, ignore_errors=True)
     patched, unpatched = results["patched"], results["unpatched"]
     verdict = {
         "patched_no_forbidden": not patched["forbidden"],
