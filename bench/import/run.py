@@ -1,25 +1,32 @@
 #!/usr/bin/env python3
 """Import benchmark: patchkit vs `umoci unpack` + `git add -A` + `git commit`.
 
-Builds (once, cached under bench/.cache/import/) a Debian bookworm root filesystem
-with debootstrap minbase plus a few server packages, splits it into an OCI layout
-of gzip layers with whiteouts, an opaque directory and overwrites (releases A and
-B differ only in their top layer; a half-size image is built the same way from
-half of the files), then times, median of --runs separate child processes:
+Builds once, cached under bench/.cache/import/ (needs root, debootstrap and the Debian
+mirror of /etc/apt/sources.list.d/debian.sources), two OCI layouts of gzip layers:
+
+  full    Debian bookworm minbase + nginx, redis, rspamd, dovecot, nodejs, npm, python3
+          (with recommends) in three layers: the system below usr/share, the rest, and an
+          update layer on top (overwrites, whiteouts, an opaque directory, new files, a
+          hard link)
+  double  the same with a fourth layer: trixie's root filesystem of the same packages
+          (about as many bytes again of real files, over the same paths)
+
+Release B of each is A plus a one-file top layer. patchkit is measured as `pip install .`
+installs it (its own venv outside the checkout, dependencies from PyPI: isal where it has
+wheels). Every round runs each mode once, interleaved, each in a fresh child process;
+the figures are medians over --runs rounds, and the ratios are medians of the same-round
+ratios (the machine is shared: a slow round slows the peer and patchkit alike):
 
   full      patchkit full import into a fresh store
   sparse    patchkit sparse import (include etc/**) into a fresh store
   reimport  patchkit import of release B into a store that holds release A
   umoci     umoci unpack --rootless, git init, git add -A, git commit
-  floor     decompress and parse every layer's tar, nothing written
+  floor     inflate and parse every layer's tar (the installed patchkit's zlib), no writes
 
-Peak RSS is measured per child with getrusage: the Python process itself and the
-largest process it waited for (git fast-import, git add, umoci).
+Peak RSS is the child's own (getrusage). `--stages` times each kind of work alone
+(inflate, tar parse, sha1, deflate, write, layer digests) on the full image.
 
-    bench/import/run.py [--runs 3] [--sizes full,half] [--gzip]
-
-Needs root (debootstrap, chroot), debootstrap, umoci, git; the Debian mirror is
-read from /etc/apt/sources.list.d/debian.sources.
+    bench/import/run.py [--runs 3] [--sizes full,double] [--stages] [--venv DIR]
 """
 
 from __future__ import annotations
@@ -44,26 +51,25 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / "bench" / ".cache" / "import"
+# The issue's image: Debian minbase with the servers poste.io runs, nodejs and npm.
 PACKAGES = [
+    "nginx",
     "redis-server",
-    "nginx-light",
+    "rspamd",
     "dovecot-core",
     "dovecot-imapd",
+    "nodejs",
+    "npm",
     "python3",
-    "python3-pip",
-    "perl",
-    "tzdata",
-    "vim-runtime",
-    "git",
-    "ca-certificates",
 ]
+IMAGE_VERSION = 2  # bump when the layers change, so cached layouts are rebuilt
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 GZIP_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 
 
-# -- the root filesystem ---------------------------------------------------------------
+# -- the root filesystems --------------------------------------------------------------
 
 
 def debian_mirror() -> str:
@@ -74,35 +80,32 @@ def debian_mirror() -> str:
     raise SystemExit("no URIs: line in /etc/apt/sources.list.d/debian.sources")
 
 
-def build_rootfs() -> Path:
-    final = CACHE / "rootfs-bookworm"
+def build_rootfs(suite: str) -> Path:
+    """Debian ``suite`` minbase plus PACKAGES (cached under bench/.cache/import/)."""
+    final = CACHE / f"rootfs-{suite}"
     if final.is_dir():
         return final
-    tmp = CACHE / "rootfs-bookworm.tmp"
+    if os.geteuid() != 0 or shutil.which("debootstrap") is None:
+        raise SystemExit(
+            f"building {final} needs root and debootstrap (apt-get install debootstrap)"
+        )
+    tmp = CACHE / f"rootfs-{suite}.tmp"
     shutil.rmtree(tmp, ignore_errors=True)
     CACHE.mkdir(parents=True, exist_ok=True)
-    print(f"debootstrap --variant=minbase bookworm {tmp} {debian_mirror()}", file=sys.stderr)
+    print(f"debootstrap --variant=minbase {suite} {tmp} {debian_mirror()}", file=sys.stderr)
     subprocess.run(
-        ["debootstrap", "--variant=minbase", "bookworm", str(tmp), debian_mirror()], check=True
+        ["debootstrap", "--variant=minbase", suite, str(tmp), debian_mirror()],
+        check=True,
+        stdout=subprocess.DEVNULL,
     )
     policy = tmp / "usr/sbin/policy-rc.d"  # no service may start inside the chroot
     policy.write_text("#!/bin/sh\nexit 101\n")
     policy.chmod(0o755)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    subprocess.run(
-        [
-            "chroot",
-            str(tmp),
-            "apt-get",
-            "install",
-            "-y",
-            "-q",
-            "--no-install-recommends",
-            *PACKAGES,
-        ],
-        check=True,
-        env=env,
-    )
+    # with their recommends (npm's pull in node-gyp and a C toolchain), as an image built
+    # with a plain `apt-get install` has them
+    apt = ["chroot", str(tmp), "apt-get", "-q", "-y"]
+    subprocess.run([*apt, "install", *PACKAGES], check=True, env=env, stdout=subprocess.DEVNULL)
     policy.unlink()
     for deb in (tmp / "var/cache/apt/archives").glob("*.deb"):
         deb.unlink()
@@ -112,18 +115,7 @@ def build_rootfs() -> Path:
     return final
 
 
-# -- the image -------------------------------------------------------------------------
-
-
-def _layer_of(rel: str) -> int:
-    """Which of the four base layers a path of the root filesystem goes to."""
-    if rel.startswith(("usr/lib/python3", "usr/share/perl", "usr/lib/x86_64-linux-gnu/perl")):
-        return 2
-    if rel.startswith("usr/share/"):
-        return 1
-    if rel.startswith(("usr/", "bin", "sbin", "lib")):
-        return 0
-    return 3
+# -- the images ------------------------------------------------------------------------
 
 
 def _key(rel: str) -> tuple[str, ...]:
@@ -206,61 +198,70 @@ class _Layout:
 
 
 def _add_bytes(tf: tarfile.TarFile, name: str, data: bytes, *, mode: int = 0o644) -> None:
-    ti = tarfile.TarInfo(name)
-    ti.size, ti.mode, ti.mtime = len(data), mode, 0
     import io
 
+    ti = tarfile.TarInfo(name)
+    ti.size, ti.mode, ti.mtime = len(data), mode, 0
     tf.addfile(ti, io.BytesIO(data))
 
 
-def build_image(rootfs: Path, out: Path, *, half: bool) -> Path:
-    """Releases A and B (same lower layers, different top) as one OCI layout at ``out``."""
-    if (out / "index.json").exists():
-        return out
-    shutil.rmtree(out, ignore_errors=True)
-    paths: list[str] = []
+def _paths(rootfs: Path) -> list[str]:
+    """Every path of ``rootfs`` (not /dev, /proc, /sys contents), parents first."""
+    out: list[str] = []
     for dirpath, dirnames, filenames in os.walk(rootfs):
         dirnames.sort()
         for name in sorted(dirnames + filenames):
             rel = os.path.relpath(os.path.join(dirpath, name), rootfs)
-            if rel.startswith(("proc/", "sys/", "dev/")):
-                continue
-            full = rootfs / rel
-            if half and not full.is_dir() and zlib.crc32(rel.encode()) % 2:
-                continue
-            paths.append(rel)
-    groups: list[list[str]] = [[], [], [], []]
-    for rel in paths:
-        if not (rootfs / rel).is_dir() or (rootfs / rel).is_symlink():
-            groups[_layer_of(rel)].append(rel)
-    layout = _Layout(out)
+            if not rel.startswith(("proc/", "sys/", "dev/")):
+                out.append(rel)
+    return sorted(out, key=_key)
 
-    def base(files: list[str]) -> Callable[[tarfile.TarFile], None]:
-        dirs = {"/".join(_key(f)[:i]) for f in files for i in range(1, len(_key(f)))}
-        members = sorted(dirs | set(files), key=_key)
 
-        def write(tf: tarfile.TarFile) -> None:
-            for rel in members:
-                tf.add(rootfs / rel, arcname=rel, recursive=False)
+def _tree_layer(rootfs: Path, paths: list[str]) -> Callable[[tarfile.TarFile], None]:
+    """A layer holding ``paths`` of ``rootfs`` and every parent directory they need."""
+    dirs = {"/".join(_key(p)[:i]) for p in paths for i in range(1, len(_key(p)))}
+    members = sorted(dirs | set(paths), key=_key)
 
-        return write
+    def write(tf: tarfile.TarFile) -> None:
+        for rel in members:
+            tf.add(rootfs / rel, arcname=rel, recursive=False)
 
-    layers = [layout.layer(base(g)) for g in groups]
+    return write
+
+
+def build_image(size: str) -> Path:
+    """The OCI layout of one benchmark image, releases A and B (B = A + a small top layer).
+
+    ``full`` is the issue's image: bookworm minbase + PACKAGES in three gzip layers (the
+    system below usr/share; usr/share and the rest; an update layer on top with overwrites,
+    whiteouts, an opaque directory, new files and a hard link). ``double`` is the same with a
+    fourth layer holding the trixie root filesystem of the same packages: about as many
+    bytes again of real, mostly different files, over the same paths.
+    """
+    out = CACHE / f"image-{size}-v{IMAGE_VERSION}"
+    if (out / "index.json").exists():
+        return out
+    rootfs = build_rootfs("bookworm")
+    second = build_rootfs("trixie") if size == "double" else None
+    tmp = out.with_name(out.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    paths = _paths(rootfs)
+    leaves = [p for p in paths if not (rootfs / p).is_dir() or (rootfs / p).is_symlink()]
+    system = [p for p in leaves if p.startswith("usr/") and not p.startswith("usr/share/")]
+    rest = [p for p in leaves if p not in set(system)]
+    layout = _Layout(tmp)
+    print(f"building {out.name}: {len(paths)} paths", file=sys.stderr, flush=True)
+    layers = [layout.layer(_tree_layer(rootfs, system)), layout.layer(_tree_layer(rootfs, rest))]
     etc_files = [
         p
-        for p in groups[3]
+        for p in rest
         if p.startswith("etc/") and (rootfs / p).is_file() and not (rootfs / p).is_symlink()
     ]
     docs = sorted(
-        {
-            "/".join(_key(p)[:4])
-            for p in groups[1]
-            if p.startswith("usr/share/doc/") and len(_key(p)) > 4
-        }
+        {"/".join(_key(p)[:4]) for p in rest if p.startswith("usr/share/doc/") and len(_key(p)) > 4}
     )
 
     def update(tf: tarfile.TarFile) -> None:
-        # overwrites, whiteouts of whole directories, an opaque directory, new files, a hard link
         for i, rel in enumerate(etc_files):
             if i % 5 == 0:
                 _add_bytes(tf, rel, (rootfs / rel).read_bytes() + b"\n# updated\n")
@@ -279,18 +280,18 @@ def build_image(rootfs: Path, out: Path, *, half: bool) -> Path:
         tf.addfile(ti)
 
     layers.append(layout.layer(update))
+    if second is not None:
+        layers.append(layout.layer(_tree_layer(second, _paths(second))))
 
     def top(release: str) -> Callable[[tarfile.TarFile], None]:
         def write(tf: tarfile.TarFile) -> None:
             _add_bytes(tf, "etc/patchkit-release", f"release {release}\n".encode())
-            for i, rel in enumerate(etc_files[:200]):
-                if i % 4 == 0:
-                    _add_bytes(tf, rel, (rootfs / rel).read_bytes() + f"# {release}\n".encode())
 
         return write
 
-    layout.image([*layers, layout.layer(top("A"))], "A")
+    layout.image(layers, "A")
     layout.image([*layers, layout.layer(top("B"))], "B")
+    tmp.rename(out)
     return out
 
 
@@ -299,23 +300,31 @@ def build_image(rootfs: Path, out: Path, *, half: bool) -> Path:
 
 def child(mode: str, layout: str, store: str) -> None:
     """One measured run (in its own process); prints rusage as JSON on stdout."""
+    import patchkit
+    from patchkit.core.codec import ZLIB_NAME
     from patchkit.git.store import Store
     from patchkit.images import parse_source
     from patchkit.ops.importing import import_release
 
     if mode == "floor":
         floor(Path(layout))
-    elif mode == "gzip-zlib" or mode.startswith("gzip-"):
-        gunzip_only(Path(layout), mode.partition("-")[2])
     else:
         st = Store.open(Path(store))
         include = ["etc/**"] if mode == "sparse" else None
         version = "B" if mode == "reimport" else "A"
         res = import_release(st, version, parse_source(f"oci:{layout}:{version}"), include=include)
         assert not res.reused
-    me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    print(json.dumps({"rss_self_kb": me, "rss_children_kb": kids}))
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    print(
+        json.dumps(
+            {
+                "rss_kb": me.ru_maxrss,
+                "cpu": me.ru_utime + me.ru_stime,
+                "zlib": ZLIB_NAME,
+                "patchkit": patchkit.__file__,
+            }
+        )
+    )
 
 
 def _layer_blobs(layout: Path, tag: str = "A") -> list[Path]:
@@ -353,46 +362,51 @@ class _Chunks:
 
 
 def floor(layout: Path) -> None:
-    """Decompress (the decoder patchkit uses) and parse every tar header; write nothing."""
-    from patchkit.images.layers import GZIP_MODULE
+    """Inflate (with the zlib patchkit uses) and parse every tar header; write nothing."""
+    from patchkit.core.codec import ZLIB
 
     for blob in _layer_blobs(layout):
-        with tarfile.open(fileobj=_Chunks(_decompress(blob, GZIP_MODULE)), mode="r|") as tf:  # type: ignore[call-overload]
+        with tarfile.open(fileobj=_Chunks(_decompress(blob, ZLIB)), mode="r|") as tf:  # type: ignore[call-overload]
             for _ in tf:
                 tf.members.clear()
 
 
-def gunzip_only(layout: Path, which: str) -> None:
-    if which == "isal":
-        from isal import isal_zlib as module  # type: ignore[import-not-found]
-    elif which == "zlib-ng":
-        from zlib_ng import zlib_ng as module  # type: ignore[import-not-found]
-    else:
-        module = zlib
-    for blob in _layer_blobs(layout):
-        for _ in _decompress(blob, module):
-            pass
+def installed_python(where: Path) -> str:
+    """A venv at ``where`` with this checkout installed by `pip install .` (as a user has it)."""
+    python = where / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(where)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(ROOT)],
+        check=True,
+    )
+    return str(python)
 
 
-def measure(mode: str, layout: Path, store: Path, prepare: Callable[[], None]) -> dict[str, float]:
-    prepare()
+PYTHON = sys.executable  # replaced in main() by the installed venv's
+
+
+def measure(mode: str, layout: Path, store: Path) -> dict[str, Any]:
     start = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", mode, str(layout), str(store)],
+        [PYTHON, __file__, "--child", mode, str(layout), str(store)],
         check=True,
         capture_output=True,
         text=True,
+        cwd="/",  # nothing of the checkout on sys.path: the installed patchkit is imported
     )
     wall = time.perf_counter() - start
     usage = json.loads(proc.stdout.strip().splitlines()[-1])
     return {
         "wall": wall,
-        "rss": usage["rss_self_kb"] / 1024,
-        "rss_kids": usage["rss_children_kb"] / 1024,
+        "cpu": usage["cpu"],
+        "rss": usage["rss_kb"] / 1024,
+        "zlib": usage["zlib"],
+        "patchkit": usage["patchkit"],
     }
 
 
-def umoci_run(layout: Path, work: Path) -> dict[str, float]:
+def umoci_run(layout: Path, work: Path) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     script = (
@@ -400,51 +414,49 @@ def umoci_run(layout: Path, work: Path) -> dict[str, float]:
         f"cd {work}/bundle/rootfs && git init -q && git add -A && "
         "git -c user.name=b -c user.email=b@localhost commit -q -m import"
     )
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     subprocess.run(["bash", "-c", script], check=True)
     wall = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    # RUSAGE_CHILDREN keeps the largest child so far: only a new maximum is attributable here.
-    return {
-        "wall": wall,
-        "rss": float("nan"),
-        "rss_kids": after / 1024 if after > before else float("nan"),
-    }
+    shutil.rmtree(work, ignore_errors=True)
+    return {"wall": wall, "cpu": float("nan"), "rss": float("nan")}
 
 
-def gzip_run(which: str, layout: Path) -> Callable[[], dict[str, float]]:
-    return lambda: measure(f"gzip-{which}", layout, CACHE / "none", lambda: None)
-
-
-def median_of(runs: int, fn: Callable[[], dict[str, float]]) -> dict[str, float]:
-    results = [fn() for _ in range(runs)]
-    return {k: statistics.median(r[k] for r in results) for k in results[0]}
-
-
-def bench(layout: Path, runs: int, *, with_umoci: bool) -> dict[str, dict[str, float]]:
+def bench(layout: Path, runs: int, modes: list[str]) -> dict[str, Any]:
+    """Every mode once per round, interleaved; medians and same-round ratios."""
     work = Path(tempfile.mkdtemp(prefix="pk-bench-", dir=CACHE))
     store = work / "store"
     seeded = work / "seeded"
-    out: dict[str, dict[str, float]] = {}
+    rounds: list[dict[str, dict[str, Any]]] = []
     try:
-
-        def fresh() -> None:
-            shutil.rmtree(store, ignore_errors=True)
-
-        def with_a() -> None:
-            fresh()
-            shutil.copytree(seeded, store, symlinks=True)
-
-        out["floor"] = median_of(runs, lambda: measure("floor", layout, store, fresh))
-        out["full"] = median_of(runs, lambda: measure("full", layout, store, fresh))
-        out["sparse"] = median_of(runs, lambda: measure("sparse", layout, store, fresh))
-        measure("full", layout, seeded, lambda: shutil.rmtree(seeded, ignore_errors=True))
-        out["reimport"] = median_of(runs, lambda: measure("reimport", layout, store, with_a))
-        if with_umoci:
-            out["umoci"] = median_of(runs, lambda: umoci_run(layout, work / "umoci"))
+        if "reimport" in modes:
+            measure("full", layout, seeded)
+        for r in range(runs):
+            got: dict[str, dict[str, Any]] = {}
+            for mode in modes:
+                shutil.rmtree(store, ignore_errors=True)
+                if mode == "reimport":
+                    shutil.copytree(seeded, store, symlinks=True)
+                if mode == "umoci":
+                    got[mode] = umoci_run(layout, work / "umoci")
+                else:
+                    got[mode] = measure(mode, layout, store)
+                print(f"  round {r + 1} {mode:9} {got[mode]['wall']:7.2f} s", flush=True)
+            rounds.append(got)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    out: dict[str, Any] = {"rounds": rounds, "median": {}, "ratios": {}}
+    for mode in modes:
+        out["median"][mode] = {
+            k: statistics.median(r[mode][k] for r in rounds) for k in ("wall", "cpu", "rss")
+        }
+    if "umoci" in modes and "full" in modes:
+        out["ratios"]["umoci/full"] = statistics.median(
+            r["umoci"]["wall"] / r["full"]["wall"] for r in rounds
+        )
+    if "floor" in modes and "sparse" in modes:
+        out["ratios"]["sparse/floor"] = statistics.median(
+            r["sparse"]["wall"] / r["floor"]["wall"] for r in rounds
+        )
     return out
 
 
@@ -452,78 +464,137 @@ def image_stats(layout: Path) -> dict[str, float]:
     blobs = _layer_blobs(layout)
     entries = 0
     raw = 0
+    tar = 0
     for blob in blobs:
-        with gzip.open(blob, "rb") as f, tarfile.open(fileobj=f, mode="r|") as tf:
-            for m in tf:
-                entries += 1
-                raw += m.size
+        with gzip.open(blob, "rb") as f:
+            with tarfile.open(fileobj=f, mode="r|") as tf:  # type: ignore[call-overload]
+                for m in tf:
+                    entries += 1
+                    raw += m.size
+                    tf.members.clear()
+            tar += f.tell()
     return {
         "layers": len(blobs),
         "entries": entries,
         "content_mb": raw / 2**20,
+        "tar_mb": tar / 2**20,
         "gzip_mb": sum(b.stat().st_size for b in blobs) / 2**20,
     }
 
 
+def stages(layout: Path) -> dict[str, float]:
+    """CPU seconds of each kind of work an import does, each alone, over every layer."""
+    import io
+
+    from patchkit.core.codec import ZLIB
+
+    cpu = time.process_time
+    t = dict.fromkeys(("inflate", "tar parse", "sha1", "deflate", "write", "sha256"), 0.0)
+    with tempfile.TemporaryFile(dir=CACHE) as sink:
+        for blob in _layer_blobs(layout):
+            raw = blob.read_bytes()
+            s = cpu()
+            hashlib.sha256(raw).digest()
+            t["sha256"] += cpu() - s
+            s = cpu()
+            tar = b"".join(_decompress(blob, ZLIB))
+            t["inflate"] += cpu() - s
+            s = cpu()
+            hashlib.sha256(tar).digest()
+            t["sha256"] += cpu() - s
+            contents: list[bytes] = []
+            s = cpu()
+            with tarfile.open(fileobj=io.BytesIO(tar), mode="r|") as tf:  # type: ignore[call-overload]
+                for m in tf:
+                    tf.members.clear()
+                    if m.isreg():
+                        f = tf.extractfile(m)
+                        assert f is not None
+                        contents.append(f.read())
+            t["tar parse"] += cpu() - s
+            del tar
+            s = cpu()
+            for c in contents:
+                h = hashlib.sha1(b"blob %d\0" % len(c))
+                h.update(c)
+                h.digest()
+            t["sha1"] += cpu() - s
+            s = cpu()
+            packed = [ZLIB.compress(c, 1) for c in contents]
+            t["deflate"] += cpu() - s
+            s = time.perf_counter()
+            for c in packed:
+                sink.write(c)
+            sink.flush()
+            os.fsync(sink.fileno())
+            t["write"] += time.perf_counter() - s
+    return t
+
+
 def main() -> None:
+    global PYTHON
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--sizes", default="full,half")
-    ap.add_argument("--gzip", action="store_true", help="also compare zlib, isal and zlib-ng")
-    ap.add_argument("--no-umoci", action="store_true")
+    ap.add_argument("--sizes", default="full,double")
+    ap.add_argument("--modes", default="full,umoci,floor,sparse,reimport")
+    ap.add_argument("--double-modes", default="full,umoci,floor", help="modes on the double image")
+    ap.add_argument("--stages", action="store_true", help="time each kind of work alone")
+    ap.add_argument("--venv", help="the venv to install patchkit into (default: a temp dir)")
     ap.add_argument("--child", nargs=3, metavar=("MODE", "LAYOUT", "STORE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
         child(*args.child)
         return
-    rootfs = build_rootfs()
-    report: dict[str, Any] = {
-        "date": time.strftime("%Y-%m-%d"),
-        "cpus": os.cpu_count(),
-        "runs": args.runs,
-    }
-    for size in args.sizes.split(","):
-        layout = build_image(rootfs, CACHE / f"image-{size}", half=size == "half")
-        stats = image_stats(layout)
-        print(
-            f"\n== {size} image: {stats['layers']} layers, {stats['entries']} entries, "
-            f"{stats['content_mb']:.0f} MB content, {stats['gzip_mb']:.0f} MB gzip",
-            flush=True,
-        )
-        res = bench(layout, args.runs, with_umoci=not args.no_umoci)
-        report[size] = {"image": stats, "results": res}
-        print_table(res)
-        if args.gzip:
-            g = {}
-            for which in ("zlib", "isal", "zlib-ng"):
-                g[which] = median_of(args.runs, gzip_run(which, layout))
-                print(f"gunzip {which:8} {g[which]['wall']:7.2f} s", flush=True)
-            report[size]["gzip"] = g
-    (CACHE / "results.json").write_text(json.dumps(report, indent=2))
-    print(f"\nwritten {CACHE / 'results.json'}")
+    tmp = Path(tempfile.mkdtemp(prefix="pk-bench-venv-"))
+    try:
+        PYTHON = installed_python(Path(args.venv) if args.venv else tmp / "venv")
+        report: dict[str, Any] = {
+            "date": time.strftime("%Y-%m-%d %H:%M"),
+            "cpus": os.cpu_count(),
+            "runs": args.runs,
+            "load": os.getloadavg(),
+            "install": "pip install . (own venv, outside the checkout)",
+        }
+        for size in args.sizes.split(","):
+            layout = build_image(size)
+            stats = image_stats(layout)
+            print(
+                f"\n== {size} image: {stats['layers']} layers, {stats['entries']} entries, "
+                f"{stats['content_mb']:.0f} MB content, {stats['tar_mb']:.0f} MB tar, "
+                f"{stats['gzip_mb']:.0f} MB gzip",
+                flush=True,
+            )
+            if args.stages:
+                st = stages(layout)
+                report.setdefault("stages", {})[size] = st
+                for k, v in st.items():
+                    print(f"  {k:10} {v:6.2f} s", flush=True)
+                continue
+            modes = (args.double_modes if size == "double" else args.modes).split(",")
+            res = bench(layout, args.runs, modes)
+            report[size] = {"image": stats, **res}
+            print_table(res)
+        report["load_after"] = os.getloadavg()
+        out = CACHE / ("stages.json" if args.stages else "results.json")
+        out.write_text(json.dumps(report, indent=2))
+        print(f"\nwritten {out}")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
-def print_table(res: dict[str, dict[str, float]]) -> None:
-    umoci = res.get("umoci", {}).get("wall")
-    floor_wall = res["floor"]["wall"]
-    print(f"{'mode':10} {'wall s':>8} {'py RSS MB':>10} {'git RSS MB':>11}  ratio")
-    for mode in ("full", "sparse", "reimport", "umoci", "floor"):
-        if mode not in res:
-            continue
-        r = res[mode]
-        ratio = ""
-        if mode == "full" and umoci:
-            ratio = f"umoci/full = {umoci / r['wall']:.1f}x (target >= 5x)"
-        elif mode == "sparse":
-            ratio = f"sparse/floor = {r['wall'] / floor_wall:.2f}x (target <= 1.5x)"
-        elif mode == "reimport":
-            ratio = "target < 2 s"
-        print(
-            f"{mode:10} {r['wall']:8.2f} {r['rss']:10.0f} {r['rss_kids']:11.0f}  {ratio}",
-            flush=True,
-        )
+def print_table(res: dict[str, Any]) -> None:
+    med = res["median"]
+    first = res["rounds"][0]
+    zlib_name = next((r["zlib"] for r in first.values() if "zlib" in r), "?")
+    print(f"patchkit's zlib: {zlib_name}")
+    print(f"{'mode':10} {'wall s':>8} {'cpu s':>7} {'RSS MB':>7}")
+    for mode, r in med.items():
+        print(f"{mode:10} {r['wall']:8.2f} {r['cpu']:7.2f} {r['rss']:7.0f}", flush=True)
+    for name, value in res["ratios"].items():
+        target = "(target >= 5x)" if name == "umoci/full" else "(target <= 1.5x)"
+        print(f"{name} = {value:.2f}x {target}  (median of same-round ratios)", flush=True)
 
 
 if __name__ == "__main__":
