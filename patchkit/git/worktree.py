@@ -149,11 +149,13 @@ def worktree_add(
     wt = Worktree(store, path)
     wt.git("config", "--worktree", "core.sparseCheckout", "true")
     patterns = sorted({_sparse_pattern(p) for p in paths}) or ["/.patchkit-nothing"]
-    info = Path(wt.git("rev-parse", "--git-path", "info").stdout.decode().strip())
-    if not info.is_absolute():
-        info = path / info
-    info.mkdir(parents=True, exist_ok=True)
-    (info / "sparse-checkout").write_text("\n".join(patterns) + "\n", encoding="utf-8")
+    # `info/sparse-checkout` is per worktree; `--git-path info` would name the store's shared
+    # info/, which a linked worktree does not read (it would check everything out).
+    sparse = Path(wt.git("rev-parse", "--git-path", "info/sparse-checkout").stdout.decode().strip())
+    if not sparse.is_absolute():
+        sparse = path / sparse
+    sparse.parent.mkdir(parents=True, exist_ok=True)
+    sparse.write_text("\n".join(patterns) + "\n", encoding="utf-8")
     step("worktree: checkout")
     wt.git("checkout", "-q", "--detach", commit)
     return wt

@@ -7,7 +7,7 @@ import pytest
 
 from patchkit import PatchStatus, Project, RebaseState
 from patchkit.cli import main
-from patchkit.errors import LockedError, NotImportedError, RebaseStateError
+from patchkit.errors import LockedError, NotImportedError, PatchkitError, RebaseStateError
 from patchkit.files import project_lock
 from tests.helpers.projectbuilder import (
     C11,
@@ -544,3 +544,22 @@ def test_an_edit_can_be_skipped_when_it_stops(tmp_path: Path) -> None:
     done = p.rebase_skip()
     assert done.state is RebaseState.COMPLETED and done.dropped == ("x.edit.toml",)
     assert (p.root / "patches/series").read_text() == ""
+
+
+def test_the_rebase_worktree_is_sparse_and_refused_while_an_edit_is_open(tmp_path: Path) -> None:
+    edit = '[[edit]]\nfiles = "etc/x"\ndelete = "gone"\n'
+    p = _two_release_project(
+        tmp_path,
+        {"etc/x": "a\ngone\n", "etc/untouched": "u\n"},
+        {"etc/x": "a\n", "etc/untouched": "u\n"},
+        {"x.edit.toml": edit},
+    )
+    (p.root / "patches/series").write_text("x.edit.toml\n")
+    stopped = p.rebase("1.1")
+    worktree = Path(stopped.worktree)
+    assert (worktree / "etc/x").is_file()
+    assert not (worktree / "etc/untouched").exists()  # only what the series touches
+    p.rebase_abort()
+    p.edit()
+    with pytest.raises(PatchkitError, match="edit worktree is open"):
+        p.rebase("1.1")

@@ -28,6 +28,7 @@ from patchkit.git.store import Store
 from patchkit.git.worktree import Worktree, clear_worktree, worktree_add
 from patchkit.kinds import Change, load_change
 from patchkit.ops.check import check_tree
+from patchkit.ops.edit import edit_guard
 from patchkit.ops.rebase.backup import ProjectBackup
 from patchkit.ops.rebase.refresh import refresh_to_base, write_rebased
 from patchkit.ops.rebase.replay import reevaluate, replay
@@ -74,6 +75,7 @@ class Rebaser:
         ws = self.ws
         with ws.lock():
             self.guard()
+            edit_guard(ws.state_dir, "rebase")  # the edit worktree holds unsaved work
             if self.dir.exists():
                 self._tidy()  # leftovers of a rebase interrupted while starting or tidying
             self.backup.sweep_temps()
