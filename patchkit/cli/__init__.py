@@ -8,6 +8,5 @@ and the error handler in :mod:`patchkit.cli.exits`. docs/cli.md documents the co
 from __future__ import annotations
 
 from patchkit.cli.main import main
-from patchkit.cli.ui import progress as _progress  # noqa: F401  (tests/ops/test_importer.py)
 
 __all__ = ["main"]

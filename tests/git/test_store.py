@@ -362,10 +362,10 @@ def test_blob_ids_equal_git_ls_tree_for_every_path_of_a_nested_tree(tmp_path: Pa
             files[path] = TreeEntry(mode=mode, blob=fi.blob(f"{i % 50}\n".encode()))
         fi.commit("refs/heads/t", files, "t\n")
     listed = store.git("ls-tree", "-r", "-z", "refs/heads/t").stdout.split(b"\0")
-    expected = {}
+    expected: dict[str, str] = {}
     for rec in filter(None, listed):
-        meta, path = rec.split(b"\t", 1)
-        expected[path.decode()] = meta.split()[2].decode()
+        meta, raw_path = rec.split(b"\t", 1)
+        expected[raw_path.decode()] = meta.split()[2].decode()
     assert set(expected) == set(files)
     tree = store.git("rev-parse", "refs/heads/t^{tree}").stdout.decode().strip()
     asked = [*sorted(expected), "d0", "d1/nope", "nope/f 1.txt"]

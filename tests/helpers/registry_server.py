@@ -432,9 +432,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             token = auth.removeprefix("Bearer ") if auth and auth.startswith("Bearer ") else None
             granted = st.tokens.get(token) if token else None
             if granted is None or (repo is not None and granted != repo):
-                realm = (
-                    f"http://{self.server.server_address[0]}:{self.server.server_address[1]}/token"
-                )
+                host, port = self.server.server_address[:2]
+                realm = f"http://{host!s}:{port}/token"
                 scope = f',scope="repository:{repo}:pull"' if repo else ""
                 challenge = f'Bearer realm="{realm}",service="test"{scope}'
                 body = b'{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}'

@@ -7,8 +7,7 @@ import pytest
 
 from patchkit import Project
 from patchkit.cli import main
-from tests.helpers.projectbuilder import make_project, numbered
-from tests.ops.test_rebase import udiff
+from tests.helpers.projectbuilder import make_project, numbered, udiff
 
 BASE = numbered(10)
 PATCH = udiff("f", BASE, BASE.replace("line 4\n", "line 4 ours\n"), "Description: x\n\n")

@@ -330,7 +330,7 @@ def test_cli_progress_draws_one_bar_per_layer_on_a_terminal(tmp_path: Path) -> N
 
     from rich.console import Console
 
-    from patchkit.cli import _progress
+    from patchkit.cli.ui import progress as _progress
 
     built = build_oci_layout(
         tmp_path / "img", [*LAYERS, Layer().file("big", b"x" * 300_000)], compression=None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ def git_apply(root: Path, diff: bytes) -> subprocess.CompletedProcess[bytes]:
     )
 
 
-def write(root: Path, files: dict[str, bytes | None]) -> None:
+def write(root: Path, files: Mapping[str, bytes | None]) -> None:
     for path, data in files.items():
         if data is not None:
             (root / path).parent.mkdir(parents=True, exist_ok=True)
@@ -57,9 +58,9 @@ ops = st.sampled_from(
 def test_materialized_diff_applied_by_git_equals_the_edit_result(
     texts: list[str], op: str, no_newline: bool
 ) -> None:
-    files = {f"etc/f{i}.conf": t.encode() for i, t in enumerate(texts)}
+    files: dict[str, bytes | None] = {f"etc/f{i}.conf": t.encode() for i, t in enumerate(texts)}
     if no_newline and texts[0]:
-        files["etc/f0.conf"] = files["etc/f0.conf"].rstrip(b"\n")
+        files["etc/f0.conf"] = texts[0].encode().rstrip(b"\n")
     change = load_edit(f'[[edit]]\nfiles = "etc/*.conf"\n{op}\n'.encode(), name="e.edit.toml")
     outcome = change.apply(dict(files), version="1")
     event(outcome.status.value)
