@@ -634,10 +634,6 @@ def start_container(
     return c
 
 
-def stop_container(c: Container) -> None:
-    sh([*PODMAN, "rm", "-f", "-t", "3", c.name], check=False)
-
-
 def pid_owner(pid: int, containers: list[Container], host_pids: set[int]) -> str:
     if pid in host_pids:
         return "host"
@@ -952,8 +948,7 @@ def run_variant(
     }
     phases["checks"] = round(time.monotonic() - t_collect, 1)
     t_stop = time.monotonic()
-    for c in containers:
-        stop_container(c)
+    sh([*PODMAN, "rm", "-f", "-t", "2", *(c.name for c in containers)], check=False)
     phases["stop_containers"] = round(time.monotonic() - t_stop, 1)
     result["seconds"] = round(time.monotonic() - t0, 1)
     log(f"{variant}: {result['seconds']}s ({', '.join(f'{k} {v}s' for k, v in phases.items())})")
