@@ -301,7 +301,7 @@ def build_image(size: str) -> Path:
 def child(mode: str, layout: str, store: str) -> None:
     """One measured run (in its own process); prints rusage as JSON on stdout."""
     import patchkit
-    from patchkit.core.codec import ZLIB_NAME
+    from patchkit.compress import ZLIB_NAME
     from patchkit.git.store import Store
     from patchkit.images import parse_source
     from patchkit.ops.importing import import_release
@@ -363,7 +363,7 @@ class _Chunks:
 
 def floor(layout: Path) -> None:
     """Inflate (with the zlib patchkit uses) and parse every tar header; write nothing."""
-    from patchkit.core.codec import ZLIB
+    from patchkit.compress import ZLIB
 
     for blob in _layer_blobs(layout):
         with tarfile.open(fileobj=_Chunks(_decompress(blob, ZLIB)), mode="r|") as tf:  # type: ignore[call-overload]
@@ -486,7 +486,7 @@ def stages(layout: Path) -> dict[str, float]:
     """CPU seconds of each kind of work an import does, each alone, over every layer."""
     import io
 
-    from patchkit.core.codec import ZLIB
+    from patchkit.compress import ZLIB
 
     cpu = time.process_time
     t = dict.fromkeys(("inflate", "tar parse", "sha1", "deflate", "write", "sha256"), 0.0)

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from patchkit.core.codec import ZLIB
+from patchkit.compress import ZLIB
 from patchkit.core.objects import TreeEntry, git_blob_id
 from patchkit.errors import StoreError
 from patchkit.git.runner import _IDENT
@@ -208,7 +208,7 @@ _PACK_BATCH = 1 << 20  # small blobs are handed to the compressing thread in bat
 _PACK_QUEUE = 4  # batches/chunks in flight between the reading and the compressing thread
 
 
-_DEFLATE: Any = ZLIB  # isal where installed, else zlib (core/codec.py)
+_DEFLATE: Any = ZLIB  # isal where installed, else zlib (patchkit/compress.py)
 _HEX40 = re.compile(r"\A[0-9a-f]{40}\Z")
 _DEFLATE_LEVEL = 1
 

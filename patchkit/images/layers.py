@@ -27,7 +27,7 @@ from typing import Any, BinaryIO, Protocol
 
 import zstandard
 
-from patchkit.core.codec import ZLIB
+from patchkit.compress import ZLIB
 from patchkit.core.globs import Selector
 from patchkit.errors import CorruptLayerError, DigestMismatchError, UnsafeLayerError
 from patchkit.images.base import ImagePlan, LayerBlob
@@ -121,7 +121,7 @@ class _Decoder(Protocol):
     def decompress(self, data: bytes, max_length: int = -1) -> bytes: ...
 
 
-GZIP_MODULE: Any = ZLIB  # isal where installed, else zlib (core/codec.py)
+GZIP_MODULE: Any = ZLIB  # isal where installed, else zlib (patchkit/compress.py)
 _DECODE_ERRORS: tuple[type[Exception], ...] = (
     zlib.error,
     GZIP_MODULE.error,

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
 
-from patchkit.core.codec import ZLIB_NAME
+from patchkit.compress import ZLIB_NAME
 from patchkit.core.globs import Selector
 from patchkit.core.model import ImportResult, ReleaseInfo
 from patchkit.core.objects import MODE_FILE, TreeEntry

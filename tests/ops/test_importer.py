@@ -365,8 +365,27 @@ def test_cli_progress_is_silent_on_a_pipe_and_with_quiet(
     assert out == "" and err == ""
 
 
+def test_cli_import_verbose_names_the_zlib(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from patchkit.cli import main
+    from patchkit.compress import ZLIB_NAME
+    from tests.helpers.projectbuilder import make_project
+
+    built = build_oci_layout(tmp_path / "img", LAYERS, tag="1.0")
+    root = make_project(tmp_path, {"1.0": {}, "2.0": {}}, {}, base="1.0")
+    assert main(["--project", str(root), "import", "-v", "1.0", built.source]) == 0
+    _, err = capsys.readouterr()
+    assert f"zlib: {ZLIB_NAME}" in err.splitlines()
+    assert main(["--project", str(root), "import", "2.0", built.source, "--json", "-v"]) == 0
+    out, err = capsys.readouterr()
+    assert "zlib" not in out and f"zlib: {ZLIB_NAME}" in err  # stdout stays JSON alone
+    assert main(["--project", str(root), "import", "2.0", built.source]) == 0
+    assert "zlib" not in capsys.readouterr().err  # only with -v
+
+
 def test_result_names_the_zlib_the_import_used(tmp_path: Path) -> None:
-    from patchkit.core.codec import ZLIB_NAME
+    from patchkit.compress import ZLIB_NAME
 
     built = build_oci_layout(tmp_path / "img", LAYERS, tag="1.0")
     res = import_release(Store.open(tmp_path / "store"), "1.0", parse_source(built.source))

@@ -11,8 +11,28 @@ from patchkit.cli.exits import EXIT_OK
 from patchkit.cli.ui import progress
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from patchkit.cli.ui import Ui
     from patchkit.project import Project
+
+
+class _Verbose(argparse.Action):
+    """``import -v``: the global ``-v`` (tracebacks), and the zlib the import used named.
+
+    The dispatcher passes no ``verbose`` on, so after the command's name ``-v`` also sets
+    this command's own ``show_zlib``.
+    """
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[object] | None,
+        option_string: str | None = None,
+    ) -> None:
+        namespace.verbose = True
+        setattr(namespace, self.dest, True)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,6 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the release changed upstream (re-pushed tag, rebuilt model): import over it",
     )
     parser.add_argument("--json", dest="as_json", action="store_true", help="JSON on stdout")
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        dest="show_zlib",
+        action=_Verbose,
+        nargs=0,
+        default=False,
+        help="tracebacks for internal errors; name the zlib implementation used (stderr)",
+    )
 
 
 def import_release(
@@ -42,6 +71,7 @@ def import_release(
     replace: bool,
     as_json: bool,
     ui: Ui,
+    show_zlib: bool = False,
 ) -> int:
     if registry_mirror:
         # The registry client reads it (docs/registry.md); the option is its CLI spelling.
@@ -51,6 +81,9 @@ def import_release(
         result = project.import_release(
             version, source, platform=platform, progress=on_event, replace=replace
         )
+    if show_zlib and result.zlib and not ui.quiet:
+        # stderr, so that `import -v --json` still gives JSON alone on stdout
+        ui.err.print(f"zlib: {result.zlib}", markup=False, highlight=False)
     if as_json:
         ui.json(result)
     else:

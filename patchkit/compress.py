@@ -6,6 +6,9 @@ with the same streams (docs/import-benchmark.md); elsewhere the standard library
 zlib is used, with identical results. The choice is made once, at import time, and
 named by `ZLIB_NAME` (shown by `patchkit import -v`). ``PATCHKIT_ZLIB=zlib`` forces the
 standard library (the tests run both ways).
+
+It reads the environment, so it lives here, beside `patchkit.files`, and not in the
+pure `patchkit.core`.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ __all__ = ["ZLIB", "ZLIB_NAME", "zlib_backend"]
 
 
 def zlib_backend(prefer: str | None = None) -> tuple[Any, str]:
-    """The zlib-compatible module to use and its name, e.g. ``(isal_zlib, "isal 1.7.1")``."""
+    """The zlib-compatible module to use and its name, e.g. ``(isal_zlib, "isal 1.7.1")``.
+
+    ``prefer`` overrides ``PATCHKIT_ZLIB``: ``"zlib"`` is the standard library, anything
+    else isal when it is installed.
+    """
     if (prefer or os.environ.get("PATCHKIT_ZLIB", "")) != "zlib":
         try:
             import isal  # type: ignore[import-not-found,unused-ignore]
