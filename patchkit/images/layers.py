@@ -436,6 +436,81 @@ class LayerStream:
 # -- tar entries ------------------------------------------------------------------------
 
 
+class _TarInfo(tarfile.TarInfo):
+    """`tarfile.TarInfo` with a cheaper header checksum (the same headers accepted).
+
+    The standard `frombuf` computes both the unsigned and the signed checksum of every
+    512-byte header by unpacking it into a tuple of 504 ints, twice: about a sixth of
+    the parsing thread's time on a layer of small files. Here the unsigned sum is
+    ``sum(buf)`` (C, no tuple) and the signed one is only computed when that does not
+    match (old Sun/NeXT tars). The rest is `TarInfo.frombuf` of Python 3.11-3.13, line
+    for line.
+    """
+
+    @classmethod
+    def frombuf(cls, buf: bytes | bytearray, encoding: str, errors: str) -> _TarInfo:
+        nti, nts = tarfile.nti, tarfile.nts  # type: ignore[attr-defined]
+        if len(buf) == 0:
+            raise tarfile.EmptyHeaderError("empty header")  # type: ignore[attr-defined]
+        if len(buf) != tarfile.BLOCKSIZE:
+            raise tarfile.TruncatedHeaderError("truncated header")  # type: ignore[attr-defined]
+        if buf.count(tarfile.NUL) == tarfile.BLOCKSIZE:
+            raise tarfile.EOFHeaderError("end of file header")  # type: ignore[attr-defined]
+
+        chksum = nti(buf[148:156])
+        # 256: the checksum field itself counts as eight spaces
+        if chksum != 256 + sum(buf) - sum(buf[148:156]) and chksum not in (
+            tarfile.calc_chksums(buf)  # type: ignore[attr-defined]
+        ):
+            raise tarfile.InvalidHeaderError("bad checksum")  # type: ignore[attr-defined]
+
+        obj = cls()
+        obj.name = nts(buf[0:100], encoding, errors)
+        obj.mode = nti(buf[100:108])
+        obj.uid = nti(buf[108:116])
+        obj.gid = nti(buf[116:124])
+        obj.size = nti(buf[124:136])
+        obj.mtime = nti(buf[136:148])
+        obj.chksum = chksum
+        obj.type = bytes(buf[156:157])
+        obj.linkname = nts(buf[157:257], encoding, errors)
+        obj.uname = nts(buf[265:297], encoding, errors)
+        obj.gname = nts(buf[297:329], encoding, errors)
+        obj.devmajor = nti(buf[329:337])
+        obj.devminor = nti(buf[337:345])
+        prefix = nts(buf[345:500], encoding, errors)
+
+        # Old V7 tar format represents a directory as a regular file with a trailing slash.
+        if obj.type == tarfile.AREGTYPE and obj.name.endswith("/"):
+            obj.type = tarfile.DIRTYPE
+
+        # The old GNU sparse format keeps up to 4 sparse structures in the header, for
+        # _proc_sparse().
+        if obj.type == tarfile.GNUTYPE_SPARSE:
+            pos = 386
+            structs = []
+            for _ in range(4):
+                try:
+                    offset = nti(buf[pos : pos + 12])
+                    numbytes = nti(buf[pos + 12 : pos + 24])
+                except ValueError:
+                    break
+                structs.append((offset, numbytes))
+                pos += 24
+            isextended = bool(buf[482])
+            origsize = nti(buf[483:495])
+            obj._sparse_structs = (structs, isextended, origsize)  # type: ignore[attr-defined]
+
+        # Remove redundant slashes from directories.
+        if obj.isdir():
+            obj.name = obj.name.rstrip("/")
+
+        # Reconstruct a ustar longname.
+        if prefix and obj.type not in tarfile.GNU_TYPES:
+            obj.name = prefix + "/" + obj.name
+        return obj
+
+
 def split_name(name: str, where: str) -> list[str]:
     """Validated components of a tar entry name; [] is the root itself."""
 
@@ -656,6 +731,7 @@ def read_layer(
                 tf = tarfile.TarFile.open(
                     fileobj=stream,  # type: ignore[call-overload]
                     mode="r:",
+                    tarinfo=_TarInfo,
                     encoding="utf-8",
                     errors="surrogateescape",
                 )

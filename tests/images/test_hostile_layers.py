@@ -356,3 +356,76 @@ def test_layer_count_must_match_diff_ids(tmp_path: Path) -> None:
     built = image(tmp_path, Layer().file("x", b"1"), Layer().file("y", b"1"))
     _rewrite(built, lambda m: m["layers"].pop())
     refuse(tmp_path, built, SourceError, match="lists 1 layers but the config 2 diff_ids")
+
+
+# -- tar headers (layers._TarInfo: a cheaper checksum, the same headers accepted) ---------
+
+
+class _RawTar(Layer):
+    """A layer given as the bytes of its tar."""
+
+    def __init__(self, data: bytes) -> None:
+        super().__init__()
+        self.data = data
+
+    def tar(self) -> bytes:
+        return self.data
+
+
+def _set_checksum(block: bytearray, value: int) -> None:
+    block[148:156] = b"%06o\0 " % value
+
+
+def _ustar(name: str, data: bytes) -> bytearray:
+    info = tarfile.TarInfo(name)
+    info.size, info.mtime = len(data), 0
+    header = bytearray(info.tobuf(format=tarfile.USTAR_FORMAT))
+    return header + data + bytes(-len(data) % 512)
+
+
+def test_a_header_with_a_bad_checksum_is_corrupt(tmp_path: Path) -> None:
+    first, second = _ustar("a", b"1"), _ustar("b", b"2")
+    _set_checksum(second, 1234)  # tarfile takes it for the end: what follows is not zeros
+    built = image(tmp_path, _RawTar(bytes(first + second + bytes(1024))))
+    refuse(tmp_path, built, CorruptLayerError, match="data after the end of the tar", layer=1)
+    _set_checksum(first, 1234)
+    built = image(tmp_path / "2", _RawTar(bytes(first + bytes(1024))))
+    refuse(tmp_path / "2", built, CorruptLayerError, match="bad checksum", layer=1)
+
+
+def test_a_header_with_the_signed_checksum_of_old_tars_is_read(tmp_path: Path) -> None:
+    """Sun and NeXT tar summed signed chars: tarfile accepts either sum, so do we."""
+    header = _ustar("caf\xe9", b"1")  # a byte with the high bit set in the name
+    signed = 256 + sum(b - 256 if b > 127 else b for b in header[:148] + header[156:512])
+    assert signed != 256 + sum(header[:148]) + sum(header[156:512])
+    _set_checksum(header, signed)
+    _, tree = ok(tmp_path, _RawTar(bytes(header + bytes(1024))))
+    assert list(tree) == ["caf\xe9"]
+
+
+@pytest.mark.parametrize(
+    "info",
+    [
+        tarfile.TarInfo("plain"),
+        tarfile.TarInfo("dir/"),
+        tarfile.TarInfo("p" * 90 + "/" + "q" * 90),  # ustar prefix
+    ],
+)
+@pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT])
+def test_headers_parse_as_tarfile_parses_them(info: tarfile.TarInfo, fmt: int) -> None:
+    from patchkit.images.layers import _TarInfo
+
+    info.mode, info.uid, info.gid, info.mtime, info.uname = 0o4755, 1000, 42, 7, "u"
+    if info.name.endswith("/"):
+        info.type = tarfile.DIRTYPE
+    block = info.tobuf(format=fmt)[-512:]
+    mine = _TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    theirs = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    fields = ("name", "mode", "uid", "gid", "size", "mtime", "chksum", "type", "linkname")
+    assert [getattr(mine, f) for f in fields] == [getattr(theirs, f) for f in fields]
+    assert (mine.uname, mine.gname, mine.devmajor, mine.devminor) == (
+        theirs.uname,
+        theirs.gname,
+        theirs.devmajor,
+        theirs.devminor,
+    )
