@@ -9,7 +9,7 @@ import os
 import tarfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 
@@ -412,7 +412,7 @@ def test_a_header_with_the_signed_checksum_of_old_tars_is_read(tmp_path: Path) -
     ],
 )
 @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT])
-def test_headers_parse_as_tarfile_parses_them(info: tarfile.TarInfo, fmt: int) -> None:
+def test_headers_parse_as_tarfile_parses_them(info: tarfile.TarInfo, fmt: Literal[0, 1]) -> None:
     from patchkit.images.layers import _TarInfo
 
     info.mode, info.uid, info.gid, info.mtime, info.uname = 0o4755, 1000, 42, 7, "u"
