@@ -33,6 +33,8 @@ __all__ = [
     "HunkLine",
     "Patch",
     "check_relative_path",
+    "context_width",
+    "diff_prefixes",
     "introduced_words",
     "parse_patch",
     "patch_applies_to",
@@ -565,6 +567,29 @@ def render_patch(patch: Patch, *, with_index: bool = False) -> bytes:
         render_file_patch(fp, strip=patch.strip, with_index=with_index) for fp in patch.files
     )
     return "".join(out).encode("utf-8", "surrogateescape")
+
+
+def context_width(patch: Patch) -> int:
+    """The context lines the patch was made with (its widest hunk side; 3 if it has none), so
+    that a diff made again keeps them."""
+    widths = [max(h.leading_context, h.trailing_context) for fp in patch.files for h in fp.hunks]
+    return max(widths) if widths else 3
+
+
+def diff_prefixes(patch: Patch) -> tuple[str, str]:
+    """The ``a/``/``b/`` a diff's ``-pN`` strips (``-p0``: none; ``-p2``: the file's own), for
+    a diff made again to keep them."""
+    if patch.strip == 0:
+        return "", ""
+    if patch.strip == 1:
+        return "a/", "b/"
+    for fp in patch.files:
+        for line in fp.raw_header_lines:
+            if line.startswith("--- ") and DEV_NULL not in line:
+                comps = line[4:].split("\t")[0].strip().split("/")
+                prefix = "/".join(comps[: patch.strip]) + "/"
+                return prefix, prefix
+    return "a/" * patch.strip, "b/" * patch.strip
 
 
 # --------------------------------------------------------------------------- introduced words

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from patchkit.core.model import EXACT, LEAVES_SERIES, ChangeKind, PatchResult
-from patchkit.core.patchfile import Patch, parse_patch, render_patch
+from patchkit.core.patchfile import Patch, context_width, diff_prefixes, parse_patch, render_patch
 from patchkit.core.series import parse_series
 from patchkit.core.versions import set_base
 from patchkit.errors import RebaseStateError
@@ -164,28 +164,9 @@ def _rel(ws: Workspace, path: Path) -> str:
 
 def _rediff(store: Store, patch: Patch, commit: str) -> bytes:
     """The header kept verbatim over a fresh diff with the patch's own context width."""
-    src, dst = _prefixes(patch)
+    src, dst = diff_prefixes(patch)
     diff = store.diff(
-        commit + "^", commit, src_prefix=src, dst_prefix=dst, context=_context_of(patch)
+        commit + "^", commit, src_prefix=src, dst_prefix=dst, context=context_width(patch)
     )
     new = parse_patch(diff, name=patch.name, strip=patch.strip)
     return render_patch(dataclasses.replace(new, header=patch.header, name=patch.name))
-
-
-def _context_of(patch: Patch) -> int:
-    widths = [max(h.leading_context, h.trailing_context) for fp in patch.files for h in fp.hunks]
-    return max(widths) if widths else 3
-
-
-def _prefixes(patch: Patch) -> tuple[str, str]:
-    if patch.strip == 0:
-        return "", ""
-    if patch.strip == 1:
-        return "a/", "b/"
-    for fp in patch.files:
-        for line in fp.raw_header_lines:
-            if line.startswith("--- ") and "/dev/null" not in line:
-                comps = line[4:].split("\t")[0].strip().split("/")
-                prefix = "/".join(comps[: patch.strip]) + "/"
-                return prefix, prefix
-    return "a/" * patch.strip, "b/" * patch.strip
