@@ -188,8 +188,8 @@ def patchkit_context(model: str, out: Path, log: Callable[[str], None]) -> None:
                 return
         failed = imp if bld is None else bld
         err = (
-            " ".join(ln for ln in failed.stderr.splitlines() if "error" in ln)[-300:]
-            or failed.stderr[-300:]
+            " ".join(ln for ln in failed.stderr.splitlines() if "error" in ln)[:600]
+            or failed.stderr.strip()[-300:]
         )
         if attempt == 1:
             log(f"patchkit failed ({err}); retrying in 30 s")
