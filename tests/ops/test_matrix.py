@@ -263,6 +263,21 @@ def test_a_cache_that_cannot_be_written_warns_and_the_answers_stand(proj: Path) 
     assert all(w.endswith("; results are still right") for w in warnings)
 
 
+def test_every_kind_of_change_gets_the_answers_of_check(tmp_path: Path) -> None:
+    # A diff, an overlay (its apply context: symlinks, the base release's files) and an edit
+    # whose globs match files on each release: cells through the Change protocol only.
+    from tests.ops.test_check_kinds import project as all_kinds_project
+
+    project = Project.open(all_kinds_project(tmp_path))
+    want = {v: project.check(v).to_dict()["patches"] for v in ("1.0", "2.0")}
+    for jobs, cache in ((1, False), (1, True), (1, True), (2, False)):
+        stats = MatrixStats()
+        matrix = compute_matrix(project, jobs=jobs, cache=cache, stats=stats)
+        assert {c.version: c.to_dict()["patches"] for c in matrix.checks} == want
+    assert stats.workers == 2
+    assert matrix.status("2.0", "haraka.edit.toml") is PatchStatus.CONFLICT
+
+
 def test_parallel_workers_give_the_same_answers(proj: Path) -> None:
     project = Project.open(proj)
     stats = MatrixStats()

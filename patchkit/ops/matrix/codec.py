@@ -10,11 +10,24 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from patchkit.core.model import CheckResult, Drift, HunkResult, Matrix, PatchResult, PatchStatus
+from patchkit.core.model import (
+    ChangeKind,
+    CheckResult,
+    Drift,
+    EditResult,
+    HunkResult,
+    Matrix,
+    NearestLine,
+    OverlayEntry,
+    PatchResult,
+    PatchStatus,
+)
 
 __all__ = [
     "check_from_dict",
     "drift_from_dict",
+    "edit_from_dict",
+    "entry_from_dict",
     "hunk_from_dict",
     "matrix_from_dict",
     "patch_result_from_dict",
@@ -33,6 +46,35 @@ def hunk_from_dict(d: Mapping[str, Any]) -> HunkResult:
     )
 
 
+def edit_from_dict(d: Mapping[str, Any]) -> EditResult:
+    nearest = d.get("nearest")
+    return EditResult(
+        index=int(d["index"]),
+        file=str(d["file"]),
+        op=str(d["op"]),
+        status=PatchStatus(d["status"]),
+        reason=str(d.get("reason", "")),
+        matches=int(d.get("matches", 0)),
+        expected=str(d.get("expected", "")),
+        nearest=None
+        if nearest is None
+        else NearestLine(line=int(nearest["line"]), text=str(nearest["text"])),
+        message=str(d.get("message", "")),
+    )
+
+
+def entry_from_dict(d: Mapping[str, Any]) -> OverlayEntry:
+    return OverlayEntry(
+        path=str(d["path"]),
+        status=PatchStatus(d["status"]),
+        action=str(d["action"]),
+        mode=str(d.get("mode", "100644")),
+        owner=str(d.get("owner", "")),
+        flags=tuple(str(f) for f in d.get("flags", ())),
+        message=str(d.get("message", "")),
+    )
+
+
 def patch_result_from_dict(d: Mapping[str, Any]) -> PatchResult:
     return PatchResult(
         name=str(d["name"]),
@@ -41,6 +83,9 @@ def patch_result_from_dict(d: Mapping[str, Any]) -> PatchResult:
         hunks=tuple(hunk_from_dict(h) for h in d["hunks"]),
         message=str(d.get("message", "")),
         flags=tuple(str(f) for f in d.get("flags", ())),
+        kind=ChangeKind(d.get("kind", ChangeKind.DIFF.value)),
+        edits=tuple(edit_from_dict(e) for e in d.get("edits", ())),
+        entries=tuple(entry_from_dict(e) for e in d.get("entries", ())),
     )
 
 

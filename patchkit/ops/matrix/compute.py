@@ -3,13 +3,16 @@ run once each (:mod:`.units`), the columns assembled in version order, drift att
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from patchkit.core.globs import glob_to_regex
 from patchkit.core.model import CheckResult, Matrix, PatchResult
 from patchkit.errors import NotImportedError
+from patchkit.git.objects import BlobReader
 from patchkit.git.store import UPSTREAM_PREFIX, Store
 from patchkit.kinds import Change
 from patchkit.ops.check import skipped_result
@@ -58,12 +61,17 @@ class _Column:
     keys: tuple[str, ...]
     cells: dict[str, PatchResult]  # from the cache, by key
     blobs: dict[str, str]  # from the cache
+    targets: list[tuple[str, ...]]  # per change, on this release
+    touched: tuple[str, ...]  # every change's targets
     ids: dict[str, str | None] = field(default_factory=dict)  # blob ids, when recomputed
-    plan: list[UnitKey | None] = field(default_factory=list)  # per group (None: cached)
+    # per group of this release: its unit (None: cached)
+    plan: list[tuple[Group, UnitKey | None]] = field(default_factory=list)
 
-    def cached(self, touched: Sequence[str]) -> bool:
+    def cached(self) -> bool:
         """Whether the cache holds the whole column."""
-        return all(k in self.cells for k in self.keys) and all(p in self.blobs for p in touched)
+        return all(k in self.cells for k in self.keys) and all(
+            p in self.blobs for p in self.touched
+        )
 
 
 @dataclass(slots=True)
@@ -114,26 +122,46 @@ def compute_matrix(
     series = ws.series
     changes = list(ws.changes(series))
     digests = [change_digest(c, e.strip) for c, e in zip(changes, series.entries, strict=True)]
-    paths = [c.paths for c in changes]
     engine = engine_fingerprint()
     base_tree = trees.get(vf.base, ("", ""))[1]
     base_ref = (vf.base, base_tree) if base_tree else None
-    touched = sorted({p for own in paths for p in own})
-    groups = groups_of(paths)
-    with CellCache(ws.state_dir / CACHE_DIR if cache else None, warn) as cells_cache:
+    with (
+        CellCache(ws.state_dir / CACHE_DIR if cache else None, warn) as cells_cache,
+        contextlib.ExitStack() as stack,
+    ):
+        opened: list[BlobReader] = []
+
+        def reader() -> BlobReader:  # a warm run of exact-path changes never starts one
+            if not opened:
+                opened.append(stack.enter_context(store.blob_reader()))
+            return opened[0]
+
         columns = []
         for v in labels:
-            cells, blobs = cells_cache.load(v, trees[v][1])
-            keys = tuple(cell_keys(engine, v, trees[v][1], base_tree, digests))
-            columns.append(_Column(label=v, tree=trees[v][1], keys=keys, cells=cells, blobs=blobs))
-        todo = [col for col in columns if not col.cached(touched)]
-        done = _run_missing(store, todo, groups, changes, touched, base_ref, jobs, stats)
+            tree = trees[v][1]
+            cells, blobs = cells_cache.load(v, tree)
+            keys = tuple(cell_keys(engine, v, tree, base_tree, digests))
+            targets = _targets(changes, tree, reader)
+            columns.append(
+                _Column(
+                    label=v,
+                    tree=tree,
+                    keys=keys,
+                    cells=cells,
+                    blobs=blobs,
+                    targets=targets,
+                    touched=tuple(sorted({p for own in targets for p in own})),
+                )
+            )
+        todo = [col for col in columns if not col.cached()]
+        if todo:
+            done = _run_missing(store, reader(), todo, changes, base_ref, jobs, stats)
         ordered = []
         for col in columns:
-            if col.cached(touched):
-                ordered.append(_from_cache(col, touched))
+            if col.cached():
+                ordered.append(_from_cache(col))
                 continue
-            out = _assemble(col, groups, changes, touched, done)
+            out = _assemble(col, changes, done)
             cells_cache.store(col.label, col.tree, out.cells, out.blobs)
             ordered.append(out)
         cells_cache.flush()
@@ -157,70 +185,88 @@ def compute_matrix(
     return matrix
 
 
+def _targets(
+    changes: Sequence[Change], tree: str, reader: Callable[[], BlobReader]
+) -> list[tuple[str, ...]]:
+    """Each change's targets on ``tree``: globs match the release's files and any file an
+    earlier change targets (it may create it), so a group holds every file its globs can see."""
+    earlier: set[str] = set()
+
+    def lister(patterns: Sequence[str]) -> list[str]:
+        regexes = [glob_to_regex(p) for p in patterns]
+        found = set(reader().list_paths(tree, patterns))
+        found.update(p for p in earlier if any(r.match(p) for r in regexes))
+        return sorted(found)
+
+    out = []
+    for change in changes:
+        own = tuple(change.targets(lister))
+        earlier.update(own)
+        out.append(own)
+    return out
+
+
 def _run_missing(
     store: Store,
+    reader: BlobReader,
     todo: Sequence[_Column],
-    groups: Sequence[Group],
     changes: Sequence[Change],
-    touched: Sequence[str],
     base_ref: tuple[str, str] | None,
     jobs: int,
     stats: MatrixStats,
 ) -> dict[UnitKey, list[PatchResult | None]]:
     """Plan which (group, blobs) units the missing cells need, and run each once."""
-    if not todo:  # a warm run reads no blob
-        return {}
     units: dict[UnitKey, Unit] = {}
-    with store.blob_reader() as reader:
-        found = iter(reader.blob_ids([(col.tree, p) for col in todo for p in touched]))
-        for col in todo:
-            col.ids.update((p, next(found)) for p in touched)
-            for gi, group in enumerate(groups):
-                if all(col.keys[i] in col.cells for i in group.indexes):
-                    col.plan.append(None)
-                    continue
-                applies = tuple(changes[i].applies_to(col.label) for i in group.indexes)
-                key = (gi, tuple(col.ids[p] for p in group.paths), applies)
-                units.setdefault(key, Unit(key=key, version=col.label))
-                col.plan.append(key)
-        unit_list = list(units.values())
-        stats.units = len(unit_list)
-        if jobs > 0:
-            workers = min(jobs, len(unit_list))
-        else:  # processes pay off only for enough work: a fork and a reader each cost ~20 ms
-            workers = min(os.cpu_count() or 1, len(unit_list) // AUTO_UNITS_PER_WORKER)
-        if workers <= 1:
-            out = run_units(reader, groups, changes, unit_list, base_ref)
-        else:
-            stats.workers = workers
-            out = run_units_in_processes(store, groups, changes, unit_list, base_ref, workers)
+    found = iter(reader.blob_ids([(col.tree, p) for col in todo for p in col.touched]))
+    for col in todo:
+        col.ids.update((p, next(found)) for p in col.touched)
+        symlinked = reader.symlinked(col.tree, col.touched)
+        for group in groups_of(col.targets):
+            if all(col.keys[i] in col.cells for i in group.indexes):
+                col.plan.append((group, None))
+                continue
+            key = (
+                group,
+                tuple(col.ids[p] for p in group.paths),
+                tuple(changes[i].applies_to(col.label) for i in group.indexes),
+                symlinked.intersection(group.paths),
+            )
+            units.setdefault(key, Unit(key=key, version=col.label))
+            col.plan.append((group, key))
+    unit_list = list(units.values())
+    stats.units = len(unit_list)
+    if jobs > 0:
+        workers = min(jobs, len(unit_list))
+    else:  # processes pay off only for enough work: a fork and a reader each cost ~20 ms
+        workers = min(os.cpu_count() or 1, len(unit_list) // AUTO_UNITS_PER_WORKER)
+    if workers <= 1:
+        out = run_units(reader, changes, unit_list, base_ref)
+    else:
+        stats.workers = workers
+        out = run_units_in_processes(store, changes, unit_list, base_ref, workers)
     return {u.key: cells for u, cells in zip(unit_list, out, strict=True)}
 
 
-def _from_cache(col: _Column, touched: Sequence[str]) -> _ColumnOut:
+def _from_cache(col: _Column) -> _ColumnOut:
     check = CheckResult(
         version=col.label, patches=tuple(col.cells[k] for k in col.keys), tree=col.tree
     )
     return _ColumnOut(
         check=check,
-        blobs={p: col.blobs[p] for p in touched},
+        blobs={p: col.blobs[p] for p in col.touched},
         cells={k: col.cells[k] for k in col.keys},
         cached=len(col.keys),
     )
 
 
 def _assemble(
-    col: _Column,
-    groups: Sequence[Group],
-    changes: Sequence[Change],
-    touched: Sequence[str],
-    done: Mapping[UnitKey, list[PatchResult | None]],
+    col: _Column, changes: Sequence[Change], done: Mapping[UnitKey, list[PatchResult | None]]
 ) -> _ColumnOut:
     """A recomputed column: its groups' cells from the units, or from the cache."""
     row: list[PatchResult | None] = [None] * len(changes)
     out_cells: dict[str, PatchResult] = {}
     n_cached = 0
-    for group, unit in zip(groups, col.plan, strict=True):
+    for group, unit in col.plan:
         fresh = None if unit is None else done[unit]
         for j, i in enumerate(group.indexes):
             r = col.cells[col.keys[i]] if fresh is None else fresh[j]
@@ -234,7 +280,7 @@ def _assemble(
     )
     return _ColumnOut(
         check=check,
-        blobs={p: col.ids[p] or "" for p in touched},
+        blobs={p: col.ids[p] or "" for p in col.touched},
         cells=out_cells,
         cached=n_cached,
         computed=len(changes) - n_cached,

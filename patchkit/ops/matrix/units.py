@@ -1,16 +1,19 @@
 """Groups and units: the matrix's work, each piece done once, here or in worker processes.
 
-A *group* is the changes linked through the paths they touch (``Change.paths``). A cell
-depends only on its group's files in the release (a change applies whole or not at all, so
-a failure on one file keeps its other files unchanged). A *unit* is one group on one set of
-blob ids, with the changes the release's range admits: releases with the same unit share
-its cells. Cells are computed through the :class:`~patchkit.kinds.Change` protocol only.
+A *group* is the changes of one release linked through the paths they target there
+(``Change.targets``: a diff's paths, an edit's globs resolved on the release, an overlay's
+files). A cell depends only on its group's files in the release (a change applies whole or
+not at all, so a failure on one file keeps its other files unchanged). A *unit* is one group
+on one set of blob ids, with the changes the release's range admits and the paths that are
+symlinks there (the apply context): releases with the same unit share its cells. Cells are computed through the
+:class:`~patchkit.kinds.Change` protocol only.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
 from patchkit.core.globs import glob_to_regex
@@ -18,6 +21,7 @@ from patchkit.core.model import FAILED, PRESENT, PatchResult, PatchStatus
 from patchkit.git.objects import BlobReader
 from patchkit.git.store import Store
 from patchkit.kinds import Change, PathLister
+from patchkit.kinds.base import ApplyContext
 from patchkit.ops.matrix.risk import BaseFiles, risk_flags
 
 __all__ = ["Group", "Unit", "UnitKey", "groups_of", "run_units", "run_units_in_processes"]
@@ -25,15 +29,17 @@ __all__ = ["Group", "Unit", "UnitKey", "groups_of", "run_units", "run_units_in_p
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """Changes linked through the paths they touch, and those paths."""
+    """Changes linked through the paths they target on a release, and those paths."""
 
     paths: tuple[str, ...]
     indexes: tuple[int, ...]  # the changes, in series order
 
 
-# What a unit computes: (group index, blob id of each of its paths, which changes the release
-# admits). Releases with equal keys share the unit's cells.
-UnitKey = tuple[int, tuple[str | None, ...], tuple[bool, ...]]
+# What a unit computes: (group, blob id of each of its paths, which changes the release admits,
+# which of its paths are or lie below a symlink there). Releases with equal keys share the
+# unit's cells. The apply context's base files are the same for every release (on the base
+# release itself they are its own files, which is what comparing with them finds there).
+UnitKey = tuple[Group, tuple[str | None, ...], tuple[bool, ...], frozenset[str]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,7 +49,7 @@ class Unit:
 
 
 def groups_of(paths: Sequence[tuple[str, ...]]) -> list[Group]:
-    """The groups of changes whose paths (``Change.paths``, by series index) are ``paths``."""
+    """The groups of changes whose targets (by series index) are ``paths``."""
     parent: dict[str, str] = {}
 
     def find(path: str) -> str:
@@ -83,29 +89,54 @@ def _lister(files: Mapping[str, bytes | None]) -> PathLister:
     return lister
 
 
-def base_files(
-    reader: BlobReader,
-    label: str,
-    tree: str,
-    changes: Sequence[Change],
-    group: Group,
-    blobs: dict[str, bytes | None],
-) -> BaseFiles:
-    """One group on the base release (the others cannot change its files), for the 3-way flag.
+class _Lazy(Mapping[str, "bytes | None"]):
+    """Files read on first use: only the kinds that compare with the base release ask."""
 
-    ``blobs``: blobs read already, by id (in a cold run, the base release's among them); the
-    others are read and added: one `cat-file` round trip each costs more than the lookup.
-    """
-    oids = reader.blob_ids([(tree, p) for p in group.paths])
-    missing = sorted({oid for oid in oids if oid and oid not in blobs})
-    if missing:
-        blobs.update(reader.read_objects(missing))
-    overlay = {p: (blobs[oid] if oid else None) for p, oid in zip(group.paths, oids, strict=True)}
+    def __init__(self, paths: Sequence[str], load: Callable[[], dict[str, bytes | None]]) -> None:
+        self._paths, self._load = tuple(paths), load
+        self._files: dict[str, bytes | None] | None = None
+
+    def _get(self) -> dict[str, bytes | None]:
+        if self._files is None:
+            self._files = self._load()
+        return self._files
+
+    def __getitem__(self, path: str) -> bytes | None:
+        return self._get()[path]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._get())
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+
+class _Blobs:
+    """Blobs by id, read through one reader and kept: units and the base release share them."""
+
+    def __init__(self, reader: BlobReader, oids: Sequence[str]) -> None:
+        self.reader = reader
+        self.blobs = reader.read_objects(sorted(set(oids)))  # one pipelined request
+
+    def on_tree(self, tree: str, paths: Sequence[str]) -> dict[str, bytes | None]:
+        """``paths`` as ``tree`` has them (None: absent); one `cat-file` round trip at most."""
+        oids = self.reader.blob_ids([(tree, p) for p in paths])
+        missing = sorted({oid for oid in oids if oid and oid not in self.blobs})
+        if missing:
+            self.blobs.update(self.reader.read_objects(missing))
+        return {p: (self.blobs[oid] if oid else None) for p, oid in zip(paths, oids, strict=True)}
+
+
+def base_files(
+    blobs: _Blobs, label: str, tree: str, changes: Sequence[Change], group: Group
+) -> BaseFiles:
+    """One group on the base release (the others cannot change its files), for the 3-way flag."""
+    overlay = blobs.on_tree(tree, group.paths)
     lister = _lister(overlay)
     out = BaseFiles()
     for i in group.indexes:
         change = changes[i]
-        current = {p: overlay[p] for p in change.targets(lister)}
+        current = {p: overlay.get(p) for p in change.targets(lister)}
         out.before[i] = current
         if not change.applies_to(label):
             out.after[i] = None
@@ -120,14 +151,18 @@ def base_files(
 
 
 def run_unit(
-    group: Group,
+    unit: Unit,
     changes: Sequence[Change],
-    applies: Sequence[bool],
-    version: str,
     files: Mapping[str, bytes | None],
+    on_base: Callable[[Sequence[str]], dict[str, bytes | None]] | None,
     base: Callable[[], BaseFiles | None],
 ) -> list[PatchResult | None]:
-    """The group's cells (None: excluded by its release range), applied cumulatively."""
+    """The group's cells (None: excluded by its release range), applied cumulatively.
+
+    ``on_base``: reads paths on the base release, for the apply context (None: the base
+    release is not imported); ``base``: the 3-way inputs, made on demand.
+    """
+    group, _, applies, symlinked = unit.key
     overlay = dict(files)
     lister = _lister(overlay)
     out: list[PatchResult | None] = []
@@ -136,8 +171,13 @@ def run_unit(
             out.append(None)
             continue
         change = changes[i]
-        current = {path: overlay[path] for path in change.targets(lister)}
-        applied = change.apply(current, version=version)
+        targets = change.targets(lister)
+        current = {path: overlay.get(path) for path in targets}
+        context = ApplyContext(
+            base=None if on_base is None else _Lazy(targets, partial(on_base, targets)),
+            symlinked=symlinked.intersection(targets),
+        )
+        applied = change.apply(current, version=unit.version, context=context)
         if applied.status not in FAILED:
             overlay.update(applied.contents)
         r = applied.result
@@ -151,39 +191,37 @@ def run_unit(
 
 def run_units(
     reader: BlobReader,
-    groups: Sequence[Group],
     changes: Sequence[Change],
     units: Sequence[Unit],
     base_ref: tuple[str, str] | None,
 ) -> list[list[PatchResult | None]]:
     """Every unit's cells, in this process, blobs read through ``reader``."""
-    wanted = sorted({oid for u in units for oid in u.key[1] if oid})
-    blobs = reader.read_objects(wanted)  # every unit's, in one pipelined request
-    memo: dict[int, BaseFiles] = {}  # per group, made the first time a flag needs it
+    blobs = _Blobs(reader, [oid for u in units for oid in u.key[1] if oid])
+    memo: dict[Group, BaseFiles] = {}  # per group, made the first time a flag needs it
 
-    def base_of(group_index: int) -> Callable[[], BaseFiles | None]:
+    def base_of(group: Group) -> Callable[[], BaseFiles | None]:
         def base() -> BaseFiles | None:
             if base_ref is None:
                 return None
-            if group_index not in memo:
-                group = groups[group_index]
-                memo[group_index] = base_files(reader, *base_ref, changes, group, blobs)
-            return memo[group_index]
+            if group not in memo:
+                memo[group] = base_files(blobs, *base_ref, changes, group)
+            return memo[group]
 
         return base
 
+    on_base = None if base_ref is None else partial(blobs.on_tree, base_ref[1])
     out = []
     for unit in units:
-        group_index, oids, applies = unit.key
-        group = groups[group_index]
-        files = {p: (blobs[oid] if oid else None) for p, oid in zip(group.paths, oids, strict=True)}
-        out.append(run_unit(group, changes, applies, unit.version, files, base_of(group_index)))
+        group, oids, _, _ = unit.key
+        files = {
+            p: (blobs.blobs[oid] if oid else None) for p, oid in zip(group.paths, oids, strict=True)
+        }
+        out.append(run_unit(unit, changes, files, on_base, base_of(group)))
     return out
 
 
 def run_units_in_processes(
     store: Store,
-    groups: Sequence[Group],
     changes: Sequence[Change],
     units: Sequence[Unit],
     base_ref: tuple[str, str] | None,
@@ -197,8 +235,7 @@ def run_units_in_processes(
     ctx = multiprocessing.get_context("fork")
     with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
         futures = [
-            pool.submit(_worker, str(store.path), groups, changes, share, base_ref)
-            for share in shares
+            pool.submit(_worker, str(store.path), changes, share, base_ref) for share in shares
         ]
         parts = [f.result() for f in futures]
     done: list[list[PatchResult | None]] = [[] for _ in units]
@@ -210,11 +247,10 @@ def run_units_in_processes(
 
 def _worker(
     store_path: str,
-    groups: Sequence[Group],
     changes: Sequence[Change],
     units: Sequence[Unit],
     base_ref: tuple[str, str] | None,
 ) -> list[list[PatchResult | None]]:
     """Run some units in a worker process, with its own `git cat-file --batch`."""
     with Store(Path(store_path)).blob_reader() as reader:
-        return run_units(reader, groups, changes, units, base_ref)
+        return run_units(reader, changes, units, base_ref)
