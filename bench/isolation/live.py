@@ -780,17 +780,22 @@ def socket_checks(c: Container) -> dict[str, dict[str, Any]]:
             + b"\nsize=100\n\n",
             r"^action=",
         ),
-        "haraka-smtp http /var/run/haraka/smtp-http.sock": (
-            "/var/run/haraka/smtp-http.sock",
-            http.format("/").encode(),
-            r"^HTTP/1\.[01] \d{3}.*X-Powered-By: Express",
-        ),
-        "haraka-submission http /var/run/haraka/submission-http.sock": (
-            "/var/run/haraka/submission-http.sock",
-            http.format("/").encode(),
-            r"^HTTP/1\.[01] \d{3}.*X-Powered-By: Express",
-        ),
     }
+    # Haraka's HTTP sockets: wherever the image's http.ini puts them (the series names them).
+    for inst in ("smtp", "submission"):
+        listen = re.search(
+            r"(?m)^listen\s*=\s*(\S+)", c.read(f"/opt/haraka-{inst}/config/http.ini")
+        )
+        path = (
+            re.sub(r":[0-7]{3}$", "", listen.group(1))
+            if listen
+            else f"(no listen in http.ini of {inst})"
+        )
+        checks[f"haraka-{inst} http {path}"] = (
+            path,
+            http.format("/").encode(),
+            r"^HTTP/1\.[01] \d{3}.*X-Powered-By: Express",
+        )
     out = {}
     for name, (path, payload, expect) in checks.items():
         reply = unix_request(c, path, payload)
