@@ -136,12 +136,13 @@ def compute_matrix(
                 opened.append(stack.enter_context(store.blob_reader()))
             return opened[0]
 
+        resolve = _Targets(changes, reader)
         columns = []
         for v in labels:
             tree = trees[v][1]
             cells, blobs = cells_cache.load(v, tree)
             keys = tuple(cell_keys(engine, v, tree, base_tree, digests))
-            targets = _targets(changes, tree, reader)
+            targets = resolve.on(tree)
             columns.append(
                 _Column(
                     label=v,
@@ -185,25 +186,39 @@ def compute_matrix(
     return matrix
 
 
-def _targets(
-    changes: Sequence[Change], tree: str, reader: Callable[[], BlobReader]
-) -> list[tuple[str, ...]]:
-    """Each change's targets on ``tree``: globs match the release's files and any file an
-    earlier change targets (it may create it), so a group holds every file its globs can see."""
-    earlier: set[str] = set()
+class _Targets:
+    """Each change's targets, release by release. Globs match the release's files and any
+    file an earlier change targets (it may create it), so that a group holds every file its
+    globs can see. A change that does not consult the lister (a diff, an overlay) has the
+    same targets on every release: asked once."""
 
-    def lister(patterns: Sequence[str]) -> list[str]:
-        regexes = [glob_to_regex(p) for p in patterns]
-        found = set(reader().list_paths(tree, patterns))
-        found.update(p for p in earlier if any(r.match(p) for r in regexes))
-        return sorted(found)
+    def __init__(self, changes: Sequence[Change], reader: Callable[[], BlobReader]) -> None:
+        self._changes, self._reader = changes, reader
+        self._fixed: dict[int, tuple[str, ...]] = {}
 
-    out = []
-    for change in changes:
-        own = tuple(change.targets(lister))
-        earlier.update(own)
-        out.append(own)
-    return out
+    def on(self, tree: str) -> list[tuple[str, ...]]:
+        earlier: set[str] = set()
+        asked = False
+
+        def lister(patterns: Sequence[str]) -> list[str]:
+            nonlocal asked
+            asked = True
+            regexes = [glob_to_regex(p) for p in patterns]
+            found = set(self._reader().list_paths(tree, patterns))
+            found.update(p for p in earlier if any(r.match(p) for r in regexes))
+            return sorted(found)
+
+        out = []
+        for i, change in enumerate(self._changes):
+            own = self._fixed.get(i)
+            if own is None:
+                asked = False
+                own = tuple(change.targets(lister))
+                if not asked:
+                    self._fixed[i] = own
+            earlier.update(own)
+            out.append(own)
+        return out
 
 
 def _run_missing(
@@ -217,11 +232,15 @@ def _run_missing(
 ) -> dict[UnitKey, list[PatchResult | None]]:
     """Plan which (group, blobs) units the missing cells need, and run each once."""
     units: dict[UnitKey, Unit] = {}
+    grouped: dict[tuple[tuple[str, ...], ...], list[Group]] = {}  # releases share targets
     found = iter(reader.blob_ids([(col.tree, p) for col in todo for p in col.touched]))
     for col in todo:
         col.ids.update((p, next(found)) for p in col.touched)
         symlinked = reader.symlinked(col.tree, col.touched)
-        for group in groups_of(col.targets):
+        key_of_targets = tuple(col.targets)
+        if key_of_targets not in grouped:
+            grouped[key_of_targets] = groups_of(col.targets)
+        for group in grouped[key_of_targets]:
             if all(col.keys[i] in col.cells for i in group.indexes):
                 col.plan.append((group, None))
                 continue

@@ -92,13 +92,15 @@ def _lister(files: Mapping[str, bytes | None]) -> PathLister:
 class _Lazy(Mapping[str, "bytes | None"]):
     """Files read on first use: only the kinds that compare with the base release ask."""
 
-    def __init__(self, paths: Sequence[str], load: Callable[[], dict[str, bytes | None]]) -> None:
-        self._paths, self._load = tuple(paths), load
+    def __init__(
+        self, paths: Sequence[str], load: Callable[[Sequence[str]], dict[str, bytes | None]]
+    ) -> None:
+        self._paths, self._load = paths, load
         self._files: dict[str, bytes | None] | None = None
 
     def _get(self) -> dict[str, bytes | None]:
         if self._files is None:
-            self._files = self._load()
+            self._files = self._load(self._paths)
         return self._files
 
     def __getitem__(self, path: str) -> bytes | None:
@@ -174,8 +176,8 @@ def run_unit(
         targets = change.targets(lister)
         current = {path: overlay.get(path) for path in targets}
         context = ApplyContext(
-            base=None if on_base is None else _Lazy(targets, partial(on_base, targets)),
-            symlinked=symlinked.intersection(targets),
+            base=None if on_base is None else _Lazy(targets, on_base),
+            symlinked=symlinked.intersection(targets) if symlinked else symlinked,
         )
         applied = change.apply(current, version=unit.version, context=context)
         if applied.status not in FAILED:
