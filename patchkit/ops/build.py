@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from patchkit.core.model import SCHEMA, CheckResult
+from patchkit.core.model import SCHEMA, CheckResult, PatchStatus
 from patchkit.core.patchfile import Patch
+from patchkit.core.versions import ReleaseStatus
 from patchkit.errors import BuildNotReadyError, ConfigError
 from patchkit.git.objects import MODE_EXEC, MODE_LINK, BlobReader
 from patchkit.git.store import Store
@@ -133,6 +134,7 @@ class BuildContext:
     run_dirs: tuple[RunDir, ...]
     start_script: bool
     warnings: tuple[str, ...] = ()
+    left_out: tuple[str, ...] = ()  # on a model release: changes whose targets it lacks
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -150,6 +152,7 @@ class BuildContext:
             ],
             "start_script": self.start_script,
             "warnings": list(self.warnings),
+            "left_out": list(self.left_out),
         }
 
 
@@ -263,14 +266,28 @@ def build_context(
             if info.manifest_blob
             else Manifest()
         )
-    bad = [p for p in pt.check.patches if p.needs_attention]
+    rel = vf.release(version)
+    # A model release stands in for the real image with the open-source components only:
+    # a change whose files only the real image has (missing-target) is left out, and said
+    # so; on a real release it stops the build like any failure.
+    left_out = tuple(
+        p.name
+        for p in pt.check.patches
+        if p.status is PatchStatus.MISSING_TARGET and rel.status is ReleaseStatus.MODEL
+    )
+    bad = [p for p in pt.check.patches if p.needs_attention and p.name not in left_out]
     if bad:
         names = ", ".join(f"{p.name} ({p.status.value})" for p in bad)
         raise BuildNotReadyError(
             f"{version}: the series does not apply cleanly: {names}; run: patchkit check {version}"
         )
-    rel = vf.release(version)
     base, warnings = _base_image(vf.source_for(version), rel.digest or info.digest, version)
+    if left_out:
+        warnings = [
+            *warnings,
+            f"{version} is a model release: left out, their targets are not in it: "
+            + ", ".join(left_out),
+        ]
 
     dest = Path(out)
     if dest.exists():
@@ -331,6 +348,7 @@ def build_context(
         run_dirs=run_dirs,
         start_script=start is not None,
         warnings=tuple(warnings),
+        left_out=left_out,
     )
     (dest / "patchkit-build.json").write_text(
         json.dumps(ctx.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"

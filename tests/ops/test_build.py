@@ -63,7 +63,7 @@ new file mode 100755
 }
 
 
-def make(tmp_path: Path, patches: dict[str, str] = PATCHES) -> Path:
+def make(tmp_path: Path, patches: dict[str, str] = PATCHES, *, status: str = "model") -> Path:
     layer = (
         Layer()
         .dir("etc", mode=0o755)
@@ -78,7 +78,7 @@ def make(tmp_path: Path, patches: dict[str, str] = PATCHES) -> Path:
     (project / "upstream-versions.toml").write_text(
         'schema = 1\nbase = "1.0"\n[upstream]\nname = "t"\nimage = "docker.io/acme/mail"\n'
         'profile = "poste"\n'
-        f'[[version]]\nversion = "1.0"\nstatus = "model"\nsource = "{built.source}"\n'
+        f'[[version]]\nversion = "1.0"\nstatus = "{status}"\nsource = "{built.source}"\n'
     )
     for name, text in patches.items():
         (project / "patches" / name).write_text(text)
@@ -131,13 +131,29 @@ def test_missing_target_writes_no_context_and_exits_1(
     bad = {
         "gone.patch": PATCHES["redis.patch"].replace("etc/redis/redis.conf", "etc/redis/nope.conf")
     }
-    project = make(tmp_path, bad)
+    project = make(tmp_path, bad, status="supported")
     capsys.readouterr()
     out = tmp_path / "ctx"
     assert main(["--project", str(project), "build", "1.0", "--out", str(out)]) == 1
     err = capsys.readouterr().err
     assert "gone.patch (missing-target)" in err and len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_a_model_release_leaves_out_changes_whose_targets_only_the_real_image_has(
+    tmp_path: Path,
+) -> None:
+    only_real = {
+        "gone.patch": PATCHES["redis.patch"].replace("etc/redis/redis.conf", "etc/redis/nope.conf"),
+        "redis.patch": PATCHES["redis.patch"],
+    }
+    project = make(tmp_path, only_real)  # status = "model"
+    out = tmp_path / "ctx"
+    ctx = Project.open(project).build_context("1.0", out)
+    assert ctx.left_out == ("gone.patch",)
+    assert any("left out" in w and "gone.patch" in w for w in ctx.warnings)
+    assert (out / "overlay/etc/redis/redis.conf").is_file()
+    assert json.loads((out / "patchkit-build.json").read_text())["left_out"] == ["gone.patch"]
 
 
 def test_from_uses_the_digest_and_falls_back_to_the_tag_with_a_warning() -> None:
