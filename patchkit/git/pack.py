@@ -96,12 +96,13 @@ class FastImport:
         self._sent.add(oid)
         return oid
 
-    def blob_stream_later(self, size: int, chunks: Iterable[bytes]) -> Callable[[], str]:
-        """Like `blob_stream`; the returned function gives the id. With a pack, the
-        hashing happens on its writer thread meanwhile (call it when the id is needed)."""
+    def blob_stream_later(self, size: int, chunks: Iterable[bytes]) -> Callable[[], bytes]:
+        """Like `blob_stream`; the returned function gives the id, as 20 bytes. With a
+        pack, the hashing happens on its writer thread meanwhile (call it when the id is
+        needed)."""
         if self._pack is not None:
             return self._pack.add_stream_later(size, chunks)
-        oid = self.blob_stream(size, chunks)
+        oid = bytes.fromhex(self.blob_stream(size, chunks))
         return lambda: oid
 
     def commit(
@@ -424,11 +425,14 @@ class PackWriter:
             if len(data) != size:
                 raise StoreError(_size_error(size, len(data)))
             return self.add(data)
-        return self.add_stream_later(size, chunks)()
+        return self.add_stream_later(size, chunks)().hex()
 
-    def add_stream_later(self, size: int, chunks: Iterable[bytes]) -> Callable[[], str]:
+    def add_stream_later(self, size: int, chunks: Iterable[bytes]) -> Callable[[], bytes]:
         """Like `add_stream`, but the SHA-1 is computed on the writer thread: returns a
-        function giving the id (it waits for the writer thread if need be)."""
+        function giving the id as 20 bytes (it waits for the writer thread if need be).
+
+        The bytes object is the one the writer keeps in its set of ids written: a tree
+        holding it for every file costs no extra 89-byte hex string per file."""
         later = _Later()
         if size <= _PACK_WHOLE:
             data = b"".join(chunks)
@@ -453,12 +457,12 @@ class PackWriter:
         self._put(("end", True))  # the writer cuts a blob it finds known off the pack again
         return functools.partial(self._resolve, later)
 
-    def _resolve(self, later: _Later) -> str:
+    def _resolve(self, later: _Later) -> bytes:
         if later.oid is None:
             self.sync()
         if later.oid is None:  # pragma: no cover - the writer thread failed without saying
             raise StoreError("cannot write the pack: an object was lost")
-        return later.oid.hex()
+        return later.oid
 
     def sync(self) -> None:
         """Wait until the writer thread has handled everything queued so far."""

@@ -19,6 +19,7 @@ same lower layers (same chain id). A corrupt entry is reported with a
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import json
 import re
@@ -38,6 +39,7 @@ __all__ = [
     "Entry",
     "LayerCache",
     "LayerCacheWarning",
+    "LayerRecord",
     "Selection",
     "chain_ids",
     "entry_from_tar",
@@ -50,6 +52,7 @@ LAYER_PREFIX = "refs/patchkit/layers/"
 FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCK, FIFO, OTHER = "f", "d", "s", "h", "c", "b", "p", "?"
 _TYPES = frozenset({FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCK, FIFO})
 _OID = re.compile(r"\A[0-9a-f]{40}\Z")
+_compact = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class LayerCacheWarning(UserWarning):
@@ -207,6 +210,63 @@ class Selection:
         return cls(fingerprint="sha256:" + hashlib.sha256(doc.encode()).hexdigest())
 
 
+class LayerRecord:
+    """The cache entry of a layer being read, written out as its entries become final.
+
+    The flattener `add`s every entry it applies; `flush` turns the entries added so far
+    into their JSON rows, up to the first one whose blob id is still being computed
+    (the pack writer hashes on its own thread). Only that short backlog is held as
+    `Entry` objects, not the whole layer (50,000 entries would be ~12 MB), and the
+    rows are the bytes ``json.dumps({**head, "entries": rows})`` gives.
+    """
+
+    def __init__(self, diff_id: str, *, chain: str | None, selection: Selection) -> None:
+        self.diff_id = diff_id
+        complete = selection.fingerprint is None
+        head = {
+            "schema": CACHE_SCHEMA,
+            "diff_id": diff_id,
+            "complete": complete,
+            "chain": None if complete else chain,
+            "selection": selection.fingerprint,
+        }
+        self._data = bytearray(_compact(head)[:-1].encode("ascii") + b',"entries":[')
+        self._waiting: collections.deque[Entry] = collections.deque()
+        self._blobs = bytearray()  # the content blob ids, 20 bytes each
+        self.count = 0  # entries written out
+
+    @property
+    def backlog(self) -> int:
+        """Entries added but not written out yet."""
+        return len(self._waiting)
+
+    def add(self, entry: Entry) -> None:
+        self._waiting.append(entry)
+
+    def flush(self, until: Entry | None = None) -> None:
+        """Write out the entries added so far, stopping at ``until`` (an entry whose blob
+        id is not known yet) if it is among them."""
+        waiting, data, blobs = self._waiting, self._data, self._blobs
+        while waiting and waiting[0] is not until:
+            e = waiting.popleft()
+            if self.count:
+                data += b","
+            data += _compact(e.row()).encode("ascii")
+            self.count += 1
+            if e.blob is not None:
+                blobs += bytes.fromhex(e.blob)
+
+    def finish(self) -> tuple[bytearray, list[str]]:
+        """The layer.json bytes and the blob ids (hex, sorted, unique); the record is spent."""
+        self.flush()
+        data, self._data = self._data, bytearray()
+        data += b"]}"
+        blobs = self._blobs
+        ids = sorted({blobs[i : i + 20].hex() for i in range(0, len(blobs), 20)})
+        self._blobs = bytearray()
+        return data, ids
+
+
 class LayerCache:
     """Reads cached layers from ``store`` (`refs/patchkit/layers/...`); `save` writes
     them through the import's sink, which must write to that same store."""
@@ -269,36 +329,12 @@ class LayerCache:
         self.hits += 1
         return entries
 
-    def save(
-        self,
-        fi: ObjectSink,
-        diff_id: str,
-        entries: Sequence[Entry],
-        *,
-        chain: str | None,
-        selection: Selection,
-    ) -> None:
-        """Record ``entries`` (with their blob ids) as the cache entry of ``diff_id``."""
-        complete = selection.fingerprint is None
-        head = {
-            "schema": CACHE_SCHEMA,
-            "diff_id": diff_id,
-            "complete": complete,
-            "chain": None if complete else chain,
-            "selection": selection.fingerprint,
-        }
-        # The bytes json.dumps({**head, "entries": rows}) gives, written row by row: a
-        # layer of 50,000 entries would otherwise hold every row as a list at once.
-        compact = json.JSONEncoder(separators=(",", ":")).encode
-        data = bytearray(compact(head)[:-1].encode("ascii") + b',"entries":[')
-        for i, e in enumerate(entries):
-            if i:
-                data += b","
-            data += compact(e.row()).encode("ascii")
-        data += b"]}"
+    def save(self, fi: ObjectSink, record: LayerRecord) -> None:
+        """Write ``record`` (every entry of its layer, with blob ids) as its cache entry."""
+        data, blobs = record.finish()
         files = {"layer.json": TreeEntry(mode=MODE_FILE, blob=fi.blob(data))}  # not copied
         del data
-        for e in entries:
-            if e.blob is not None:
-                files[f"blobs/{e.blob[:2]}/{e.blob[2:]}"] = TreeEntry(mode=MODE_FILE, blob=e.blob)
-        fi.commit(layer_ref(diff_id), files, f"patchkit: layer cache {diff_id}\n")
+        for oid in blobs:
+            files[f"blobs/{oid[:2]}/{oid[2:]}"] = TreeEntry(mode=MODE_FILE, blob=oid)
+        del blobs
+        fi.commit(layer_ref(record.diff_id), files, f"patchkit: layer cache {record.diff_id}\n")

@@ -41,6 +41,7 @@ from patchkit.images.cache import (
     SYMLINK,
     Entry,
     LayerCache,
+    LayerRecord,
     Selection,
     chain_ids,
     entry_from_tar,
@@ -561,7 +562,8 @@ class _Applier:
         self.where = where
         self.strip = strip
         # contents stored whose ids are still being computed (`resolve` fills them in)
-        self.pending: list[tuple[Entry, Meta, Callable[[], str]]] = []
+        self.pending: list[tuple[Entry, Meta, Callable[[], bytes]]] = []
+        self.modes: dict[int, int] = {}
 
     def resolve(self, keep: int = 0) -> None:
         """Fill in the blob ids of the contents stored by this layer, all but the last
@@ -569,8 +571,13 @@ class _Applier:
         pending = self.pending
         done = len(pending) - keep
         for e, meta, blob_id in pending[:done]:
-            e.blob = meta.blob = blob_id()
+            oid = meta.blob = blob_id()
+            e.blob = oid.hex()  # the layer cache's row (written soon, then dropped)
         del pending[:done]
+
+    def oldest_pending(self) -> Entry | None:
+        """The first entry whose blob id is not filled in yet (`LayerRecord.flush` stops there)."""
+        return self.pending[0][0] if self.pending else None
 
     def unsafe(self, entry: str, why: str) -> Exception:
         return entry_error(UnsafeLayerError, self.where, entry, why)
@@ -583,7 +590,7 @@ class _Applier:
             parts = parts[self.strip :]
         return parts
 
-    def apply(self, e: Entry, content: Callable[[], Callable[[], str]] | None = None) -> None:
+    def apply(self, e: Entry, content: Callable[[], Callable[[], bytes]] | None = None) -> None:
         """Apply ``e``. A selected regular file gets its blob from ``content()`` (reading
         the tar; its id is filled in by `resolve`) or, when replaying the cache
         (``content`` None), from ``e.blob``."""
@@ -624,17 +631,22 @@ class _Applier:
         parent, ppath = found
         path = f"{ppath}/{base}" if ppath else base
         layer = fs.layer
-        meta = Meta(mode=e.mode, uid=e.uid, gid=e.gid, xattrs=e.xattrs or _NO_XATTRS)
         type_ = e.type
+        if type_ in (DIR, SYMLINK) and not e.xattrs:
+            meta = fs.shared_meta(e.mode, e.uid, e.gid)
+        else:
+            # the same int object for the same mode: one per path otherwise (28 bytes each)
+            mode = self.modes.setdefault(e.mode, e.mode)
+            meta = Meta(mode=mode, uid=e.uid, gid=e.gid, xattrs=e.xattrs or _NO_XATTRS)
         if type_ == FILE:
             if self.select(path):
                 if content is not None:
                     self.pending.append((e, meta, content()))
                     if len(self.pending) >= _PENDING:  # memory stays flat in long layers
                         self.resolve(keep=_PENDING // 2)
-                else:
-                    meta.blob = e.blob
-            meta.size = e.size
+                elif e.blob is not None:
+                    meta.blob = bytes.fromhex(e.blob)  # 53 bytes a file instead of 89
+            # meta.size stays 0: nothing reads it from a tree built from layers
             fs.put(parent, base, Node(kind=Kind.FILE, layer=layer, meta=meta))
         elif type_ == DIR:
             fs.put(parent, base, Node(kind=Kind.DIR, layer=layer, meta=meta, children={}))
@@ -688,11 +700,11 @@ def read_layer(
     select: Selector,
     limits: Limits,
     progress: Callable[[ProgressEvent], None] | None = None,
-    record: list[Entry] | None = None,
+    record: LayerRecord | None = None,
 ) -> None:
     """Apply one layer (index is 1-based) to ``fs``, verifying its digest and diff_id.
 
-    With ``record``, every entry applied is appended to it (for the layer cache).
+    With ``record``, every entry applied is added to it (for the layer cache).
     """
     where = _where(layer, index)
     fs.start_layer(index, where)
@@ -751,7 +763,7 @@ def read_layer(
 
                     def content(
                         member: tarfile.TarInfo = member, name: str = entry.name
-                    ) -> Callable[[], str]:
+                    ) -> Callable[[], bytes]:
                         try:
                             if member.issparse():  # GNU sparse: tarfile fills the holes
                                 f = tf.extractfile(member)
@@ -768,7 +780,9 @@ def read_layer(
 
                     applier.apply(entry, content)
                     if record is not None:
-                        record.append(entry)
+                        record.add(entry)
+                        if record.backlog >= _PENDING:
+                            record.flush(applier.oldest_pending())
             except tarfile.TarError as e:
                 raise CorruptLayerError(f"{where}: corrupt tar stream: {e}") from e
             stream.drain()
@@ -841,7 +855,9 @@ def read_layers(
                     )
                 )
             continue
-        record: list[Entry] | None = [] if cache is not None and layer.diff_id else None
+        record = None
+        if cache is not None and layer.diff_id is not None:
+            record = LayerRecord(layer.diff_id, chain=chain, selection=selection)
         read_layer(
             fs,
             fi,
@@ -853,8 +869,8 @@ def read_layers(
             progress=progress,
             record=record,
         )
-        if cache is not None and record is not None and layer.diff_id is not None:
-            cache.save(fi, layer.diff_id, record, chain=chain, selection=selection)
+        if cache is not None and record is not None:
+            cache.save(fi, record)
     return fs
 
 

@@ -31,10 +31,10 @@ class ObjectSink(Protocol):
         """
         ...
 
-    def blob_stream_later(self, size: int, chunks: Iterable[bytes]) -> Callable[[], str]:
+    def blob_stream_later(self, size: int, chunks: Iterable[bytes]) -> Callable[[], bytes]:
         """Like `blob_stream`, but the id may be computed on another thread meanwhile:
-        the returned function gives it (waiting if need be). The chunks are consumed
-        before this returns."""
+        the returned function gives it, as 20 bytes (waiting if need be). The chunks
+        are consumed before this returns."""
         ...
 
     def commit(

@@ -68,7 +68,9 @@ class Meta:
     mode: int  # permission bits including setuid/setgid/sticky (0o7777)
     uid: int = 0
     gid: int = 0
-    blob: str | None = None  # regular files: content already in the store (None: not selected)
+    # regular files: the id of the content already in the store (None: not selected), as
+    # 20 bytes (layers: the pack writer's own object, shared) or 40 hex digits
+    blob: bytes | str | None = None
     size: int = 0
     major: int = 0
     minor: int = 0
@@ -91,6 +93,20 @@ class RootFS:
         self.root = Node(kind=Kind.DIR, layer=-1, meta=Meta(mode=0o755), children={})
         self.layer = 0
         self.where = "layer 0"
+        self._shared: dict[tuple[int, int, int], Meta] = {}
+
+    def shared_meta(self, mode: int, uid: int, gid: int) -> Meta:
+        """One `Meta` for every directory and symlink with these values and no xattrs.
+
+        Nothing changes the Meta of a node that is not a regular file once it is made
+        (`put` replaces a directory's, it never edits it), so they can be shared: one
+        object for thousands of paths instead of ~130 bytes each.
+        """
+        key = (mode, uid, gid)
+        meta = self._shared.get(key)
+        if meta is None:
+            meta = self._shared[key] = Meta(mode=mode, uid=uid, gid=gid)
+        return meta
 
     def start_layer(self, index: int, where: str) -> None:
         self.layer = index
@@ -127,7 +143,9 @@ class RootFS:
             if child is None:
                 if not create:
                     return None
-                child = Node(kind=Kind.DIR, layer=self.layer, meta=Meta(mode=0o755), children={})
+                child = Node(
+                    kind=Kind.DIR, layer=self.layer, meta=self.shared_meta(0o755, 0, 0), children={}
+                )
                 cur.children[comp] = child
             if child.kind is Kind.SYMLINK:
                 links += 1
@@ -235,9 +253,11 @@ class RootFS:
             m = node.meta
             kind = node.kind
             if kind is Kind.FILE:
-                if m.blob is not None and select(path):
+                blob = m.blob
+                if blob is not None and select(path):
                     mode = MODE_EXEC if m.mode & 0o111 else MODE_FILE
-                    files[path] = TreeEntry(mode=mode, blob=m.blob)
+                    hexid = blob if isinstance(blob, str) else blob.hex()
+                    files[path] = TreeEntry(mode=mode, blob=hexid)
                 link = leaders.get(id(m))
                 needed = m.mode not in (0o644, 0o755) or link is not None
             elif kind is Kind.SYMLINK:

@@ -78,7 +78,7 @@ def test_ids_computed_on_the_writer_thread_equal_git_and_duplicates_are_written_
         with store.fast_import(pack=pack) as fi:
             sink: ObjectSink = fi  # the seam images/ writes through
             later = [sink.blob_stream_later(len(d), _chunks(d, 1 << 18)) for d in datas]
-            ids = [get() for get in later]
+            ids = [get().hex() for get in later]
             assert ids == [git_blob_id(d) for d in datas]
             files = {f"f{i}": TreeEntry(mode=MODE_FILE, blob=oid) for i, oid in enumerate(ids)}
             sink.commit("refs/heads/t", files, "t\n")
