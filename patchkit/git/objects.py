@@ -50,7 +50,32 @@ class BlobReader:
         Trees are read and parsed here, each once per reader: releases share most subtrees,
         and git's own `tree:path` lookup re-reads every tree on the way for every path.
         """
-        out: list[str | None] = [None] * len(specs)
+        return [
+            entry[1] if entry is not None and entry[0] in _BLOB_MODES else None
+            for entry, _ in self._resolve(specs)
+        ]
+
+    def modes(self, tree: str, paths: Sequence[str]) -> dict[str, str | None]:
+        """The git mode of each of ``paths`` in ``tree`` (``"100644"``, ``"100755"``,
+        ``"120000"``), None where absent or not a blob."""
+        found = self._resolve([(tree, p) for p in paths])
+        return {
+            p: entry[0].decode() if entry is not None and entry[0] in _BLOB_MODES else None
+            for p, (entry, _) in zip(paths, found, strict=True)
+        }
+
+    def symlinked(self, tree: str, paths: Sequence[str]) -> frozenset[str]:
+        """Those of ``paths`` that are, or lie below, a symlink in ``tree`` (a file written
+        there would go through the link)."""
+        found = self._resolve([(tree, p) for p in paths])
+        return frozenset(p for p, (_, link) in zip(paths, found, strict=True) if link)
+
+    def _resolve(
+        self, specs: Sequence[tuple[str, str]]
+    ) -> list[tuple[tuple[bytes, str] | None, bool]]:
+        """For each (tree, path): its tree entry (mode, object id) or None, and whether a
+        symlink stands on the way (the path itself or a directory above it)."""
+        out: list[tuple[tuple[bytes, str] | None, bool]] = [(None, False)] * len(specs)
         pending = [
             (k, tree, path.split("/"))
             for k, (tree, path) in enumerate(specs)
@@ -65,51 +90,13 @@ class BlobReader:
                     continue
                 mode, oid = entry
                 if len(parts) == 1:
-                    out[k] = oid if mode in _BLOB_MODES else None
+                    out[k] = (entry, mode == b"120000")
                 elif mode == b"40000":
                     deeper.append((k, oid, parts[1:]))
+                elif mode == b"120000":
+                    out[k] = (None, True)
             pending = deeper
         return out
-
-    def modes(self, tree: str, paths: Sequence[str]) -> dict[str, str | None]:
-        """The git mode of each of ``paths`` in ``tree`` (``"100644"``, ``"100755"``,
-        ``"120000"``), None where absent or not a blob."""
-        out: dict[str, str | None] = dict.fromkeys(paths)
-        pending = [(path, tree, path.split("/")) for path in paths if path and "\n" not in path]
-        while pending:
-            self._load_trees({t for _, t, _ in pending})
-            deeper = []
-            for path, t, parts in pending:
-                entry = (self._trees.get(t) or {}).get(parts[0])
-                if entry is None:
-                    continue
-                mode, oid = entry
-                if len(parts) == 1:
-                    out[path] = mode.decode() if mode in _BLOB_MODES else None
-                elif mode == b"40000":
-                    deeper.append((path, oid, parts[1:]))
-            pending = deeper
-        return out
-
-    def symlinked(self, tree: str, paths: Sequence[str]) -> frozenset[str]:
-        """Those of ``paths`` that are, or lie below, a symlink in ``tree`` (a file written
-        there would go through the link)."""
-        out: set[str] = set()
-        pending = [(path, tree, path.split("/")) for path in paths if path and "\n" not in path]
-        while pending:
-            self._load_trees({t for _, t, _ in pending})
-            deeper = []
-            for path, t, parts in pending:
-                entry = (self._trees.get(t) or {}).get(parts[0])
-                if entry is None:
-                    continue
-                mode, oid = entry
-                if mode == b"120000":
-                    out.add(path)
-                elif mode == b"40000" and len(parts) > 1:
-                    deeper.append((path, oid, parts[1:]))
-            pending = deeper
-        return frozenset(out)
 
     def list_paths(self, tree: str, patterns: Sequence[str]) -> list[str]:
         """Paths of the blobs (files and symlinks) in ``tree`` that match any of ``patterns``
