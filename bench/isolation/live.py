@@ -8,10 +8,12 @@
      model lacks (runtime.py: libc, node, users; never a file the model has) and the model
      entrypoint model-init.sh (NOT poste.io's init; it runs /etc/cont-init.d/* and starts
      redis, rspamd, dovecot, nginx and both Haraka instances). This is the UNPATCHED image.
-   - the *patched image*: ``patchkit build MODEL --out DIR``'s context, its FROM pointed at
-     the model image, plus one labelled proof step: the series' patch for poste.io's own
-     nginx templates (skipped on the models, whose templates are stand-ins) and a candidate
-     patch for their proxy lines (nginx-proxy-sockets.patch, not in the series yet).
+   - the *patched image*: ``patchkit build MODEL --out DIR``'s context as written (the
+     series as it is; on a model release patchkit leaves out the changes for poste.io's
+     own files, ``left_out``), only its FROM pointed at the model image. Nothing of the
+     proof is added to it: the model-only steps (the runtime, the entrypoint, the test-only
+     settings) are in the unpatched image too and are listed in the JSON
+     (``build.model_only_steps``).
 2. One network namespace stands for the host: instance A mail.alpha.test = 192.0.2.10 +
    2001:db8::10, instance B mail.beta.test = 192.0.2.20 + 2001:db8::20 (+ 192.0.2.21/22,
    send-only, for B's outbound-hosts.yml), a DNS server on 192.0.2.53, all on its ``lo``, and
@@ -72,6 +74,11 @@ LOOPBACK_OR_WILDCARD = re.compile(r"^(127\.|::1$|0\.0\.0\.0$|\*$|::$)")
 DNS_ADDR, EDGE, SINK, CLIENT = "192.0.2.53", "198.51.100.1", "198.51.100.25", "198.51.100.30"
 SETTLE = 30  # seconds every daemon must stay up
 IMAGE = "localhost/patchkit-iso/{model}:{variant}"
+# Haraka's HTTP listeners once patched (haraka-http-sockets.edit.toml names them by port).
+HARAKA_HTTP_SOCKETS = {
+    "smtp": "/var/run/haraka/http-11380.sock",
+    "submission": "/var/run/haraka/http-11381.sock",
+}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -197,87 +204,21 @@ def patchkit_context(model: str, out: Path, log: Callable[[str], None]) -> None:
     raise ProofError(f"patchkit build {model} failed: {err}")
 
 
-def read_model_file(layout: Path, path: str) -> bytes:
-    """A file of the model release, from its layers (the last layer holding it wins)."""
-    import gzip
-    import tarfile
-
-    index = json.loads((layout / "index.json").read_text())
-    digest = index["manifests"][0]["digest"].split(":", 1)[1]
-    manifest = json.loads((layout / "blobs/sha256" / digest).read_text())
-    found: bytes | None = None
-    for layer in manifest["layers"]:
-        blob = layout / "blobs/sha256" / layer["digest"].split(":", 1)[1]
-        with gzip.open(blob) as raw, tarfile.open(fileobj=raw, mode="r|") as tar:
-            for member in tar:
-                if member.name.lstrip("./") == path and member.isfile():
-                    f = tar.extractfile(member)
-                    assert f is not None
-                    found = f.read()
-    if found is None:
-        raise ProofError(f"{path} is not in the model release {layout.name}")
-    return found
-
-
-# What the proof may add on top of `patchkit build`'s context, each labelled in the
-# Dockerfile and recorded in the JSON. Each patch starts from the file as the series left it
-# (patchkit's overlay/, else the model's own) and is applied only when it applies cleanly:
-# one the series already carries (it reverse-applies) or whose lines the series changed is
-# skipped, and the verdict then measures what the series did. docs/isolation-live.md says
-# which part of patches/ each candidate belongs to.
-PROOF_PATCHES = (
-    (
-        HERE / "nginx-listen-stand-ins.patch",
-        "model stand-ins: the series' nginx listen patch targets poste.io's own templates",
-    ),
-    (
-        HERE / "nginx-proxy-sockets.patch",
-        "candidate: nginx proxies the web UIs to the unix sockets",
-    ),
-    (
-        HERE / "rspamd-controller-socket-mode.patch",
-        "candidate: nginx's user (www-data) may connect to rspamd's controller socket",
-    ),
-    (
-        HERE / "haraka-http-socket-mode.patch",
-        "candidate: nginx's user (www-data) may connect to Haraka's HTTP sockets",
-    ),
+# What the proof adds that is not the series: model-only steps, all in the model image that
+# both the unpatched and the patched image start from (the patched one adds only
+# `patchkit build`'s context). Listed in the JSON as build.model_only_steps.
+MODEL_ONLY_STEPS = (
+    "runtime.tar: the Debian runtime the model release lacks (libc, node, users, maintainer "
+    "scripts run; never a file the model has: bench/isolation/runtime.py)",
+    "model-init.sh as the entrypoint (NOT poste.io's init): runs /etc/cont-init.d/*, makes a "
+    "self-signed certificate, renders nginx's site from its https template with "
+    "__HTTP_PORT__=80 and __HTTPS_PORT__=443 (as poste.io's init does), makes missing run "
+    "directories, starts redis, rspamd, dovecot, nginx and both Haraka instances",
+    "test-only settings applied by model-init from the container's environment: "
+    "MODEL_QUEUE_TARGET (inbound mail to the proof's sink) and MODEL_RSPAMD_CHECK_PRIVATE=1 "
+    "(haraka-plugin-rspamd scans TEST-NET clients); dovecot logs to stderr",
+    "the patched image: patchkit build's Dockerfile with its FROM replaced by the model image",
 )
-
-
-def _patch_paths(patch: Path) -> list[str]:
-    return sorted(set(re.findall(r"^\+\+\+ b/(\S+)", patch.read_text(), re.M)))
-
-
-def proof_overlay(layout: Path, ctx: Path, log: Callable[[str], None]) -> list[dict[str, Any]]:
-    """Stage the files PROOF_PATCHES change in ctx/proof-overlay and patch them (GNU patch)."""
-    stage = ctx / "proof-overlay"
-    done = []
-    for patch, why in PROOF_PATCHES:
-        paths = _patch_paths(patch)
-        for path in paths:
-            dest = stage / path
-            if dest.exists():
-                continue  # an earlier proof patch staged it
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            if (ctx / "overlay" / path).is_file():
-                shutil.copy2(ctx / "overlay" / path, dest)
-            else:
-                dest.write_bytes(read_model_file(layout, path))
-        cmd = ["patch", "-p1", "-d", str(stage), "--no-backup-if-mismatch", "-f", "-s"]
-        entry: dict[str, Any] = {"patch": patch.name, "why": why, "files": paths}
-        if sh([*cmd, "--dry-run", "-i", str(patch)], check=False).returncode == 0:
-            sh([*cmd, "-i", str(patch)])
-            entry["applied"] = True
-        elif sh([*cmd, "--dry-run", "-R", "-i", str(patch)], check=False).returncode == 0:
-            entry.update(applied=False, reason="the series already has it")
-        else:
-            entry.update(applied=False, reason="the series changed these lines")
-        log(
-            f"proof patch {patch.name}: {'applied' if entry['applied'] else 'skipped: ' + entry['reason']}"
-        )
-        done.append(entry)
-    return done
 
 
 def build_images(model: str, work: Path, log: Callable[[str], None], keep: bool) -> dict[str, Any]:
@@ -319,25 +260,20 @@ def build_images(model: str, work: Path, log: Callable[[str], None], keep: bool)
     dockerfile = ctx / "Dockerfile"
     text = dockerfile.read_text()
     from_line = next(ln for ln in text.splitlines() if ln.startswith("FROM "))
-    applied = proof_overlay(layout_real, ctx, log)
-    lines = [
-        "",
-        "# bench/isolation (the live proof, NOT patchkit build): files the proof changes on top",
-        "# of the series, each from one patch (docs/isolation-live.md):",
-    ]
-    copied: set[str] = set()
-    for a in applied:
-        if a["applied"]:
-            lines.append(f"#   {a['patch']}: {a['why']}")
-    for a in applied:
-        for f in a["files"] if a["applied"] else []:
-            if f not in copied:
-                copied.add(f)
-                lines.append(f'COPY --chown=0:0 ["proof-overlay/{f}", "/{f}"]')
-    text = text.replace(from_line, f"FROM {images['unpatched']}", 1) + "\n".join(lines) + "\n"
+    text = text.replace(
+        from_line,
+        "# bench/isolation (model-only step): FROM the model image (the model release made\n"
+        f"# runnable), instead of patchkit build's {from_line!r}\n"
+        f"FROM {images['unpatched']}",
+        1,
+    )
     dockerfile.write_text(text)
+    built = json.loads((ctx / "patchkit-build.json").read_text())
     info["patchkit_from"] = from_line
-    info["proof_patches"] = applied
+    info["left_out"] = built.get("left_out", [])
+    info["model_only_steps"] = list(MODEL_ONLY_STEPS)
+    info["proof_patches"] = []  # none: the patched image is the series as it is
+    log(f"patchkit build left out (poste.io-only targets): {', '.join(info['left_out']) or 'none'}")
     for variant, context in (("unpatched", base_ctx), ("patched", ctx)):
         name = images[variant]
         t = time.monotonic()
@@ -781,16 +717,14 @@ def socket_checks(c: Container) -> dict[str, dict[str, Any]]:
             r"^action=",
         ),
     }
-    # Haraka's HTTP sockets: wherever the image's http.ini puts them (the series names them).
-    for inst in ("smtp", "submission"):
+    # Haraka's HTTP sockets where the series puts them (haraka-http-sockets.edit.toml); the
+    # image's http.ini must name the same path, which nginx's proxy is keyed on.
+    named = {}
+    for inst, path in HARAKA_HTTP_SOCKETS.items():
         listen = re.search(
             r"(?m)^listen\s*=\s*(\S+)", c.read(f"/opt/haraka-{inst}/config/http.ini")
         )
-        path = (
-            re.sub(r":[0-7]{3}$", "", listen.group(1))
-            if listen
-            else f"(no listen in http.ini of {inst})"
-        )
+        named[path] = re.sub(r":[0-7]{3}$", "", listen.group(1)) if listen else "(none)"
         checks[f"haraka-{inst} http {path}"] = (
             path,
             http.format("/").encode(),
@@ -799,10 +733,10 @@ def socket_checks(c: Container) -> dict[str, dict[str, Any]]:
     out = {}
     for name, (path, payload, expect) in checks.items():
         reply = unix_request(c, path, payload)
-        out[name] = {
-            "ok": bool(re.search(expect, reply, re.S | re.I)),
-            "reply": reply.splitlines()[0][:120] if reply else "",
-        }
+        ok = bool(re.search(expect, reply, re.S | re.I))
+        out[name] = {"ok": ok, "reply": reply.splitlines()[0][:120] if reply else ""}
+        if path in named and named[path] != path:
+            out[name].update(ok=False, http_ini_listen=named[path])
     return out
 
 
@@ -1150,6 +1084,11 @@ def report_lines(result: dict[str, Any]) -> list[str]:
         out.append(
             f"image {v}: {img['name']} digest {img['digest']} ({img['bytes'] // 1_000_000} MB, built in {img['seconds']}s)"
         )
+    out.append(
+        f"left out by patchkit build (poste.io-only targets): {', '.join(b['left_out']) or 'none'}"
+    )
+    out.append("proof patches on top of the series: none; model-only steps (both images):")
+    out.extend(f"  - {step}" for step in b["model_only_steps"])
     for variant in ("unpatched", "patched"):
         r = result[variant]
         out.append(f"== {variant}")

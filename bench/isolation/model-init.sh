@@ -7,7 +7,8 @@
 #   1. every /etc/cont-init.d/* script, in order (the patched image's 25-bind-hostname.sh);
 #      a failing script stops the container;
 #   2. first-start steps poste.io does itself: self-signed TLS certificates when none exist
-#      (Haraka, nginx), the nginx site from its template (https), the run directories
+#      (Haraka, nginx), the nginx site from its template (https, with __HTTP_PORT__ and
+#      __HTTPS_PORT__ replaced by 80 and 443, as poste.io's init does), the run directories
 #      Debian's systemd units would make (only when missing: the image's own win);
 #   3. redis, rspamd, dovecot, nginx and the two Haraka instances, in the foreground, each
 #      logging to /var/log/model-init/<name>.log; TERM or INT stops them all.
@@ -51,9 +52,12 @@ done
 printf '%s\n' "# model-init: the certificate of /data/ssl (poste.io keeps its own there)" \
     "ssl_certificate /data/ssl/server.crt;" "ssl_certificate_key /data/ssl/server.key;" \
     >/etc/nginx/conf.d/model-init-tls.conf
-# poste.io's init renders sites-enabled from sites-enabled.templates (https when TLS is on).
+# poste.io's init renders sites-enabled from sites-enabled.templates (https when TLS is on),
+# replacing its port placeholders; the model's stand-in templates hold the same ones.
 if [ -f /etc/nginx/sites-enabled.templates/https ]; then
-    cp /etc/nginx/sites-enabled.templates/https /etc/nginx/sites-enabled/poste
+    sed -e 's/__HTTP_PORT__/80/g' -e 's/__HTTPS_PORT__/443/g' \
+        /etc/nginx/sites-enabled.templates/https >/etc/nginx/sites-enabled/poste
+    say "rendered nginx's site from its https template (__HTTP_PORT__=80, __HTTPS_PORT__=443)"
 fi
 for d in redis:redis rspamd:_rspamd dovecot:root haraka:root; do
     dir=/run/${d%%:*}

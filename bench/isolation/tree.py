@@ -25,7 +25,7 @@ from the work dir). Nothing is mounted, and no user added, outside that namespac
 
 and then checks with `ss -ltnp` / `ss -lxp` inside the namespace: no TCP listener on
 loopback or a wildcard on any port POSTE.md names; public ports only on 192.0.2.10;
-the unix sockets exist with their modes (rspamd workers 0660 _rspamd, dovecot
+the unix sockets exist with their modes (rspamd normal/proxy 0660, controller 0666 _rspamd, dovecot
 quota-status 0660); redis answers PING and rspamd's controller answers `rspamc stat`
 over their sockets; Haraka takes a test message over SMTP from 192.0.2.20. The
 unpatched tree must show rspamd on localhost 11332-11334 and dovecot on 127.0.0.1:13001. Exit 0 when the patched tree passes
@@ -184,7 +184,6 @@ def prepare(model: str, variant: str) -> Path:
         shutil.rmtree(root)
     modeltree.materialise(model, root, patched=(variant == "patched"))
     if variant == "patched":
-        apply_nginx_placeholders(root)
         stubs = CACHE / model / "stubs"
         stubs.mkdir(parents=True, exist_ok=True)
         (stubs / "hostname").write_text(f"#!/bin/sh\necho {FQDN}\n")
@@ -196,20 +195,6 @@ def prepare(model: str, variant: str) -> Path:
         if r.returncode != 0:
             raise SystemExit(f"start-up script failed: {r.stderr.strip()}")
     return root
-
-
-def apply_nginx_placeholders(root: Path) -> None:
-    """nginx-listen-placeholders.patch on the model's stand-in templates (the series skips it there)."""
-    from patchkit.core.apply import apply_patch
-    from patchkit.core.patchfile import parse_patch
-
-    name = "nginx-listen-placeholders.patch"
-    patch = parse_patch((REPO / "patches" / name).read_bytes(), name=name)
-    paths = list(dict.fromkeys(fp.path for fp in patch.files))
-    applied = apply_patch({p: (root / p).read_bytes() for p in paths}, patch)
-    for path, data in applied.contents.items():
-        assert data is not None
-        (root / path).write_bytes(data)
 
 
 def namespace_files(root: Path, work: Path) -> None:
@@ -253,7 +238,12 @@ def namespace_files(root: Path, work: Path) -> None:
 
 def nginx_conf(root: Path, work: Path) -> Path:
     text = (root / "etc/nginx/nginx.conf").read_text()
-    sites = [root / "etc/nginx/sites-enabled.templates/no-https"]
+    # The no-https template rendered as poste.io's init renders it: its port placeholders
+    # (the model's stand-ins hold poste.io's) replaced by 80 and 443.
+    template = (root / "etc/nginx/sites-enabled.templates/no-https").read_text()
+    site = work / "site-no-https"
+    site.write_text(template.replace("__HTTP_PORT__", "80").replace("__HTTPS_PORT__", "443"))
+    sites = [site]
     enabled = root / "etc/nginx/sites-enabled"
     for link in sorted(enabled.iterdir()) if enabled.is_dir() else []:
         target = os.readlink(link) if link.is_symlink() else str(link)

@@ -39,7 +39,7 @@ HEADER = (
     "patchkit model layer: poste.io-specific settings reconstructed from public facts, "
     "not poste.io's files"
 )
-LAYER_VERSION = 3  # bump when the top layer's content changes, so caches rebuild
+LAYER_VERSION = 4  # bump when the top layer's content changes, so caches rebuild
 
 DEBIAN_PACKAGES = {
     "redis": ["redis-server", "redis-tools"],
@@ -299,7 +299,8 @@ def our_layer(stage: dict[str, Path], suite: str) -> dict[str, str]:
         "  Haraka   /opt/haraka-{smtp,submission}/config/{http.ini,rspamd.ini,plugins}\n"
         "           (HTTP listeners 127.0.0.1:11380 / :11381), submission smtp.ini (587, 465)\n"
         "  dovecot  /etc/dovecot/conf.d/90-quota.conf  (quota-status on 127.0.0.1:13001)\n"
-        "  nginx    /etc/nginx/sites-enabled.templates/{https,no-https}  (address-less listen;\n"
+        "  nginx    /etc/nginx/sites-enabled.templates/{https,no-https}  (stand-ins in the shape\n"
+        "           POSTE.md records: address-less `listen __HTTP_PORT__;` / `__HTTPS_PORT__ ssl;`,\n"
         "           rspamd's UI and Haraka's HTTP listeners proxied to their localhost ports)\n\n"
         "redis 6379 and rspamd 11332-11335 on localhost are Debian's own defaults.\n"
     )
@@ -352,25 +353,37 @@ def our_layer(stage: dict[str, Path], suite: str) -> dict[str, str]:
         + "listen=[::0]:587,[::0]:465\n\n"
         + smtp_ini
     )
-    # The web UIs behind nginx: rspamd's controller, and Haraka's HTTP listeners by port
-    # (poste.io's templates hold `proxy_pass http://127.0.0.1:$1/`, docs/poste.md).
+    # nginx's stand-in templates, written by us from POSTE.md's facts about poste.io's own
+    # templates (not poste.io's text): its port placeholders without an address
+    # (`listen __HTTP_PORT__;`, `listen __HTTPS_PORT__ ssl;`), the `listen [::]:` twins, a
+    # `localhost`, rspamd's UI at `127.0.0.1:11334` and Haraka's HTTP listeners keyed by
+    # port (`proxy_pass http://127.0.0.1:$1/`). poste.io's init replaces the port
+    # placeholders at start; the model's entrypoint (bench/isolation/model-init.sh) does the
+    # same with 80 and 443.
     proxies = (
         "    location /admin/rspamd/ {\n        proxy_pass http://127.0.0.1:11334/;\n    }\n"
         "    location ~ ^/admin/haraka/(11380|11381)/ {\n"
         "        proxy_pass http://127.0.0.1:$1/;\n    }\n"
     )
+    http = "    listen __HTTP_PORT__;\n    listen [::]:__HTTP_PORT__;\n    server_name localhost;\n"
+    https = (
+        "    listen __HTTPS_PORT__ ssl;\n    listen [::]:__HTTPS_PORT__ ssl;\n"
+        "    server_name localhost;\n"
+    )
     for name, server in (
         (
             "https",
-            "server {\n    listen 80;\n    listen [::]:80;\n    return 301 https://$host$request_uri;\n}\n\n"
-            "server {\n    listen 443 ssl;\n    listen [::]:443 ssl;\n" + proxies + "}\n",
+            "server {\n" + http + "    return 301 https://$host$request_uri;\n}\n\n"
+            "server {\n" + https + proxies + "}\n",
         ),
-        ("no-https", "server {\n    listen 80;\n    listen [::]:80;\n" + proxies + "}\n"),
+        ("no-https", "server {\n" + http + proxies + "}\n"),
     ):
         files[f"etc/nginx/sites-enabled.templates/{name}"] = (
             _hash(
                 head
-                + "\nA stand-in for poste.io's own template: only the listen and proxy lines public sources describe."
+                + "\nA MODEL STAND-IN for poste.io's own template, NOT poste.io's text: written"
+                "\nfrom the facts POSTE.md records about it (port placeholders, listen and proxy"
+                "\nlines); __HTTP_PORT__/__HTTPS_PORT__ are replaced at start (80/443)."
             )
             + server
         )

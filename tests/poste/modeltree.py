@@ -5,8 +5,8 @@ patchkit store (``git archive`` of its tree), plus, when ``patched``, the overla
 ``patchkit build`` writes (exactly the files the series changes or adds, with modes).
 
 A model release lacks poste.io's own files, so the changes for them are ``missing-target``
-there (and the nginx listen edit is a ``conflict`` while the model's templates are stand-ins
-without poste.io's port placeholders), and ``patchkit build`` refuses a series with either.
+there (``patchkit build`` leaves them out on a model release, listing them in ``left_out``).
+The model's nginx templates are stand-ins in poste.io's shape, so the nginx edits apply.
 The patched tree is therefore built from the series without the changes that cannot apply to
 this model: :func:`left_out` names them, and tests/poste/test_poste_patches.py asserts exactly
 which they are, so nothing is left out in silence.

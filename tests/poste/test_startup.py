@@ -66,32 +66,7 @@ def model_tree(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 def root(model_tree: Path, tmp_path: Path) -> Iterator[Path]:
     r = tmp_path / "root"
     shutil.copytree(model_tree, r, symlinks=True)
-    _apply_nginx_placeholders(r)
     yield r
-
-
-def _apply_nginx_placeholders(root: Path) -> None:
-    """nginx-listen-placeholders.patch (not in the series), applied to the model's stand-in templates.
-
-    The series' nginx-listen-hostname.edit.toml is anchored on poste.io's port placeholders,
-    which the model's stand-ins lack; this patch's `-` lines are exactly the stand-ins'
-    listen lines, so it gives them the placeholder the start-up script expands.
-    """
-    from patchkit.core.apply import apply_patch
-    from patchkit.core.patchfile import parse_patch
-
-    name = "nginx-listen-placeholders.patch"
-    if not (modeltree.REPO / "patches" / name).is_file():
-        pytest.skip(f"patches/{name} is gone (the model's templates have poste.io's shape)")
-    patch = parse_patch((modeltree.REPO / "patches" / name).read_bytes(), name=name)
-    paths = list(dict.fromkeys(fp.path for fp in patch.files))
-    contents = {p: (root / p).read_bytes() if (root / p).exists() else None for p in paths}
-    applied = apply_patch(contents, patch)
-    for path, data in applied.contents.items():
-        assert data is not None
-        (root / path).write_bytes(data)
-    for path in paths:
-        assert b"__LISTEN_ON__" in (root / path).read_bytes(), f"{name} did not apply to {path}"
 
 
 @pytest.fixture
@@ -200,7 +175,13 @@ def nginx_t(root: Path, site: str) -> subprocess.CompletedProcess[str]:
     text = (root / "etc/nginx/nginx.conf").read_text()
     text = text.replace("include /etc/nginx/sites-enabled/*;", "include @SITE@;")
     text = text.replace("/etc/nginx/", f"{root}/etc/nginx/").replace("/var/log/nginx/", f"{root}/")
-    text = text.replace("@SITE@", str(root / site))
+    # The site rendered as poste.io's init renders it (the model's entrypoint does the same):
+    # its port placeholders, which the model's stand-in templates hold too, become 80 and 443.
+    rendered = root / "etc/nginx/test-site"
+    rendered.write_text(
+        (root / site).read_text().replace("__HTTP_PORT__", "80").replace("__HTTPS_PORT__", "443")
+    )
+    text = text.replace("@SITE@", str(rendered))
     text = text.replace("pid /run/nginx.pid;", f"pid {root}/nginx.pid;")
     temps = "".join(
         f"{k}_temp_path {root}/{k};" for k in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
@@ -253,10 +234,11 @@ def test_nginx_placeholders_expand_to_one_listen_per_address_and_nginx_accepts_t
 ) -> None:
     assert run(root, stubs).returncode == 0
     https = (root / "etc/nginx/sites-enabled.templates/https").read_text()
-    assert f"listen {V4}:443 ssl; listen [{V6}]:443 ssl;" in https
-    assert f"listen {V4}:80; listen [{V6}]:80;" in https
+    # The port placeholders stay for poste.io's init (which replaces them after the script).
+    assert f"listen {V4}:__HTTPS_PORT__ ssl; listen [{V6}]:__HTTPS_PORT__ ssl;" in https
+    assert f"listen {V4}:__HTTP_PORT__; listen [{V6}]:__HTTP_PORT__;" in https
     assert (
-        "# patchkit-bind: listen __LISTEN_ON__:443 ssl;" in https
+        "# patchkit-bind: listen __LISTEN_ON__:__HTTPS_PORT__ ssl;" in https
     )  # kept: the next start regenerates from it
     plain = root / "etc/nginx/sites-enabled.templates/no-https"
     result = nginx_t(root, str(plain.relative_to(root)))
@@ -300,7 +282,7 @@ def test_next_start_with_other_addresses_rewrites_everything_again(root: Path, s
     assert run(root, stubs).returncode == 0
     assert run(root, stubs, addrs="198.51.100.7").returncode == 0
     https = (root / "etc/nginx/sites-enabled.templates/https").read_text()
-    assert "listen 198.51.100.7:443 ssl;" in https and V4 not in https
+    assert "listen 198.51.100.7:__HTTPS_PORT__ ssl;" in https and V4 not in https
     assert (
         haraka_ini(root / "opt/haraka-smtp/config/smtp.ini")["main"]["listen"] == "198.51.100.7:25"
     )
@@ -314,7 +296,7 @@ def test_listen_on_star_binds_every_address(root: Path, stubs: Path) -> None:
         == "[::0]:587,[::0]:465"
     )
     assert (
-        "listen 80; listen [::]:80;"
+        "listen __HTTP_PORT__; listen [::]:__HTTP_PORT__;"
         in (root / "etc/nginx/sites-enabled.templates/no-https").read_text()
     )
     assert doveconf(root, "listen") == "*, ::"
