@@ -46,10 +46,13 @@ def checkpoint(name: str) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
-def atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never half.
 
     The temp file lives beside the target (same filesystem) and keeps the old mode.
+    ``durable=False`` skips the fsync, for files that can be rebuilt (caches): a reader still
+    sees the old or the new file, but after a power loss the new one may be empty, which its
+    reader must take as a miss. The project's own files are always written durably.
     Raises PatchkitError (and leaves the old file intact) on a full disk or a read-only dir.
     """
     path = Path(path)
@@ -63,8 +66,9 @@ def atomic_write(path: Path, data: bytes) -> None:
         with os.fdopen(fd, "wb") as f:
             checkpoint(f"write {path.name}")
             f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
+            if durable:
+                f.flush()
+                os.fsync(f.fileno())
         os.chmod(tmp_name, mode)
         checkpoint(f"rename {path.name}")
         os.replace(tmp_name, path)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -22,7 +21,6 @@ from patchkit.ops.matrix.keys import CACHE_FORMAT
 __all__ = ["CACHE_DIR", "CellCache", "Warn"]
 
 CACHE_DIR = "cache/matrix"  # below the project's state directory
-_WRITERS = 4  # threads writing entries (see CellCache.flush)
 
 Warn = Callable[[str], None]
 
@@ -34,7 +32,6 @@ class CellCache:
         self.root = root
         self.warn = warn
         self._queued: list[tuple[Path, bytes]] = []  # stored, not written yet
-        self._writing: list[threading.Thread] = []
         self._failed: list[str] = []  # list.append is atomic: the writer threads report here
 
     def __enter__(self) -> CellCache:
@@ -89,27 +86,18 @@ class CellCache:
         self._queued.append((path, json.dumps(doc, sort_keys=True).encode()))
 
     def flush(self) -> None:
-        """Start writing the stored entries in the background (:meth:`wait` for them).
-
-        atomic_write fsyncs each file: 2 ms each on an idle disk, ten in a row 30-65 ms when
-        other processes use it (more than a cold run's work). From four threads the fsyncs
-        overlap each other (the filesystem commits them together: 8-16 ms for the ten) and
-        the rest of the run (drift attribution); one thread per entry costs more to start."""
+        """Write the stored entries. Without fsync (``durable=False``): an entry is rebuilt
+        if lost, and ten fsyncs in a row cost more than a cold run's work on a busy disk."""
         queued, self._queued = self._queued, []
-        for share in [queued[i::_WRITERS] for i in range(min(_WRITERS, len(queued)))]:
-            writer = threading.Thread(target=self._write_all, args=(share,), daemon=False)
-            writer.start()
-            self._writing.append(writer)
-
-    def _write_all(self, entries: list[tuple[Path, bytes]]) -> None:
-        for path, data in entries:
+        for path, data in queued:
             self._write(path, data)
 
     def _write(self, path: Path, data: bytes) -> None:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            # Atomic: readers see the old entry or the new one, never half of one.
-            atomic_write(path, data)
+            # Atomic: readers see the old entry or the new one, never half of one; an entry
+            # a power loss emptied is read as a corrupt one (a warning and a miss).
+            atomic_write(path, data, durable=False)
         except (OSError, PatchkitError) as e:
             why = e.strerror if isinstance(e, OSError) else _why(e)
             self._failed.append(f"cannot write cache entry {path} ({why}); results are still right")
@@ -117,9 +105,6 @@ class CellCache:
     def wait(self) -> None:
         """Wait for the entries being written; warn about those that could not be."""
         self.flush()
-        for writer in self._writing:
-            writer.join()
-        self._writing.clear()
         failed, self._failed = self._failed, []
         for message in sorted(failed):
             self.warn(message)
