@@ -36,7 +36,10 @@ done
 # 2. Shared libraries the model's redis-server, rspamd and dovecot binaries need in the live
 # isolation proof (bench/isolation/run.py, run by .ci/run); the binaries come from the model.
 # --- isolation proof packages: extend this list for bench/isolation (podman, buildah, runc) ---
-isolation=(liblzf1 libjemalloc2 libluajit-5.1-2 libhyperscan5 libwrap0 openssl)
+# The libraries of --engine none's daemons, then --engine podman's engine (POSTE.md: Debian's
+# podman, buildah, runc; conmon; debootstrap makes the Debian runtime the model lacks).
+isolation=(liblzf1 libjemalloc2 libluajit-5.1-2 libhyperscan5 libwrap0 openssl
+  podman buildah runc conmon debootstrap)
 # --- end of isolation proof packages ---
 libs=()
 for lib in "${isolation[@]}"; do
