@@ -24,10 +24,11 @@ import hashlib
 import json
 import re
 import tarfile
+import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
 
 from patchkit.core.objects import MODE_FILE, TreeEntry
 from patchkit.images.digests import short
@@ -53,6 +54,7 @@ FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCK, FIFO, OTHER = "f", "d", "s", "h", "c"
 _TYPES = frozenset({FILE, DIR, SYMLINK, HARDLINK, CHAR, BLOCK, FIFO})
 _OID = re.compile(r"\A[0-9a-f]{40}\Z")
 _compact = json.JSONEncoder(separators=(",", ":")).encode
+_SPILL = 1 << 20  # bytes of layer.json rows held in memory before they go to a temporary file
 
 
 class LayerCacheWarning(UserWarning):
@@ -231,6 +233,10 @@ class LayerRecord:
             "selection": selection.fingerprint,
         }
         self._data = bytearray(_compact(head)[:-1].encode("ascii") + b',"entries":[')
+        # rows beyond _SPILL bytes go to an anonymous temporary file: a 50,000-entry
+        # layer's JSON is ~8 MB, held through the whole layer otherwise
+        self._spill: IO[bytes] | None = None
+        self._spilled = 0
         self._waiting: collections.deque[Entry] = collections.deque()
         self._blobs = bytearray()  # the content blob ids, 20 bytes each
         self.count = 0  # entries written out
@@ -255,16 +261,35 @@ class LayerRecord:
             self.count += 1
             if e.blob is not None:
                 blobs += bytes.fromhex(e.blob)
+        if len(data) >= _SPILL:
+            if self._spill is None:
+                self._spill = tempfile.TemporaryFile()  # noqa: SIM115 - closed by `store`; no name on disk
+            self._spill.write(data)
+            self._spilled += len(data)
+            data.clear()
 
-    def finish(self) -> tuple[bytearray, list[str]]:
-        """The layer.json bytes and the blob ids (hex, sorted, unique); the record is spent."""
-        self.flush()
-        data, self._data = self._data, bytearray()
-        data += b"]}"
+    def blob_ids(self) -> list[str]:
+        """The content blob ids of the entries written out (hex, sorted, unique)."""
         blobs = self._blobs
-        ids = sorted({blobs[i : i + 20].hex() for i in range(0, len(blobs), 20)})
-        self._blobs = bytearray()
-        return data, ids
+        return sorted({blobs[i : i + 20].hex() for i in range(0, len(blobs), 20)})
+
+    def store(self, fi: ObjectSink) -> str:
+        """Write layer.json (every entry, then the end of the document) as a blob of
+        ``fi``; return its id. The record is spent."""
+        self.flush()
+        data = self._data
+        data += b"]}"
+        spill, self._spill = self._spill, None
+        if spill is None:
+            return fi.blob(data)  # not copied
+        try:
+            spill.write(data)
+            size = self._spilled + len(data)
+            data.clear()
+            spill.seek(0)
+            return fi.blob_stream(size, iter(lambda: spill.read(_SPILL), b""))
+        finally:
+            spill.close()
 
 
 class LayerCache:
@@ -331,9 +356,8 @@ class LayerCache:
 
     def save(self, fi: ObjectSink, record: LayerRecord) -> None:
         """Write ``record`` (every entry of its layer, with blob ids) as its cache entry."""
-        data, blobs = record.finish()
-        files = {"layer.json": TreeEntry(mode=MODE_FILE, blob=fi.blob(data))}  # not copied
-        del data
+        files = {"layer.json": TreeEntry(mode=MODE_FILE, blob=record.store(fi))}
+        blobs = record.blob_ids()
         for oid in blobs:
             files[f"blobs/{oid[:2]}/{oid[2:]}"] = TreeEntry(mode=MODE_FILE, blob=oid)
         del blobs

@@ -241,13 +241,20 @@ class RootFS:
         """The git entries (restricted to ``select``) and the manifest (every path)."""
         select = select or Selector()
         files: dict[str, TreeEntry] = {}
+        # Hard-link groups: files sharing one Meta. A list is made only for a Meta seen
+        # twice (a list for every file was ~100 bytes a file at the import's peak).
+        first: dict[int, str] = {}
         groups: dict[int, list[str]] = {}
         nodes: list[tuple[str, Node]] = []
         for path, node in self.walk():
             nodes.append((path, node))
             if node.kind is Kind.FILE:
-                groups.setdefault(id(node.meta), []).append(path)
-        leaders = {k: min(v) for k, v in groups.items() if len(v) > 1}
+                key = id(node.meta)
+                seen = first.setdefault(key, path)
+                if seen is not path:
+                    groups.setdefault(key, [seen]).append(path)
+        del first
+        leaders = {k: min(v) for k, v in groups.items()}
         entries: list[ManifestEntry] = []
         for path, node in nodes:
             m = node.meta

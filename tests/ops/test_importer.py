@@ -424,3 +424,36 @@ def test_standard_zlib_and_isal_give_the_same_store(tmp_path: Path) -> None:
         assert fsck.returncode == 0, fsck.stderr
     assert out["zlib"][1].startswith("zlib")
     assert out["zlib"][0] == out["best"][0]
+
+
+def test_layer_cache_rows_streamed_out_give_the_same_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LayerRecord writes rows as entries become final (spilling to a temporary file past
+    _SPILL bytes); the cache entry is the bytes json.dumps of the whole layer gives."""
+    import json
+
+    import patchkit.images.cache as cache_mod
+    import patchkit.images.layers as layers_mod
+
+    many = Layer().dir("d")
+    for i in range(60):
+        many = many.file(f"d/f{i}", b"%d\n" % i).symlink(f"d/l{i}", f"f{i}")
+    layers = [*LAYERS, many, Layer().file("d/f3", b"again\n")]
+    built = build_oci_layout(tmp_path / "img", layers, tag="1.0")
+    plain = Store.open(tmp_path / "plain")
+    import_release(plain, "1.0", parse_source(built.source))
+    monkeypatch.setattr(cache_mod, "_SPILL", 64)  # a spill every few rows
+    monkeypatch.setattr(layers_mod, "_PENDING", 4)  # ids resolved and rows flushed often
+    spilled = Store.open(tmp_path / "spilled")
+    import_release(spilled, "1.0", parse_source(built.source))
+    refs = plain.git("for-each-ref").stdout
+    assert refs == spilled.git("for-each-ref").stdout and b"refs/patchkit/layers/" in refs
+    sizes = []
+    for line in refs.decode().splitlines():
+        if "/layers/" in line:
+            data = spilled.git("cat-file", "blob", line.split()[0] + ":layer.json").stdout
+            doc = json.loads(data)
+            assert data == json.dumps(doc, separators=(",", ":")).encode()
+            sizes.append(len(doc["entries"]))
+    assert max(sizes) == 121  # d, 60 files, 60 symlinks
