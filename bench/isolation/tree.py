@@ -60,7 +60,13 @@ HOST_IP, CLIENT_IP, FQDN = "192.0.2.10", "192.0.2.20", "mail.isolation.test"
 PUBLIC = {25, 80, 110, 143, 443, 465, 587, 993, 995, 4190}
 INTERNAL = {6379, 11332, 11333, 11334, 11335, 11380, 11381, 13001}
 RSPAMD_PORTS = {11332: "rspamd_proxy", 11333: "normal", 11334: "controller", 11335: "fuzzy"}
-RSPAMD_SOCKETS = {f"/var/run/rspamd/{w}.sock" for w in ("proxy", "normal", "controller")}
+# The rspamd workers' sockets and their modes (patches/rspamd-worker-sockets/): the
+# controller is 0666 because nginx's workers (www-data) proxy the web UI to it.
+RSPAMD_SOCKETS = {
+    "/var/run/rspamd/proxy.sock": "660",
+    "/var/run/rspamd/normal.sock": "660",
+    "/var/run/rspamd/controller.sock": "666",
+}
 QUOTA_SOCKET = "/var/run/dovecot/quota-status"
 # Users the daemons run as, present only inside the mount namespace (an /etc overlay
 # holds copies of the host's passwd/group with these lines added; the host's are untouched).
@@ -541,10 +547,12 @@ def run_variant(model: str, variant: str, log: list[str]) -> dict[str, object]:
 
 
 def rspamd_sockets_ok(result: dict[str, object]) -> bool:
-    """The rspamd workers' unix sockets exist, mode 0660, owned by _rspamd, and rspamd has no TCP listener."""
+    """The rspamd workers' unix sockets exist with their modes (RSPAMD_SOCKETS), owned by _rspamd, and rspamd has no TCP listener."""
     socks = {x["path"]: x["mode"] for x in result["unix"] if x["process"] == "rspamd"}  # type: ignore[attr-defined]
     no_tcp = not any(x["process"] == "rspamd" for x in result["tcp"])  # type: ignore[attr-defined]
-    return no_tcp and all(socks.get(p, "").startswith("660 _rspamd") for p in RSPAMD_SOCKETS)
+    return no_tcp and all(
+        socks.get(p, "").startswith(f"{mode} _rspamd") for p, mode in RSPAMD_SOCKETS.items()
+    )
 
 
 def main(model: str, as_json: bool) -> int:
