@@ -105,6 +105,13 @@ class FastImport:
         oid = bytes.fromhex(self.blob_stream(size, chunks))
         return lambda: oid
 
+    def checkpoint(self) -> None:
+        """Everything written so far may be completed now: with a pack, its writer thread
+        seals it (checksum, index) while the caller builds the trees, which go to a
+        second pack. Nothing is visible to git before `close`/`finish` either way."""
+        if self._pack is not None:
+            self._pack.seal()
+
     def commit(
         self,
         ref: str,
@@ -336,15 +343,9 @@ class PackWriter:
         self._pack_dir = git_dir / "objects" / "pack"
         self._pack_dir.mkdir(parents=True, exist_ok=True)
         self._existing = _PackedIds(git_dir / "objects")
-        import tempfile  # only an import writes packs
-
-        fd, name = tempfile.mkstemp(prefix="tmp_pack_pk_", dir=self._pack_dir)
-        self._tmp = Path(name)
-        self._file: IO[bytes] = os.fdopen(fd, "wb")
-        self._file.write(b"PACK\0\0\0\2\0\0\0\0")  # the count is fixed in `finish`
-        self._offset = 12
-        self._entries = _Objects()  # what the pack holds (writer thread)
-        self._ids: set[bytes] = set()  # written (writer thread)
+        self._sealed: list[tuple[Path, Path, bytes]] = []  # (tmp pack, tmp idx, checksum)
+        self._new_pack()
+        self._ids: set[bytes] = set()  # written, to any pack of this writer (writer thread)
         self._batch: list[tuple[bytes | None, int, bytes | bytearray, _Later | None]] = []
         self._batch_bytes = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=_PACK_QUEUE)
@@ -352,6 +353,49 @@ class PackWriter:
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="patchkit-pack", daemon=True)
         self._thread.start()
+
+    def _new_pack(self) -> None:
+        import tempfile  # only an import writes packs
+
+        fd, name = tempfile.mkstemp(prefix="tmp_pack_pk_", dir=self._pack_dir)
+        self._tmp = Path(name)
+        self._file: IO[bytes] = os.fdopen(fd, "wb")
+        self._file.write(b"PACK\0\0\0\2\0\0\0\0")  # the count is fixed when sealed
+        self._offset = 12
+        self._entries = _Objects()  # what the pack holds (writer thread)
+
+    def _seal_current(self) -> None:
+        """Complete the pack being written (count, checksum, index: temporary files still,
+        fsynced) and start a new one. On the writer thread, or after it stopped."""
+        if not self._entries:
+            return
+        f = self._file
+        count = len(self._entries)
+        if count >= 1 << 32:
+            raise StoreError("too many objects for one pack")
+        f.seek(8)
+        f.write(count.to_bytes(4, "big"))
+        f.flush()
+        # Read back for the checksum: the count it covers is only known now. On the
+        # writer thread this overlaps the trees being built (hashlib and read release
+        # the GIL).
+        h = hashlib.sha1()
+        with open(self._tmp, "rb") as r:
+            while block := r.read(1 << 20):
+                h.update(block)
+        checksum = h.digest()
+        f.seek(0, os.SEEK_END)
+        f.write(checksum)
+        f.flush()
+        os.fsync(f.fileno())
+        f.close()
+        idx_tmp = self._tmp.with_suffix(".idx")
+        self._sealed.append((self._tmp, idx_tmp, checksum))
+        with open(idx_tmp, "wb") as out:
+            out.write(_pack_index(self._entries.rows(), checksum))
+            out.flush()
+            os.fsync(out.fileno())
+        self._new_pack()
 
     # -- the calling thread ----------------------------------------------------------
 
@@ -464,6 +508,12 @@ class PackWriter:
             raise StoreError("cannot write the pack: an object was lost")
         return later.oid
 
+    def seal(self) -> None:
+        """Let the writer thread complete the pack holding everything queued so far, while
+        the caller goes on (later objects go to a new pack; `finish` installs them all)."""
+        self._flush_batch()
+        self._put(("seal",))
+
     def sync(self) -> None:
         """Wait until the writer thread has handled everything queued so far."""
         self._flush_batch()
@@ -487,10 +537,9 @@ class PackWriter:
         try:
             if self._error is not None:
                 raise StoreError(f"cannot write the pack: {self._error}") from self._error
-            if not self._entries:
-                self._file.close()
-                self._tmp.unlink()
-                return
+            self._seal_current()
+            self._file.close()
+            self._tmp.unlink()  # the empty pack `_seal_current` started
             self._install()
         except BaseException:
             self._discard()
@@ -512,53 +561,46 @@ class PackWriter:
     def _discard(self) -> None:
         with contextlib.suppress(OSError):
             self._file.close()
-        with contextlib.suppress(OSError):
-            self._tmp.unlink()
-        with contextlib.suppress(OSError):
-            self._tmp.with_suffix(".idx").unlink()
+        for tmp in [self._tmp, *(pack for pack, _, _ in self._sealed)]:
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+            with contextlib.suppress(OSError):
+                tmp.with_suffix(".idx").unlink()
+        self._sealed = []
 
     def _install(self) -> None:
-        f = self._file
-        count = len(self._entries)
-        if count >= 1 << 32:
-            raise StoreError("too many objects for one pack")
-        f.seek(8)
-        f.write(count.to_bytes(4, "big"))
-        f.flush()
-        h = hashlib.sha1()
-        with open(self._tmp, "rb") as r:
-            while block := r.read(1 << 20):
-                h.update(block)
-        checksum = h.digest()
-        f.seek(0, os.SEEK_END)
-        f.write(checksum)
-        f.flush()
-        os.fsync(f.fileno())
-        f.close()
-        idx_tmp = self._tmp.with_suffix(".idx")
-        with open(idx_tmp, "wb") as out:
-            out.write(_pack_index(self._entries.rows(), checksum))
-            out.flush()
-            os.fsync(out.fileno())
-        name = "pack-" + checksum.hex()
-        pack, idx = self._pack_dir / (name + ".pack"), self._pack_dir / (name + ".idx")
-        if idx.exists():  # the very same pack is there already
-            self._discard()
-            return
-        os.chmod(self._tmp, 0o444)
-        os.chmod(idx_tmp, 0o444)
-        os.replace(self._tmp, pack)
-        try:
-            os.replace(idx_tmp, idx)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                pack.unlink()
-            raise
-        dir_fd = os.open(self._pack_dir, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        """Rename every sealed pack, then its index, into place (git never sees a pack
+        without its index), and fsync the directory."""
+        sealed, self._sealed = self._sealed, []
+        for n, (tmp, idx_tmp, checksum) in enumerate(sealed):
+            name = "pack-" + checksum.hex()
+            pack, idx = self._pack_dir / (name + ".pack"), self._pack_dir / (name + ".idx")
+            try:
+                if idx.exists():  # the very same pack is there already
+                    for path in (tmp, idx_tmp):
+                        with contextlib.suppress(OSError):
+                            path.unlink()
+                    continue
+                os.chmod(tmp, 0o444)
+                os.chmod(idx_tmp, 0o444)
+                os.replace(tmp, pack)
+                try:
+                    os.replace(idx_tmp, idx)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        pack.unlink()
+                    raise
+            except BaseException:
+                self._sealed = sealed[n + 1 :]  # for `_discard`; installed ones stay
+                with contextlib.suppress(OSError):
+                    idx_tmp.unlink()
+                raise
+        if sealed:
+            dir_fd = os.open(self._pack_dir, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
 
     # -- the writer thread -----------------------------------------------------------
 
@@ -614,6 +656,9 @@ class PackWriter:
                     write(head)
                 elif item[0] == "sync":
                     item[1].set()
+                elif item[0] == "seal":
+                    self._seal_current()
+                    write, entries = self._file.write, self._entries
                 else:  # ("end", complete)
                     out = stream.flush()
                     stream = None

@@ -903,4 +903,5 @@ def flatten(
         cache=cache,
         selection=selection,
     )
+    fi.checkpoint()  # the blob pack is completed on the writer thread meanwhile
     return fs.flatten(fi.blob, select)

@@ -37,6 +37,11 @@ class ObjectSink(Protocol):
         are consumed before this returns."""
         ...
 
+    def checkpoint(self) -> None:
+        """The objects given so far may be made final now (a pack sealed on another
+        thread) while more follow; nothing becomes visible before the session ends."""
+        ...
+
     def commit(
         self,
         ref: str,

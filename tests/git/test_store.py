@@ -409,3 +409,48 @@ def test_files_with_words_lists_text_files_holding_a_whole_word_and_changed_path
     assert store.files_with_words(t, []) == [] and store.files_with_words(t, ["absent_word"]) == []
     assert sorted(store.changed_paths(t, u)) == ["new.c", "src/b.c"]
     assert store.changed_paths(u, t) == ["src/b.c"]  # a deleted file is not "changed" into anything
+
+
+def test_a_sealed_pack_and_the_next_are_installed_together(tmp_path: Path) -> None:
+    """`checkpoint` (the import calls it once the layers are read) completes the blob pack
+    on the writer thread; trees and commits go to a second pack; both appear at the end."""
+    store = Store.open(tmp_path / "store")
+    big = os.urandom(1 << 20) * 2
+    with store.fast_import(pack=True) as fi:
+        first = [fi.blob(b"one\n"), fi.blob_stream(len(big), _chunks(big, 1 << 16))]
+        fi.checkpoint()
+        fi.checkpoint()  # nothing new: no empty pack
+        second = fi.blob(b"two\n")
+        assert fi.blob(b"one\n") == first[0]  # in the sealed pack: not written again
+        files = {f"f{i}": TreeEntry(mode=MODE_FILE, blob=oid) for i, oid in enumerate(first)}
+        fi.commit("refs/heads/t", {**files, "g": TreeEntry(mode=MODE_FILE, blob=second)}, "t\n")
+    packs = _pack_files(store)
+    assert len(packs) == 4 and all(p.startswith("pack-") for p in packs)
+    counts = sorted(
+        store.git("verify-pack", "-v", str(store.path / "objects/pack" / p)).stdout.count(b" blob ")
+        for p in packs
+        if p.endswith(".idx")
+    )
+    assert counts == [1, 2]
+    with store.blob_reader() as reader:
+        assert reader.read("refs/heads/t:f1") == big
+    _fsck(store)
+
+
+def test_failure_after_a_checkpoint_leaves_no_pack(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "store")
+    with pytest.raises(RuntimeError), store.fast_import(pack=True) as fi:
+        fi.blob(b"one\n")
+        fi.checkpoint()
+        fi.blob(b"two\n")
+        fi.commit("refs/heads/t", {}, "t\n")
+        raise RuntimeError("boom")
+    assert _pack_files(store) == [] and store.git("for-each-ref").stdout == b""
+
+
+def test_an_import_writes_a_blob_pack_and_a_tree_pack(tmp_path: Path) -> None:
+    built = build_oci_layout(tmp_path / "img", [*_tricky_lower()])
+    store = Store.open(tmp_path / "store")
+    import_release(store, "1", parse_source(built.source))
+    assert len([p for p in _pack_files(store) if p.endswith(".pack")]) == 2
+    _fsck(store)
