@@ -6,7 +6,7 @@ import re
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 
-__all__ = ["Selector", "glob_to_regex", "literal_prefix"]
+__all__ = ["Selector", "expand_braces", "glob_dirs", "glob_to_regex", "literal_prefix"]
 
 
 @lru_cache(maxsize=256)
@@ -84,6 +84,43 @@ def _translate(pat: str) -> str:
 
 
 _GLOB_CHARS = re.compile(r"[*?\[{]")
+
+
+def expand_braces(pattern: str, *, limit: int = 64) -> list[str]:
+    """The alternatives of a glob's ``{a,b}`` groups, spelled out (``a{b,c}`` -> ``ab``,
+    ``ac``); a pattern that would give more than ``limit`` is returned as it is."""
+    out = [pattern]
+    while True:
+        expanded: list[str] = []
+        changed = False
+        for pat in out:
+            start = pat.find("{")
+            group = _closing_brace(pat, start) if start >= 0 else None
+            while start >= 0 and group is None:
+                start = pat.find("{", start + 1)
+                group = _closing_brace(pat, start) if start >= 0 else None
+            if group is None:
+                expanded.append(pat)
+                continue
+            end, alts = group
+            expanded.extend(pat[:start] + alt + pat[end + 1 :] for alt in alts)
+            changed = True
+        if not changed:
+            return out
+        if len(expanded) > limit:
+            return [pattern]
+        out = expanded
+
+
+def glob_dirs(pattern: str) -> list[str]:
+    """Directories (``""``: the root; else ending in ``/``) under which every path the glob
+    matches lies: a reader of a tree needs to walk only those."""
+    dirs: set[str] = set()
+    for alt in expand_braces(pattern.strip("/")):
+        prefix = literal_prefix(alt)
+        dirs.add(prefix[: prefix.rfind("/") + 1])
+    # A directory below another one listed adds nothing.
+    return sorted(d for d in dirs if not any(o != d and d.startswith(o) for o in dirs))
 
 
 def literal_prefix(pattern: str) -> str:

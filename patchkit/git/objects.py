@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import subprocess
 from collections.abc import Sequence
 
@@ -21,7 +20,7 @@ class BlobReader:
         self._in = proc.stdin
         self._outp = proc.stdout
         self._trees: dict[str, dict[str, tuple[bytes, str]] | None] = {}  # tree id -> entries
-        self._paths: dict[str, list[str]] = {}  # tree id -> every blob path below it
+        self._paths: dict[tuple[str, str], list[str]] = {}  # (tree, dir) -> blob paths below
         self._matches: dict[tuple[str, tuple[str, ...]], list[str]] = {}  # list_paths answers
 
     def read(self, spec: str) -> bytes | None:
@@ -100,32 +99,38 @@ class BlobReader:
 
     def list_paths(self, tree: str, patterns: Sequence[str]) -> list[str]:
         """Paths of the blobs (files and symlinks) in ``tree`` that match any of ``patterns``
-        (globs, image-root relative), sorted. Each tree object is read once per reader; each
-        glob is tested only on the paths that share its literal prefix (found by bisection)."""
-        from patchkit.core.globs import glob_to_regex, literal_prefix
+        (globs, image-root relative), sorted. Only the directories a glob can reach are
+        walked (``opt/haraka-{smtp,submission}/config/*``: two), each tree object read once
+        per reader."""
+        from patchkit.core.globs import glob_dirs, glob_to_regex
 
         key = (tree, tuple(patterns))
         cached = self._matches.get(key)
         if cached is not None:
             return cached
-        paths = self._all_paths(tree)
         found: set[str] = set()
         for pattern in patterns:
             regex = glob_to_regex(pattern)
-            prefix = literal_prefix(pattern)
-            start = bisect.bisect_left(paths, prefix)
-            end = bisect.bisect_left(paths, prefix + "\U0010ffff") if prefix else len(paths)
-            found.update(p for p in paths[start:end] if regex.match(p))
+            for directory in glob_dirs(pattern):
+                found.update(p for p in self._paths_below(tree, directory) if regex.match(p))
         out = sorted(found)
         self._matches[key] = out
         return out
 
-    def _all_paths(self, tree: str) -> list[str]:
-        cached = self._paths.get(tree)
+    def _paths_below(self, tree: str, directory: str) -> list[str]:
+        """Every blob path under ``directory`` (``""``: the root; else ending in ``/``)."""
+        cached = self._paths.get((tree, directory))
         if cached is not None:
             return cached
+        start = tree
+        if directory:
+            entry, _ = self._resolve([(tree, directory.rstrip("/"))])[0]
+            if entry is None or entry[0] != b"40000":
+                self._paths[(tree, directory)] = []
+                return []
+            start = entry[1]
         out: list[str] = []
-        pending = [(tree, "")]
+        pending = [(start, directory)]
         while pending:
             self._load_trees({t for t, _ in pending})
             deeper = []
@@ -137,7 +142,7 @@ class BlobReader:
                         out.append(prefix + name)
             pending = deeper
         out.sort()
-        self._paths[tree] = out
+        self._paths[(tree, directory)] = out
         return out
 
     def _load_trees(self, ids: set[str]) -> None:

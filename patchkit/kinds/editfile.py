@@ -26,6 +26,8 @@ _KEYS = frozenset(OPS) | {"files", "expect-files", "count", "regex", "with", "li
 
 
 _LINE_ANCHORS = ("delete", "delete-from", "delete-to", "insert-after", "insert-before")
+_KEY_LINE = re.compile(r"""\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*=""")
+_EDIT_TABLE = re.compile(r"\[\[\s*edit\s*\]\]")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,10 +63,10 @@ def _key_lines(text: str) -> tuple[dict[str, int], list[tuple[int, dict[str, int
     """Line numbers of the top-level keys, and of each ``[[edit]]`` table and its keys."""
     top: dict[str, int] = {}
     tables: list[tuple[int, dict[str, int]]] = []
-    key = re.compile(r"""\s*(?:"([^"]+)"|'([^']+)'|([A-Za-z0-9_-]+))\s*=""")
+    key = _KEY_LINE
     for no, line in enumerate(text.split("\n"), start=1):
         stripped = line.strip()
-        if re.match(r"\[\[\s*edit\s*\]\]", stripped):
+        if _EDIT_TABLE.match(stripped):
             tables.append((no, {}))
             continue
         m = key.match(line)
@@ -157,11 +159,12 @@ def _parse_edit(
     if not isinstance(is_regex, bool):
         raise EditFileError(f"{at('regex')}: 'regex' must be true or false")
     if is_regex:
-        import regex
-
+        # Checked with Python's own re (the syntax the docs promise; the engine that runs it,
+        # the regex module with its timeout, reads the same syntax): loading regex costs more
+        # than parsing a whole series, and only an edit that runs needs it.
         try:
-            regex.compile(anchor, regex.MULTILINE | regex.V0)
-        except regex.error as e:
+            re.compile(anchor, re.MULTILINE)
+        except re.error as e:
             raise EditFileError(f"{at(op)}: regex {anchor!r} does not compile: {e}") from e
     lines: tuple[str, ...] = ()
     if "lines" in table:
