@@ -34,3 +34,19 @@ def test_glob_matches_whole_paths_with_braces_and_double_stars(
     pattern: str, path: str, matches: bool
 ) -> None:
     assert bool(glob_to_regex(pattern).match(path)) is matches
+
+
+def test_expand_braces_and_the_directories_a_glob_can_reach() -> None:
+    from patchkit.core.globs import expand_braces, glob_dirs
+
+    assert expand_braces("opt/{a,b}/x{1,2}") == ["opt/a/x1", "opt/a/x2", "opt/b/x1", "opt/b/x2"]
+    assert expand_braces(
+        "{" + ",".join("abcdefghi") + "}" * 1 + "{" + ",".join("abcdefghi") + "}"
+    ) == ["{a,b,c,d,e,f,g,h,i}{a,b,c,d,e,f,g,h,i}"]  # 81 alternatives: over the limit, kept whole
+    assert glob_dirs("opt/haraka-{smtp,submission}/config/plugins") == [
+        "opt/haraka-smtp/config/",
+        "opt/haraka-submission/config/",
+    ]
+    assert glob_dirs("etc/**/*.conf") == ["etc/"]
+    assert glob_dirs("**/x") == [""]
+    assert glob_dirs("{etc,etc/nginx}/*") == ["etc/"]
