@@ -32,12 +32,12 @@ RUN_DIRS = (
 HARAKA_SMTP = AuditRule(component="haraka", files=("opt/*/config/smtp.ini",), parser="haraka-smtp")
 HARAKA_HTTP = AuditRule(component="haraka", files=("opt/*/config/http.ini",), parser="haraka-http")
 # nginx: nginx.conf and what it includes, plus poste.io's templates (rendered into
-# sites-enabled at start).
+# sites-enabled at start, where poste.io's init puts the port numbers in: POSTE.md).
 NGINX = AuditRule(
     component="nginx",
     files=("etc/nginx/nginx.conf", "etc/nginx/sites-enabled.templates/*"),
     parser="nginx",
-    defaults={"root": "etc/nginx"},
+    defaults={"root": "etc/nginx", "ports": {"__HTTP_PORT__": 80, "__HTTPS_PORT__": 443}},
 )
 
 POSTE = Profile(

@@ -46,6 +46,10 @@ NGINX = "etc/nginx/nginx.conf"
         ("listen unix:/run/nginx.sock;", [("/run/nginx.sock", "ok")]),
         ("# listen 80;\n  root /srv;", [("*:80", "forbidden")]),  # no listen: nginx's *:80
         ('listen "[::1]:8080";  # quoted, trailing comment', [("[::1]:8080", "forbidden")]),
+        # poste.io's own port placeholders (its init writes the numbers in at start)
+        ("listen __HTTP_PORT__;", [("*:80", "forbidden")]),
+        ("listen [::]:__HTTPS_PORT__ ssl;", [("[::]:443", "forbidden")]),
+        ("listen __LISTEN_ON__:__HTTPS_PORT__ ssl;", [("__LISTEN_ON__:443", "ok")]),
     ],
 )
 def test_nginx_listen_forms(server: str, expected: list[tuple[str, str]]) -> None:

@@ -2,6 +2,8 @@
 
 Forms: ``80``, ``*:80``, ``[::]:443 ssl``, ``127.0.0.1:8080``, ``unix:/path``, flags after
 the address; a ``server`` without ``listen`` is nginx's ``*:80``. Quotes, ``#`` comments.
+A rule's ``ports`` names words an image's own start-up replaces with port numbers in its
+templates (poste.io: ``listen __HTTP_PORT__;`` is port 80): they are read as those ports.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from patchkit.profiles.base import AuditRule
 __all__ = ["DEFAULTS", "parse_nginx"]
 
 # `listen 80` = *:80; include paths are relative to nginx's prefix (Debian: etc/nginx).
-DEFAULTS: Mapping[str, Any] = {"port": 80, "root": "etc/nginx"}
+DEFAULTS: Mapping[str, Any] = {"port": 80, "root": "etc/nginx", "ports": {}}
 
 
 def _nginx_tokens(text: str, file: str, fail: Fail) -> list[tuple[str, int]] | None:
@@ -133,6 +135,8 @@ def parse_nginx(view: FileView, path: str, rule: AuditRule, emit: Emit, fail: Fa
                     blk[1] = True
                     break
             target = args[0]
+            for word, port in opts["ports"].items():
+                target = target.replace(word, str(port))
             if target.startswith("unix:"):
                 emit(
                     Listener(
