@@ -148,15 +148,6 @@ def test_the_cli_check_exits_1_for_exactly_those(
     assert failed == _expected_failures(models, label)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "patchkit/audit's nginx parser does not know poste.io's port placeholders: unpatched "
-        "`listen __HTTPS_PORT__ ssl;` is read as host __HTTPS_PORT__ port 80 (judged ok), "
-        "patched `listen __LISTEN_ON__:__HTTP_PORT__;` as 'cannot read listen'. The model's "
-        "stand-ins now have poste.io's shape (POSTE.md), so the audit meets it here first."
-    ),
-)
 @pytest.mark.parametrize("label", LABELS)
 def test_audit_finds_every_poste_port_unpatched_and_none_patched(
     models: Project, label: str
