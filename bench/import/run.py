@@ -301,7 +301,11 @@ def build_image(size: str) -> Path:
 def child(mode: str, layout: str, store: str) -> None:
     """One measured run (in its own process); prints rusage as JSON on stdout."""
     import patchkit
-    from patchkit.compress import ZLIB_NAME
+
+    try:
+        from patchkit.compress import ZLIB_NAME
+    except ImportError:  # a --baseline from before patchkit/compress.py
+        from patchkit.core.codec import ZLIB_NAME  # type: ignore[import-not-found,no-redef]
     from patchkit.git.store import Store
     from patchkit.images import parse_source
     from patchkit.ops.importing import import_release
@@ -384,12 +388,34 @@ def installed_python(where: Path) -> str:
 
 
 PYTHON = sys.executable  # replaced in main() by the installed venv's
+BASE_PYTHON = ""  # --baseline: a venv with that commit installed the same way
+
+
+def baseline_python(rev: str, where: Path) -> str:
+    """A venv at ``where`` with commit ``rev`` of this checkout installed by `pip install`."""
+    src = where / "src"
+    src.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    python = where / "venv" / "bin" / "python"
+    subprocess.run([sys.executable, "-m", "venv", str(where / "venv")], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(src)],
+        check=True,
+    )
+    return str(python)
 
 
 def measure(mode: str, layout: Path, store: Path) -> dict[str, Any]:
+    python = PYTHON
+    if mode == "base":  # the full import, by the --baseline install
+        mode, python = "full", BASE_PYTHON
+    load = os.getloadavg()[0]
     start = time.perf_counter()
     proc = subprocess.run(
-        [PYTHON, __file__, "--child", mode, str(layout), str(store)],
+        [python, __file__, "--child", mode, str(layout), str(store)],
         check=True,
         capture_output=True,
         text=True,
@@ -403,6 +429,7 @@ def measure(mode: str, layout: Path, store: Path) -> dict[str, Any]:
         "rss": usage["rss_kb"] / 1024,
         "zlib": usage["zlib"],
         "patchkit": usage["patchkit"],
+        "load": load,
     }
 
 
@@ -440,7 +467,13 @@ def bench(layout: Path, runs: int, modes: list[str]) -> dict[str, Any]:
                     got[mode] = umoci_run(layout, work / "umoci")
                 else:
                     got[mode] = measure(mode, layout, store)
-                print(f"  round {r + 1} {mode:9} {got[mode]['wall']:7.2f} s", flush=True)
+                rss = got[mode].get("rss")
+                print(
+                    f"  round {r + 1} {mode:9} {got[mode]['wall']:7.2f} s"
+                    + (f" {rss:4.0f} MB" if rss else "")
+                    + f"  load {os.getloadavg()[0]:.2f}",
+                    flush=True,
+                )
             rounds.append(got)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -452,6 +485,13 @@ def bench(layout: Path, runs: int, modes: list[str]) -> dict[str, Any]:
     if "umoci" in modes and "full" in modes:
         out["ratios"]["umoci/full"] = statistics.median(
             r["umoci"]["wall"] / r["full"]["wall"] for r in rounds
+        )
+    if "base" in modes and "full" in modes:
+        out["ratios"]["base/full"] = statistics.median(
+            r["base"]["wall"] / r["full"]["wall"] for r in rounds
+        )
+        out["ratios"]["umoci/base"] = statistics.median(
+            r["umoci"]["wall"] / r["base"]["wall"] for r in rounds if "umoci" in r
         )
     if "floor" in modes and "sparse" in modes:
         out["ratios"]["sparse/floor"] = statistics.median(
@@ -542,6 +582,11 @@ def main() -> None:
     ap.add_argument("--double-modes", default="full,umoci,floor", help="modes on the double image")
     ap.add_argument("--stages", action="store_true", help="time each kind of work alone")
     ap.add_argument("--venv", help="the venv to install patchkit into (default: a temp dir)")
+    ap.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also run mode 'base': the full import by commit REV, installed the same way",
+    )
     ap.add_argument("--child", nargs=3, metavar=("MODE", "LAYOUT", "STORE"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.child:
@@ -550,6 +595,9 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="pk-bench-venv-"))
     try:
         PYTHON = installed_python(Path(args.venv) if args.venv else tmp / "venv")
+        if args.baseline:
+            global BASE_PYTHON
+            BASE_PYTHON = baseline_python(args.baseline, tmp / "baseline")
         report: dict[str, Any] = {
             "date": time.strftime("%Y-%m-%d %H:%M"),
             "cpus": os.cpu_count(),
@@ -573,6 +621,8 @@ def main() -> None:
                     print(f"  {k:10} {v:6.2f} s", flush=True)
                 continue
             modes = (args.double_modes if size == "double" else args.modes).split(",")
+            if args.baseline and "base" not in modes:
+                modes.insert(modes.index("full") + 1, "base")
             res = bench(layout, args.runs, modes)
             report[size] = {"image": stats, **res}
             print_table(res)
@@ -593,7 +643,9 @@ def print_table(res: dict[str, Any]) -> None:
     for mode, r in med.items():
         print(f"{mode:10} {r['wall']:8.2f} {r['cpu']:7.2f} {r['rss']:7.0f}", flush=True)
     for name, value in res["ratios"].items():
-        target = "(target >= 5x)" if name == "umoci/full" else "(target <= 1.5x)"
+        target = {"umoci/full": "(target >= 5x)", "sparse/floor": "(target <= 1.5x)"}.get(
+            name, "(speed-up of this commit over --baseline)" if name == "base/full" else ""
+        )
         print(f"{name} = {value:.2f}x {target}  (median of same-round ratios)", flush=True)
 
 

@@ -124,6 +124,20 @@ class RootFS:
         otherwise None is returned. A symlink that climbs above the root, a loop
         or a non-directory on the way is refused.
         """
+        # The common case first: every component an existing directory (no symlink to
+        # follow, nothing to create), the path being the components joined.
+        node = self.root
+        for comp in parts:
+            assert node.children is not None
+            child = node.children.get(comp)
+            if child is None or child.kind is not Kind.DIR:
+                return self._resolve_dir(parts, entry, create=create)
+            node = child
+        return node, "/".join(parts)
+
+    def _resolve_dir(
+        self, parts: list[str], entry: str, *, create: bool
+    ) -> tuple[Node, str] | None:
         stack: list[tuple[Node, str]] = [(self.root, "")]
         todo = list(reversed(parts))
         links = 0
