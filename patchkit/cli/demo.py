@@ -130,6 +130,24 @@ Description: nginx listens on the hostname's addresses, filled in at start
 """,
 }
 
+# An edit (pattern-anchored, with an asserted count) and an overlay (whole files we own):
+# the other two kinds of change a series holds (docs/kinds.md).
+EDIT_NAME = "www-footer.edit.toml"
+EDIT = """\
+description = "The welcome page says which instance served it."
+
+[[edit]]
+files = "opt/www/{index,status}.html"
+expect-files = ">=1"
+append = "<p>served by the isolated demo-mail</p>\\n"
+"""
+
+OVERLAY_NAME = "isolation/"
+OVERLAY = {
+    "etc/cont-init.d/25-bind-hostname.sh": "#!/bin/sh\n# demo: fill in the hostname's addresses at start\nexit 0\n",
+    ".overlay.toml": 'description = "Our start-up script, copied whole into the image."\n',
+}
+
 VERSIONS_TOML = """\
 # Example project made by `patchkit demo`. Not poste.io: a made-up "demo-mail" image.
 schema = 1
@@ -245,7 +263,8 @@ def write_oci_layout(layout: Path, layers: list[Layer], *, tag: str) -> str:
 
 
 def build_demo_project(root: Path) -> Path:
-    """Write the example project (two OCI layouts, a series of three patches) under ``root``."""
+    """Write the example project (two OCI layouts; a series of three diffs, an overlay and an
+    edit) under ``root``."""
     base_layer: Layer = {
         "etc/redis/redis.conf": REDIS_10,
         "healthcheck/redis.sh": HEALTH_10,
@@ -268,8 +287,16 @@ def build_demo_project(root: Path) -> Path:
     (project / "upstream-versions.toml").write_text(VERSIONS_TOML.format(root=root))
     for name, text in PATCHES.items():
         (project / "patches" / name).write_text(text)
+    (project / "patches" / EDIT_NAME).write_text(EDIT)
+    for rel, text in OVERLAY.items():
+        path = project / "patches" / OVERLAY_NAME / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        path.chmod(0o755 if text.startswith("#!") else 0o644)
+    names = [*PATCHES, OVERLAY_NAME, EDIT_NAME]
     (project / "patches" / "series").write_text(
-        "# applied in this order\n" + "".join(f"{name}\n" for name in PATCHES)
+        "# applied in this order: three diffs, an overlay, an edit\n"
+        + "".join(f"{name}\n" for name in names)
     )
     return project
 
@@ -281,7 +308,11 @@ def run_demo(*, out: Console, directory: str | None = None, keep: bool = False) 
     try:
         root = build_demo_project(tmp)
         project = Project.open(root)
-        out.print(Rule("patchkit demo: a made-up 'demo-mail' image, two releases, three patches"))
+        out.print(
+            Rule(
+                "patchkit demo: a made-up 'demo-mail' image, two releases, five changes of three kinds"
+            )
+        )
         out.print(f"project: {root}")
         for version in ("1.0", "1.1"):
             out.print(f"$ patchkit import {version}")
@@ -310,6 +341,10 @@ def run_demo(*, out: Console, directory: str | None = None, keep: bool = False) 
         out.print("$ patchkit check 1.1")
         final = project.check("1.1")
         out.print(report.check_table(final))
+        out.print(f"$ patchkit materialize {EDIT_NAME} --version 1.1")
+        out.print(
+            project.materialize(EDIT_NAME, "1.1").diff.decode(), markup=False, highlight=False
+        )
         out.print(f"$ cat {root}/patches/redis-unix-socket.patch")
         out.print(
             (root / "patches" / "redis-unix-socket.patch").read_text(),
