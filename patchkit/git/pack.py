@@ -11,6 +11,7 @@ import os
 import queue
 import re
 import struct
+import sys
 import threading
 import zlib
 from collections.abc import Callable, Iterable, Mapping
@@ -222,29 +223,27 @@ _DEFLATE_LEVEL = 1
 
 
 class _Objects:
-    """The objects of a pack as written: id, offset and CRC-32 in flat arrays (32 bytes
-    an object instead of ~150 as tuples), so memory hardly grows with the image."""
+    """The objects of a pack as written: id, offset and CRC-32. The ids are the writer's
+    own 20-byte objects (shared with its set of ids written), offsets and CRCs flat
+    arrays: ~24 bytes an object of its own, and `index` sorts positions, not tuples."""
 
     def __init__(self) -> None:
-        self._ids = bytearray()
+        self._ids: list[bytes] = []
         self._offsets = array.array("Q")
         self._crcs = array.array("I")
 
     def append(self, entry: tuple[bytes, int, int]) -> None:
         oid, offset, crc = entry
-        self._ids += oid
+        self._ids.append(oid)
         self._offsets.append(offset)
         self._crcs.append(crc)
 
     def __len__(self) -> int:
         return len(self._offsets)
 
-    def rows(self) -> list[tuple[bytes, int, int]]:
-        ids = self._ids
-        return [
-            (bytes(ids[20 * i : 20 * i + 20]), self._offsets[i], self._crcs[i])
-            for i in range(len(self._offsets))
-        ]
+    def index(self, checksum: bytes) -> bytes:
+        """The .idx (version 2) of the pack holding these objects."""
+        return _index(self._ids, self._offsets, self._crcs, checksum)
 
 
 class _Later:
@@ -392,7 +391,7 @@ class PackWriter:
         idx_tmp = self._tmp.with_suffix(".idx")
         self._sealed.append((self._tmp, idx_tmp, checksum))
         with open(idx_tmp, "wb") as out:
-            out.write(_pack_index(self._entries.rows(), checksum))
+            out.write(self._entries.index(checksum))
             out.flush()
             os.fsync(out.fileno())
         self._new_pack()
@@ -688,30 +687,46 @@ def _size_error(size: int, seen: int) -> str:
 
 def _pack_index(entries: list[tuple[bytes, int, int]], checksum: bytes) -> bytes:
     """The .idx (version 2) of a pack holding ``entries`` (id, offset, crc32)."""
-    ordered = sorted(entries)
+    return _index(
+        [oid for oid, _, _ in entries],
+        array.array("Q", [offset for _, offset, _ in entries]),
+        array.array("I", [crc for _, _, crc in entries]),
+        checksum,
+    )
+
+
+def _index(
+    ids: list[bytes], offsets: array.array[int], crcs: array.array[int], checksum: bytes
+) -> bytes:
+    order = sorted(range(len(ids)), key=ids.__getitem__)
     fanout = [0] * 256
-    for oid, _, _ in ordered:
+    for oid in ids:
         fanout[oid[0]] += 1
     total = 0
     for i in range(256):
         total += fanout[i]
         fanout[i] = total
-    small: list[int] = []
-    large: list[int] = []
-    for _, offset, _ in ordered:
+    crc_col = array.array("I", [crcs[i] for i in order])
+    small = array.array("I", [0]) * len(order)
+    large = array.array("Q")
+    for n, i in enumerate(order):
+        offset = offsets[i]
         if offset < 1 << 31:
-            small.append(offset)
+            small[n] = offset
         else:
-            small.append((1 << 31) | len(large))
+            small[n] = (1 << 31) | len(large)
             large.append(offset)
+    if sys.byteorder == "little":  # the index is big-endian
+        for column in (crc_col, small, large):
+            column.byteswap()
     body = b"".join(
         [
             b"\377tOc\0\0\0\2",
             struct.pack(">256I", *fanout),
-            b"".join(oid for oid, _, _ in ordered),
-            struct.pack(f">{len(ordered)}I", *(crc for _, _, crc in ordered)),
-            struct.pack(f">{len(small)}I", *small),
-            struct.pack(f">{len(large)}Q", *large),
+            b"".join([ids[i] for i in order]),
+            crc_col.tobytes(),
+            small.tobytes(),
+            large.tobytes(),
             checksum,
         ]
     )

@@ -904,4 +904,4 @@ def flatten(
         selection=selection,
     )
     fi.checkpoint()  # the blob pack is completed on the writer thread meanwhile
-    return fs.flatten(fi.blob, select)
+    return fs.flatten(fi.blob, select, consume=True)

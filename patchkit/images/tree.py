@@ -250,9 +250,17 @@ class RootFS:
                     stack.append((p, child))
 
     def flatten(
-        self, store_blob: Callable[[bytes], str], select: Selector | None = None
+        self,
+        store_blob: Callable[[bytes], str],
+        select: Selector | None = None,
+        *,
+        consume: bool = False,
     ) -> FlatTree:
-        """The git entries (restricted to ``select``) and the manifest (every path)."""
+        """The git entries (restricted to ``select``) and the manifest (every path).
+
+        With ``consume`` the tree is emptied as it is turned into entries, so the two are
+        never both whole in memory (the import's peak); the RootFS is empty afterwards.
+        """
         select = select or Selector()
         files: dict[str, TreeEntry] = {}
         # Hard-link groups: files sharing one Meta. A list is made only for a Meta seen
@@ -270,7 +278,12 @@ class RootFS:
         del first
         leaders = {k: min(v) for k, v in groups.items()}
         entries: list[ManifestEntry] = []
-        for path, node in nodes:
+        if consume:
+            assert self.root.children is not None
+            self.root.children = {}  # from here on each node lives in `nodes` only
+        nodes.reverse()
+        while nodes:
+            path, node = nodes.pop()  # parents come first: a directory goes before its files
             m = node.meta
             kind = node.kind
             if kind is Kind.FILE:
