@@ -211,10 +211,10 @@ _TYPE_NAMES = {_OBJ_COMMIT: b"commit", _OBJ_TREE: b"tree", _OBJ_BLOB: b"blob"}
 _PACK_WHOLE = 1 << 20  # blobs up to this size are compressed in one call, bigger ones in chunks
 
 
-_PACK_BATCH = 1 << 20  # small blobs are handed to the compressing thread in batches this big
+_PACK_BATCH = 1 << 19  # small blobs are handed to the compressing thread in batches this big
 
 
-_PACK_QUEUE = 4  # batches/chunks in flight between the reading and the compressing thread
+_PACK_QUEUE = 3  # batches/chunks in flight between the reading and the compressing thread
 
 
 _DEFLATE: Any = ZLIB  # isal where installed, else zlib (patchkit/compress.py)

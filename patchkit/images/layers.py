@@ -64,11 +64,11 @@ WHITEOUT = ".wh."
 _AUFS_META = ".wh..wh."  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): ignored, as Docker does
 
 _CHUNK = 1 << 18  # bytes of the stored blob read at a time
-_AHEAD = 4  # inflated pieces queued ahead of the parser (at most _MAX_OUT bytes each)
+_AHEAD = 3  # inflated pieces queued ahead of the parser (at most _MAX_OUT bytes each)
 _FILE_CHUNK = 1 << 20  # file contents are read in pieces this big (whole, up to this size)
 # Most uncompressed bytes per step: big enough that the helper thread does milliseconds of
 # GIL-free work per hand-over, small enough that the queue stays a few MB.
-_MAX_OUT = 2 << 20
+_MAX_OUT = 1 << 20
 _PENDING = 4096  # stored contents whose ids are filled in together (`_Applier.resolve`)
 _ZSTD_FEED = 2048  # zstd's ratio is bounded per input byte; small feeds bound memory
 
