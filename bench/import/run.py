@@ -490,9 +490,10 @@ def bench(layout: Path, runs: int, modes: list[str]) -> dict[str, Any]:
         out["ratios"]["base/full"] = statistics.median(
             r["base"]["wall"] / r["full"]["wall"] for r in rounds
         )
-        out["ratios"]["umoci/base"] = statistics.median(
-            r["umoci"]["wall"] / r["base"]["wall"] for r in rounds if "umoci" in r
-        )
+        if "umoci" in modes:
+            out["ratios"]["umoci/base"] = statistics.median(
+                r["umoci"]["wall"] / r["base"]["wall"] for r in rounds
+            )
     if "floor" in modes and "sparse" in modes:
         out["ratios"]["sparse/floor"] = statistics.median(
             r["sparse"]["wall"] / r["floor"]["wall"] for r in rounds
