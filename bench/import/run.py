@@ -529,6 +529,11 @@ def stages(layout: Path) -> dict[str, float]:
 
     from patchkit.compress import ZLIB
 
+    try:  # the tar header class the installed patchkit parses layers with
+        from patchkit.images.layers import _TarInfo as header_class
+    except ImportError:
+        header_class = tarfile.TarInfo
+
     cpu = time.process_time
     t = dict.fromkeys(("inflate", "tar parse", "sha1", "deflate", "write", "sha256"), 0.0)
     with tempfile.TemporaryFile(dir=CACHE) as sink:
@@ -545,7 +550,7 @@ def stages(layout: Path) -> dict[str, float]:
             t["sha256"] += cpu() - s
             contents: list[bytes] = []
             s = cpu()
-            with tarfile.open(fileobj=io.BytesIO(tar), mode="r|") as tf:  # type: ignore[call-overload]
+            with tarfile.open(fileobj=io.BytesIO(tar), mode="r|", tarinfo=header_class) as tf:  # type: ignore[call-overload]
                 for m in tf:
                     tf.members.clear()
                     if m.isreg():
