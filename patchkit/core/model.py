@@ -408,7 +408,7 @@ class ImportResult:
     files: int = 0
     reused: bool = False  # the same digest was already imported: nothing was read
     extras: int = 0  # entries recorded in the manifest (owners, devices, empty dirs, ...)
-    # the zlib the import used (core/codec.ZLIB_NAME, e.g. "isal 1.9.1"), for `import -v`;
+    # the zlib the import used (patchkit.compress.ZLIB_NAME, e.g. "isal 1.9.1"), for `import -v`;
     # not in the JSON, whose fields are documented in docs/json.md
     zlib: str = ""
 
