@@ -470,7 +470,7 @@ def bench(layout: Path, runs: int, modes: list[str]) -> dict[str, Any]:
                 rss = got[mode].get("rss")
                 print(
                     f"  round {r + 1} {mode:9} {got[mode]['wall']:7.2f} s"
-                    + (f" {rss:4.0f} MB" if rss else "")
+                    + (f" {rss:4.0f} MB" if rss == rss and rss else "")  # umoci: nan
                     + f"  load {os.getloadavg()[0]:.2f}",
                     flush=True,
                 )
