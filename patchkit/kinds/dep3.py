@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-__all__ = ["dep3_header"]
+__all__ = ["TomlHeader", "dep3_header"]
 
 
 def dep3_header(header: Mapping[str, str]) -> str:
@@ -18,3 +18,23 @@ def dep3_header(header: Mapping[str, str]) -> str:
         body = lines[0] + "".join(f"\n {ln}" if ln.strip() else "\n ." for ln in lines[1:])
         fields.append(f"{name}: {body}\n")
     return "".join(fields) + ("\n" if fields else "")
+
+
+class TomlHeader:
+    """What the kinds whose header is TOML string keys (edits, overlays) read from it:
+    ``upstream-versions``, ``description``, and the DEP-3 text a diff of them carries."""
+
+    __slots__ = ()
+    header: Mapping[str, str]
+
+    @property
+    def upstream_versions(self) -> str | None:
+        return self.header.get("upstream-versions")
+
+    @property
+    def description(self) -> str:
+        return self.header.get("description", "")
+
+    @property
+    def patch_header(self) -> str:
+        return dep3_header(self.header)

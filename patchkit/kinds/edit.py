@@ -25,7 +25,7 @@ from patchkit.core.lines import split_lines
 from patchkit.core.model import ChangeKind, EditResult, NearestLine, PatchResult, PatchStatus
 from patchkit.core.ranges import in_range
 from patchkit.kinds.base import NO_CONTEXT, ApplyContext, ChangeOutcome, PathLister, skipped_result
-from patchkit.kinds.dep3 import dep3_header
+from patchkit.kinds.dep3 import TomlHeader
 from patchkit.kinds.editfile import OPS, Count, Edit, Op, parse_edit_file
 
 __all__ = ["OPS", "REGEX_TIMEOUT", "Count", "Edit", "EditChange", "Op", "load_edit"]
@@ -34,7 +34,7 @@ REGEX_TIMEOUT = 2.0  # seconds one regex may run on one file before it is stoppe
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class EditChange:
+class EditChange(TomlHeader):
     """An edit file seen through the :class:`~patchkit.kinds.base.Change` protocol."""
 
     name: str
@@ -48,20 +48,8 @@ class EditChange:
         return ChangeKind.EDIT
 
     @property
-    def upstream_versions(self) -> str | None:
-        return self.header.get("upstream-versions")
-
-    @property
-    def description(self) -> str:
-        return self.header.get("description", "")
-
-    @property
     def paths(self) -> tuple[str, ...]:
         return self._globs
-
-    @property
-    def patch_header(self) -> str:
-        return dep3_header(self.header)
 
     def applies_to(self, version: str) -> bool:
         return in_range(self.upstream_versions, version, where=f"patches/{self.name}")

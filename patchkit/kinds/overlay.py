@@ -30,7 +30,7 @@ from patchkit.core.patchfile import check_relative_path
 from patchkit.core.ranges import check_range, in_range
 from patchkit.errors import OverlayError, PatchParseError
 from patchkit.kinds.base import NO_CONTEXT, ApplyContext, ChangeOutcome, PathLister, skipped_result
-from patchkit.kinds.dep3 import dep3_header
+from patchkit.kinds.dep3 import TomlHeader
 
 __all__ = ["META_FILE", "OverlayChange", "OverlayFile", "load_overlay"]
 
@@ -53,7 +53,7 @@ class OverlayFile:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class OverlayChange:
+class OverlayChange(TomlHeader):
     """An overlay directory seen through the :class:`~patchkit.kinds.base.Change` protocol."""
 
     name: str  # the series line, with its trailing slash
@@ -67,20 +67,8 @@ class OverlayChange:
         return ChangeKind.OVERLAY
 
     @property
-    def upstream_versions(self) -> str | None:
-        return self.header.get("upstream-versions")
-
-    @property
-    def description(self) -> str:
-        return self.header.get("description", "")
-
-    @property
     def paths(self) -> tuple[str, ...]:
         return tuple(self.files)
-
-    @property
-    def patch_header(self) -> str:
-        return dep3_header(self.header)
 
     def applies_to(self, version: str) -> bool:
         return in_range(self.upstream_versions, version, where=f"patches/{self.name}{META_FILE}")
