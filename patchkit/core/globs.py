@@ -146,6 +146,11 @@ class Selector:
         self._always = frozenset(p.strip("/") for p in always if not _GLOB_CHARS.search(p))
         self._always_globs = [glob_to_regex(p) for p in always if _GLOB_CHARS.search(p)]
 
+    @property
+    def keeps_everything(self) -> bool:
+        """Every path is kept (no include list, no exclude list): no need to ask."""
+        return self._include is None and not self._exclude
+
     def __call__(self, path: str) -> bool:
         if path in self._always or any(r.match(path) for r in self._always_globs):
             return True

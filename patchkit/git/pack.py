@@ -6,6 +6,7 @@ import array
 import contextlib
 import functools
 import hashlib
+import io
 import mmap
 import os
 import queue
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from patchkit.compress import ZLIB
-from patchkit.core.objects import TreeEntry, git_blob_id
+from patchkit.core.objects import MODE_TREE, TreeEntry, git_blob_id, git_object_id, tree_body
 from patchkit.errors import StoreError
 from patchkit.git.runner import _IDENT
 
@@ -58,6 +59,7 @@ class FastImport:
         self._out = out
         self._pack = pack
         self._sent: set[str] = set()
+        self._trees: dict[bytes, bytes] = {}  # a plain session's tree objects (`tree`)
         self._mark = 0
         self.refs: list[tuple[str, str]] = []  # with a pack: (ref, commit id) to set at the end
 
@@ -113,6 +115,55 @@ class FastImport:
         if self._pack is not None:
             self._pack.seal()
 
+    def tree(self, body: bytes) -> bytes:
+        """Store a tree object with this body (`core.objects.tree_body`); its id, 20 bytes.
+
+        `git fast-import` takes no tree objects: a plain session keeps the body, and
+        `commit_tree` gives fast-import the files the tree holds, so git builds the tree
+        itself (the reference the pack's trees are tested against)."""
+        if self._pack is not None:
+            return self._pack.add_tree_object(body)
+        oid = git_object_id(b"tree", body)
+        self._trees[oid] = body
+        return oid
+
+    def commit_tree(self, ref: str, tree: str, message: str, *, parent: str | None = None) -> None:
+        """Write a commit at ``ref`` of the tree ``tree`` (an id `tree` returned, hex)."""
+        if self._pack is None:
+            self.commit(ref, self._files_of(tree), message, parent=parent)
+            return
+        self._mark += 1
+        self.refs.append((ref, self._pack_commit(message, self._parent(ref, parent), tree)))
+
+    def _files_of(self, tree: str) -> dict[str, TreeEntry]:
+        """The files of a tree given to `tree` in this plain session (path -> entry)."""
+        files: dict[str, TreeEntry] = {}
+        todo = [("", bytes.fromhex(tree))]
+        while todo:
+            prefix, oid = todo.pop()
+            body = self._trees.get(oid)
+            if body is None:
+                raise StoreError(f"tree {oid.hex()} was not written in this session")
+            at = 0
+            while at < len(body):
+                space = body.index(b" ", at)
+                nul = body.index(b"\0", space)
+                mode = int(body[at:space], 8)
+                name = body[space + 1 : nul].decode("utf-8", "surrogateescape")
+                entry_id = body[nul + 1 : nul + 21]
+                at = nul + 21
+                path = f"{prefix}{name}"
+                if mode == MODE_TREE:
+                    todo.append((path + "/", entry_id))
+                else:
+                    files[path] = TreeEntry(mode=mode, blob=entry_id.hex())
+        return files
+
+    def _parent(self, ref: str, parent: str | None) -> str | None:
+        # As fast-import does: a branch committed to earlier in the session continues.
+        earlier = [oid for name, oid in self.refs if name == ref]
+        return parent or (earlier[-1] if earlier else None)
+
     def commit(
         self,
         ref: str,
@@ -151,10 +202,8 @@ class FastImport:
         if self._pack is not None:
             if not replace_all:
                 raise StoreError("commit_changes needs a plain fast-import session")
-            # As fast-import does: a branch committed to earlier in the session continues.
-            earlier = [oid for name, oid in self.refs if name == ref]
-            parent = parent or (earlier[-1] if earlier else None)
-            self.refs.append((ref, self._pack_commit(message, parent, changes)))
+            tree = self._pack.add_tree({p: e for p, e in changes.items() if e is not None})
+            self.refs.append((ref, self._pack_commit(message, self._parent(ref, parent), tree)))
             return self._mark
         msg = message.encode("utf-8")
         w = self._out.write
@@ -176,12 +225,11 @@ class FastImport:
         w(b"\n")
         return self._mark
 
-    def _pack_commit(
-        self, message: str, parent: str | None, files: Mapping[str, TreeEntry | None]
-    ) -> str:
+    def _pack_commit(self, message: str, parent: str | None, tree: str) -> str:
         """The commit `git fast-import` writes for ``commit``, written to the pack."""
         assert self._pack is not None
-        tree = self._pack.add_tree({p: e for p, e in files.items() if e is not None})
+        if not _HEX40.match(tree):
+            raise StoreError(f"tree {tree!r} is not a tree id")
         ident = _IDENT.encode() + b" 0 +0000"
         body = b"tree %s\n" % tree.encode()
         if parent:
@@ -211,7 +259,7 @@ _TYPE_NAMES = {_OBJ_COMMIT: b"commit", _OBJ_TREE: b"tree", _OBJ_BLOB: b"blob"}
 _PACK_WHOLE = 1 << 20  # blobs up to this size are compressed in one call, bigger ones in chunks
 
 
-_PACK_BATCH = 1 << 19  # small blobs are handed to the compressing thread in batches this big
+_PACK_BATCH = 1 << 18  # small blobs are handed to the compressing thread in batches this big
 
 
 _PACK_QUEUE = 3  # batches/chunks in flight between the reading and the compressing thread
@@ -222,28 +270,74 @@ _HEX40 = re.compile(r"\A[0-9a-f]{40}\Z")
 _DEFLATE_LEVEL = 1
 
 
-class _Objects:
-    """The objects of a pack as written: id, offset and CRC-32. The ids are the writer's
-    own 20-byte objects (shared with its set of ids written), offsets and CRCs flat
-    arrays: ~24 bytes an object of its own, and `index` sorts positions, not tuples."""
+class _IdSet:
+    """The ids of every object a writer wrote, in the order written (20 bytes each, one
+    bytearray), with an open-addressing hash table of their positions (4 bytes a slot,
+    at most half full): ~32 bytes an id and no Python object per id, where a set of
+    bytes costs ~120. SHA-1 ids are uniform, so their first bytes are the hash."""
 
     def __init__(self) -> None:
-        self._ids: list[bytes] = []
+        self.ids = bytearray()
+        self._table = array.array("I", bytes(4 << 12))  # position + 1; 0: a free slot
+        self._mask = (1 << 12) - 1
+
+    def __len__(self) -> int:
+        return len(self.ids) // 20
+
+    def _slot(self, oid: bytes) -> tuple[int, bool]:
+        """The slot holding ``oid`` (True), or the free one it would go to (False)."""
+        table, ids, mask = self._table, self.ids, self._mask
+        i = int.from_bytes(oid[:4], "little") & mask
+        while True:
+            held = table[i]
+            if not held:
+                return i, False
+            at = (held - 1) * 20
+            if ids.startswith(oid, at, at + 20):
+                return i, True
+            i = (i + 1) & mask
+
+    def __contains__(self, oid: bytes) -> bool:
+        return self._slot(oid)[1]
+
+    def add(self, oid: bytes) -> None:
+        """Add ``oid`` (not in the set yet: the writer asks first)."""
+        i, _ = self._slot(oid)
+        self.ids += oid
+        self._table[i] = len(self.ids) // 20
+        if len(self.ids) // 20 * 2 > self._mask + 1:
+            self._mask = self._mask * 2 + 1
+            self._table = array.array("I", bytes(4 * (self._mask + 1)))
+            for n in range(len(self.ids) // 20):
+                self._table[self._slot(bytes(self.ids[20 * n : 20 * n + 20]))[0]] = n + 1
+
+
+class _Objects:
+    """The objects of one pack as written: their ids are positions ``first``... of the
+    writer's `_IdSet` (every object written is added there, in order), offsets and CRCs
+    flat arrays: 12 bytes an object of its own."""
+
+    def __init__(self, written: _IdSet) -> None:
+        self._written = written
+        self._first = len(written)
         self._offsets = array.array("Q")
         self._crcs = array.array("I")
 
-    def append(self, entry: tuple[bytes, int, int]) -> None:
-        oid, offset, crc = entry
-        self._ids.append(oid)
+    def append(self, offset: int, crc: int) -> None:
+        """The object just added to the writer's `_IdSet` is at ``offset``."""
         self._offsets.append(offset)
         self._crcs.append(crc)
 
     def __len__(self) -> int:
         return len(self._offsets)
 
-    def index(self, checksum: bytes) -> bytes:
-        """The .idx (version 2) of the pack holding these objects."""
-        return _index(self._ids, self._offsets, self._crcs, checksum)
+    def write_index(self, out: IO[bytes], checksum: bytes) -> None:
+        """Write the .idx (version 2) of the pack holding these objects to ``out``."""
+        ids = memoryview(self._written.ids)[20 * self._first : 20 * (self._first + len(self))]
+        try:
+            _write_index(out, ids, self._offsets, self._crcs, checksum)
+        finally:
+            ids.release()
 
 
 class _Later:
@@ -343,8 +437,8 @@ class PackWriter:
         self._pack_dir.mkdir(parents=True, exist_ok=True)
         self._existing = _PackedIds(git_dir / "objects")
         self._sealed: list[tuple[Path, Path, bytes]] = []  # (tmp pack, tmp idx, checksum)
+        self._ids = _IdSet()  # written, to any pack of this writer (writer thread)
         self._new_pack()
-        self._ids: set[bytes] = set()  # written, to any pack of this writer (writer thread)
         self._batch: list[tuple[bytes | None, int, bytes | bytearray, _Later | None]] = []
         self._batch_bytes = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=_PACK_QUEUE)
@@ -361,7 +455,7 @@ class PackWriter:
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self._file.write(b"PACK\0\0\0\2\0\0\0\0")  # the count is fixed when sealed
         self._offset = 12
-        self._entries = _Objects()  # what the pack holds (writer thread)
+        self._entries = _Objects(self._ids)  # what the pack holds (writer thread)
 
     def _seal_current(self) -> None:
         """Complete the pack being written (count, checksum, index: temporary files still,
@@ -391,7 +485,7 @@ class PackWriter:
         idx_tmp = self._tmp.with_suffix(".idx")
         self._sealed.append((self._tmp, idx_tmp, checksum))
         with open(idx_tmp, "wb") as out:
-            out.write(self._entries.index(checksum))
+            self._entries.write_index(out, checksum)
             out.flush()
             os.fsync(out.fileno())
         self._new_pack()
@@ -428,6 +522,12 @@ class PackWriter:
         self._queue_object(oid, type_, data, None)
         return oid.hex()
 
+    def add_tree_object(self, body: bytes) -> bytes:
+        """Store a tree object with this body; its id as 20 bytes."""
+        oid = git_object_id(b"tree", body)
+        self._queue_object(oid, _OBJ_TREE, body, None)
+        return oid
+
     def add_tree(self, files: Mapping[str, TreeEntry]) -> str:
         """Store the tree holding exactly ``files`` (path -> entry) and its subtrees, as
         `git fast-import` would write them; return the root tree's id."""
@@ -444,16 +544,13 @@ class PackWriter:
             d[name] = entry
 
         def tree(d: dict[bytes, Any]) -> bytes:
-            items = []
-            for name, value in d.items():
-                if isinstance(value, dict):
-                    items.append((name + b"/", b"40000 %s\0%s" % (name, tree(value))))
-                else:
-                    items.append(
-                        (name, b"%o %s\0%s" % (value.mode, name, bytes.fromhex(value.blob)))
-                    )
-            return bytes.fromhex(
-                self.add_object(_OBJ_TREE, b"".join(raw for _, raw in sorted(items)))
+            return self.add_tree_object(
+                tree_body(
+                    (MODE_TREE, name, tree(value))
+                    if isinstance(value, dict)
+                    else (value.mode, name, bytes.fromhex(value.blob))
+                    for name, value in d.items()
+                )
             )
 
         return tree(root).hex()
@@ -637,7 +734,7 @@ class PackWriter:
                         ids.add(oid)
                         head = _pack_header(type_, len(data))
                         body = deflate(data, _DEFLATE_LEVEL)
-                        entries.append((oid, self._offset, crc32(body, crc32(head))))
+                        entries.append(self._offset, crc32(body, crc32(head)))
                         write(head)
                         write(body)
                         self._offset += len(head) + len(body)
@@ -671,7 +768,7 @@ class PackWriter:
                         ids.add(oid)
                         write(out)
                         end = self._file.tell()
-                        entries.append((oid, start, crc32(out, crc)))
+                        entries.append(start, crc32(out, crc))
                         self._offset = end
             except BaseException as e:  # reported to the calling thread
                 self._error = e
@@ -688,7 +785,7 @@ def _size_error(size: int, seen: int) -> str:
 def _pack_index(entries: list[tuple[bytes, int, int]], checksum: bytes) -> bytes:
     """The .idx (version 2) of a pack holding ``entries`` (id, offset, crc32)."""
     return _index(
-        [oid for oid, _, _ in entries],
+        b"".join(oid for oid, _, _ in entries),
         array.array("Q", [offset for _, offset, _ in entries]),
         array.array("I", [crc for _, _, crc in entries]),
         checksum,
@@ -696,18 +793,54 @@ def _pack_index(entries: list[tuple[bytes, int, int]], checksum: bytes) -> bytes
 
 
 def _index(
-    ids: list[bytes], offsets: array.array[int], crcs: array.array[int], checksum: bytes
+    ids: bytes | bytearray | memoryview,
+    offsets: array.array[int],
+    crcs: array.array[int],
+    checksum: bytes,
 ) -> bytes:
-    order = sorted(range(len(ids)), key=ids.__getitem__)
-    fanout = [0] * 256
-    for oid in ids:
-        fanout[oid[0]] += 1
-    total = 0
-    for i in range(256):
-        total += fanout[i]
-        fanout[i] = total
-    crc_col = array.array("I", [crcs[i] for i in order])
-    small = array.array("I", [0]) * len(order)
+    """The .idx (version 2) of objects given as their ids (20 bytes each, concatenated),
+    offsets and CRCs."""
+    out = io.BytesIO()
+    _write_index(out, ids, offsets, crcs, checksum)
+    return out.getvalue()
+
+
+def _write_index(
+    out: IO[bytes],
+    ids: bytes | bytearray | memoryview,
+    offsets: array.array[int],
+    crcs: array.array[int],
+    checksum: bytes,
+) -> None:
+    """Write that .idx to ``out`` column by column, hashing on the way: besides the
+    columns (4 bytes an object each), nothing the size of the whole index is held.
+    Sorted a first byte at a time: only one bucket's ids are ever Python objects."""
+    count = len(offsets)
+    buckets = [array.array("I") for _ in range(256)]
+    for n in range(count):
+        buckets[ids[20 * n]].append(n)
+    order = array.array("I")
+    fanout = []
+    for bucket in buckets:
+        order.extend(sorted(bucket, key=lambda n: bytes(ids[20 * n : 20 * n + 20])))
+        fanout.append(len(order))
+    del buckets
+    h = hashlib.sha1()
+
+    def emit(data: bytes | bytearray | array.array[int]) -> None:
+        h.update(data)
+        out.write(data)
+
+    emit(b"\377tOc\0\0\0\2" + struct.pack(">256I", *fanout))
+    block = bytearray()
+    for i in order:
+        block += ids[20 * i : 20 * i + 20]
+        if len(block) >= 1 << 16:
+            emit(block)
+            block.clear()
+    emit(block)
+    crc_col = array.array("I", (crcs[i] for i in order))
+    small = array.array("I", [0]) * count
     large = array.array("Q")
     for n, i in enumerate(order):
         offset = offsets[i]
@@ -719,15 +852,7 @@ def _index(
     if sys.byteorder == "little":  # the index is big-endian
         for column in (crc_col, small, large):
             column.byteswap()
-    body = b"".join(
-        [
-            b"\377tOc\0\0\0\2",
-            struct.pack(">256I", *fanout),
-            b"".join([ids[i] for i in order]),
-            crc_col.tobytes(),
-            small.tobytes(),
-            large.tobytes(),
-            checksum,
-        ]
-    )
-    return body + hashlib.sha1(body).digest()
+    for column in (crc_col, small, large):
+        emit(column)
+    emit(checksum)
+    out.write(h.digest())

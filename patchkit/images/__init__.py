@@ -15,11 +15,10 @@ from patchkit.errors import SourceError
 from patchkit.images.base import ImagePlan, LayerBlob
 from patchkit.images.layers import DEFAULT_LIMITS, Limits, ProgressEvent, TarballLayer, flatten
 from patchkit.images.source import Source, SourceKind, parse_source
-from patchkit.images.tree import FlatTree, Manifest, ManifestEntry, load_manifest
+from patchkit.images.tree import Manifest, ManifestEntry, WrittenTree, load_manifest
 
 __all__ = [
     "DEFAULT_LIMITS",
-    "FlatTree",
     "ImagePlan",
     "LayerBlob",
     "Limits",
@@ -30,6 +29,7 @@ __all__ = [
     "Source",
     "SourceKind",
     "TarballLayer",
+    "WrittenTree",
     "flatten",
     "load_manifest",
     "open_image",

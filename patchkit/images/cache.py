@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
-from patchkit.core.objects import MODE_FILE, TreeEntry
+from patchkit.core.objects import MODE_FILE, MODE_TREE, tree_body
 from patchkit.images.digests import short
-from patchkit.images.sink import CacheStore, ObjectSink
+from patchkit.images.sink import CacheStore, ObjectSink, TreeSink
 
 __all__ = [
     "CACHE_SCHEMA",
@@ -268,10 +268,27 @@ class LayerRecord:
             self._spilled += len(data)
             data.clear()
 
-    def blob_ids(self) -> list[str]:
-        """The content blob ids of the entries written out (hex, sorted, unique)."""
-        blobs = self._blobs
-        return sorted({blobs[i : i + 20].hex() for i in range(0, len(blobs), 20)})
+    def blobs_tree(self, sink: TreeSink) -> bytes | None:
+        """Write the tree `blobs/<2 hex>/<38 hex>` of every content blob of the entries
+        written out (call after `store`); its id, or None if there are none.
+
+        Built a directory of 256 at a time from the 20-byte ids, not as a map of every
+        path (a 50,000-blob layer would hold ~8 MB of strings and entries at once)."""
+        ids, self._blobs = self._blobs, bytearray()
+        if not ids:
+            return None
+        buckets = [bytearray() for _ in range(256)]
+        for at in range(0, len(ids), 20):
+            buckets[ids[at]] += ids[at : at + 20]
+        del ids
+        subtrees = []
+        for first, bucket in enumerate(buckets):
+            if bucket:
+                oids = sorted({bytes(bucket[at : at + 20]) for at in range(0, len(bucket), 20)})
+                body = tree_body((MODE_FILE, oid[1:].hex().encode("ascii"), oid) for oid in oids)
+                subtrees.append((MODE_TREE, b"%02x" % first, sink.tree(body)))
+                buckets[first] = bytearray()
+        return sink.tree(tree_body(subtrees))
 
     def store(self, fi: ObjectSink) -> str:
         """Write layer.json (every entry, then the end of the document) as a blob of
@@ -356,9 +373,9 @@ class LayerCache:
 
     def save(self, fi: ObjectSink, record: LayerRecord) -> None:
         """Write ``record`` (every entry of its layer, with blob ids) as its cache entry."""
-        files = {"layer.json": TreeEntry(mode=MODE_FILE, blob=record.store(fi))}
-        blobs = record.blob_ids()
-        for oid in blobs:
-            files[f"blobs/{oid[:2]}/{oid[2:]}"] = TreeEntry(mode=MODE_FILE, blob=oid)
-        del blobs
-        fi.commit(layer_ref(record.diff_id), files, f"patchkit: layer cache {record.diff_id}\n")
+        rows = [(MODE_FILE, b"layer.json", bytes.fromhex(record.store(fi)))]
+        blobs = record.blobs_tree(fi)
+        if blobs is not None:  # keeps every content blob reachable (and `git gc` off them)
+            rows.append((MODE_TREE, b"blobs", blobs))
+        tree = fi.tree(tree_body(rows)).hex()
+        fi.commit_tree(layer_ref(record.diff_id), tree, f"patchkit: layer cache {record.diff_id}\n")

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from patchkit.core.globs import Selector
-from patchkit.core.objects import git_blob_id
 from patchkit.errors import SourceError
 from patchkit.images.sink import ObjectSink
-from patchkit.images.tree import FlatTree, Kind, Meta, Node, RootFS, git_tree_id
+from patchkit.images.tree import Kind, Meta, Node, RootFS, TreeHasher, WrittenTree
 
 __all__ = ["DirectoryScan", "scan_directory"]
 
@@ -44,29 +43,29 @@ class DirectoryScan:
     root: Path
     label: str
     fs: RootFS
-    files: dict[str, str]  # relative path -> absolute path on disk, regular files only
+    files: dict[str, tuple[str, int]]  # relative path -> (path on disk, size); regular files
 
     @property
     def digest(self) -> str:
-        return "git-tree:" + git_tree_id(self.fs.flatten(git_blob_id).files)
+        return "git-tree:" + self.fs.write_tree(TreeHasher()).tree
 
-    def store(self, fi: ObjectSink, select: Selector | None = None) -> FlatTree:
+    def store(self, fi: ObjectSink, select: Selector | None = None) -> WrittenTree:
         """Stream the selected files into ``fi``; the tree they form."""
         select = select or Selector()
         stored: set[str] = set()
-        for rel, path in self.files.items():
+        for rel, (path, size) in self.files.items():
             if not select(rel):
                 continue
             found = self.fs.lookup(rel.split("/"), rel)
             assert found is not None
-            meta = found[0].meta
-            if meta.blob in stored:
+            blob = found[0].blob
+            if blob in stored:
                 continue
-            oid = fi.blob_stream(meta.size, _read(path))
-            if oid != meta.blob:
+            oid = fi.blob_stream(size, _read(path))
+            if oid != blob:
                 raise SourceError(f"{self.label}: {rel} changed during the import")
             stored.add(oid)
-        return self.fs.flatten(fi.blob, select)
+        return self.fs.write_tree(fi, select)
 
 
 def _read(path: str) -> Iterator[bytes]:
@@ -81,7 +80,7 @@ def scan_directory(path: Path, label: str) -> DirectoryScan:
         raise SourceError(f"{label}: no such directory")
     fs = RootFS()
     fs.start_layer(1, label)
-    files: dict[str, str] = {}
+    files: dict[str, tuple[str, int]] = {}
     stack: list[tuple[str, Node]] = [(str(path), fs.root)]
     rel_of: dict[int, str] = {id(fs.root): ""}
     while stack:
@@ -103,8 +102,8 @@ def scan_directory(path: Path, label: str) -> DirectoryScan:
                     stack.append((entry.path, child))
                 elif stat.S_ISREG(st.st_mode):
                     oid, size = _hash_file(entry.path)
-                    child = Node(kind=Kind.FILE, layer=1, meta=Meta(mode=perm, blob=oid, size=size))
-                    files[rel] = entry.path
+                    child = Node(kind=Kind.FILE, layer=1, meta=Meta(mode=perm), blob=oid)
+                    files[rel] = (entry.path, size)
                 elif stat.S_ISLNK(st.st_mode):
                     target = os.readlink(entry.path)
                     child = Node(kind=Kind.SYMLINK, layer=1, meta=Meta(mode=0o777), target=target)

@@ -48,7 +48,7 @@ from patchkit.images.cache import (
 )
 from patchkit.images.digests import hasher, short
 from patchkit.images.sink import ObjectSink
-from patchkit.images.tree import FlatTree, Kind, Meta, Node, RootFS, entry_error, show_name
+from patchkit.images.tree import Kind, Meta, Node, RootFS, WrittenTree, entry_error, show_name
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -65,10 +65,12 @@ _AUFS_META = ".wh..wh."  # aufs bookkeeping (.wh..wh.plnk, .wh..wh.aufs): ignore
 
 _CHUNK = 1 << 18  # bytes of the stored blob read at a time
 _AHEAD = 3  # inflated pieces queued ahead of the parser (at most _MAX_OUT bytes each)
-_FILE_CHUNK = 1 << 20  # file contents are read in pieces this big (whole, up to this size)
-# Most uncompressed bytes per step: big enough that the helper thread does milliseconds of
-# GIL-free work per hand-over, small enough that the queue stays a few MB.
-_MAX_OUT = 1 << 20
+_FILE_CHUNK = 1 << 18  # file contents are read in pieces this big
+# Most uncompressed bytes per step: big enough that the helper thread does a fraction of a
+# millisecond of GIL-free work per hand-over, small enough that the bytes in flight stay
+# about 1 MB whatever the image (1 MB pieces measured as fast, with a 5-7 MB bigger and
+# less steady peak RSS).
+_MAX_OUT = 1 << 18
 _PENDING = 4096  # stored contents whose ids are filled in together (`_Applier.resolve`)
 _ZSTD_FEED = 2048  # zstd's ratio is bounded per input byte; small feeds bound memory
 
@@ -562,7 +564,7 @@ class _Applier:
         self.where = where
         self.strip = strip
         # contents stored whose ids are still being computed (`resolve` fills them in)
-        self.pending: list[tuple[Entry, Meta, Callable[[], bytes]]] = []
+        self.pending: list[tuple[Entry, Node, Callable[[], bytes]]] = []
         self.modes: dict[int, int] = {}
 
     def resolve(self, keep: int = 0) -> None:
@@ -570,8 +572,8 @@ class _Applier:
         ``keep`` (the writer thread hashes in order: the older ones are long done)."""
         pending = self.pending
         done = len(pending) - keep
-        for e, meta, blob_id in pending[:done]:
-            oid = meta.blob = blob_id()
+        for e, node, blob_id in pending[:done]:
+            oid = node.blob = blob_id()
             e.blob = oid.hex()  # the layer cache's row (written soon, then dropped)
         del pending[:done]
 
@@ -632,22 +634,22 @@ class _Applier:
         path = f"{ppath}/{base}" if ppath else base
         layer = fs.layer
         type_ = e.type
-        if type_ in (DIR, SYMLINK) and not e.xattrs:
+        if type_ in (FILE, DIR, SYMLINK) and not e.xattrs:
             meta = fs.shared_meta(e.mode, e.uid, e.gid)
         else:
             # the same int object for the same mode: one per path otherwise (28 bytes each)
             mode = self.modes.setdefault(e.mode, e.mode)
             meta = Meta(mode=mode, uid=e.uid, gid=e.gid, xattrs=e.xattrs or _NO_XATTRS)
         if type_ == FILE:
+            node = Node(kind=Kind.FILE, layer=layer, meta=meta)
             if self.select(path):
                 if content is not None:
-                    self.pending.append((e, meta, content()))
+                    self.pending.append((e, node, content()))
                     if len(self.pending) >= _PENDING:  # memory stays flat in long layers
                         self.resolve(keep=_PENDING // 2)
                 elif e.blob is not None:
-                    meta.blob = bytes.fromhex(e.blob)  # 53 bytes a file instead of 89
-            # meta.size stays 0: nothing reads it from a tree built from layers
-            fs.put(parent, base, Node(kind=Kind.FILE, layer=layer, meta=meta))
+                    node.blob = bytes.fromhex(e.blob)  # 53 bytes a file instead of 89
+            fs.put(parent, base, node)
         elif type_ == DIR:
             fs.put(parent, base, Node(kind=Kind.DIR, layer=layer, meta=meta, children={}))
         elif type_ == SYMLINK:
@@ -682,8 +684,17 @@ class _Applier:
             )
         if tpath == path:
             return
+        if target.blob is None and any(node is target for _, node, _ in self.pending):
+            self.resolve()  # the link needs its target's id (rare: waits for the writer)
         # The link shares its target's inode: its own mode/owner in the tar are ignored.
-        self.fs.put(parent, base, Node(kind=Kind.FILE, layer=self.fs.layer, meta=target.meta))
+        meta = target.meta
+        if not meta.linked:  # the target's own Meta from now on, not a shared one
+            m = meta
+            meta = target.meta = Meta(
+                mode=m.mode, uid=m.uid, gid=m.gid, xattrs=m.xattrs, linked=True
+            )
+        link = Node(kind=Kind.FILE, layer=self.fs.layer, meta=meta, blob=target.blob)
+        self.fs.put(parent, base, link)
 
 
 def _where(layer: LayerBlob, index: int) -> str:
@@ -884,8 +895,8 @@ def flatten(
     limits: Limits = DEFAULT_LIMITS,
     progress: Callable[[ProgressEvent], None] | None = None,
     cache: LayerCache | None = None,
-) -> FlatTree:
-    """Stream every layer of ``plan`` into ``fi`` and return the flattened tree.
+) -> WrittenTree:
+    """Stream every layer of ``plan`` into ``fi`` and write the flattened tree's git trees.
 
     With ``include``/``exclude`` globs only the selected regular files are read
     into the store (the others are skipped in the stream); whiteouts, links and
@@ -904,4 +915,4 @@ def flatten(
         selection=selection,
     )
     fi.checkpoint()  # the blob pack is completed on the writer thread meanwhile
-    return fs.flatten(fi.blob, select, consume=True)
+    return fs.write_tree(fi, select)

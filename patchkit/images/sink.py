@@ -1,7 +1,7 @@
 """What the image code writes to and reads from: the seam between `images/` and `git/`.
 
 The flattener, the layer cache and the directory source write git objects through an
-`ObjectSink` (blobs, streamed blobs, commits of whole trees) and the layer cache reads
+`ObjectSink` (blobs, streamed blobs, tree objects, commits) and the layer cache reads
 its entries back through a `CacheStore`. `patchkit.git.pack.FastImport` implements the
 sink (writing a pack with `PackWriter`, or feeding `git fast-import`); `ops/importing.py`
 wires the two, so `patchkit.images` never imports `patchkit.git`.
@@ -14,15 +14,24 @@ from typing import Protocol
 
 from patchkit.core.objects import TreeEntry
 
-__all__ = ["CacheStore", "ObjectSink"]
+__all__ = ["CacheStore", "ObjectSink", "TreeSink"]
 
 
-class ObjectSink(Protocol):
-    """Where git objects go; every method returns or uses git's own ids."""
+class TreeSink(Protocol):
+    """What `RootFS.write_tree` writes a tree through: small blobs and tree objects."""
 
     def blob(self, data: bytes | bytearray) -> str:
         """Store a blob given whole; return its id."""
         ...
+
+    def tree(self, body: bytes) -> bytes:
+        """Store a tree object whose body is ``body`` (`core.objects.tree_body`); return
+        its id as 20 bytes."""
+        ...
+
+
+class ObjectSink(TreeSink, Protocol):
+    """Where git objects go; every method returns or uses git's own ids."""
 
     def blob_stream(self, size: int, chunks: Iterable[bytes]) -> str:
         """Store a blob of ``size`` bytes arriving as ``chunks``; return its id.
@@ -51,6 +60,10 @@ class ObjectSink(Protocol):
         parent: str | None = None,
     ) -> None:
         """A commit at ``ref`` whose tree is exactly ``files`` (path -> entry)."""
+        ...
+
+    def commit_tree(self, ref: str, tree: str, message: str, *, parent: str | None = None) -> None:
+        """A commit at ``ref`` of the tree ``tree`` (an id `tree` returned, as hex)."""
         ...
 
 

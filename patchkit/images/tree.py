@@ -2,8 +2,8 @@
 
 `RootFS` is an in-memory tree of nodes (no file content: regular files hold only
 the git blob id of content already streamed into the store). It applies the OCI
-layer rules; `RootFS.flatten` turns it into a `FlatTree`: the git entries plus a
-`Manifest` of everything git cannot hold (owners, exact modes, devices, FIFOs,
+layer rules; `RootFS.write_tree` writes its git trees and gives a `WrittenTree`: the
+root tree plus a `Manifest` of everything git cannot hold (owners, exact modes, devices, FIFOs,
 empty directories, xattrs, hard-link groups).
 """
 
@@ -11,28 +11,36 @@ from __future__ import annotations
 
 import base64
 import enum
-import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from patchkit.core.globs import Selector
-from patchkit.core.objects import MODE_EXEC, MODE_FILE, MODE_LINK, TreeEntry
+from patchkit.core.objects import (
+    MODE_EXEC,
+    MODE_FILE,
+    MODE_LINK,
+    MODE_TREE,
+    git_blob_id,
+    git_object_id,
+    tree_body,
+)
 from patchkit.errors import StoreError, UnsafeLayerError
+from patchkit.images.sink import TreeSink
 
 __all__ = [
     "MANIFEST_SCHEMA",
     "MAX_SYMLINKS",
-    "FlatTree",
     "Kind",
     "Manifest",
     "ManifestEntry",
     "Meta",
     "Node",
     "RootFS",
+    "TreeHasher",
+    "WrittenTree",
     "entry_error",
-    "git_tree_id",
     "load_manifest",
     "show_name",
 ]
@@ -63,18 +71,16 @@ def entry_error(cls: type[Exception], where: str, entry: str, why: str) -> Excep
 
 @dataclass(slots=True, kw_only=True)
 class Meta:
-    """What an inode carries; hard links share one Meta."""
+    """An inode's mode, owner and the like. Hard links share one Meta (``linked``); every
+    other path with the same plain values shares one too (`RootFS.shared_meta`)."""
 
     mode: int  # permission bits including setuid/setgid/sticky (0o7777)
     uid: int = 0
     gid: int = 0
-    # regular files: the id of the content already in the store (None: not selected), as
-    # 20 bytes (layers: the pack writer's own object, shared) or 40 hex digits
-    blob: bytes | str | None = None
-    size: int = 0
     major: int = 0
     minor: int = 0
     xattrs: dict[str, bytes] = field(default_factory=dict)
+    linked: bool = False  # the inode of a hard-link group (`write_tree` groups by it)
 
 
 @dataclass(slots=True, kw_only=True, eq=False)
@@ -84,6 +90,9 @@ class Node:
     meta: Meta
     target: str = ""  # symlinks
     children: dict[str, Node] | None = None  # directories
+    # regular files: the id of the content already in the store (None: not selected), as
+    # 20 bytes (layers) or 40 hex digits (directory sources)
+    blob: bytes | str | None = None
 
 
 class RootFS:
@@ -96,11 +105,11 @@ class RootFS:
         self._shared: dict[tuple[int, int, int], Meta] = {}
 
     def shared_meta(self, mode: int, uid: int, gid: int) -> Meta:
-        """One `Meta` for every directory and symlink with these values and no xattrs.
+        """One `Meta` for every path with these values, no xattrs and no hard link.
 
-        Nothing changes the Meta of a node that is not a regular file once it is made
-        (`put` replaces a directory's, it never edits it), so they can be shared: one
-        object for thousands of paths instead of ~130 bytes each.
+        Nothing edits a Meta once it is made (`put` replaces a directory's; a hard link
+        gives its target a Meta of its own, `Meta.linked`), so they can be shared: one
+        object for thousands of paths instead of ~100 bytes each.
         """
         key = (mode, uid, gid)
         meta = self._shared.get(key)
@@ -236,91 +245,95 @@ class RootFS:
 
     # -- output ------------------------------------------------------------------
 
-    def walk(self) -> Iterator[tuple[str, Node]]:
-        """Every path below the root (not the root itself), parents before children."""
-        stack: list[tuple[str, Node]] = [("", self.root)]
-        while stack:
-            path, node = stack.pop()
-            assert node.children is not None
-            for name in sorted(node.children, reverse=True):
-                child = node.children[name]
-                p = f"{path}/{name}" if path else name
-                yield p, child
-                if child.kind is Kind.DIR:
-                    stack.append((p, child))
+    def write_tree(self, sink: TreeSink, select: Selector | None = None) -> WrittenTree:
+        """Write the git trees of the selected files and symlinks through ``sink``, deepest
+        first, straight from the nodes (no path -> entry map of the whole image is ever
+        built), and gather the manifest of every path. The RootFS is left as it is.
 
-    def flatten(
-        self,
-        store_blob: Callable[[bytes], str],
-        select: Selector | None = None,
-        *,
-        consume: bool = False,
-    ) -> FlatTree:
-        """The git entries (restricted to ``select``) and the manifest (every path).
-
-        With ``consume`` the tree is emptied as it is turned into entries, so the two are
-        never both whole in memory (the import's peak); the RootFS is empty afterwards.
+        The trees are the ones `git fast-import` makes of the same files: a directory
+        holding nothing selected has no tree (git has no empty directories; the manifest
+        records it), the root always has one.
         """
         select = select or Selector()
-        files: dict[str, TreeEntry] = {}
-        # Hard-link groups: files sharing one Meta. A list is made only for a Meta seen
-        # twice (a list for every file was ~100 bytes a file at the import's peak).
-        first: dict[int, str] = {}
-        groups: dict[int, list[str]] = {}
-        nodes: list[tuple[str, Node]] = []
-        for path, node in self.walk():
-            nodes.append((path, node))
-            if node.kind is Kind.FILE:
-                key = id(node.meta)
-                seen = first.setdefault(key, path)
-                if seen is not path:
-                    groups.setdefault(key, [seen]).append(path)
-        del first
-        leaders = {k: min(v) for k, v in groups.items()}
+        everything = select.keeps_everything
+        dirs: list[tuple[Node, str]] = []  # every directory, parents before children
+        stack: list[tuple[Node, str]] = [(self.root, "")]
+        linked: dict[int, list[str]] = {}  # hard-link groups: id(Meta) -> member paths
+        while stack:
+            node, path = stack.pop()
+            dirs.append((node, path))
+            assert node.children is not None
+            for name, child in node.children.items():
+                if child.kind is Kind.DIR:
+                    stack.append((child, f"{path}/{name}" if path else name))
+                elif child.kind is Kind.FILE and child.meta.linked:
+                    linked.setdefault(id(child.meta), []).append(f"{path}/{name}" if path else name)
+        leaders = {key: min(paths) for key, paths in linked.items() if len(paths) > 1}
+        del linked
+        trees: dict[int, bytes] = {}  # id(directory node) -> its tree, until its parent's
         entries: list[ManifestEntry] = []
-        if consume:
-            assert self.root.children is not None
-            self.root.children = {}  # from here on each node lives in `nodes` only
-        nodes.reverse()
-        while nodes:
-            path, node = nodes.pop()  # parents come first: a directory goes before its files
-            m = node.meta
-            kind = node.kind
-            if kind is Kind.FILE:
-                blob = m.blob
-                if blob is not None and select(path):
-                    mode = MODE_EXEC if m.mode & 0o111 else MODE_FILE
-                    hexid = blob if isinstance(blob, str) else blob.hex()
-                    files[path] = TreeEntry(mode=mode, blob=hexid)
-                link = leaders.get(id(m))
-                needed = m.mode not in (0o644, 0o755) or link is not None
-            elif kind is Kind.SYMLINK:
-                link = None
-                if select(path):
-                    blob = store_blob(node.target.encode("utf-8", "surrogateescape"))
-                    files[path] = TreeEntry(mode=MODE_LINK, blob=blob)
-                needed = False
-            elif kind is Kind.DIR:
-                link = None
-                needed = m.mode != 0o755 or not node.children
-            else:
-                link = None
-                needed = True
-            if needed or m.uid or m.gid or m.xattrs:
-                entries.append(
-                    ManifestEntry(
-                        path=path,
-                        type=kind,
-                        mode=m.mode & 0o7777 if kind is not Kind.SYMLINK else 0o777,
-                        uid=m.uid,
-                        gid=m.gid,
-                        major=m.major if kind in (Kind.CHAR, Kind.BLOCK) else None,
-                        minor=m.minor if kind in (Kind.CHAR, Kind.BLOCK) else None,
-                        xattrs=tuple(sorted(m.xattrs.items())),
-                        hardlink=link,
+        files = 0
+        for node, dpath in reversed(dirs):
+            rows: list[tuple[int, bytes, bytes]] = []
+            assert node.children is not None
+            for name, child in node.children.items():
+                kind = child.kind
+                m = child.meta
+                raw = name.encode("utf-8", "surrogateescape")
+                path = ""
+                if kind is Kind.FILE:
+                    blob = child.blob
+                    if blob is not None:
+                        path = f"{dpath}/{name}" if dpath else name
+                        if everything or select(path):
+                            mode = MODE_EXEC if m.mode & 0o111 else MODE_FILE
+                            rows.append(
+                                (
+                                    mode,
+                                    raw,
+                                    blob if isinstance(blob, bytes) else bytes.fromhex(blob),
+                                )
+                            )
+                            files += 1
+                    link = leaders.get(id(m)) if leaders else None
+                    needed = m.mode not in (0o644, 0o755) or link is not None
+                elif kind is Kind.SYMLINK:
+                    link = None
+                    path = f"{dpath}/{name}" if dpath else name
+                    if everything or select(path):
+                        target = child.target.encode("utf-8", "surrogateescape")
+                        rows.append((MODE_LINK, raw, bytes.fromhex(sink.blob(target))))
+                        files += 1
+                    needed = False
+                elif kind is Kind.DIR:
+                    link = None
+                    sub = trees.pop(id(child), None)
+                    if sub is not None:
+                        rows.append((MODE_TREE, raw, sub))
+                    needed = m.mode != 0o755 or not child.children
+                else:
+                    link = None
+                    needed = True
+                if needed or m.uid or m.gid or m.xattrs:
+                    entries.append(
+                        ManifestEntry(
+                            path=path or (f"{dpath}/{name}" if dpath else name),
+                            type=kind,
+                            mode=m.mode & 0o7777 if kind is not Kind.SYMLINK else 0o777,
+                            uid=m.uid,
+                            gid=m.gid,
+                            major=m.major if kind in (Kind.CHAR, Kind.BLOCK) else None,
+                            minor=m.minor if kind in (Kind.CHAR, Kind.BLOCK) else None,
+                            xattrs=tuple(sorted(m.xattrs.items())),
+                            hardlink=link,
+                        )
                     )
-                )
-        return FlatTree(files=files, manifest=Manifest(entries=tuple(entries)))
+            if rows or node is self.root:
+                trees[id(node)] = sink.tree(tree_body(rows))
+        entries.sort(key=lambda e: e.path)
+        return WrittenTree(
+            tree=trees[id(self.root)].hex(), files=files, manifest=Manifest(entries=tuple(entries))
+        )
 
 
 # -- manifest -----------------------------------------------------------------------
@@ -421,10 +434,12 @@ def load_manifest(data: bytes) -> Manifest:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
-class FlatTree:
-    """A flattened image: git entries (path -> entry) and the manifest of extras."""
+class WrittenTree:
+    """A root filesystem written to git: its root tree, how many files and symlinks that
+    tree holds, and the manifest of what git cannot hold."""
 
-    files: Mapping[str, TreeEntry]
+    tree: str  # the root tree's id (hex)
+    files: int
     manifest: Manifest
 
     @property
@@ -432,30 +447,12 @@ class FlatTree:
         return self.manifest.entries
 
 
-def git_tree_id(files: Mapping[str, TreeEntry]) -> str:
-    """The id git gives the tree holding exactly ``files`` (as `FastImport.commit` writes it)."""
-    root: dict[str, Any] = {}
-    for path, entry in files.items():
-        *dirs, name = path.split("/")
-        d = root
-        for part in dirs:
-            d = d.setdefault(part, {})
-        d[name] = entry
+class TreeHasher:
+    """A `TreeSink` that stores nothing: `RootFS.write_tree` through it gives the ids
+    git would give (a directory source's digest)."""
 
-    def tree(d: dict[str, Any]) -> bytes:
-        items = []
-        for name, value in d.items():
-            if isinstance(value, dict):
-                raw = b"40000 %s\0" % name.encode("utf-8", "surrogateescape")
-                items.append((name.encode("utf-8", "surrogateescape") + b"/", raw + tree(value)))
-            else:
-                raw = b"%o %s\0" % (value.mode, name.encode("utf-8", "surrogateescape"))
-                items.append(
-                    (name.encode("utf-8", "surrogateescape"), raw + bytes.fromhex(value.blob))
-                )
-        body = b"".join(raw for _, raw in sorted(items))
-        h = hashlib.sha1(b"tree %d\0" % len(body))
-        h.update(body)
-        return h.digest()
+    def blob(self, data: bytes | bytearray) -> str:
+        return git_blob_id(data)
 
-    return tree(root).hex()
+    def tree(self, body: bytes) -> bytes:
+        return git_object_id(b"tree", body)

@@ -28,7 +28,7 @@ from patchkit.images.cache import LayerCache
 from patchkit.images.directory import scan_directory
 from patchkit.images.layers import DEFAULT_LIMITS, Limits, ProgressEvent, flatten
 from patchkit.images.source import Source, SourceKind
-from patchkit.images.tree import FlatTree
+from patchkit.images.tree import WrittenTree
 
 __all__ = ["ZLIB_NAME", "ProgressEvent", "import_release", "manifest_ref"]
 
@@ -84,7 +84,7 @@ def _check_digest(
 def _commit(
     fi: FastImport,
     version: str,
-    flat: FlatTree,
+    flat: WrittenTree,
     *,
     source: str,
     digest: str,
@@ -101,10 +101,10 @@ def _commit(
     message = Store.release_message(
         version, source=source, digest=digest, layers=layers, manifest_blob=manifest_blob
     )
-    fi.commit(Store.release_ref(version), flat.files, message)
+    fi.commit_tree(Store.release_ref(version), flat.tree, message)
 
 
-def _result(store: Store, version: str, *, flat: FlatTree | None, reused: bool) -> ImportResult:
+def _result(store: Store, version: str, *, flat: WrittenTree | None, reused: bool) -> ImportResult:
     info = store.release(version)
     if info is None:
         raise StoreError(f"import of {version} finished but its ref is missing")
@@ -115,7 +115,7 @@ def _result(store: Store, version: str, *, flat: FlatTree | None, reused: bool) 
         commit=info.commit,
         tree=info.tree,
         layers=info.layers,
-        files=len(flat.files) if flat is not None else 0,
+        files=flat.files if flat is not None else 0,
         reused=reused,
         extras=len(flat.extras) if flat is not None else 0,
         zlib=ZLIB_NAME,
