@@ -72,6 +72,7 @@ _FILE_CHUNK = 1 << 18  # file contents are read in pieces this big
 # less steady peak RSS).
 _MAX_OUT = 1 << 18
 _PENDING = 4096  # stored contents whose ids are filled in together (`_Applier.resolve`)
+_PACK_EVERY = 4096  # regular files put between two `RootFS.pack` calls (the tree stays small)
 _ZSTD_FEED = 2048  # zstd's ratio is bounded per input byte; small feeds bound memory
 
 GZIP_MAGIC = b"\x1f\x8b"
@@ -650,6 +651,8 @@ class _Applier:
                 elif e.blob is not None:
                     node.blob = bytes.fromhex(e.blob)  # 53 bytes a file instead of 89
             fs.put(parent, base, node)
+            if fs.unpacked >= _PACK_EVERY:
+                fs.pack(busy={id(node) for _, node, _ in self.pending})
         elif type_ == DIR:
             fs.put(parent, base, Node(kind=Kind.DIR, layer=layer, meta=meta, children={}))
         elif type_ == SYMLINK:
