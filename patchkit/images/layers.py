@@ -27,6 +27,7 @@ from typing import Any, BinaryIO, Protocol
 
 import zstandard
 
+from patchkit import heap
 from patchkit.compress import ZLIB
 from patchkit.core.globs import Selector
 from patchkit.errors import CorruptLayerError, DigestMismatchError, UnsafeLayerError
@@ -653,6 +654,7 @@ class _Applier:
             fs.put(parent, base, node)
             if fs.unpacked >= _PACK_EVERY:
                 fs.pack(busy={id(node) for _, node, _ in self.pending})
+                heap.trim()  # what the packing freed, back to the system (patchkit/heap.py)
         elif type_ == DIR:
             fs.put(parent, base, Node(kind=Kind.DIR, layer=layer, meta=meta, children={}))
         elif type_ == SYMLINK:

@@ -20,6 +20,7 @@ from patchkit.images import parse_source
 from patchkit.images.layers import Limits
 from patchkit.ops.importing import import_release
 from tests.helpers.imagebuilder import Built, Layer, build_oci_layout, sha256
+from tests.helpers.packing import tree_packing  # noqa: F401 - an autouse fixture
 
 
 def snapshot(root: Path, skip: Path) -> dict[str, tuple[int, int]]:

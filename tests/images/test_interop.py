@@ -23,6 +23,7 @@ from patchkit.images.tree import load_manifest
 from patchkit.ops.importing import import_release
 from tests.conftest import require_tool
 from tests.helpers.imagebuilder import Layer, build_oci_layout
+from tests.helpers.packing import tree_packing  # noqa: F401 - an autouse fixture
 
 Shape = dict[str, tuple[str, int, bytes]]  # path -> (type, permission bits, content or target)
 
