@@ -18,7 +18,7 @@ from patchkit.core.objects import (
 )
 
 NAME = st.text(
-    st.characters(blacklist_characters="/\0", blacklist_categories=("Cs",)),
+    st.characters(blacklist_characters="/\0", blacklist_categories=["Cs"]),
     min_size=1,
     max_size=6,
 ).filter(lambda n: n not in (".", ".."))
