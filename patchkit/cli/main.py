@@ -140,6 +140,7 @@ def dispatch(
     project_dir: str = ".",
     store: str | None = None,
     parser: argparse.ArgumentParser | None = None,
+    verbose: bool = False,
 ) -> int:
     """Call ``command.run`` with its options and the CONTEXT names its signature asks for."""
     context: dict[str, Callable[[], Any]] = {
@@ -148,6 +149,7 @@ def dispatch(
         "project_dir": lambda: project_dir,
         "store": lambda: store,
         "parser": lambda: parser if parser is not None else build_parser(),
+        "verbose": lambda: verbose,  # -v, before or after the command's name
     }
     kwargs = dict(options)
     for name in inspect.signature(command.run).parameters:
@@ -187,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     project_dir=project_dir,
                     store=store,
                     parser=parser,
+                    verbose=verbose,
                 )
         return outcome.code
     except KeyboardInterrupt:  # Ctrl-C while parsing, before the handler is in place

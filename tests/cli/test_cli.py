@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from patchkit.cli import main
+from patchkit.compress import ZLIB_NAME
 from tests.helpers.imagebuilder import Layer, build_docker_archive, build_oci_layout
 from tests.helpers.projectbuilder import make_project, numbered, snapshot
 
@@ -154,6 +155,19 @@ def test_import_from_oci_and_docker_archive(
     assert code == 0
     code, out, _ = run(capsys, "--project", str(root), "check", "2.0", "--json")
     assert json.loads(out)["patches"][0]["status"] == "applied"
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_import_verbose_names_the_zlib_wherever_v_is(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    oci = build_oci_layout(tmp_path / "oci", [Layer().file("etc/a", b"a\n")], tag="1.0")
+    root = make_project(tmp_path, {"1.0": {}}, {"p.patch": PATCH}, base="1.0")
+    argv = ["--project", str(root), "import", "1.0", oci.source, "--json"]
+    argv.insert(0 if where == "before" else len(argv), "-v")
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert json.loads(out)["reused"] is False and f"zlib: {ZLIB_NAME}\n" in err
 
 
 BAD_TOML = [

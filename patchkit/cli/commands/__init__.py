@@ -49,7 +49,7 @@ from dataclasses import dataclass
 __all__ = ["CONTEXT", "Command"]
 
 # The names the dispatcher fills in when a command function asks for them (see above).
-CONTEXT = frozenset({"ui", "project", "project_dir", "store", "parser"})
+CONTEXT = frozenset({"ui", "project", "project_dir", "store", "parser", "verbose"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

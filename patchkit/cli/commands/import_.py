@@ -18,11 +18,8 @@ if TYPE_CHECKING:
 
 
 class _Verbose(argparse.Action):
-    """``import -v``: the global ``-v`` (tracebacks), and the zlib the import used named.
-
-    The dispatcher passes no ``verbose`` on, so after the command's name ``-v`` also sets
-    this command's own ``show_zlib``.
-    """
+    """``import -v``: the global ``-v`` (tracebacks), and the zlib the import used named
+    (``patchkit -v import`` too: the command asks the dispatcher for ``verbose``)."""
 
     def __call__(
         self,
@@ -72,6 +69,7 @@ def import_release(
     as_json: bool,
     ui: Ui,
     show_zlib: bool = False,
+    verbose: bool = False,
 ) -> int:
     if registry_mirror:
         # The registry client reads it (docs/registry.md); the option is its CLI spelling.
@@ -81,7 +79,7 @@ def import_release(
         result = project.import_release(
             version, source, platform=platform, progress=on_event, replace=replace
         )
-    if show_zlib and result.zlib and not ui.quiet:
+    if (show_zlib or verbose) and result.zlib and not ui.quiet:
         # stderr, so that `import -v --json` still gives JSON alone on stdout
         ui.err.print(f"zlib: {result.zlib}", markup=False, highlight=False)
     if as_json:
