@@ -345,6 +345,7 @@ class LayerCache:
             return None
         try:
             doc = json.loads(data)
+            del data
             if not isinstance(doc, dict) or doc.get("schema") != CACHE_SCHEMA:
                 raise ValueError("unknown schema")
             if doc.get("diff_id") != diff_id:
@@ -358,7 +359,12 @@ class LayerCache:
             ):
                 self.misses += 1
                 return None  # a sparse entry for other lower layers or globs: not an error
-            entries = [Entry.from_row(r) for r in rows]
+            del doc
+            # each row is dropped as its Entry is made: the two are never both whole
+            rows.reverse()
+            entries = []
+            while rows:
+                entries.append(Entry.from_row(rows.pop()))
         except (ValueError, KeyError, TypeError) as e:
             self._warn(where, diff_id, str(e) or type(e).__name__)
             self.misses += 1

@@ -857,6 +857,7 @@ def read_layers(
             cached = cache.load(layer.diff_id, chain=chain, selection=selection, where=where)
         if cached is not None:
             replay_layer(fs, cached, index=i, where=where, select=select)
+            cached = None  # not held while the next layer's entry is read
             if progress is not None:
                 size = layer.size or 0
                 progress(
