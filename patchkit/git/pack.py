@@ -302,7 +302,18 @@ class _IdSet:
 
     def add(self, oid: bytes) -> None:
         """Add ``oid`` (not in the set yet: the writer asks first)."""
-        i, _ = self._slot(oid)
+        self._insert(self._slot(oid)[0], oid)
+
+    def add_new(self, oid: bytes, unless: Callable[[bytes], bool]) -> bool:
+        """Add ``oid`` unless it is here already or ``unless(oid)``; whether it was added.
+        One probe of the table for both (the writer's per-object question)."""
+        i, found = self._slot(oid)
+        if found or unless(oid):
+            return False
+        self._insert(i, oid)
+        return True
+
+    def _insert(self, i: int, oid: bytes) -> None:
         self.ids += oid
         self._table[i] = len(self.ids) // 20
         if len(self.ids) // 20 * 2 > self._mask + 1:
@@ -704,7 +715,7 @@ class PackWriter:
         write = self._file.write
         entries = self._entries
         ids = self._ids
-        existing = self._existing
+        known = self._existing.__contains__  # in the store already
         deflate = _DEFLATE.compress
         crc32 = zlib.crc32
         sha1 = hashlib.sha1
@@ -729,9 +740,8 @@ class PackWriter:
                             oid = h.digest()
                         if slot is not None:
                             slot.oid = oid
-                        if oid in ids or oid in existing:
+                        if not ids.add_new(oid, known):
                             continue
-                        ids.add(oid)
                         head = _pack_header(type_, len(data))
                         body = deflate(data, _DEFLATE_LEVEL)
                         entries.append(self._offset, crc32(body, crc32(head)))
@@ -761,11 +771,10 @@ class PackWriter:
                     oid = streamed.digest() if item[1] else None
                     if oid is not None and later is not None:
                         later.oid = oid
-                    if oid is None or oid in ids or oid in existing:
+                    if oid is None or not ids.add_new(oid, known):
                         self._file.seek(start)
                         self._file.truncate()
                     else:
-                        ids.add(oid)
                         write(out)
                         end = self._file.tell()
                         entries.append(start, crc32(out, crc))
