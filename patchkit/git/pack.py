@@ -793,24 +793,14 @@ def _size_error(size: int, seen: int) -> str:
 
 def _pack_index(entries: list[tuple[bytes, int, int]], checksum: bytes) -> bytes:
     """The .idx (version 2) of a pack holding ``entries`` (id, offset, crc32)."""
-    return _index(
+    out = io.BytesIO()
+    _write_index(
+        out,
         b"".join(oid for oid, _, _ in entries),
         array.array("Q", [offset for _, offset, _ in entries]),
         array.array("I", [crc for _, _, crc in entries]),
         checksum,
     )
-
-
-def _index(
-    ids: bytes | bytearray | memoryview,
-    offsets: array.array[int],
-    crcs: array.array[int],
-    checksum: bytes,
-) -> bytes:
-    """The .idx (version 2) of objects given as their ids (20 bytes each, concatenated),
-    offsets and CRCs."""
-    out = io.BytesIO()
-    _write_index(out, ids, offsets, crcs, checksum)
     return out.getvalue()
 
 

@@ -140,6 +140,27 @@ def _encode(name: str) -> bytes:
     return name.encode("utf-8", "surrogateescape")
 
 
+def _file_needs_entry(m: Meta, link: str | None) -> bool:
+    """Whether a regular file's metadata is more than git holds (a mode git has no bit
+    for, an owner, xattrs, a hard link)."""
+    return m.mode not in (0o644, 0o755) or link is not None or bool(m.uid or m.gid or m.xattrs)
+
+
+def _manifest_entry(path: str, kind: Kind, m: Meta, link: str | None) -> ManifestEntry:
+    device = kind in (Kind.CHAR, Kind.BLOCK)
+    return ManifestEntry(
+        path=path,
+        type=kind,
+        mode=m.mode & 0o7777 if kind is not Kind.SYMLINK else 0o777,
+        uid=m.uid,
+        gid=m.gid,
+        major=m.major if device else None,
+        minor=m.minor if device else None,
+        xattrs=tuple(sorted(m.xattrs.items())),
+        hardlink=link,
+    )
+
+
 class RootFS:
     """A root filesystem built layer by layer; nothing ever resolves outside it."""
 
@@ -398,17 +419,10 @@ class RootFS:
                 if everything or select(path):
                     rows.append((MODE_EXEC if m.mode & 0o111 else MODE_FILE, raw, blob))
                     added += 1
-            if m.mode not in (0o644, 0o755) or m.uid or m.gid:
+            if _file_needs_entry(m, None):
                 name = raw.decode("utf-8", "surrogateescape")
-                entries.append(
-                    ManifestEntry(
-                        path=path or (f"{dpath}/{name}" if dpath else name),
-                        type=Kind.FILE,
-                        mode=m.mode & 0o7777,
-                        uid=m.uid,
-                        gid=m.gid,
-                    )
-                )
+                path = path or (f"{dpath}/{name}" if dpath else name)
+                entries.append(_manifest_entry(path, Kind.FILE, m, None))
         return added
 
     def write_tree(self, sink: TreeSink, select: Selector | None = None) -> WrittenTree:
@@ -462,7 +476,7 @@ class RootFS:
                             )
                             files += 1
                     link = leaders.get(id(m)) if leaders else None
-                    needed = m.mode not in (0o644, 0o755) or link is not None
+                    needed = _file_needs_entry(m, link)
                 elif kind is Kind.SYMLINK:
                     link = None
                     path = f"{dpath}/{name}" if dpath else name
@@ -481,19 +495,8 @@ class RootFS:
                     link = None
                     needed = True
                 if needed or m.uid or m.gid or m.xattrs:
-                    entries.append(
-                        ManifestEntry(
-                            path=path or (f"{dpath}/{name}" if dpath else name),
-                            type=kind,
-                            mode=m.mode & 0o7777 if kind is not Kind.SYMLINK else 0o777,
-                            uid=m.uid,
-                            gid=m.gid,
-                            major=m.major if kind in (Kind.CHAR, Kind.BLOCK) else None,
-                            minor=m.minor if kind in (Kind.CHAR, Kind.BLOCK) else None,
-                            xattrs=tuple(sorted(m.xattrs.items())),
-                            hardlink=link,
-                        )
-                    )
+                    path = path or (f"{dpath}/{name}" if dpath else name)
+                    entries.append(_manifest_entry(path, kind, m, link))
             if node.packed is not None:
                 files += self._packed_rows(node, dpath, rows, entries, select)
             if rows or node is self.root:
