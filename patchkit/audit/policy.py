@@ -70,8 +70,8 @@ def is_loopback(host: str) -> bool:
         return True
     try:
         addr = ipaddress.ip_address(h.split("%", 1)[0])
-    except ValueError:
-        return h.startswith(LOOPBACK)
+    except ValueError:  # not an address: only the address prefixes count
+        return h.startswith(tuple(x for x in LOOPBACK if x != "localhost"))
     mapped = getattr(addr, "ipv4_mapped", None)
     return bool(addr.is_loopback or (mapped is not None and mapped.is_loopback))
 

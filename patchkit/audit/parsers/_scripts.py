@@ -181,10 +181,11 @@ def shell_words(text: str) -> list[Arg]:
     return words
 
 
-def list_elements(text: str, start: int) -> tuple[list[Arg], int]:
+def list_elements(text: str, start: int, concat: str = ".") -> tuple[list[Arg], int]:
     """The elements of a list literal from ``start`` (just after an element or an opening
     bracket) to its closing ``]`` or ``)``: string literals as values, anything else as the
-    expression written. Returns the elements and the index after the list."""
+    expression written (``concat``: the string operator, PHP ``.``, JavaScript ``+``).
+    Returns the elements and the index after the list."""
     out: list[Arg] = []
     i, n = start, len(text)
     expr: list[str] = []
@@ -193,7 +194,7 @@ def list_elements(text: str, start: int) -> tuple[list[Arg], int]:
     def push() -> None:
         raw = "".join(expr).strip()
         if raw:
-            out.append(php_value(raw))
+            out.append(php_value(raw, concat))
         expr.clear()
 
     while i < n:
@@ -220,10 +221,10 @@ def list_elements(text: str, start: int) -> tuple[list[Arg], int]:
     return out, n
 
 
-def php_value(expr: str) -> Arg:
-    """A PHP (or JavaScript) expression's string value when it is string literals joined by
-    ``.`` (or ``+``); a part that is not a literal is kept as written (``gethostname()``),
-    and the value is then not a literal."""
+def php_value(expr: str, concat: str = ".") -> Arg:
+    """A PHP (or, with ``concat`` ``+``, JavaScript) expression's string value when it is
+    string literals joined by ``concat``; a part that is not a literal is kept as written
+    (``gethostname()``), and the value is then not a literal."""
     parts: list[str] = []
     literal = True
     i, n = 0, len(expr)
@@ -239,15 +240,19 @@ def php_value(expr: str) -> Arg:
 
     while i < n:
         ch = expr[i]
-        if ch in "'\"" and not "".join(piece).strip():
+        if ch in "'\"":
             end = string_end(expr, i)
+            if "".join(piece).strip():  # a string inside an expression: kept as written
+                piece.append(expr[i : end + 1])
+                i = end + 1
+                continue
             body = expr[i + 1 : end]
             if ch == '"' and "$" in body:
                 literal = False
             parts.append(_unescape(body, ch))
             i = end + 1
             continue
-        if ch in ".+" and not re.match(r"\d", expr[i + 1 : i + 2] or "x"):
+        if ch == concat and not re.match(r"\d", expr[i + 1 : i + 2] or "x"):
             push_piece()
             i += 1
             continue

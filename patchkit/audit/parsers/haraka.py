@@ -194,8 +194,9 @@ def parse_haraka_clients(
         if name not in enabled and ini_text is None:
             continue
         ini = _ini(ini_text or "", ini_path, fail)
-        note = f"plugin {name}" + ("" if name in enabled else " (not in config/plugins)")
+        unlisted = "" if name in enabled else " (not in config/plugins)"
         for section, inherits in client.sections.items():
+            note = f"plugin {name} [{section}]{unlisted}"
             emit(_client_connection(rule, ini_path, ini, section, inherits, client, note))
 
 

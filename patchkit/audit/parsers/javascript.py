@@ -56,7 +56,7 @@ def parse_js_connect(view: FileView, path: str, rule: AuditRule, emit: Emit, fai
         return
     clean = blank_comments(text, "c")
     for m in _CALL.finditer(clean):
-        args, stop = list_elements(clean, m.end())
+        args, stop = list_elements(clean, m.end(), concat="+")
         found = _target(args)
         if found is None:
             continue

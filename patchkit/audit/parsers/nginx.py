@@ -228,9 +228,10 @@ def parse_nginx(view: FileView, path: str, rule: AuditRule, emit: Emit, fail: Fa
             for arg in args:
                 if "=" in arg:
                     continue  # valid=30s, ipv6=off, status_zone=...
+                dns = host_and_port(arg, 53)
                 emit(
                     connection(
-                        host_and_port(arg, 53),
+                        replace(dns, kind="udp") if dns.kind == "tcp" else dns,
                         component=rule.component,
                         file=file,
                         line=no,
