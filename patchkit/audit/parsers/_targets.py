@@ -88,7 +88,9 @@ def url_target(
             path = path.split(":", 1)[0]
         return Target("unix", socket=path)
     authority = re.split(r"[/?#]", rest, maxsplit=1)[0]
-    authority = authority.rpartition("@")[2]
+    user, at, host = authority.rpartition("@")
+    if at and user and host:  # user[:password]@host (a placeholder like @HOST@ stays whole)
+        authority = host
     return host_and_port(authority, ports.get(scheme, default_port))
 
 
