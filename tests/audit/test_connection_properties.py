@@ -8,10 +8,11 @@ import shlex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patchkit.audit import MemoryView
+from patchkit.audit import MemoryView, audit_view
 from patchkit.audit.parsers._scripts import list_elements, php_value, shell_words
 from patchkit.audit.parsers._targets import host_and_port, server_list, url_target
 from patchkit.audit.parsers.ucl import UclObject, read_ucl
+from patchkit.profiles import POSTE
 
 KEYS = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
 SCALARS = st.text(
@@ -125,3 +126,33 @@ def test_targets_read_back(host: str, port: int, scheme: str) -> None:
         ("tcp", bare),
         ("unix", "/run/s.sock"),
     ]
+
+
+# Any text in any file a poste.io rule reads gives results or problems, never an exception.
+POSTE_FILES = (
+    "etc/nginx/nginx.conf",
+    "etc/rspamd/rspamd.conf",
+    "etc/dovecot/dovecot.conf",
+    "etc/redis/redis.conf",
+    "opt/haraka-smtp/config/plugins",
+    "opt/haraka-smtp/config/rspamd.ini",
+    "opt/haraka-smtp/config/redis.ini",
+    "opt/haraka-smtp/plugins/dovecot_quota.js",
+    "opt/www/webmail/config/config.inc.php",
+    "opt/admin/config/services_base.yaml",
+    "opt/admin/src/Base/Server/System.php",
+    "healthcheck/nginx.sh",
+    "etc/dovecot/sieve/report-spam.sieve",
+)
+PIECES = [*"abc:/$'\"{}[]();,=#.\\ \n\t-%@<>|&`*"]
+PIECES += ["redis-cli", "rspamc", "curl", "msmtp", "proxy_pass", "servers", ".include"]
+PIECES += ["connect(", "Predis\\Client:", "$config['imap_host']", "<<EOD\n", "rspamd\n"]
+NOISE = st.lists(st.sampled_from(PIECES), max_size=40).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.sampled_from(POSTE_FILES), NOISE)
+def test_any_text_gives_results_or_problems_never_an_exception(path: str, text: str) -> None:
+    result = audit_view(MemoryView({path: text}), profile=POSTE)
+    for p in result.problems:
+        assert p.line >= 0 and p.file

@@ -248,6 +248,7 @@ def test_rspamd_module_servers_without_a_known_port_are_judged_by_host() -> None
         ("redis {\n  servers = localhost 6379;\n}\n", 2, "unexpected '6379'"),
         ('.include "$CONFDIR/absent.conf"\n', 1, "not found"),
         ('.load "x"\n', 1, ".load is not read"),
+        ('.include(priority=high) "x.conf"\n', 1, "priority must be a number"),
         ('redis {\n  servers = "a\n}\n', 2, "unterminated"),
     ],
 )

@@ -18,6 +18,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from patchkit.audit.model import Connection
 from patchkit.audit.parsers._common import Emit, Fail, defaults
 from patchkit.audit.parsers._scripts import blank_comments, line_of, php_value, string_end
 from patchkit.audit.parsers._targets import Target, connection, host_and_port
@@ -119,7 +120,7 @@ def _service(
     spec: Mapping[str, Any],
     merged: Mapping[str, Setting],
     defaults_path: str,
-) -> Any:
+) -> Connection:
     key = spec["keys"][0]
     setting = merged.get(key)
     expr, file, line, written_key = setting if setting else ("", path, 0, key)

@@ -175,6 +175,11 @@ class _Reader:
                 continue
             self.pair(obj)
 
+    def number(self, tok: _Token, text: str) -> int:
+        if not text.isdigit():
+            raise self.stop(tok, f"priority must be a number, got {text!r}")
+        return int(text)
+
     def macro(self, obj: UclObject) -> None:
         tok = self.take()
         params: dict[str, str] = {}
@@ -187,14 +192,14 @@ class _Reader:
                 raw.append(part.text)
                 if part.text.endswith(")"):
                     break
-            for item in re.split(
-                r"[;,\s]+", "".join(r if r not in ";," else " " for r in raw).strip("()")
-            ):
+            # `;` and `,` come as their own tokens: they separate the `key=value` items
+            text = "".join(" " if r in (";", ",") else r for r in raw).strip("()")
+            for item in text.split():
                 key, sep, value = item.partition("=")
                 if sep:
                     params[key.strip()] = value.strip()
         if tok.text == "priority":
-            self.priority = int(params.get("priority", "0") or 0)
+            self.priority = self.number(tok, params.get("priority", "0"))
             return
         if tok.text not in ("include", "try_include", "includes"):
             raise self.stop(tok, f"UCL macro .{tok.text} is not read by the audit")
@@ -203,7 +208,7 @@ class _Reader:
             raise self.stop(arg, f".{tok.text} needs a quoted path")
         if tok.text == "try_include":
             params["try"] = "true"
-        priority = int(params.get("priority", "0") or 0)
+        priority = self.number(arg, params.get("priority", "0"))
         duplicate = params.get("duplicate", "append")
         for file, sub in self.include(arg.text, params, arg.line):
             for key, values in sub.keys.items():
