@@ -122,10 +122,20 @@ def debian_mirror() -> str:
 
 
 def apt_options(scratch: Path, suite: str, mirror: str) -> list[str]:
+    """apt options that read nothing of the machine's own apt and dpkg state.
+
+    Besides the scratch sources, lists and cache: an empty dpkg status of its own
+    (``Dir::State::status``; otherwise a model package installed on the machine at a version
+    the suite lacks, e.g. nginx-common from bookworm-security, becomes apt's candidate and
+    ``download`` fails with "Can't find a source to download version ...") and no pinning
+    (``Dir::Etc::Preferences``/``PreferencesParts``: the machine's pins would pick versions).
+    """
     (scratch / "lists" / "partial").mkdir(parents=True, exist_ok=True)
     (scratch / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
     sources = scratch / "sources.list"
     sources.write_text(f"deb {mirror} {suite} main\n")
+    status = scratch / "status"
+    status.write_text("")
     return [
         "-o",
         f"Dir::Etc::SourceList={sources}",
@@ -135,6 +145,12 @@ def apt_options(scratch: Path, suite: str, mirror: str) -> list[str]:
         f"Dir::State::Lists={scratch / 'lists'}",
         "-o",
         f"Dir::Cache={scratch / 'cache'}",
+        "-o",
+        f"Dir::State::status={status}",
+        "-o",
+        "Dir::Etc::Preferences=/dev/null",
+        "-o",
+        "Dir::Etc::PreferencesParts=/dev/null",
         "-o",
         "APT::Sandbox::User=root",
     ]
