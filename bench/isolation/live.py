@@ -765,6 +765,46 @@ def protected_checks(lab: Lab, c: Container) -> list[dict[str, Any]]:
     return [labtools.judge_protected(item) for item in lab.probe(lab.host, items)]
 
 
+def restart_after_kill(lab: Lab, c: Container) -> dict[str, Any]:
+    """Kill the container (no daemon cleans up), start it again: nginx must come back and
+    serve the protected locations. A killed nginx leaves its internal unix socket in
+    /var/run, which a container restart keeps; nginx does not start on a stale one, so the
+    start-up script removes it (nginx-listen-hostname, 25-bind-hostname.sh)."""
+    t0 = time.monotonic()
+    sh([*PODMAN, "kill", "--signal", "KILL", c.name])
+    sh([*PODMAN, "wait", c.name], check=False, timeout=60)
+    left: list[str] = []
+    mount = sh([*PODMAN, "mount", c.name], check=False)
+    if mount.returncode == 0 and mount.stdout.strip():
+        rootfs = Path(mount.stdout.strip())
+        left = [
+            f"/var/run/{name}"
+            for name in ("nginx-https.sock", "nginx-http.sock")
+            if (rootfs / "run" / name).is_socket()
+        ]
+        sh([*PODMAN, "unmount", c.name], check=False)
+    before = len(sh([*PODMAN, "logs", c.name], check=False).stdout.splitlines())
+    sh([*PODMAN, "start", c.name])
+    c.pid = int(sh([*PODMAN, "inspect", "--format", "{{.State.Pid}}", c.name]).stdout.strip())
+    c.mntns = os.readlink(f"/proc/{c.pid}/ns/mnt")
+    protected: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(5)
+        protected = protected_checks(lab, c)
+        if protected and all(x["ok"] for x in protected):
+            break
+    logs = sh([*PODMAN, "logs", c.name], check=False).stdout.splitlines()[before:]
+    return {
+        "killed": "SIGKILL (podman kill), then podman start",
+        "stale_sockets_left_by_the_kill": left,
+        "startup_script_said": [ln for ln in logs if "stale socket" in ln or "kept /var" in ln],
+        "protected": protected,
+        "ok": bool(protected) and all(x["ok"] for x in protected),
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+
+
 def nginx_and_admin_logs(c: Container) -> dict[str, Any]:
     """nginx's error lines and what the admin app's auth stand-in was asked (its JSON lines)."""
     errors = [
@@ -857,6 +897,8 @@ def run_variant(
         for c, inst in zip(containers, result["instances"], strict=True):
             inst["sockets"] = socket_checks(c)
         result["mail"] = mail_checks(lab, containers)
+        result["restart"] = restart_after_kill(lab, containers[0])
+        result["instances"][0]["protected_after_restart"] = result["restart"]["protected"]
     # The logs, read before the containers go.
     for c, inst in zip(containers, result["instances"], strict=True):
         logs = {d: c.read(f"/var/log/model-init/{d}.log") for d in DAEMONS}
@@ -1032,6 +1074,7 @@ def verdict_of(unpatched: dict[str, Any], patched: dict[str, Any]) -> dict[str, 
         "patched_haraka_websocket_upgrade": all(
             x["ok"] for i in p_inst for x in i["protected"] if "websocket" in x["location"]
         ),
+        "patched_protected_pages_after_a_kill_and_restart": patched["restart"]["ok"],
         "patched_rspamd_scans_via_socket": mail["rspamd_scan"]["ok"]
         and not any(x["process"] == "rspamd" for i in p_inst for x in i["listeners"]),
         "patched_inbound_to_a_only_a": mail["inbound"]["accepted_by_a"]
@@ -1130,6 +1173,14 @@ def report_lines(result: dict[str, Any]) -> list[str]:
                 out.append(f"   nginx error.log: {ln[:170]}")
             for rec in inst.get("admin_auth_requests", [])[-1:]:
                 out.append(f"   admin auth stand-in was asked: {json.dumps(rec)[:170]}")
+        if variant == "patched":
+            rs = r["restart"]
+            out.append(
+                f"   A killed ({rs['killed']}) and started again in {rs['seconds']}s: stale sockets "
+                f"left by the kill: {', '.join(rs['stale_sockets_left_by_the_kill']) or 'none'}; "
+                f"start-up script: {' | '.join(rs['startup_script_said']) or '-'}; protected "
+                f"locations after: {sum(x['ok'] for x in rs['protected'])}/{len(rs['protected'])} ok"
+            )
         hr = r["host_redis"]
         out.append(
             f"   host redis 127.0.0.1:6379: {hr['ping']}; connections from the instances: "

@@ -23,7 +23,7 @@
 #   MODEL_ADMIN_SESSION=TOKEN      the session the auth stand-in lets pass (cookie
 #                                  patchkit_model_session); unset: it lets none pass
 # dovecot logs to stderr (there is no syslog in the container): a wrapper config includes
-# /etc/dovecot/dovecot.conf unchanged.
+# /etc/dovecot/dovecot.conf unchanged (after its dovecot_config_version line, on 2.4).
 set -u
 LOG=/var/log/model-init
 RUN=/run/model-init
@@ -80,7 +80,11 @@ if [ "${MODEL_RSPAMD_CHECK_PRIVATE:-}" = 1 ]; then
             >>/opt/haraka-$inst/config/rspamd.ini
     done
 fi
-printf '!include /etc/dovecot/dovecot.conf\nlog_path = /dev/stderr\n' >"$RUN/dovecot.conf"
+# Dovecot 2.4 wants dovecot_config_version as the first setting of the file it reads.
+{
+    grep -m 1 '^dovecot_config_version' /etc/dovecot/dovecot.conf || true
+    printf '!include /etc/dovecot/dovecot.conf\nlog_path = /dev/stderr\n'
+} >"$RUN/dovecot.conf"
 
 # -- 3. services ----------------------------------------------------------------------
 pids=
