@@ -841,13 +841,21 @@ def run_variant(
     started_at = time.monotonic()
     phases = {"start_containers": round(started_at - t0, 1)}
     # Every daemon must still be up SETTLE seconds after the start; give rspamd (which
-    # compiles its regexp cache at first start) up to 120 s to open its listeners.
+    # compiles its regexp cache at first start) up to 120 s to open its controller, which the
+    # protected pages need (unpatched: A's on localhost:11334; patched: both sockets).
     deadline = started_at + 120
     while time.monotonic() < deadline:
         time.sleep(2)
         if time.monotonic() - started_at < SETTLE:
             continue
-        if variant == "unpatched" or all(
+        if variant == "unpatched":
+            # Only A's controller (on localhost:11334): B's rspamd cannot bind next to A's.
+            if any(
+                x["owner"] == "a" and x["port"] == 11334
+                for x in tcp_listeners(lab, containers, host_pids)
+            ):
+                break
+        elif all(
             any(
                 x["owner"] == c.spec.key and x["path"].endswith("/controller.sock")
                 for x in unix_listeners(lab, containers, host_pids)
