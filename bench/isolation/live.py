@@ -794,13 +794,19 @@ def restart_after_kill(lab: Lab, c: Container) -> dict[str, Any]:
         protected = protected_checks(lab, c)
         if protected and all(x["ok"] for x in protected):
             break
+    # Every daemon's own sockets too: each must cope with what the kill left (redis, rspamd,
+    # dovecot and Haraka remove their stale sockets themselves; nginx does not).
+    sockets = socket_checks(c)
     logs = sh([*PODMAN, "logs", c.name], check=False).stdout.splitlines()[before:]
     return {
         "killed": "SIGKILL (podman kill), then podman start",
         "stale_sockets_left_by_the_kill": left,
         "startup_script_said": [ln for ln in logs if "stale socket" in ln or "kept /var" in ln],
         "protected": protected,
-        "ok": bool(protected) and all(x["ok"] for x in protected),
+        "sockets": sockets,
+        "ok": bool(protected)
+        and all(x["ok"] for x in protected)
+        and all(x["ok"] for x in sockets.values()),
         "seconds": round(time.monotonic() - t0, 1),
     }
 
@@ -1082,7 +1088,7 @@ def verdict_of(unpatched: dict[str, Any], patched: dict[str, Any]) -> dict[str, 
         "patched_haraka_websocket_upgrade": all(
             x["ok"] for i in p_inst for x in i["protected"] if "websocket" in x["location"]
         ),
-        "patched_protected_pages_after_a_kill_and_restart": patched["restart"]["ok"],
+        "patched_pages_and_sockets_after_a_kill_and_restart": patched["restart"]["ok"],
         "patched_rspamd_scans_via_socket": mail["rspamd_scan"]["ok"]
         and not any(x["process"] == "rspamd" for i in p_inst for x in i["listeners"]),
         "patched_inbound_to_a_only_a": mail["inbound"]["accepted_by_a"]
@@ -1187,7 +1193,8 @@ def report_lines(result: dict[str, Any]) -> list[str]:
                 f"   A killed ({rs['killed']}) and started again in {rs['seconds']}s: stale sockets "
                 f"left by the kill: {', '.join(rs['stale_sockets_left_by_the_kill']) or 'none'}; "
                 f"start-up script: {' | '.join(rs['startup_script_said']) or '-'}; protected "
-                f"locations after: {sum(x['ok'] for x in rs['protected'])}/{len(rs['protected'])} ok"
+                f"locations after: {sum(x['ok'] for x in rs['protected'])}/{len(rs['protected'])} ok; "
+                f"sockets after: {sum(x['ok'] for x in rs['sockets'].values())}/{len(rs['sockets'])} ok"
             )
         hr = r["host_redis"]
         out.append(
