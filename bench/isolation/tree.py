@@ -27,8 +27,11 @@ and then checks with `ss -ltnp` / `ss -lxp` inside the namespace: no TCP listene
 loopback or a wildcard on any port POSTE.md names; public ports only on 192.0.2.10;
 the unix sockets exist with their modes (rspamd normal/proxy 0660, controller 0666 _rspamd, dovecot
 quota-status 0660); redis answers PING and rspamd's controller answers `rspamc stat`
-over their sockets; Haraka takes a test message over SMTP from 192.0.2.20. The
-unpatched tree must show rspamd on localhost 11332-11334 and dovecot on 127.0.0.1:13001. Exit 0 when the patched tree passes
+over their sockets; Haraka takes a test message over SMTP from 192.0.2.20; the admin
+locations behind nginx's auth_request (rspamd's and both Haraka web UIs, the websockets) answer
+with the session the model's auth stand-in accepts and are refused (401/403) without it. The
+unpatched tree must show rspamd on localhost 11332-11334 and dovecot on 127.0.0.1:13001, and
+serve the same protected pages (its auth subrequest goes over loopback). Exit 0 when the patched tree passes
 AND the unpatched one shows forbidden listeners (so the check can fail); 1 otherwise;
 77 (skip) when not root or namespaces are unavailable.
 Needs root, iproute2, util-linux (unshare, nsenter), ss, node, and the model built
@@ -361,7 +364,7 @@ def smtp_probe(ns: Namespace, root: Path) -> str:
     )
 
 
-def protected_checks(ns: Namespace, variant: str) -> list[dict[str, object]]:
+def protected_checks(ns: Namespace) -> list[dict[str, object]]:
     """poste.io's protected admin locations through nginx (the no-https template: http on
     port 80) on the hostname's address, with the session and without (labtools.PROTECTED).
     Unpatched, nginx listens on every address, so the same request works there too."""
@@ -509,7 +512,7 @@ def run_variant(model: str, variant: str, log: list[str]) -> dict[str, object]:
                 "redis_socket_ping": (ping.stdout or ping.stderr).strip(),
                 "ready": ready,
                 "smtp": smtp_probe(ns, root) if ready[25] else "port 25 not listening",
-                "protected": protected_checks(ns, variant),
+                "protected": protected_checks(ns),
             }
         )
         result["nginx_errors"] = [
@@ -666,7 +669,8 @@ def main(model: str, as_json: bool) -> int:
             if "websocket" in x["location"]
         ),
         "unpatched_shows_forbidden": bool(unpatched["forbidden"]),
-        "unpatched_protected_pages_work_through_loopback": all(
+        "unpatched_protected_pages_work_through_loopback": bool(unpatched["protected"])
+        and all(
             x["ok"]
             for x in unpatched["protected"]  # type: ignore[attr-defined]
         ),
