@@ -24,6 +24,7 @@ from patchkit.cli.commands import completion as completion_cmd
 from patchkit.cli.commands import demo as demo_cmd
 from patchkit.cli.commands import diff as diff_cmd
 from patchkit.cli.commands import edit as edit_cmd
+from patchkit.cli.commands import forecast as forecast_cmd
 from patchkit.cli.commands import import_ as import_cmd
 from patchkit.cli.commands import init as init_cmd
 from patchkit.cli.commands import lint as lint_cmd
@@ -52,6 +53,7 @@ COMMANDS: Mapping[str, Command] = {
         lint_cmd.COMMAND,
         matrix_cmd.COMMAND,
         rebase_cmd.COMMAND,
+        forecast_cmd.COMMAND,
         bisect_cmd.COMMAND,
         refresh_cmd.COMMAND,
         materialize_cmd.COMMAND,

@@ -138,3 +138,111 @@ def rebase_scenario(tmp: Path) -> Project:
     p.import_release("1.0")
     p.import_release("1.1")
     return p
+
+
+# -- the forecast scenario (test_forecast, the forecast CLI and report tests) ------------------
+
+F_CLEAN = numbered(8, "clean")
+F_MOVED = numbered(10, "moved")
+F_PARTLY = numbered(20, "partly")
+F_CONFLICT = numbered(10, "conflict")
+F_INDEP = numbered(6, "indep")
+F_HEALTH = '#!/bin/sh\ncurl -fsS "http://127.0.0.1/" >/dev/null\n'
+F_HEALTH_2 = '#!/bin/sh\n# 2.0 checks by name\ncurl -fsS "http://localhost:80/" >/dev/null\n'
+F_HTTP = "[main]\nlisten=127.0.0.1:11380\n"
+F_HTTP_2 = "[main]\nlisten=127.0.0.1:11380\n; upstream 2.0 comment\n"
+
+FORECAST_RELEASES = {
+    "1.0": {
+        "etc/clean.conf": F_CLEAN,
+        "etc/moved.conf": F_MOVED,
+        "etc/partly.conf": F_PARTLY,
+        "etc/b.conf": B10,
+        "etc/conflict.conf": F_CONFLICT,
+        "etc/indep.conf": F_INDEP,
+        "healthcheck/nginx.sh": F_HEALTH,
+        "etc/http.ini": F_HTTP,
+    },
+    "2.0": {
+        "etc/clean.conf": F_CLEAN,
+        # 30 lines above: the patch still applies exactly, 30 lines further down (a risk)
+        "etc/moved.conf": numbered(30, "top") + F_MOVED,
+        # upstream made one of the patch's two changes itself (line 15): the 3-way merge
+        # keeps the other, the change is smaller (range-diff)
+        "etc/partly.conf": F_PARTLY.replace("partly 15\n", "partly 15 fixed\n"),
+        "etc/b.conf": B11,
+        "etc/conflict.conf": F_CONFLICT.replace("conflict 4\n", "conflict 4 upstream\n"),
+        "etc/indep.conf": F_INDEP,
+        "healthcheck/nginx.sh": F_HEALTH_2,
+        "etc/http.ini": F_HTTP_2,
+    },
+}
+
+FORECAST_PATCHES = {
+    "clean.patch": udiff(
+        "etc/clean.conf", F_CLEAN, F_CLEAN.replace("clean 2\n", "clean 2 ours\n"), "Description: clean\n\n"
+    ),
+    "moved.patch": udiff(
+        "etc/moved.conf", F_MOVED, F_MOVED.replace("moved 5\n", "moved 5 ours\n"), "Description: moved\n\n"
+    ),
+    "partly.patch": udiff(
+        "etc/partly.conf",
+        F_PARTLY,
+        F_PARTLY.replace("partly 3\n", "partly 3 ours\n").replace(
+            "partly 15\n", "partly 15 fixed\n"
+        ),
+        "Description: two fixes, upstream took one\n\n",
+    ),
+    "b.patch": udiff("etc/b.conf", B10, B11, "Description: upstream took this in 2.0\n\n"),
+    "conflict.patch": udiff(
+        "etc/conflict.conf",
+        F_CONFLICT,
+        F_CONFLICT.replace("conflict 4\n", "conflict 4 ours\n"),
+        "Description: conflicts\n\n",
+    ),
+    # builds on conflict.patch's line: without it, it cannot apply either
+    "dependent.patch": udiff(
+        "etc/conflict.conf",
+        F_CONFLICT.replace("conflict 4\n", "conflict 4 ours\n"),
+        F_CONFLICT.replace("conflict 4\n", "conflict 4 ours, again\n"),
+        "Description: depends on conflict.patch\n\n",
+    ),
+    "independent.patch": udiff(
+        "etc/indep.conf", F_INDEP, F_INDEP.replace("indep 3\n", "indep 3 ours\n"), "Description: i\n\n"
+    ),
+    "health.edit.toml": (
+        'description = "health checks by name"\n'
+        '[[edit]]\nfiles = "healthcheck/nginx.sh"\nreplace = "http://127.0.0.1"\n'
+        'with = "http://$(hostname)"\n'
+    ),
+    "sockets/etc/http.ini": "[main]\nlisten=/var/run/haraka/smtp.sock\n",
+}
+FORECAST_SERIES = (
+    "clean.patch\nmoved.patch\npartly.patch\nb.patch\nconflict.patch\ndependent.patch\n"
+    "independent.patch\nhealth.edit.toml\nsockets/\n"
+)
+# What a rebase onto 2.0 meets, change by change.
+FORECAST_EXPECTED = {
+    "clean.patch": "applied",
+    "moved.patch": "applied",
+    "partly.patch": "merged",
+    "b.patch": "already-applied",
+    "conflict.patch": "conflict",
+    "dependent.patch": "conflict",
+    "independent.patch": "applied",
+    "health.edit.toml": "conflict",
+    "sockets/": "applied",
+}
+
+
+def forecast_scenario(tmp: Path) -> Project:
+    """Releases 1.0 and 2.0 (imported) and a series of every case a forecast reports."""
+    from patchkit import Project
+
+    root = make_project(
+        tmp, FORECAST_RELEASES, FORECAST_PATCHES, base="1.0", series=FORECAST_SERIES
+    )
+    p = Project.open(root)
+    p.import_release("1.0")
+    p.import_release("2.0")
+    return p
