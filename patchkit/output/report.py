@@ -184,10 +184,7 @@ def forecast_table(result: ForecastResult) -> RenderableType:
         if result.starts
         else "a rebase would refuse to start: the series does not apply to its base"
     )
-    table = Table(
-        title=f"Forecast of a rebase {result.base} → {result.onto}: {verdict}",
-        title_justify="left",
-    )
+    table = Table(title=f"Forecast of a rebase {result.base} → {result.onto}", title_justify="left")
     for col in ("patch", "status", "files", "details"):
         table.add_column(col)
     for p in result.patches:
@@ -202,6 +199,7 @@ def forecast_table(result: ForecastResult) -> RenderableType:
             status.append(" (left out)", style="dim")
         table.add_row(p.name, status, "\n".join(p.files), detail)
     parts: list[RenderableType] = [table, _summary_line(result.summary)]
+    parts.append(Text(verdict, style="green" if result.clean else "bold red"))
     parts += [Text(note, style="yellow") for note in result.notes]
     return Group(*parts)
 

@@ -180,10 +180,16 @@ FORECAST_RELEASES = {
 
 FORECAST_PATCHES = {
     "clean.patch": udiff(
-        "etc/clean.conf", F_CLEAN, F_CLEAN.replace("clean 2\n", "clean 2 ours\n"), "Description: clean\n\n"
+        "etc/clean.conf",
+        F_CLEAN,
+        F_CLEAN.replace("clean 2\n", "clean 2 ours\n"),
+        "Description: clean\n\n",
     ),
     "moved.patch": udiff(
-        "etc/moved.conf", F_MOVED, F_MOVED.replace("moved 5\n", "moved 5 ours\n"), "Description: moved\n\n"
+        "etc/moved.conf",
+        F_MOVED,
+        F_MOVED.replace("moved 5\n", "moved 5 ours\n"),
+        "Description: moved\n\n",
     ),
     "partly.patch": udiff(
         "etc/partly.conf",
@@ -208,7 +214,10 @@ FORECAST_PATCHES = {
         "Description: depends on conflict.patch\n\n",
     ),
     "independent.patch": udiff(
-        "etc/indep.conf", F_INDEP, F_INDEP.replace("indep 3\n", "indep 3 ours\n"), "Description: i\n\n"
+        "etc/indep.conf",
+        F_INDEP,
+        F_INDEP.replace("indep 3\n", "indep 3 ours\n"),
+        "Description: i\n\n",
     ),
     "health.edit.toml": (
         'description = "health checks by name"\n'
