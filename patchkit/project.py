@@ -22,6 +22,7 @@ from patchkit.ops.check import apply_series
 if TYPE_CHECKING:
     from patchkit.audit import AuditResult
     from patchkit.core.forecast import ForecastResult
+    from patchkit.core.report import AuditSummary, UpgradeReport
     from patchkit.images.source import Source
     from patchkit.ops.bisect import BisectResult
     from patchkit.ops.build import BuildContext
@@ -275,6 +276,19 @@ class Project:
         from patchkit.ops.forecast import forecast
 
         return forecast(self, onto)
+
+    def report(self, version: str) -> UpgradeReport:
+        """The upgrade report of ``version``: the release, the forecast of a rebase onto it,
+        upstream's diff of the files the series touches, the audit's findings that appeared or
+        disappeared upstream and the patched release's verdict, the packages that changed."""
+        from patchkit.audit import audit_release
+        from patchkit.audit.findings import summarise
+        from patchkit.ops.report import build_report
+
+        def audit(v: str, patched: bool) -> AuditSummary:
+            return summarise(audit_release(self, v, patched=patched))
+
+        return build_report(self, version, audit=audit)
 
     def refresh(self) -> tuple[str, ...]:
         """Rewrite patches that apply to base only with offset/fuzz so they apply exactly."""

@@ -33,6 +33,7 @@ from patchkit.cli.commands import matrix as matrix_cmd
 from patchkit.cli.commands import new as new_cmd
 from patchkit.cli.commands import rebase as rebase_cmd
 from patchkit.cli.commands import refresh as refresh_cmd
+from patchkit.cli.commands import report as report_cmd
 from patchkit.cli.commands import show as show_cmd
 from patchkit.cli.commands import versions as versions_cmd
 from patchkit.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, error_handler
@@ -54,6 +55,7 @@ COMMANDS: Mapping[str, Command] = {
         matrix_cmd.COMMAND,
         rebase_cmd.COMMAND,
         forecast_cmd.COMMAND,
+        report_cmd.COMMAND,
         bisect_cmd.COMMAND,
         refresh_cmd.COMMAND,
         materialize_cmd.COMMAND,

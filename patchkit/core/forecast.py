@@ -59,9 +59,9 @@ class ForecastPatch:
     message: str = ""
     edits: tuple[EditResult, ...] = ()  # kind edit: each [[edit]] on each file
     entries: tuple[OverlayEntry, ...] = ()  # kind overlay: each file, its upstream-changed flag
-    left_out: bool = (
-        False  # the rebase would stop on it: the changes after it are replayed without it
-    )
+    # The rebase would stop on it (or refuse to start): the ones after it are replayed without it.
+    left_out: bool = False
+    refused: bool = False  # it does not apply to the base: the rebase would not even start
     after_left_out: tuple[str, ...] = ()  # earlier left-out changes that touch a file of this one
 
     @property
@@ -79,6 +79,7 @@ class ForecastPatch:
             "changes": [c.to_dict() for c in self.changes],
             "message": self.message,
             "left_out": self.left_out,
+            "refused": self.refused,
             "after_left_out": list(self.after_left_out),
         }
         if self.kind is ChangeKind.EDIT:

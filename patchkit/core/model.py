@@ -383,6 +383,12 @@ class ReleaseInfo:
     digest: str
     layers: tuple[str, ...] = ()
     manifest_blob: str | None = None  # JSON of what git cannot hold (owners, devices, ...)
+    # What the image said of itself, recorded by an import (empty: an older import, or a
+    # dir:/tar: source, which has no image config)
+    platform: str = ""
+    created: str = ""  # the config's creation date (RFC 3339)
+    config: str = ""  # the config's digest
+    size: int | None = None  # bytes of its layers as stored (compressed), if every size was known
 
     def to_dict(self) -> dict[str, Any]:
         return {

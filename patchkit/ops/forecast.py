@@ -219,6 +219,7 @@ def _result(plan: RebasePlan, done: Sequence[_Done], *, notes: tuple[str, ...]) 
             edits=outcome.edits if outcome is not None else (),
             entries=outcome.entries if outcome is not None else (),
             left_out=item.refused is not None or status is PatchStatus.CONFLICT,
+            refused=item.refused is not None,
             after_left_out=tuple(name for name, seen in left_out if seen & set(files)),
         )
         if out.left_out:

@@ -98,7 +98,8 @@ def forecast_detail(p: ForecastPatch) -> list[str]:
     """What a person should know of one change's forecast, one line each (every view's words)."""
     lines: list[str] = []
     failed_edits = [e for e in p.edits if e.status in FAILED]
-    if p.message and not (p.conflicts or failed_edits):  # else the lines below say it
+    # A stop's message is what the lines below say; a refusal's is not.
+    if p.message and (p.refused or not (p.conflicts or failed_edits)):
         lines.append(p.message)
     for c in p.conflicts:
         if c.hunks:
@@ -107,7 +108,8 @@ def forecast_detail(p: ForecastPatch) -> list[str]:
         else:
             lines.append(f"conflict in {c.file}" + (f": {c.reason}" if c.reason else ""))
     for e in failed_edits:
-        what = f"edit {e.index} ({e.op}) on {e.file or '(no file)'}: {e.reason or e.status.value}"
+        on = f" on {e.file}" if e.file else ""
+        what = f"edit {e.index} ({e.op}){on}: {e.reason or e.status.value}"
         if e.expected:
             what += f", {e.matches} match(es) where {e.expected} expected"
         if e.nearest is not None:

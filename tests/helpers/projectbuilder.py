@@ -255,3 +255,54 @@ def forecast_scenario(tmp: Path) -> Project:
     p.import_release("1.0")
     p.import_release("2.0")
     return p
+
+
+# -- the report scenario (test_report, the report CLI) ----------------------------------------
+
+R_DPKG_1 = (
+    "Package: redis-server\nStatus: install ok installed\nArchitecture: amd64\n"
+    "Version: 5:7.0.15-1\nDescription: stand-in stanza written for this test\n\n"
+    "Package: nginx\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.22.1-9\n"
+)
+R_DPKG_2 = (
+    "Package: redis-server\nStatus: install ok installed\nArchitecture: amd64\n"
+    "Version: 5:8.0.2-3\n\n"
+    "Package: libfoo\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\n"
+)
+R_NGINX_1 = "events {}\nhttp {\n  server {\n    listen 10.0.0.1:80;\n  }\n}\n"
+R_NGINX_2 = R_NGINX_1.replace("}\n}\n", "}\n  server {\n    listen 127.0.0.1:8080;\n  }\n}\n")
+R_REDIS_1 = "bind 127.0.0.1\nport 6379\n"
+R_REDIS_2 = "# redis 8\nbind 127.0.0.1\nport 6379\n"
+REPORT_RELEASES = {
+    version: {
+        "etc/redis/redis.conf": redis,
+        "etc/nginx/nginx.conf": nginx,
+        "var/lib/dpkg/status": dpkg,
+        "opt/app/package.json": f'{{"name": "app", "version": "{app}"}}',
+        "opt/app/node_modules/left-pad/package.json": '{"name": "left-pad", "version": "1.1.0"}',
+        "opt/app/node_modules/left-pad/test/package.json": '{"name": "fixture", "version": "0"}',
+    }
+    for version, redis, nginx, dpkg, app in (
+        ("1.0", R_REDIS_1, R_NGINX_1, R_DPKG_1, "1.0.0"),
+        ("2.0", R_REDIS_2, R_NGINX_2, R_DPKG_2, "2.0.0"),
+    )
+}
+REPORT_PATCHES = {
+    "redis.patch": udiff(
+        "etc/redis/redis.conf",
+        R_REDIS_1,
+        "port 0\nunixsocket /run/redis.sock\n",
+        "Description: r\n\n",
+    )
+}
+
+
+def report_scenario(tmp: Path) -> Project:
+    """1.0 -> 2.0: upstream adds a loopback nginx listener, changes redis.conf (which the one
+    patch touches), Debian and npm packages."""
+    from patchkit import Project
+
+    p = Project.open(make_project(tmp, REPORT_RELEASES, REPORT_PATCHES, base="1.0"))
+    p.import_release("1.0")
+    p.import_release("2.0")
+    return p
