@@ -9,9 +9,10 @@ import shutil
 from html.parser import HTMLParser
 from pathlib import Path
 
-import jsonschema
+import jsonschema  # type: ignore[import-untyped]  # (check-jsonschema's; no stubs)
 import pytest
 from markdown_it import MarkdownIt
+from markdown_it.token import Token
 
 from patchkit import Project
 from patchkit.cli import main
@@ -74,8 +75,8 @@ def _markdown_checks(r: UpgradeReport, text: str) -> None:
         assert f"<code>{p.name}</code>" in html
 
 
-def _header(tokens: list, start: int) -> list[str]:  # type: ignore[type-arg]
-    out = []
+def _header(tokens: list[Token], start: int) -> list[str]:
+    out: list[str] = []
     for t in tokens[start:]:
         if t.type == "thead_close":
             return out
