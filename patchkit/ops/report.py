@@ -107,7 +107,7 @@ def _upstream(ws: Workspace, base: str, version: str) -> UpstreamChanges:
     for status, path in full.files:
         lines = split_lines(blocks.get(path, ""))
         shown = lines[: min(MAX_FILE_DIFF_LINES, budget)]
-        if not shown and lines:
+        if not shown:  # over the budget (or a name git quoted in its header: see the stat)
             left_out.append(path)
             continue
         budget -= len(shown)

@@ -52,3 +52,30 @@ def test_forecast_bad_input_is_one_line_and_exit_3(
     assert main(["--project", str(root), "forecast", version, "--json"]) == 3
     out, err = capsys.readouterr()
     assert out == "" and words in err and len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("fmt", ["markdown", "html", "json"])
+def test_report_writes_to_stdout_and_exits_0_even_when_a_person_is_needed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], fmt: str
+) -> None:
+    root = forecast_scenario(tmp_path).root
+    assert main(["--project", str(root), "report", "2.0", "--format", fmt]) == 0
+    out = capsys.readouterr().out
+    if fmt == "json":
+        doc = json.loads(out)
+        assert doc["command"] == "report" and doc["forecast"]["clean"] is False
+    else:
+        assert "conflict.patch" in out and "etc/conflict.conf" in out
+
+
+def test_report_to_a_file_and_bad_input_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = forecast_scenario(tmp_path).root
+    out = tmp_path / "report.md"
+    assert main(["--project", str(root), "-q", "report", "2.0", "-o", str(out)]) == 0
+    assert out.read_text().startswith("<!-- patchkit-report test 2.0 -->\n")
+    assert capsys.readouterr().out == ""
+    other = tmp_path / "other.md"
+    assert main(["--project", str(root), "report", "7.7", "-o", str(other)]) == 3
+    assert not other.exists() and "7.7" in capsys.readouterr().err
