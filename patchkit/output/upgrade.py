@@ -19,12 +19,15 @@ from patchkit.core.report import AuditDelta, AuditFinding, ReleaseFacts, Upgrade
 from patchkit.output.formats import STYLE, forecast_detail
 from patchkit.output.html import COLOURS, escape, page
 
-__all__ = ["MARKER", "report_html", "report_markdown"]
+__all__ = ["MARKDOWN_LIMIT", "MARKER", "report_html", "report_markdown"]
 
 # The first line of the Markdown: a comment a workflow can find its issue or pull request by.
 MARKER = "<!-- patchkit-report {name} {version} -->"
 # A fact the store does not record (the image does not say, or an older patchkit imported it).
 _NONE = "—"
+# GitHub refuses an issue or pull request body over 65536 characters: the Markdown stays under
+# this, which leaves the workflow room for a line of its own.
+MARKDOWN_LIMIT = 60_000
 # Rows of the package table shown before it folds into <details>.
 _OPEN_ROWS = 25
 
@@ -216,10 +219,48 @@ def _md_audit(r: UpgradeReport) -> list[str]:
     return out
 
 
-def report_markdown(r: UpgradeReport) -> str:
-    """The report as GitHub-flavoured Markdown (a pull request's or an issue's body)."""
+def _md_packages(r: UpgradeReport, shown: int) -> list[str]:
+    out = ["### Packages that changed\n"]
+    if not r.packages:
+        return [*out, "None.\n"]
+    rows = [
+        (_code(c.name), c.manager, _code(c.old or ""), _code(c.new or ""))
+        for c in r.packages[:shown]
+    ]
+    if shown < len(r.packages):
+        rows.append(
+            (f"… {len(r.packages) - shown} more (JSON: `report --format json`)", "", "", "")
+        )
+    table = _table(["package", "manager", r.base.version, r.release.version], rows)
+    folded = len(r.packages) > _OPEN_ROWS
+    return [*out, _details(f"{len(r.packages)} packages changed", table) if folded else table]
+
+
+def _md_upstream(r: UpgradeReport, shown: int) -> list[str]:
+    out = ["### What upstream changed in the files the series touches\n"]
+    u = r.upstream
+    if not u.files:
+        return [*out, "Nothing.\n"]
+    out.append(_details(f"diffstat: {len(u.files)} file(s)", _fence(u.stat)))
+    for d in u.diffs[:shown]:
+        cut = " (cut)" if d.truncated else ""
+        out.append(_details(f"{d.status} {d.path}{cut}", _fence(d.text, "diff")))
+    left_out = [d.path for d in u.diffs[shown:]] + list(u.left_out)
+    if left_out:
+        out.append(
+            "Not shown (over the report's limit): "
+            f"{', '.join(_code(p, table=False) for p in left_out)}; "
+            f"`patchkit diff {r.base.version} {r.release.version} --touched` shows all.\n"
+        )
+    return out
+
+
+def report_markdown(r: UpgradeReport, *, limit: int = MARKDOWN_LIMIT) -> str:
+    """The report as GitHub-flavoured Markdown (a pull request's or an issue's body), at most
+    ``limit`` characters where it can be: upstream's file diffs are left out from the last,
+    then the package table is shortened, until it fits (each left-out part is named)."""
     f = r.forecast
-    out = [
+    head = [
         MARKER.format(name=r.name, version=r.release.version),
         f"## {_cell(_title(r))}\n",
         f"- **Forecast**: {'✓' if f.clean else '✗'} {_forecast_verdict(f)}",
@@ -229,9 +270,9 @@ def report_markdown(r: UpgradeReport) -> str:
     ]
     conflicts = _md_conflicts(f)
     if conflicts:
-        out += ["### What a person must resolve\n", *conflicts]
-    out.append("### The release\n")
-    out.append(
+        head += ["### What a person must resolve\n", *conflicts]
+    head.append("### The release\n")
+    head.append(
         _table(
             ["", f"{r.release.version}", f"{r.base.version} (base)"],
             [
@@ -240,8 +281,8 @@ def report_markdown(r: UpgradeReport) -> str:
             ],
         )
     )
-    out.append(f"### Forecast of `patchkit rebase --onto {r.release.version}`\n")
-    out.append(
+    head.append(f"### Forecast of `patchkit rebase --onto {r.release.version}`\n")
+    head.append(
         _table(
             ["change", "kind", "status", "files", "details"],
             [
@@ -256,45 +297,25 @@ def report_markdown(r: UpgradeReport) -> str:
             ],
         )
     )
-    out += [f"- {_cell(n)}" for n in f.notes]
+    head += [f"- {_cell(n)}" for n in f.notes]
     for delta in r.audit_changes:
-        out += _md_delta(delta, r)
-    out += _md_audit(r)
-    out.append("### Packages that changed\n")
-    if r.packages:
-        table = _table(
-            ["package", "manager", r.base.version, r.release.version],
-            [
-                (_code(c.name), c.manager, _code(c.old or ""), _code(c.new or ""))
-                for c in r.packages
-            ],
-        )
-        out.append(
-            table
-            if len(r.packages) <= _OPEN_ROWS
-            else _details(f"{len(r.packages)} packages changed", table)
-        )
-    else:
-        out.append("None.\n")
-    out.append("### What upstream changed in the files the series touches\n")
-    u = r.upstream
-    if u.files:
-        out.append(_details(f"diffstat: {len(u.files)} file(s)", _fence(u.stat)))
-        for d in u.diffs:
-            cut = " (cut)" if d.truncated else ""
-            out.append(_details(f"{d.status} {d.path}{cut}", _fence(d.text, "diff")))
-        if u.left_out:
-            out.append(
-                "Not shown (over the report's limit): "
-                f"{', '.join(_code(p, table=False) for p in u.left_out)}; "
-                f"`patchkit diff {r.base.version} {r.release.version} --touched` shows all.\n"
-            )
-    else:
-        out.append("Nothing.\n")
-    if r.notes:
-        out.append("### Notes\n")
-        out += [f"- {_cell(n)}" for n in r.notes]
-    return "\n".join(out).rstrip("\n") + "\n"
+        head += _md_delta(delta, r)
+    head += _md_audit(r)
+    tail = ["### Notes\n", *(f"- {_cell(n)}" for n in r.notes)] if r.notes else []
+
+    def text(packages: int, diffs: int) -> str:
+        body = [*head, *_md_packages(r, packages), *_md_upstream(r, diffs), *tail]
+        return "\n".join(body).rstrip("\n") + "\n"
+
+    packages, diffs = len(r.packages), len(r.upstream.diffs)
+    out = text(packages, diffs)
+    while len(out) > limit and diffs:
+        diffs -= 1
+        out = text(packages, diffs)
+    while len(out) > limit and packages > _OPEN_ROWS:
+        packages = max(_OPEN_ROWS, packages // 2)
+        out = text(packages, diffs)
+    return out
 
 
 # -- HTML -----------------------------------------------------------------------------------

@@ -201,3 +201,16 @@ def test_the_report_cli_writes_each_format(models: Project, tmp_path: Path) -> N
         ]
         assert main(argv) == 0  # written, although the forecast is not clean
         assert check in out.read_text()
+
+
+def test_markdown_stays_under_githubs_body_limit_by_leaving_out_diffs(tmp_path: Path) -> None:
+    r = forecast_scenario(tmp_path).report("2.0")
+    full = report_markdown(r)
+    assert len(full) < 60_000 and full.count("```diff") == len(r.upstream.diffs) >= 3
+    limit = len(full) - 1
+    short = report_markdown(r, limit=limit)
+    assert len(short) <= limit
+    assert short.count("```diff") == len(r.upstream.diffs) - 1
+    last = r.upstream.diffs[-1].path
+    assert f"Not shown (over the report's limit): `{last}`" in short
+    _markdown_checks(r, short)
