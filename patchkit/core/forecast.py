@@ -22,6 +22,7 @@ from patchkit.core.model import (
     OverlayEntry,
     PatchStatus,
     _summary,
+    kind_detail,
 )
 
 __all__ = ["ConflictFile", "ForecastPatch", "ForecastResult"]
@@ -69,7 +70,7 @@ class ForecastPatch:
         return self.left_out
 
     def to_dict(self) -> dict[str, Any]:
-        d: dict[str, Any] = {
+        return {
             "name": self.name,
             "kind": self.kind.value,
             "status": self.status.value,
@@ -81,12 +82,8 @@ class ForecastPatch:
             "left_out": self.left_out,
             "refused": self.refused,
             "after_left_out": list(self.after_left_out),
+            **kind_detail(self.kind, self.edits, self.entries),
         }
-        if self.kind is ChangeKind.EDIT:
-            d["edits"] = [e.to_dict() for e in self.edits]
-        if self.kind is ChangeKind.OVERLAY:
-            d["entries"] = [e.to_dict() for e in self.entries]
-        return d
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -13,6 +13,7 @@ import html
 import re
 from collections.abc import Iterable, Sequence
 
+from patchkit.core.conflicts import ConflictRegion
 from patchkit.core.forecast import ForecastPatch, ForecastResult
 from patchkit.core.model import PatchStatus
 from patchkit.core.report import AuditDelta, AuditFinding, ReleaseFacts, UpgradeReport
@@ -147,6 +148,14 @@ def _md_status(p: ForecastPatch) -> str:
     return f"{glyph} {p.status.value}" + (" (left out)" if p.left_out else "")
 
 
+def _sides(f: ForecastResult, p: ForecastPatch, h: ConflictRegion) -> list[tuple[str, str]]:
+    """(what, text) of each side of a conflict region, in the order a person reads them."""
+    sides = [(f"{f.onto}, with the changes before it (ours)", h.ours)]
+    if h.base is not None:
+        sides.append((f"{f.base}, the old base", h.base))
+    return [*sides, (f"{p.name} (theirs)", h.theirs)]
+
+
 def _md_conflicts(f: ForecastResult) -> list[str]:
     out = []
     for p in f.patches:
@@ -158,15 +167,7 @@ def _md_conflicts(f: ForecastResult) -> list[str]:
         for c in p.conflicts:
             for h in c.hunks:
                 cut = " (cut)" if h.truncated else ""
-                body = (
-                    f"{f.onto}, with the changes before it (ours):\n\n{_fence(h.ours)}\n"
-                    + (
-                        f"{f.base}, the old base:\n\n{_fence(h.base)}\n"
-                        if h.base is not None
-                        else ""
-                    )
-                    + f"{p.name} (theirs):\n\n{_fence(h.theirs)}"
-                )
+                body = "\n".join(f"{what}:\n\n{_fence(text)}" for what, text in _sides(f, p, h))
                 out.append(_details(f"{c.file} line {h.line}{cut}", body))
     return out
 
@@ -363,11 +364,10 @@ def _h_conflicts(f: ForecastResult) -> list[str]:
         parts.append("</ul>")
         for c in p.conflicts:
             for h in c.hunks:
-                body = f"<p>{escape(f.onto)}, with the changes before it (ours):</p>"
-                body += f"<pre>{escape(h.ours)}</pre>"
-                if h.base is not None:
-                    body += f"<p>{escape(f.base)}, the old base:</p><pre>{escape(h.base)}</pre>"
-                body += f"<p>{escape(p.name)} (theirs):</p><pre>{escape(h.theirs)}</pre>"
+                body = "".join(
+                    f"<p>{escape(what)}:</p><pre>{escape(text)}</pre>"
+                    for what, text in _sides(f, p, h)
+                )
                 cut = " (cut)" if h.truncated else ""
                 parts.append(_h_details(f"{c.file} line {h.line}{cut}", body))
     return parts
