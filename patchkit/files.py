@@ -131,11 +131,16 @@ def scratch_dir(state_dir: Path, prefix: str) -> Iterator[Path]:
     :func:`sweep_scratch` removes it.
     """
     root = state_dir / SCRATCH_DIR
-    root.mkdir(parents=True, exist_ok=True)
     while True:
         name = f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
         lock = root / f"{name}.lock"
-        fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as e:
+            raise PatchkitError(
+                f"{root}: cannot make a scratch directory ({e.strerror or e})"
+            ) from e
         fcntl.flock(fd, fcntl.LOCK_EX)
         # A sweep may have taken the new lock before us and unlinked it: then start again.
         try:

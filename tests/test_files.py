@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from patchkit.errors import PatchkitError
 from patchkit.files import SCRATCH_DIR, scratch_dir, sweep_scratch
 
 
@@ -49,3 +52,12 @@ def test_two_scratch_directories_of_one_process_are_distinct(tmp_path: Path) -> 
     with scratch_dir(tmp_path, "a-") as one, scratch_dir(tmp_path, "a-") as two:
         assert one != two and one.is_dir() and two.is_dir()
         assert str(os.getpid()) in one.name
+
+
+def test_a_scratch_directory_that_cannot_be_made_is_one_error(tmp_path: Path) -> None:
+    (tmp_path / SCRATCH_DIR).write_text("a file where the directory goes\n")
+    with (
+        pytest.raises(PatchkitError, match="cannot make a scratch directory"),
+        scratch_dir(tmp_path, "job-"),
+    ):
+        pass
