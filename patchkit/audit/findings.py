@@ -1,8 +1,8 @@
 """The audit's result as generic findings (:class:`~patchkit.core.report.AuditSummary`), for
 reports that compare two audits or show one (``patchkit report``).
 
-``SECTIONS`` is the one table of the audit's kinds of finding: a new kind (say, outbound
-connections) is one function from its record to an :class:`AuditFinding` and one row here.
+``SECTIONS`` is the one table of the audit's kinds of finding (listeners, connections): a new
+kind is one function from its record to an :class:`AuditFinding` and one row here.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from patchkit.audit.model import AuditResult, Listener
+from patchkit.audit.model import AuditResult, Connection, Listener
 from patchkit.audit.render import listener_address
 from patchkit.core.report import AuditFinding, AuditSummary
 
@@ -32,11 +32,27 @@ def _listener(x: Listener) -> AuditFinding:
     )
 
 
+def _connection(c: Connection) -> AuditFinding:
+    return AuditFinding(
+        section="connections",
+        # The same client on two releases: same component, kind and target (and the directive
+        # it came from: one component may reach one target from two settings), any line.
+        key=f"{c.component} {c.kind} {c.target} {c.file} {c.directive}",
+        text=f"{c.kind} {c.target or '?'}" + (" (default)" if c.origin == "default" else ""),
+        component=c.component,
+        file=c.file,
+        line=c.line,
+        verdict=c.verdict.value,
+        reason=c.reason,
+    )
+
+
 # section -> (the records of that kind in a result, the finding of one record)
 SECTIONS: Mapping[
     str, tuple[Callable[[AuditResult], Iterable[Any]], Callable[[Any], AuditFinding]]
 ] = {
     "listeners": (lambda r: r.listeners, _listener),
+    "connections": (lambda r: r.connections, _connection),
 }
 
 
@@ -49,6 +65,7 @@ def summarise(result: AuditResult) -> AuditSummary:
         version=result.version,
         patched=result.patched,
         failed=result.failed,
+        sections=tuple(SECTIONS),
         summary=tuple(result.summary.items()),
         findings=tuple(findings),
         problems=tuple(str(p) for p in result.problems),

@@ -90,6 +90,7 @@ class AuditSummary:
     version: str
     patched: bool
     failed: bool
+    sections: tuple[str, ...] = ()  # every kind of finding the audit looks for, found or not
     summary: tuple[tuple[str, int], ...] = ()  # the audit's own counts
     findings: tuple[AuditFinding, ...] = ()
     problems: tuple[str, ...] = ()  # configs the audit could not read: always failures
@@ -99,6 +100,7 @@ class AuditSummary:
             "version": self.version,
             "patched": self.patched,
             "failed": self.failed,
+            "sections": list(self.sections),
             "summary": dict(self.summary),
             "findings": [f.to_dict() for f in self.findings],
             "problems": list(self.problems),
@@ -122,8 +124,10 @@ class AuditDelta:
 
 
 def audit_deltas(old: AuditSummary, new: AuditSummary) -> tuple[AuditDelta, ...]:
-    """Per section (in order of first appearance), the findings by key only one side has."""
-    sections = list(dict.fromkeys(f.section for f in (*old.findings, *new.findings)))
+    """Per section (every one either audit looks for, in its order), the findings by key that
+    only one side has."""
+    found = (f.section for f in (*old.findings, *new.findings))
+    sections = list(dict.fromkeys([*old.sections, *new.sections, *found]))
     out = []
     for section in sections:
         a = {f.key: f for f in old.findings if f.section == section}

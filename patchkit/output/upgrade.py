@@ -58,7 +58,7 @@ def _audit_verdict(r: UpgradeReport) -> str:
         return "not run"
     counts = dict(r.audit.summary)
     state = "FAILED" if r.audit.failed else "passed"
-    detail = ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+    detail = ", ".join(f"{n} {what.replace('_', ' ')}" for what, n in counts.items() if n)
     return f"{state}" + (f" ({detail})" if detail else "")
 
 

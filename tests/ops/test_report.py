@@ -53,7 +53,34 @@ def test_listeners_that_appeared_upstream_and_the_patched_verdict(scenario: Proj
     ]
     assert listeners.disappeared == ()
     assert r.audit is not None and r.audit.patched and r.audit.failed
-    assert [x.text for x in r.audit.findings if x.verdict == "forbidden"] == ["tcp 127.0.0.1:8080"]
+    forbidden = [x.text for x in r.audit.findings if x.verdict == "forbidden"]
+    assert forbidden == ["tcp 127.0.0.1:8080"]
+
+
+def test_every_kind_of_audit_finding_has_its_section_found_or_not(scenario: Project) -> None:
+    """Listeners and connections, from the audit's one table (audit/findings.py SECTIONS)."""
+    r = scenario.report("2.0")
+    assert [d.section for d in r.audit_changes] == ["listeners", "connections"]
+    assert r.audit is not None and r.audit.sections == ("listeners", "connections")
+
+
+def test_connections_that_appeared_upstream_are_reported(tmp_path: Path) -> None:
+    # nginx proxying to 127.0.0.1:8000: a client of a loopback port (a leak once isolated)
+    releases = {
+        "1.0": {"etc/redis/redis.conf": "port 0\nunixsocket /run/redis.sock\n"},
+        "2.0": {
+            "etc/redis/redis.conf": "port 0\nunixsocket /run/redis.sock\n",
+            "etc/nginx/nginx.conf": "events {}\nhttp {\n  server {\n    listen 10.0.0.1:80;\n"
+            "    location / { proxy_pass http://127.0.0.1:8000; }\n  }\n}\n",
+        },
+    }
+    project = Project.open(make_project(tmp_path, releases, {}, base="1.0"))
+    project.import_release("1.0")
+    project.import_release("2.0")
+    appeared = project.report("2.0").section("connections").appeared
+    assert [(x.text, x.component, x.verdict) for x in appeared] == [
+        ("tcp 127.0.0.1:8000", "nginx", "forbidden")
+    ]
 
 
 def test_packages_that_changed_from_dpkg_and_npm(scenario: Project) -> None:
