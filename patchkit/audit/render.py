@@ -6,9 +6,15 @@ patchkit/output with the other reports).
 
 from __future__ import annotations
 
-from patchkit.audit.model import AuditResult
+from patchkit.audit.model import AuditResult, Listener
 
-__all__ = ["render_audit"]
+__all__ = ["listener_address", "render_audit"]
+
+
+def listener_address(x: Listener) -> str:
+    """Where it listens: ``/var/run/x.sock``, ``127.0.0.1:6379``, ``[::1]:25``, ``None:25``."""
+    host = f"[{x.address}]" if x.address and ":" in x.address else x.address
+    return x.socket or "" if x.kind == "unix" else f"{host}:{x.port}"
 
 
 def render_audit(result: AuditResult) -> str:
@@ -16,8 +22,7 @@ def render_audit(result: AuditResult) -> str:
     (verdict, target, file:line, the directive it came from, why), problems, a summary."""
     lines = []
     for x in result.listeners:
-        host = f"[{x.address}]" if x.address and ":" in x.address else x.address
-        where = x.socket if x.kind == "unix" else f"{host}:{x.port}"
+        where = listener_address(x)
         origin = " (default)" if x.origin == "default" else ""
         lines.append(
             f"{x.verdict.value:<10} {x.component:<8} {x.kind:<4} {where:<40} /{x.file}:{x.line}{origin}  {x.reason}"

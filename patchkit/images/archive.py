@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from patchkit.errors import DigestMismatchError, SourceError
-from patchkit.images._manifest import INDEX_TYPES, MANIFEST_TYPES, is_attestation
+from patchkit.images._manifest import INDEX_TYPES, MANIFEST_TYPES, config_created, is_attestation
 from patchkit.images.base import ImagePlan, LayerBlob
 from patchkit.images.digests import check_digest, verify
 from patchkit.images.layers import BZIP2_MAGIC, GZIP_MAGIC, XZ_MAGIC, ZSTD_MAGIC, TarballLayer
@@ -217,6 +217,7 @@ def open_docker_archive(
             layers=tuple(layers),
             config_digest=config_digest,
             platform=plat,
+            created=config_created(config),
         )
     finally:
         archive.close()
