@@ -168,13 +168,18 @@ class Project:
                 expected_digest=rel.digest,
                 progress=progress,
                 replace=replace,
+                expected_tag_digest=rel.tag_digest,
             )
             # Model releases are rebuilt from moving Debian suites: their digest stays in the store.
-            if rel.digest != result.digest and rel.status is not versions_mod.ReleaseStatus.MODEL:
-                text = versions_mod.set_digest(
-                    self._read(self.versions_path), version, result.digest
-                )
-                self.write_versions_text(text)
+            if rel.status is not versions_mod.ReleaseStatus.MODEL:
+                old = text = self._read(self.versions_path)
+                if rel.digest != result.digest:
+                    text = versions_mod.set_digest(text, version, result.digest)
+                # ... and what its tag pointed to (`watch` compares it to find a re-push)
+                if result.tag_digest and rel.tag_digest != result.tag_digest:
+                    text = versions_mod.set_tag_digest(text, version, result.tag_digest)
+                if text != old:
+                    self.write_versions_text(text)
             return result
 
     def resolve_source(self, text: str) -> Source:

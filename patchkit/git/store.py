@@ -251,6 +251,7 @@ class Store:
             digest=fields.get("Patchkit-Digest", [""])[0],
             layers=tuple(fields.get("Patchkit-Layer", [])),
             manifest_blob=fields.get("Patchkit-Manifest", [None])[0],
+            tag_digest=fields.get("Patchkit-Tag-Digest", [None])[0],
         )
 
     def imported_versions(self) -> set[str]:
@@ -265,6 +266,7 @@ class Store:
         digest: str,
         layers: Iterable[str] = (),
         manifest_blob: str | None = None,
+        tag_digest: str | None = None,
     ) -> str:
         lines = [
             f"patchkit: upstream {version}",
@@ -276,6 +278,8 @@ class Store:
         lines += [f"Patchkit-Layer: {layer}" for layer in layers]
         if manifest_blob:
             lines.append(f"Patchkit-Manifest: {manifest_blob}")
+        if tag_digest:
+            lines.append(f"Patchkit-Tag-Digest: {tag_digest}")
         return "\n".join(lines) + "\n"
 
     def delete_refs(self, prefix: str) -> None:
