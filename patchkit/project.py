@@ -21,6 +21,7 @@ from patchkit.ops.check import apply_series
 
 if TYPE_CHECKING:
     from patchkit.audit import AuditResult
+    from patchkit.core.watch import WatchResult
     from patchkit.images.source import Source
     from patchkit.ops.bisect import BisectResult
     from patchkit.ops.build import BuildContext
@@ -181,6 +182,32 @@ class Project:
                 if text != old:
                     self.write_versions_text(text)
             return result
+
+    def watch(
+        self,
+        *,
+        apply: bool = False,
+        import_releases: bool = False,
+        progress: Callable[[Any], None] | None = None,
+    ) -> WatchResult:
+        """The image's tags through ``[upstream.watch]``: new, re-pushed and vanished releases.
+
+        ``apply``: add the new ones to ``upstream-versions.toml`` (the rules' status, their
+        tag digests). ``import_releases`` (implies ``apply``): then import each of them.
+        Re-pushed and vanished releases are reported, never changed (docs/cli.md).
+        """
+        from dataclasses import replace
+
+        from patchkit.ops.edit import edit_guard
+        from patchkit.ops.watch import watch
+
+        if import_releases:
+            edit_guard(self.state_dir, "watch --import")  # before anything is written
+        result = watch(self, apply=apply or import_releases)
+        if import_releases and result.new:
+            imported = [self.import_release(n.version, progress=progress) for n in result.new]
+            result = replace(result, imported=tuple(r.version for r in imported))
+        return result
 
     def resolve_source(self, text: str) -> Source:
         """Parse a TOML ``source``; a relative path (oci:, docker-archive:, dir:, tar:) is

@@ -97,7 +97,10 @@ def test_a_tags_regex_may_select_labels_that_are_not_versions() -> None:
         ("tags = ''", r"^upstream-versions.toml:10: \[upstream.watch\] tags: must be"),
         ("tags = 5", r"^upstream-versions.toml:10: \[upstream.watch\] tags: must be"),
         ('versions = ">>2"', r"^upstream-versions.toml:10: \[upstream.watch\] versions: '>>2'"),
-        ("exclude = '-rc'", r"^upstream-versions.toml:10: \[upstream.watch\] exclude: must be a list"),
+        (
+            "exclude = '-rc'",
+            r"^upstream-versions.toml:10: \[upstream.watch\] exclude: must be a list",
+        ),
         ("exclude = ['[']", r"^upstream-versions.toml:10: \[upstream.watch\] exclude: invalid"),
         ('status = "model"', r"^upstream-versions.toml:10: \[upstream.watch\] status: 'model'"),
         ('status = "beta"', r"^upstream-versions.toml:10: \[upstream.watch\] status: 'beta'"),
@@ -130,7 +133,9 @@ def test_dotted_and_inline_forms_name_the_line_too() -> None:
 
 def test_a_catastrophic_pattern_is_stopped_with_one_line() -> None:
     rules = WatchRules(tags=r"(a|aa)+$", where="f.toml:3: [upstream.watch]")
-    with pytest.raises(ConfigError, match=r"^f.toml:3: \[upstream.watch\]: tags pattern .* took over"):
+    with pytest.raises(
+        ConfigError, match=r"^f.toml:3: \[upstream.watch\]: tags pattern .* took over"
+    ):
         rules.selects("a" * 60 + "b")
 
 

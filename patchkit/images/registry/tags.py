@@ -17,10 +17,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
-from patchkit.errors import RegistryError
-from patchkit.images._manifest import INDEX_TYPES, MANIFEST_TYPES, choose_manifest
-from patchkit.images.registry.blobs import Repository
-from patchkit.images.registry.client import TagDigest, _load_manifest, head_tag, open_transport
+from patchkit.images.registry.client import TagDigest, head_tag, open_transport
 from patchkit.images.registry.reference import RegistryRef
 from patchkit.images.registry.transport import RetryPolicy, Transport
 
@@ -200,25 +197,6 @@ class TagReader:
 
     def _head(self, tag: str) -> TagDigest | None:
         return head_tag(dataclasses.replace(self.transport), tag, missing_ok=True)
-
-    def platform_digest(self, tag: TagDigest, platform: str | None) -> str | None:
-        """The single-platform manifest ``tag`` stands for on ``platform`` (itself when it is
-        a manifest; None when an index offers no such platform)."""
-        if tag.media_type in MANIFEST_TYPES:
-            return tag.digest
-        repo = Repository(self.transport)
-        digest = tag.digest
-        for _ in range(4):
-            doc, media = _load_manifest(repo, digest)
-            if media not in INDEX_TYPES:
-                return digest
-            entries = [e for e in doc.get("manifests") or [] if isinstance(e, dict)]
-            entry = choose_manifest(entries, platform)
-            child = entry.get("digest") if entry is not None else None
-            if not isinstance(child, str):
-                return None
-            digest = child
-        raise RegistryError(f"{self.name}: indexes nested deeper than 4")
 
 
 def _page_tags(transport: Transport, path: str, body: bytes) -> Sequence[str]:
