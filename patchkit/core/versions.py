@@ -390,7 +390,7 @@ def _watch_rules(raw: object, text: str, path: str, up_line: int) -> WatchRules:
         try:
             regex.compile(value)
         except regex.error as e:
-            raise ConfigError(f"{where(key)}: invalid regular expression {value!r}: {e}") from None
+            raise ConfigError(f"{where(key)}: invalid regular expression '{value}': {e}") from None
         return value
 
     tags = pattern("tags", raw["tags"]) if "tags" in raw else None

@@ -27,7 +27,6 @@ from patchkit.core.versions import Release, VersionsFile, WatchRules, sort_tags
 from patchkit.core.watch import NewRelease, Repushed, Vanished, WatchResult, newer_than
 from patchkit.errors import ConfigError, SourceError
 from patchkit.files import project_lock
-from patchkit.images import open_image
 from patchkit.images.registry import RegistryRef, RetryPolicy, parse_reference
 from patchkit.images.registry.tags import PAGE_SIZE, WORKERS, TagDigest, TagReader
 from patchkit.images.source import Source, SourceKind, parse_source
@@ -100,6 +99,8 @@ def _repushed(
         return None
     # Recorded before tag digests were: compare the platform's manifest (the tag may name an
     # index, whose digest was never recorded).
+    from patchkit.images import open_image  # the readers and the flattener: only here
+
     with open_image(
         _pinned(image, current.digest), platform=release.platform, mirror=mirror
     ) as plan:
