@@ -359,6 +359,17 @@ def skopeo_copy(src: str, dst: str, home: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def add_to_oci_layout(path: Path, image: Image, tag: str | None) -> None:
+    """One more image in the layout ``write_oci_layout`` made, named ``tag`` (None: unnamed)."""
+    blobs = path / "blobs" / "sha256"
+    for data in [*image.blobs, image.manifest]:
+        (blobs / sha256(data).split(":")[1]).write_bytes(data)
+    index = json.loads((path / "index.json").read_text())
+    names = {"org.opencontainers.image.ref.name": tag} if tag else None
+    index["manifests"].append(image.descriptor(**({"annotations": names} if names else {})))
+    (path / "index.json").write_text(json.dumps(index))
+
+
 def write_oci_layout(path: Path, image: Image, tag: str) -> None:
     """An OCI image layout holding ``image`` under ``tag`` (what skopeo reads as oci:PATH:TAG)."""
     blobs = path / "blobs" / "sha256"

@@ -7,10 +7,6 @@ distribution 3 do (tests/helpers/registry_server.py).
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,16 +19,6 @@ from patchkit.images.registry.tags import TagReader, parse_link_next
 from tests.helpers import registry_server as rs
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=10)
-
-
-@pytest.fixture
-def repo() -> str:
-    return f"patchkit-tags/{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def proxy(registry: rs.Registry) -> Iterator[rs.Proxy]:
-    yield from rs.start_proxy(registry.address)
 
 
 def reader(address: str, repo: str) -> TagReader:
@@ -236,13 +222,6 @@ def test_an_oci_layouts_ref_names_are_its_tags(tmp_path: object) -> None:
     root = Path(str(tmp_path)) / "layout"
     one, two = image("1"), image("2")
     rs.write_oci_layout(root, one, "1.0")
-    blobs = root / "blobs" / "sha256"
-    for data in [*two.blobs, two.manifest]:
-        (blobs / rs.sha256(data).split(":")[1]).write_bytes(data)
-    index = json.loads((root / "index.json").read_text())
-    index["manifests"].append(
-        two.descriptor(annotations={"org.opencontainers.image.ref.name": "1.1"})
-    )
-    index["manifests"].append(two.descriptor())  # no name: not a tag
-    (root / "index.json").write_text(json.dumps(index))
+    rs.add_to_oci_layout(root, two, "1.1")
+    rs.add_to_oci_layout(root, two, None)  # no name: not a tag
     assert layout_tags(str(root)) == {"1.0": one.digest, "1.1": two.digest}
