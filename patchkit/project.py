@@ -198,10 +198,11 @@ class Project:
         """
         from dataclasses import replace
 
-        from patchkit.ops.edit import edit_guard
         from patchkit.ops.watch import watch
 
         if import_releases:
+            from patchkit.ops.edit import edit_guard
+
             edit_guard(self.state_dir, "watch --import")  # before anything is written
         result = watch(self, apply=apply or import_releases)
         if import_releases and result.new:

@@ -225,3 +225,26 @@ def test_an_oci_layouts_ref_names_are_its_tags(tmp_path: object) -> None:
     rs.add_to_oci_layout(root, two, "1.1")
     rs.add_to_oci_layout(root, two, None)  # no name: not a tag
     assert layout_tags(str(root)) == {"1.0": one.digest, "1.1": two.digest}
+
+
+def test_heads_of_known_tags_overlap_the_listing_with_one_token(
+    registry: rs.Registry, proxy: rs.Proxy, repo: str
+) -> None:
+    digests = push_tags(registry, repo, TAGS)
+    proxy.state.page_size = 2
+    proxy.state.delay = 0.05  # each answer takes a while: the HEADs start before the last page
+    tags, found = reader(proxy.address, repo).tags_and_digests(
+        ["2.5.20", "2.5.21", "gone"], lambda listed: [t for t in listed if t.startswith("2.4")]
+    )
+    assert sorted(tags) == sorted(TAGS)
+    assert {t: d.digest if d else None for t, d in found.items()} == {
+        "2.5.20": digests["2.5.20"],
+        "2.5.21": digests["2.5.21"],
+        "gone": None,
+        "2.4.9": digests["2.4.9"],
+    }
+    log = [(m, p) for m, p, _ in proxy.state.log if p != "/token"]
+    last_page = max(i for i, (_, p) in enumerate(log) if p.endswith("/tags/list"))
+    first_head = min(i for i, (m, _) in enumerate(log) if m == "HEAD")
+    assert first_head < last_page
+    assert len(proxy.state.token_requests) == 1
