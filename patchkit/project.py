@@ -413,7 +413,8 @@ class Project:
     def audit(
         self, version: str | None = None, *, patched: bool = True, strict: bool = False
     ) -> AuditResult:
-        """Every network listener in the (patched) release's configs; see docs/audit.md."""
+        """Every network listener and connection in the (patched) release's configs; see
+        docs/audit.md."""
         from patchkit.audit import audit_release
 
         return audit_release(self, version, patched=patched, strict=strict)
