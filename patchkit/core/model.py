@@ -398,6 +398,7 @@ class ReleaseInfo:
     created: str = ""  # the config's creation date (RFC 3339)
     config: str = ""  # the config's digest
     size: int | None = None  # bytes of its layers as stored (compressed), if every size was known
+    tag_digest: str | None = None  # what the tag pointed to at import (an index for multi-arch)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -426,6 +427,7 @@ class ImportResult:
     # the zlib the import used (patchkit.compress.ZLIB_NAME, e.g. "isal 1.9.1"), for `import -v`;
     # not in the JSON, whose fields are documented in docs/json.md
     zlib: str = ""
+    tag_digest: str | None = None  # what the tag points to now (an index for multi-arch images)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -440,6 +442,7 @@ class ImportResult:
             "files": self.files,
             "reused": self.reused,
             "manifest_entries": self.extras,
+            "tag_digest": self.tag_digest,
         }
 
 
