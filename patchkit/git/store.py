@@ -251,11 +251,16 @@ class Store:
             digest=fields.get("Patchkit-Digest", [""])[0],
             layers=tuple(fields.get("Patchkit-Layer", [])),
             manifest_blob=fields.get("Patchkit-Manifest", [None])[0],
+            tag_digest=fields.get("Patchkit-Tag-Digest", [None])[0],
         )
 
     def imported_versions(self) -> set[str]:
+        """Labels of the imported releases (a multi-platform release's other platforms,
+        ``<version>@<platform>``, are not releases of their own: left out)."""
         out = self.git("for-each-ref", "--format=%(refname)", UPSTREAM_PREFIX).stdout.decode()
-        return {line[len(UPSTREAM_PREFIX) :] for line in out.splitlines() if line}
+        return {
+            line[len(UPSTREAM_PREFIX) :] for line in out.splitlines() if line and "@" not in line
+        }
 
     @staticmethod
     def release_message(
@@ -265,6 +270,7 @@ class Store:
         digest: str,
         layers: Iterable[str] = (),
         manifest_blob: str | None = None,
+        tag_digest: str | None = None,
     ) -> str:
         lines = [
             f"patchkit: upstream {version}",
@@ -276,6 +282,8 @@ class Store:
         lines += [f"Patchkit-Layer: {layer}" for layer in layers]
         if manifest_blob:
             lines.append(f"Patchkit-Manifest: {manifest_blob}")
+        if tag_digest:  # what the tag pointed to (an index for a multi-arch image)
+            lines.append(f"Patchkit-Tag-Digest: {tag_digest}")
         return "\n".join(lines) + "\n"
 
     def delete_refs(self, prefix: str) -> None:

@@ -29,3 +29,6 @@ class ImagePlan:
     layers: tuple[LayerBlob, ...]
     config_digest: str | None = None
     platform: str | None = None
+    # What the tag (or the layout's ref) pointed to: an index for a multi-arch image, else the
+    # manifest itself; None where no digest names it (tar:, dir:, docker-archive:).
+    tag_digest: str | None = None

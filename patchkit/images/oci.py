@@ -8,6 +8,7 @@ are only ever built from validated `sha256:<64 hex>` digests.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -227,7 +228,7 @@ def open_oci(source: Source, *, platform: str | None = None, strip: int = 0) -> 
     top = _select_top(layout, layout.index(), source.ref, platform)
     desc, manifest = resolve_manifest(layout, top, platform)
     digest = check_digest(desc.get("digest"), what=f"{label}: manifest")
-    yield plan_from_manifest(
+    plan = plan_from_manifest(
         label=label,
         source=label,
         digest=digest,
@@ -235,3 +236,5 @@ def open_oci(source: Source, *, platform: str | None = None, strip: int = 0) -> 
         read_config=lambda d: layout.blob_json(d, "config"),
         layer_opener=layout.opener,
     )
+    # The ref's own descriptor (an index for a multi-arch tag); none when no ref names one.
+    yield dataclasses.replace(plan, tag_digest=top.get("digest") if top is not None else None)

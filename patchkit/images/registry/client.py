@@ -8,6 +8,7 @@ the rule every image source shares.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import urllib.parse
@@ -225,6 +226,6 @@ def open_registry_image(
     )
     try:
         digest = ref.digest if ref.digest is not None else _resolve_tag(repo)
-        yield _build_plan(repo, digest, platform, progress)
+        yield dataclasses.replace(_build_plan(repo, digest, platform, progress), tag_digest=digest)
     finally:
         repo.close()
