@@ -25,9 +25,9 @@ __all__ = [
     "VersionsFile",
     "order_labels",
     "parse_label",
+    "parse_versions",
     "platform_label",
     "release_version",
-    "parse_versions",
     "set_base",
     "set_digest",
 ]

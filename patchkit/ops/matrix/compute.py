@@ -25,7 +25,6 @@ from patchkit.ops.matrix.keys import (
     engine_fingerprint,
     series_fingerprint,
 )
-from patchkit.ops.platforms import matrix_labels
 from patchkit.ops.matrix.units import (
     Group,
     Unit,
@@ -34,6 +33,7 @@ from patchkit.ops.matrix.units import (
     run_units,
     run_units_in_processes,
 )
+from patchkit.ops.platforms import matrix_labels
 
 if TYPE_CHECKING:
     from patchkit.ops.workspace import Workspace
