@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -37,7 +38,9 @@ def layer(arch: str, conf: bytes = CONF) -> Layer:
     )
 
 
-def make(tmp_path: Path, arm_conf: bytes = CONF, *, same: bool = False) -> tuple[Path, dict]:
+def make(
+    tmp_path: Path, arm_conf: bytes = CONF, *, same: bool = False
+) -> tuple[Path, dict[str, Any]]:
     images = {
         "linux/amd64": [layer("amd64")],
         "linux/arm64": [layer("amd64" if same else "arm64", arm_conf)],
