@@ -21,6 +21,7 @@ from patchkit.ops.check import apply_series
 
 if TYPE_CHECKING:
     from patchkit.audit import AuditResult
+    from patchkit.core.watch import WatchResult
     from patchkit.images.source import Source
     from patchkit.ops.bisect import BisectResult
     from patchkit.ops.build import BuildContext
@@ -164,6 +165,7 @@ class Project:
                 "expected_digest": rel.digest,
                 "progress": progress,
                 "replace": replace,
+                "expected_tag_digest": rel.tag_digest,
             }
             if rel.platforms:  # every platform, each in its own tree (docs/toml.md)
                 if platform is not None:
@@ -177,12 +179,42 @@ class Project:
                     self.store, version, src, platform=platform or rel.platform, **options
                 )
             # Model releases are rebuilt from moving Debian suites: their digest stays in the store.
-            if rel.digest != result.digest and rel.status is not versions_mod.ReleaseStatus.MODEL:
-                text = versions_mod.set_digest(
-                    self._read(self.versions_path), version, result.digest
-                )
-                self.write_versions_text(text)
+            if rel.status is not versions_mod.ReleaseStatus.MODEL:
+                old = text = self._read(self.versions_path)
+                if rel.digest != result.digest:
+                    text = versions_mod.set_digest(text, version, result.digest)
+                # ... and what its tag pointed to (`watch` compares it to find a re-push)
+                if result.tag_digest and rel.tag_digest != result.tag_digest:
+                    text = versions_mod.set_tag_digest(text, version, result.tag_digest)
+                if text != old:
+                    self.write_versions_text(text)
             return result
+
+    def watch(
+        self,
+        *,
+        apply: bool = False,
+        import_releases: bool = False,
+        progress: Callable[[Any], None] | None = None,
+    ) -> WatchResult:
+        """The image's tags through ``[upstream.watch]``: new, re-pushed and vanished releases.
+
+        ``apply``: add the new ones to ``upstream-versions.toml`` (the rules' status, their
+        tag digests). ``import_releases`` (implies ``apply``): then import each of them.
+        Re-pushed and vanished releases are reported, never changed (docs/cli.md).
+        """
+        from dataclasses import replace
+
+        from patchkit.ops.edit import edit_guard
+        from patchkit.ops.watch import watch
+
+        if import_releases:
+            edit_guard(self.state_dir, "watch --import")  # before anything is written
+        result = watch(self, apply=apply or import_releases)
+        if import_releases and result.new:
+            imported = [self.import_release(n.version, progress=progress) for n in result.new]
+            result = replace(result, imported=tuple(r.version for r in imported))
+        return result
 
     def resolve_source(self, text: str) -> Source:
         """Parse a TOML ``source``; a relative path (oci:, docker-archive:, dir:, tar:) is

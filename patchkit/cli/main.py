@@ -34,6 +34,7 @@ from patchkit.cli.commands import rebase as rebase_cmd
 from patchkit.cli.commands import refresh as refresh_cmd
 from patchkit.cli.commands import show as show_cmd
 from patchkit.cli.commands import versions as versions_cmd
+from patchkit.cli.commands import watch as watch_cmd
 from patchkit.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, error_handler
 from patchkit.cli.ui import Ui
 from patchkit.errors import UsageError
@@ -48,6 +49,7 @@ COMMANDS: Mapping[str, Command] = {
         init_cmd.COMMAND,
         versions_cmd.COMMAND,
         import_cmd.COMMAND,
+        watch_cmd.COMMAND,
         check_cmd.COMMAND,
         lint_cmd.COMMAND,
         matrix_cmd.COMMAND,

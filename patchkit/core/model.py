@@ -412,7 +412,7 @@ class ReleaseInfo:
     digest: str
     layers: tuple[str, ...] = ()
     manifest_blob: str | None = None  # JSON of what git cannot hold (owners, devices, ...)
-    tag_digest: str | None = None  # what the tag pointed to at import (an index: multi-arch)
+    tag_digest: str | None = None  # what the tag pointed to at import (an index for multi-arch)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -445,6 +445,7 @@ class ImportResult:
     # imports of the other platforms (each under its platform label, `2.5.24@linux-arm64`).
     platform: str | None = None
     platforms: tuple[ImportResult, ...] = ()
+    tag_digest: str | None = None  # what the tag points to now (an index for multi-arch images)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {
@@ -459,6 +460,7 @@ class ImportResult:
             "files": self.files,
             "reused": self.reused,
             "manifest_entries": self.extras,
+            "tag_digest": self.tag_digest,
         }
         if self.platform:
             d["platform"] = self.platform

@@ -282,7 +282,7 @@ class Store:
         lines += [f"Patchkit-Layer: {layer}" for layer in layers]
         if manifest_blob:
             lines.append(f"Patchkit-Manifest: {manifest_blob}")
-        if tag_digest:  # what the tag pointed to (an index for a multi-arch image)
+        if tag_digest:
             lines.append(f"Patchkit-Tag-Digest: {tag_digest}")
         return "\n".join(lines) + "\n"
 

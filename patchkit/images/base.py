@@ -29,6 +29,6 @@ class ImagePlan:
     layers: tuple[LayerBlob, ...]
     config_digest: str | None = None
     platform: str | None = None
-    # What the tag (or the layout's ref) pointed to: an index for a multi-arch image, else the
-    # manifest itself; None where no digest names it (tar:, dir:, docker-archive:).
+    # What the tag (or OCI ref name) pointed to: an index for multi-arch images, else ``digest``.
+    # None where the source has no tags (archives, tarballs, directories).
     tag_digest: str | None = None

@@ -83,6 +83,19 @@ def _check_digest(
     return existing
 
 
+def _check_tag_digest(
+    version: str, source: Source, current: str | None, expected: str | None, replace: bool
+) -> None:
+    """A tag recorded (by `watch` or an import) pointing elsewhere now: a re-push, never taken
+    silently."""
+    if replace or expected is None or current is None or current == expected:
+        return
+    raise DigestMismatchError(
+        f"version {version}: the tag was re-pushed: recorded tag-digest {expected} but {source}"
+        f" now points to {current} (if upstream really replaced it, import again with --replace)"
+    )
+
+
 def _commit(
     fi: FastImport,
     version: str,
@@ -112,7 +125,14 @@ def _commit(
     fi.commit_tree(Store.release_ref(version), flat.tree, message)
 
 
-def _result(store: Store, version: str, *, flat: WrittenTree | None, reused: bool) -> ImportResult:
+def _result(
+    store: Store,
+    version: str,
+    *,
+    flat: WrittenTree | None,
+    reused: bool,
+    tag_digest: str | None = None,
+) -> ImportResult:
     info = store.release(version)
     if info is None:
         raise StoreError(f"import of {version} finished but its ref is missing")
@@ -127,6 +147,7 @@ def _result(store: Store, version: str, *, flat: WrittenTree | None, reused: boo
         reused=reused,
         extras=len(flat.extras) if flat is not None else 0,
         zlib=ZLIB_NAME,
+        tag_digest=tag_digest,
     )
 
 
@@ -146,6 +167,7 @@ def import_release(
     limits: Limits = DEFAULT_LIMITS,
     layer_cache: bool = True,
     replace: bool = False,
+    expected_tag_digest: str | None = None,
 ) -> ImportResult:
     """Import ``source`` as release ``version`` at `Store.release_ref(version)`.
 
@@ -155,6 +177,9 @@ def import_release(
     (`refs/patchkit/layers/`, keyed by diff_id) are replayed instead of read, and
     the layers read are added to it. ``replace`` imports over a release already in
     the store with another digest (a rebuilt model, a re-pushed tag) instead of refusing.
+    ``expected_tag_digest`` is what the project recorded the tag pointing to (`tag-digest`):
+    a tag that points elsewhere now is refused too, unless ``replace``. The result's
+    ``tag_digest`` is what the tag points to now; the store records it with the tree.
     """
     if source.kind is SourceKind.DIR:
         scan = scan_directory(Path(source.path), str(source))
@@ -167,8 +192,9 @@ def import_release(
         return _result(store, version, flat=flat, reused=False)
 
     with open_image(source, platform=platform, strip=strip, mirror=mirror) as plan:
+        _check_tag_digest(version, source, plan.tag_digest, expected_tag_digest, replace)
         if _check_digest(store, version, plan.source, plan.digest, expected_digest, replace):
-            return _result(store, version, flat=None, reused=True)
+            return _result(store, version, flat=None, reused=True, tag_digest=plan.tag_digest)
         cache = LayerCache(_CacheStore(store)) if layer_cache else None
         with store.fast_import(pack=True) as fi:
             flat = flatten(
@@ -190,7 +216,7 @@ def import_release(
                 layers=[layer.digest for layer in plan.layers],
                 tag_digest=plan.tag_digest,
             )
-    return _result(store, version, flat=flat, reused=False)
+    return _result(store, version, flat=flat, reused=False, tag_digest=plan.tag_digest)
 
 
 def import_platforms(
