@@ -316,7 +316,8 @@ def build_context(
     try:
         if not rel.platforms:
             ctx = _write_context(workspace, version, version, work, dest, profile, common)
-            ctx = replace(ctx, warnings=(*provenance.warnings, *ctx.warnings))
+            warnings = (*provenance.warnings, *ctx.warnings)
+            ctx = replace(ctx, warnings=warnings, platform=rel.platform)
         else:
             contexts = tuple(
                 replace(

@@ -61,7 +61,7 @@ def build(
         ui.json(ctx)
     for c in ctx.contexts or (ctx,):
         where = f"{out}/{c.platform.replace('/', '-')}" if ctx.contexts and c.platform else out
-        ui.show(
+        ui.text(
             f"{where}: Dockerfile FROM {c.base_image}, {len(c.files)} file(s) in overlay/",
             machine=as_json,
         )
