@@ -123,7 +123,7 @@ def make_project(root: Path, registry: str) -> Path:
 
 def push_upstream(root: Path, home: Path, registry: str) -> dict[str, str]:
     """Upstream's tags in the registry; returns tag -> the digest it points to."""
-    images = {
+    images: dict[str, list[Layer] | dict[str, list[Layer]]] = {
         "1.0": {"linux/amd64": [layer("amd64")], "linux/arm64": [layer("arm64")]},
         "1.1": [layer("amd64", b"listen 127.0.0.1\nport 6380\n")],
         "1.2": [layer("amd64", extra={"etc/redis/redis.conf": b"bind 127.0.0.1\nport 6379\n"})],
