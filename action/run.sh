@@ -98,7 +98,14 @@ report() { # Markdown summary, report files and the verdict from matrix JSON fil
 }
 
 publish_one() { # $1 = version: check, audit, build, assemble, push by digest; prints the digest
-  local v=$1 dir="$out/publish/$1" rc ctxs ctx plat pdir srcs=() label_args=()
+  local v=$1 dir="$out/publish/$1" rc ctxs ctx plat pdir srcs=() label_args=() status
+  status=$("${pk[@]}" versions --json | python3 -c '
+import json, sys
+print(next((r["status"] for r in json.load(sys.stdin)["versions"] if r["version"] == sys.argv[1]), ""))' "$v")
+  if [ "$status" = model ]; then
+    echo "skip:a model release (assembled here from open-source parts) is never published"
+    return 0
+  fi
   rc=0
   "${pk[@]}" -q check "$v" >/dev/null || rc=$?
   case "$rc" in
