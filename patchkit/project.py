@@ -205,10 +205,11 @@ class Project:
         """
         from dataclasses import replace
 
-        from patchkit.ops.edit import edit_guard
         from patchkit.ops.watch import watch
 
         if import_releases:
+            from patchkit.ops.edit import edit_guard
+
             edit_guard(self.state_dir, "watch --import")  # before anything is written
         result = watch(self, apply=apply or import_releases)
         if import_releases and result.new:
@@ -433,7 +434,8 @@ class Project:
     def audit(
         self, version: str | None = None, *, patched: bool = True, strict: bool = False
     ) -> AuditResult:
-        """Every network listener in the (patched) release's configs; see docs/audit.md."""
+        """Every network listener and connection in the (patched) release's configs; see
+        docs/audit.md."""
         from patchkit.audit import audit_release
 
         return audit_release(self, version, patched=patched, strict=strict)

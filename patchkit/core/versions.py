@@ -457,7 +457,7 @@ def _watch_rules(raw: object, text: str, path: str, up_line: int) -> WatchRules:
         try:
             regex.compile(value)
         except regex.error as e:
-            raise ConfigError(f"{where(key)}: invalid regular expression {value!r}: {e}") from None
+            raise ConfigError(f"{where(key)}: invalid regular expression '{value}': {e}") from None
         return value
 
     tags = pattern("tags", raw["tags"]) if "tags" in raw else None
@@ -506,26 +506,23 @@ def set_base(text: str, version: str) -> str:
 
 def set_digest(text: str, version: str, digest: str) -> str:
     """The file's text with the `digest` of ``version`` recorded."""
+    return _set_field(text, version, "digest", digest)
+
+
+def _set_field(text: str, version: str, key: str, value: str) -> str:
     import tomlkit  # writing only
 
     doc = tomlkit.parse(text)
     for table in doc.get("version", []):
         if table.get("version") == version:
-            table["digest"] = digest
+            table[key] = value
             return tomlkit.dumps(doc)
     raise UnknownVersionError(f"version '{version}' is not tracked")
 
 
 def set_tag_digest(text: str, version: str, tag_digest: str) -> str:
     """The file's text with the `tag-digest` of ``version`` recorded."""
-    import tomlkit  # writing only
-
-    doc = tomlkit.parse(text)
-    for table in doc.get("version", []):
-        if table.get("version") == version:
-            table["tag-digest"] = tag_digest
-            return tomlkit.dumps(doc)
-    raise UnknownVersionError(f"version '{version}' is not tracked")
+    return _set_field(text, version, "tag-digest", tag_digest)
 
 
 def add_releases(text: str, entries: Sequence[Mapping[str, str]]) -> str:

@@ -27,7 +27,6 @@ from patchkit.core.versions import Release, VersionsFile, WatchRules, sort_tags
 from patchkit.core.watch import NewRelease, Repushed, Vanished, WatchResult, newer_than
 from patchkit.errors import ConfigError, SourceError
 from patchkit.files import project_lock
-from patchkit.images import open_image
 from patchkit.images.registry import RegistryRef, RetryPolicy, parse_reference
 from patchkit.images.registry.tags import PAGE_SIZE, WORKERS, TagDigest, TagReader
 from patchkit.images.source import Source, SourceKind, parse_source
@@ -100,6 +99,8 @@ def _repushed(
         return None
     # Recorded before tag digests were: compare the platform's manifest (the tag may name an
     # index, whose digest was never recorded).
+    from patchkit.images import open_image  # the readers and the flattener: only here
+
     with open_image(
         _pinned(image, current.digest), platform=release.platform, mirror=mirror
     ) as plan:
@@ -129,31 +130,30 @@ def watch(
         if tag is not None:
             tracked[tag] = release
 
-    reader: TagReader | None = None
-    layout_digests: dict[str, str] = {}
+    labels = set(vf.labels)
+    recorded = [t for t, release in tracked.items() if release.tag_digest or release.digest]
+
+    def candidates_of(listed: tuple[str, ...]) -> list[str]:
+        return [t for t in rules.select(listed) if t not in tracked and t not in labels]
+
     if image.ref is not None:
         reader = TagReader(image.ref, mirror=mirror, retry=retry)
-        listed = reader.tags(page_size=page_size)
+        listed, digests = reader.tags_and_digests(
+            recorded, candidates_of, page_size=page_size, workers=workers
+        )
     else:
         from patchkit.images.oci import layout_tags
 
         assert image.layout is not None
-        layout_digests = layout_tags(str(image.layout))
-        listed = tuple(layout_digests)
-
+        layout = layout_tags(str(image.layout))
+        listed = tuple(layout)
+        digests = {
+            t: TagDigest(digest=layout[t]) if t in layout else None
+            for t in [*recorded, *candidates_of(listed)]
+        }
     present = set(listed)
-    labels = set(vf.labels)
-    candidates = [t for t in rules.select(listed) if t not in tracked and t not in labels]
-    checked = [
-        tag
-        for tag, release in tracked.items()
-        if tag in present and (release.tag_digest or release.digest)
-    ]
-    if reader is not None:
-        digests = reader.digests([*candidates, *checked], workers=workers)
-    else:
-        digests = {t: TagDigest(digest=layout_digests[t]) for t in [*candidates, *checked]}
-
+    candidates = candidates_of(listed)
+    checked = [t for t in recorded if t in present]
     new = tuple(
         NewRelease(version=tag, digest=found.digest, newer_than_base=newer_than(tag, vf.base))
         for tag in candidates

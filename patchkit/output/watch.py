@@ -50,9 +50,9 @@ def watch_table(result: WatchResult) -> RenderableType:
     if result.repushed:
         lines.append(
             Text(
-                "a re-pushed tag is never taken silently: compare (patchkit import V --replace "
-                "into a scratch store, patchkit diff), then import V --replace, or pin the old "
-                "digest in its source",
+                "a re-pushed tag is never taken silently: compare (track the new digest under "
+                "another label, patchkit diff --touched), then take it (patchkit import V "
+                "--replace) or pin the recorded digest in its source (docs/cli.md, watch)",
                 style="yellow",
             )
         )

@@ -359,6 +359,17 @@ def skopeo_copy(src: str, dst: str, home: Path) -> None:
     assert proc.returncode == 0, proc.stderr
 
 
+def add_to_oci_layout(path: Path, image: Image, tag: str | None) -> None:
+    """One more image in the layout ``write_oci_layout`` made, named ``tag`` (None: unnamed)."""
+    blobs = path / "blobs" / "sha256"
+    for data in [*image.blobs, image.manifest]:
+        (blobs / sha256(data).split(":")[1]).write_bytes(data)
+    index = json.loads((path / "index.json").read_text())
+    names = {"org.opencontainers.image.ref.name": tag} if tag else None
+    index["manifests"].append(image.descriptor(**({"annotations": names} if names else {})))
+    (path / "index.json").write_text(json.dumps(index))
+
+
 def write_oci_layout(path: Path, image: Image, tag: str) -> None:
     """An OCI image layout holding ``image`` under ``tag`` (what skopeo reads as oci:PATH:TAG)."""
     blobs = path / "blobs" / "sha256"
@@ -405,6 +416,8 @@ class ProxyState:
     drop_digest: bool = False  # answer without Docker-Content-Digest (registries that omit it)
     # called with (method, path?query) before a request is forwarded (e.g. to stop the registry)
     on_request: Callable[[str, str], None] | None = None
+    # seconds each request waits before it is answered: a stand-in for a registry's round trip
+    delay: float = 0.0
 
 
 _REPO_RE = re.compile(r"^/v2/(?P<repo>.+?)/(?:manifests|blobs|tags)/")
@@ -458,6 +471,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization")
         with st.lock:
             st.log.append((self.command, url.path, auth is not None))
+        if st.delay:
+            time.sleep(st.delay)
         if url.path == "/token":
             return self._token(urllib.parse.parse_qs(url.query))
         match = _REPO_RE.match(url.path)
@@ -486,7 +501,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             return self._reply(307, [("Location", target)], b"")
         if st.on_request is not None:
             st.on_request(self.command, self.path)
-        headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "range")}
+        headers = {k: v for k, v in self.headers.items() if k.lower() == "range"}
+        accept = self.headers.get_all("Accept") or []  # clients may send several Accept lines
+        if accept:
+            headers["Accept"] = ", ".join(accept)
         forward_path = url.path if url.path.endswith("/tags/list") else self.path
         try:
             status, out_headers, body = _forward(st.upstream, self.command, forward_path, headers)

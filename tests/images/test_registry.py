@@ -36,16 +36,6 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def repo() -> str:
-    return f"patchkit-test/{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def proxy(registry: rs.Registry) -> Iterator[rs.Proxy]:
-    yield from rs.start_proxy(registry.address)
-
-
-@pytest.fixture
 def blob_host(registry: rs.Registry) -> Iterator[rs.BlobHost]:
     yield from rs.start_blob_host(registry.address)
 

@@ -7,10 +7,6 @@ distribution 3 do (tests/helpers/registry_server.py).
 
 from __future__ import annotations
 
-import json
-import uuid
-from collections.abc import Iterator
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -23,16 +19,6 @@ from patchkit.images.registry.tags import TagReader, parse_link_next
 from tests.helpers import registry_server as rs
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=10)
-
-
-@pytest.fixture
-def repo() -> str:
-    return f"patchkit-tags/{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def proxy(registry: rs.Registry) -> Iterator[rs.Proxy]:
-    yield from rs.start_proxy(registry.address)
 
 
 def reader(address: str, repo: str) -> TagReader:
@@ -236,13 +222,29 @@ def test_an_oci_layouts_ref_names_are_its_tags(tmp_path: object) -> None:
     root = Path(str(tmp_path)) / "layout"
     one, two = image("1"), image("2")
     rs.write_oci_layout(root, one, "1.0")
-    blobs = root / "blobs" / "sha256"
-    for data in [*two.blobs, two.manifest]:
-        (blobs / rs.sha256(data).split(":")[1]).write_bytes(data)
-    index = json.loads((root / "index.json").read_text())
-    index["manifests"].append(
-        two.descriptor(annotations={"org.opencontainers.image.ref.name": "1.1"})
-    )
-    index["manifests"].append(two.descriptor())  # no name: not a tag
-    (root / "index.json").write_text(json.dumps(index))
+    rs.add_to_oci_layout(root, two, "1.1")
+    rs.add_to_oci_layout(root, two, None)  # no name: not a tag
     assert layout_tags(str(root)) == {"1.0": one.digest, "1.1": two.digest}
+
+
+def test_heads_of_known_tags_overlap_the_listing_with_one_token(
+    registry: rs.Registry, proxy: rs.Proxy, repo: str
+) -> None:
+    digests = push_tags(registry, repo, TAGS)
+    proxy.state.page_size = 2
+    proxy.state.delay = 0.05  # each answer takes a while: the HEADs start before the last page
+    tags, found = reader(proxy.address, repo).tags_and_digests(
+        ["2.5.20", "2.5.21", "gone"], lambda listed: [t for t in listed if t.startswith("2.4")]
+    )
+    assert sorted(tags) == sorted(TAGS)
+    assert {t: d.digest if d else None for t, d in found.items()} == {
+        "2.5.20": digests["2.5.20"],
+        "2.5.21": digests["2.5.21"],
+        "gone": None,
+        "2.4.9": digests["2.4.9"],
+    }
+    log = [(m, p) for m, p, _ in proxy.state.log if p != "/token"]
+    last_page = max(i for i, (_, p) in enumerate(log) if p.endswith("/tags/list"))
+    first_head = min(i for i, (m, _) in enumerate(log) if m == "HEAD")
+    assert first_head < last_page
+    assert len(proxy.state.token_requests) == 1

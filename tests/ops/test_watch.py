@@ -322,14 +322,7 @@ def test_an_oci_layout_is_watched_by_its_ref_names(tmp_path: Path) -> None:
     layout = tmp_path / "mirror"
     first, second = image("1"), image("2")
     rs.write_oci_layout(layout, first, "2.5.1")
-    blobs = layout / "blobs" / "sha256"
-    for data in [*second.blobs, second.manifest]:
-        (blobs / rs.sha256(data).split(":")[1]).write_bytes(data)
-    index = json.loads((layout / "index.json").read_text())
-    index["manifests"].append(
-        second.descriptor(annotations={"org.opencontainers.image.ref.name": "2.5.2"})
-    )
-    (layout / "index.json").write_text(json.dumps(index))
+    rs.add_to_oci_layout(layout, second, "2.5.2")
     root = tmp_path / "p"
     root.mkdir()
     text = 'schema = 1\nbase = "2.5.0"\n\n[upstream]\nname = "app"\nimage = "oci:../mirror"\n'

@@ -15,7 +15,7 @@ import dataclasses
 import json
 import urllib.parse
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 from patchkit.images.registry.client import TagDigest, head_tag, open_transport
 from patchkit.images.registry.reference import RegistryRef
@@ -197,6 +197,38 @@ class TagReader:
 
     def _head(self, tag: str) -> TagDigest | None:
         return head_tag(dataclasses.replace(self.transport), tag, missing_ok=True)
+
+    def tags_and_digests(
+        self,
+        early: Iterable[str],
+        later: Callable[[tuple[str, ...]], Iterable[str]],
+        *,
+        page_size: int = PAGE_SIZE,
+        workers: int = WORKERS,
+    ) -> tuple[tuple[str, ...], dict[str, TagDigest | None]]:
+        """Every tag, and what ``early`` and ``later(tags)`` point to now, in fewer round trips
+        than :meth:`tags` then :meth:`digests`: the ``HEAD``s of ``early`` (tags known before
+        the listing, e.g. the tracked ones) start once the first page has brought the token,
+        while the next pages are read; those of ``later`` follow the listing."""
+        first = list(dict.fromkeys(early))
+        futures: dict[str, Future[TagDigest | None]] = {}
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+
+            def started(_: int) -> None:
+                if not futures:
+                    futures.update((tag, pool.submit(self._head, tag)) for tag in first)
+
+            try:
+                tags = self.tags(page_size=page_size, on_page=started)
+                started(0)
+                for tag in later(tags):
+                    if tag not in futures:
+                        futures[tag] = pool.submit(self._head, tag)
+                out = {tag: future.result() for tag, future in futures.items()}
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return tags, out
 
 
 def _page_tags(transport: Transport, path: str, body: bytes) -> Sequence[str]:
