@@ -3,10 +3,13 @@ then the policy."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from patchkit.audit import Connection, MemoryView, Verdict, audit_view
 from patchkit.audit.policy import is_loopback, judge_connection
+from patchkit.kinds import load_change
 from patchkit.profiles import GENERIC, POSTE
 
 Row = tuple[str, str, str]  # (kind, target, verdict)
@@ -673,3 +676,24 @@ def test_a_forbidden_connection_in_a_skipped_unverifiable_file_is_unverified() -
     assert not result.failed
     assert audit_view(MemoryView(files), profile=POSTE, unverified=pending, strict=True).failed
     assert audit_view(MemoryView(files), profile=POSTE).failed
+
+
+def test_the_series_webmail_edit_wins_over_a_release_that_sets_the_current_names() -> None:
+    # A Roundcube 1.6 config.inc.php that names imap_host/smtp_host itself (a test's text, not
+    # poste.io's): the series' appended legacy names alone would be ignored there.
+    edit = Path(__file__).resolve().parents[2] / "patches" / "webmail-hostname.edit.toml"
+    release = (
+        "<?php\n$config['imap_host'] = 'localhost:143';\n$config['smtp_host'] = 'localhost:587';\n"
+    )
+    assert webmail(release[len("<?php\n") :])["imap"][1] == "forbidden"
+    outcome = load_change(edit.read_bytes(), name=edit.name).apply(
+        {WEBMAIL: release.encode()}, version="2.5-stand-in"
+    )
+    patched = outcome.contents[WEBMAIL]
+    assert patched is not None
+    found = webmail(patched.decode()[len("<?php\n") :])
+    assert {service: found[service][:2] for service in found} == {
+        "imap": ("__HOSTNAME__:993", "ok"),
+        "smtp": ("__HOSTNAME__:587", "ok"),
+        "managesieve": ("__HOSTNAME__:4190", "ok"),
+    }
