@@ -143,7 +143,7 @@ def run_watch(
         **settings,
     }
     proc = subprocess.run(
-        ["bash", str(SCRIPT)],
+        [require_tool("bash"), str(SCRIPT)],
         env=env,
         cwd=scene.checkout,
         capture_output=True,
@@ -312,6 +312,13 @@ def test_a_run_opens_a_pull_request_an_issue_and_a_repush_issue_then_updates_the
                 ],
                 LOOKUP_ISSUES: [
                     {"number": 5, "state": "CLOSED", "title": "x", "body": "unrelated"},
+                    {  # an earlier run's: 2.5.2 needed a person then, it is clean now
+                        "number": 6,
+                        "state": "OPEN",
+                        "title": "app 2.5.2: a person is needed for the upgrade",
+                        "body": "<!-- patchkit-report app 2.5.2 -->\nold",
+                        "url": "u",
+                    },
                     {
                         "number": 8,
                         "state": "OPEN",
@@ -347,6 +354,8 @@ def test_a_run_opens_a_pull_request_an_issue_and_a_repush_issue_then_updates_the
         f"{again}:refs/heads/patchkit/upstream-2.5.2",
         shlex.join(["gh", "pr", "edit", "7", "--title", PR_TITLE, "--body-file", str(pr_body)]),
         LOOKUP_ISSUES,
+        "gh issue close 6 --comment "
+        "'2.5.2 is clean now: the pull request from `patchkit/upstream-2.5.2` tracks it.'",
         shlex.join(
             ["gh", "issue", "edit", "8", "--title", ISSUE_TITLE, "--body-file", str(issue_body)]
         ),
@@ -355,24 +364,70 @@ def test_a_run_opens_a_pull_request_an_issue_and_a_repush_issue_then_updates_the
     assert "issue #9 says this already" in proc.stderr
 
 
-def test_a_persons_commit_on_the_branch_is_never_pushed_over(scene: Scene, tmp_path: Path) -> None:
-    proc, values = run_watch(scene, tmp_path, PATCHKIT_GH_DRY_RUN="1")
-    assert proc.returncode == 0, proc.stderr
+def test_a_persons_commit_a_closed_pull_request_and_a_failing_gh(
+    scene: Scene, tmp_path: Path
+) -> None:
+    # Without the switch, gh is run: here it is not installed (PATH: the venv and git only).
+    tools = tmp_path / "tools"
+    tools.mkdir()
+    for tool in ("git", "dirname"):  # what run.sh and patchkit run besides Python
+        (tools / tool).symlink_to(require_tool(tool))
+    proc, values = run_watch(scene, tmp_path, PATH=f"{Path(sys.executable).parent}:{tools}")
+    assert proc.returncode == 3
+    failed = [line for line in proc.stderr.splitlines() if "error:" in line]
+    assert failed == [
+        f"patchkit action: error: {version}: gh is not installed here (GitHub's runners have "
+        "gh and git; PATCHKIT_GH_DRY_RUN=1 prints the commands instead)"
+        for version in ("2.5.2", "2.5.3", "2.5.0 (re-pushed)")
+    ]
+    assert values["new"] == "2.5.2 2.5.3" and "Traceback" not in proc.stderr
+    assert [r["action"] for r in json.loads(values["results"])] == ["failed", "failed"]
     commit = git(scene.checkout, "rev-parse", "patchkit/upstream-2.5.2").strip()
-    fix = scene.checkout / "image" / "patches" / "app.patch"
+
+    # A person pushes a fix onto the release branch: the workflow's next run leaves it.
     git(scene.checkout, "checkout", "-q", "--", "image/upstream-versions.toml")
     git(scene.checkout, "checkout", "-q", "patchkit/upstream-2.5.2")
+    fix = scene.checkout / "image" / "patches" / "app.patch"
     fix.write_text(fix.read_text().replace("Description: ours", "Description: ours, fixed"))
     git(scene.checkout, "commit", "-q", "-am", "A person's fix")
     git(scene.checkout, "push", "-q", "origin", "HEAD:refs/heads/patchkit/upstream-2.5.2")
     git(scene.checkout, "checkout", "-q", "main")
     (scene.checkout / "README.md").write_text("main moves on\n")
     git(scene.checkout, "commit", "-q", "-am", "main moves on")
-    proc, values = run_watch(scene, tmp_path, PATCHKIT_GH_DRY_RUN="1")
+    answers = tmp_path / "answers.json"
+    answers.write_text(json.dumps({LOOKUP_PR: [{"number": 7, "state": "OPEN", "body": ""}]}))
+    proc, values = run_watch(
+        scene, tmp_path, PATCHKIT_GH_DRY_RUN="1", PATCHKIT_GH_ANSWERS=str(answers)
+    )
     assert proc.returncode == 0, proc.stderr
-    assert not [c for c in commands(values) if c.startswith("git push")]
     assert "has commits that are not the workflow's" in proc.stderr
+    assert commands(values)[:2] == [
+        LOOKUP_PR,
+        shlex.join(
+            [
+                "gh",
+                "pr",
+                "edit",
+                "7",
+                "--title",
+                PR_TITLE,
+                "--body-file",
+                str(scene.out / "upstream" / "2.5.2" / "body.md"),
+            ]
+        ),
+    ]  # no push: the pull request's text is still brought up to date
     assert git(scene.checkout, "rev-parse", "patchkit/upstream-2.5.2").strip() != commit
+
+    # A person closed the pull request: left closed, nothing pushed or opened for it.
+    git(scene.checkout, "checkout", "-q", "--", "image/upstream-versions.toml")
+    answers.write_text(json.dumps({LOOKUP_PR: [{"number": 7, "state": "CLOSED", "body": ""}]}))
+    proc, values = run_watch(
+        scene, tmp_path, PATCHKIT_GH_DRY_RUN="1", PATCHKIT_GH_ANSWERS=str(answers)
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "pull request #7 was closed by a person: left alone" in proc.stderr
+    assert commands(values)[:2] == [LOOKUP_PR, LOOKUP_ISSUES]  # then 2.5.3's issue
+    assert json.loads(values["results"])[0]["action"] == "left-alone"
 
 
 def test_a_dirty_checkout_and_a_bad_switch_are_one_line(tmp_path: Path) -> None:
