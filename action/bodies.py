@@ -46,7 +46,7 @@ def pr_title(name: str, version: str, *, rebased: bool) -> str:
     return f"{name} {version}: track the release"
 
 
-def pr_footer(version: str, *, base: str, into: str, rebased: bool) -> str:
+def pr_footer(version: str, *, base: str, into: str, rebased: bool, report_audit: str) -> str:
     what = (
         f"adds {version} to `upstream-versions.toml` and moves the series onto it "
         f"(`patchkit rebase --onto {version}`: base {base} → {version})"
@@ -54,10 +54,16 @@ def pr_footer(version: str, *, base: str, into: str, rebased: bool) -> str:
         else f"adds {version} to `upstream-versions.toml` (not newer than base {base}: the "
         "series stays on it)"
     )
+    audit = "the audit of the result passed"
+    if report_audit != "passed":
+        audit += (
+            f" (the report's audit ({report_audit}) applies the series as it stands on {version}, "
+            "where a patch that only merges 3-way is left out)"
+        )
     return (
-        f"Opened by patchkit's upstream workflow: this branch {what}; the audit of the result "
-        f"passed. Each run brings it up to date while {version} is new to `{into}`; a commit "
-        "of yours on the branch stops that (docs/upgrading.md)."
+        f"Opened by patchkit's upstream workflow: this branch {what}; {audit}. Each run brings "
+        f"it up to date while {version} is new to `{into}`; a commit of yours on the branch "
+        "stops that (docs/upgrading.md)."
     )
 
 

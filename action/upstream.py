@@ -52,7 +52,11 @@ LABEL_COLOUR = "5319e7"
 
 
 class NotClean(Exception):
-    """The real rebase, or the audit of its result, disagrees with the report: an issue."""
+    """The real rebase, or the audit of its result, disagrees with the forecast: an issue."""
+
+    def __init__(self, message: str, *, audit: str = "") -> None:
+        super().__init__(message)
+        self.audit = audit  # "failed" when the audit of the branch's result failed
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -71,7 +75,7 @@ class Settings:
             raise Failure(f"PATCHKIT_GH_DRY_RUN={flag!r}: use 1/true or 0/false")
         return cls(
             project=Path(env.get("PATCHKIT_PROJECT") or "."),
-            out=Path(env.get("PATCHKIT_OUT") or "patchkit-out") / "upstream",
+            out=(Path(env.get("PATCHKIT_OUT") or "patchkit-out") / "upstream").resolve(),
             base_branch=env.get("PATCHKIT_BASE_BRANCH", "").strip(),
             label=env.get("PATCHKIT_GH_LABEL", "").strip() or "patchkit-upstream",
             dry_run=flag in ("1", "true", "yes"),
@@ -153,38 +157,44 @@ class Run:
         out.forecast_clean = f.clean
         if report.audit is not None:
             out.audit = "failed" if report.audit.failed else "passed"
-        if not f.clean:
-            stops = ", ".join(p.name for p in f.patches if p.left_out)
-            out.reasons.append(
-                f"`patchkit forecast {version}`: a rebase would stop on {stops}"
-                if f.starts
-                else f"the series does not apply to its base {f.base}"
-            )
-        if out.audit != "passed":
-            out.reasons.append(f"the audit of {version} with the series applied: {out.audit}")
         log(
             f"{version}: forecast {'clean' if f.clean else 'needs a person'}, "
             f"patched audit {out.audit} (report: {out.report})"
         )
         marker = MARKER.format(name=self.name, version=version)
-        if not out.reasons:
+        if f.clean:
+            # The report audits the series as it stands on the release (a patch that only
+            # merges 3-way is not in it); the branch's own audit, of the rebased series, decides.
+            in_report = out.audit
             try:
                 commit = self.release_commit(new, where)
             except NotClean as e:
                 out.reasons.append(str(e))
+                out.audit = e.audit or out.audit
             else:
-                out.clean, out.branch = True, bodies.BRANCH.format(version=version)
+                out.clean, out.audit = True, "passed"
+                out.branch = bodies.BRANCH.format(version=version)
                 footer = bodies.pr_footer(
                     version,
                     base=self.project.versions.base,
                     into=self.checkout.branch,
                     rebased=new.newer_than_base,
+                    report_audit=in_report,
                 )
                 title = bodies.pr_title(self.name, version, rebased=new.newer_than_base)
                 body = f"{markdown}\n\n---\n{footer}"
                 out.action = self.pull_request(version, commit, title, body, where / "body.md")
                 self.close_issue(marker, version)
                 return out
+        else:
+            stops = ", ".join(p.name for p in f.patches if p.left_out)
+            out.reasons.append(
+                f"`patchkit forecast {version}`: a rebase would stop on {stops}"
+                if f.starts
+                else f"the series does not apply to its base {f.base}"
+            )
+            if out.audit != "passed":
+                out.reasons.append(f"the audit of {version} with the series applied: {out.audit}")
         footer = bodies.issue_footer(version, into=self.checkout.branch, reasons=out.reasons)
         out.action = self.issue(
             marker,
@@ -221,7 +231,10 @@ class Run:
                     raise NotClean(f"`patchkit rebase --onto {version}` stopped on {stopped}")
                 moved = f", series rebased onto it (base {old_base} -> {version})"
             if branch_project.audit(version).failed:
-                raise NotClean(f"the audit of the series on {version}, as committed, failed")
+                raise NotClean(
+                    f"the audit of {version} with the series as the branch would commit it failed",
+                    audit="failed",
+                )
             commit = self.checkout.commit(
                 tree,
                 f"patchkit: {self.name} {version}",

@@ -10,6 +10,7 @@ its answers file.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import shlex
@@ -38,6 +39,21 @@ RELEASES = {
     "2.5.3": CONF.replace("line 5\n", "line 5 upstream\n"),  # the patch's own line: a conflict
 }
 REPUSHED = CONF.replace("line 9\n", "line 9 re-pushed\n")  # 2.5.0, pushed again
+# redis off TCP, a diff with four lines of context after its change: in 2.5.2 the second of
+# them changes, which git's 3-way merge takes (the forecast is clean, the branch's audit
+# passes) but applying the diff as it stands does not (the report's own audit fails).
+REDIS = "bind 127.0.0.1\nprotected-mode yes\nport 6379\ntcp-backlog 511\ntimeout 0\n"
+REDIS += "daemonize no\nloglevel notice\n"
+REDIS_252 = REDIS.replace("timeout 0", "timeout 300")
+REDIS_PATCH = "Description: redis on a unix socket\n\n" + "".join(
+    difflib.unified_diff(
+        REDIS.splitlines(True),
+        REDIS.replace("port 6379\n", "port 0\nunixsocket /run/redis.sock\n").splitlines(True),
+        "a/etc/redis/redis.conf",
+        "b/etc/redis/redis.conf",
+        n=4,
+    )
+)
 TOML = """\
 # the maintainer's project (a test)
 schema = 1
@@ -74,8 +90,10 @@ LOOKUP_LABELS = "gh label list --json name --limit 500"
 
 
 def image(tag: str, conf: str) -> rs.Image:
+    redis = REDIS_252 if tag == "2.5.2" else REDIS
+    files = {"etc/app.conf": conf, "etc/tag": tag, "etc/redis/redis.conf": redis}
     return rs.build_image(
-        [{"etc/os-release": b"ID=test\n"}, {"etc/app.conf": conf.encode(), "etc/tag": tag.encode()}]
+        [{"etc/os-release": b"ID=test\n"}, {k: v.encode() for k, v in files.items()}]
     )
 
 
@@ -105,8 +123,9 @@ def scene(registry: rs.Registry, proxy: rs.Proxy, repo: str, tmp_path: Path) -> 
     project = checkout / "image"
     (project / "patches").mkdir(parents=True)
     (project / "upstream-versions.toml").write_text(TOML.format(image=f"{proxy.address}/{repo}"))
-    (project / "patches" / "series").write_text("app.patch\n")
+    (project / "patches" / "series").write_text("app.patch\nredis.patch\n")
     (project / "patches" / "app.patch").write_text(PATCH)
+    (project / "patches" / "redis.patch").write_text(REDIS_PATCH)
     (checkout / ".gitignore").write_text(".patchkit/\n")
     (checkout / "README.md").write_text("the patched image\n")
     for version in ("2.5.0", "2.5.1"):  # what an earlier run (or a person) imported
@@ -193,6 +212,7 @@ def test_a_run_opens_a_pull_request_an_issue_and_a_repush_issue_then_updates_the
     assert git(scene.checkout, "rev-parse", f"{commit}^").strip() == main
     assert git(scene.checkout, "diff", "--name-only", main, commit).split() == [
         "image/patches/app.patch",
+        "image/patches/redis.patch",  # merged: refreshed onto 2.5.2's context
         "image/upstream-versions.toml",
     ]
     toml = git(scene.checkout, "show", f"{commit}:image/upstream-versions.toml")
@@ -269,7 +289,12 @@ def test_a_run_opens_a_pull_request_an_issue_and_a_repush_issue_then_updates_the
     report = (up / "2.5.2" / "report.md").read_text()
     body = pr_body.read_text()
     assert body.startswith("<!-- patchkit-report app 2.5.2 -->\n") and body.startswith(report)
-    assert "base 2.5.1 → 2.5.2" in body[len(report) :]
+    footer = body[len(report) :]
+    assert "base 2.5.1 → 2.5.2" in footer and "the audit of the result passed" in footer
+    # the report audited the series as it stands (redis.patch left out: redis on TCP)
+    assert "- **Audit of the patched release**: FAILED" in report
+    assert "the report's audit (failed) applies the series as it stands on 2.5.2" in footer
+    assert "timeout 300" in git(scene.checkout, "show", f"{commit}:image/patches/redis.patch")
     body = issue_body.read_text()
     assert body.startswith((up / "2.5.3" / "report.md").read_text())
     resolve, release = body.index("### What a person must resolve"), body.index("### The release")
