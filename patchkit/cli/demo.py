@@ -276,13 +276,12 @@ def write_oci_layout(layout: Path, layers: list[Layer], *, tag: str) -> str:
     digest = _blob(layout, manifest)
     ref = "org.opencontainers.image.ref.name"
     index_path = layout / "index.json"
-    index = (
-        json.loads(index_path.read_text())
-        if index_path.exists()
-        else {"schemaVersion": 2, "manifests": []}
-    )
-    index["manifests"] = [m for m in index["manifests"] if m.get("annotations", {}).get(ref) != tag]
-    index["manifests"].append(
+    index: dict[str, Any] = {"schemaVersion": 2, "manifests": []}
+    if index_path.exists():
+        index = json.loads(index_path.read_text())
+    manifests = [m for m in index["manifests"] if m.get("annotations", {}).get(ref) != tag]
+    index["manifests"] = manifests
+    manifests.append(
         {
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "digest": digest,
