@@ -150,7 +150,7 @@ class Project:
         """
         from patchkit.images.source import parse_source
         from patchkit.ops.edit import edit_guard
-        from patchkit.ops.importing import import_release
+        from patchkit.ops.importing import import_platforms, import_release
         from patchkit.ops.rebase import Rebaser
 
         with self.lock():
@@ -163,20 +163,27 @@ class Project:
             src = parse_source(source) if source else self.resolve_source(vf.source_for(version))
             always = self.touched_paths()
             include = list(vf.upstream.include) or None
-            result = import_release(
-                self.store,
-                version,
-                src,
-                platform=platform or rel.platform,
-                strip=rel.strip,
-                include=include,
-                exclude=list(vf.upstream.exclude),
-                always=always,
-                expected_digest=rel.digest,
-                progress=progress,
-                replace=replace,
-                expected_tag_digest=rel.tag_digest,
-            )
+            options: dict[str, Any] = {
+                "strip": rel.strip,
+                "include": include,
+                "exclude": list(vf.upstream.exclude),
+                "always": always,
+                "expected_digest": rel.digest,
+                "progress": progress,
+                "replace": replace,
+                "expected_tag_digest": rel.tag_digest,
+            }
+            if rel.platforms:  # every platform, each in its own tree (docs/toml.md)
+                if platform is not None:
+                    raise ConfigError(
+                        f"{vf.path}:{rel.line}: {version} lists its platforms "
+                        f"({', '.join(rel.platforms)}): --platform does not apply"
+                    )
+                result = import_platforms(self.store, src, rel.platform_labels(), **options)
+            else:
+                result = import_release(
+                    self.store, version, src, platform=platform or rel.platform, **options
+                )
             # Model releases are rebuilt from moving Debian suites: their digest stays in the store.
             if rel.status is not versions_mod.ReleaseStatus.MODEL:
                 old = text = self._read(self.versions_path)
@@ -231,11 +238,20 @@ class Project:
             return src
         return replace(src, path=str(self.root / src.path))
 
-    def build_context(self, version: str, out: str | os.PathLike[str]) -> BuildContext:
-        """Write a Docker build context for ``version`` (see :mod:`patchkit.ops.build`)."""
+    def build_context(
+        self,
+        version: str,
+        out: str | os.PathLike[str],
+        *,
+        created: str | None = None,
+        source: str | None = None,
+        revision: str | None = None,
+    ) -> BuildContext:
+        """Write a Docker build context for ``version`` (see :mod:`patchkit.ops.build`);
+        ``created`` (RFC 3339), ``source`` and ``revision`` set those image labels."""
         from patchkit.ops.build import build_context
 
-        return build_context(self, version, out)
+        return build_context(self, version, out, created=created, source=source, revision=revision)
 
     def touched_paths(self) -> set[str]:
         """Every path any patch of the series reads or writes."""
@@ -251,13 +267,18 @@ class Project:
         tree = self.release_tree(version)
         base_info = self.store.release(base) if version != base else None
         with self.store.blob_reader() as reader:
-            return apply_series(
+            result = apply_series(
                 reader,
                 version=version,
                 tree=tree,
                 patches=changes,
                 base_tree=base_info.tree if base_info else None,
             ).check
+            if not self.versions.release(version).platforms:
+                return result
+            from patchkit.ops.platforms import check_platforms
+
+            return check_platforms(self, result, reader, changes)
 
     def matrix(
         self,

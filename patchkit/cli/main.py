@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from patchkit.cli.commands import CONTEXT, Command
+from patchkit.cli.commands import assemble as assemble_cmd
 from patchkit.cli.commands import audit as audit_cmd
 from patchkit.cli.commands import bisect as bisect_cmd
 from patchkit.cli.commands import build as build_cmd
@@ -67,6 +68,7 @@ COMMANDS: Mapping[str, Command] = {
         new_cmd.COMMAND,
         audit_cmd.COMMAND,
         build_cmd.COMMAND,
+        assemble_cmd.COMMAND,
         demo_cmd.COMMAND,
         completion_cmd.COMMAND,
     )

@@ -32,6 +32,8 @@ __all__ = [
     "order_labels",
     "parse_label",
     "parse_versions",
+    "platform_label",
+    "release_version",
     "set_base",
     "set_digest",
     "set_tag_digest",
@@ -41,6 +43,33 @@ __all__ = [
 SCHEMA_VERSION = 1
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _PROFILE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+# OS/ARCH[/VARIANT], as `--platform` takes it (images._manifest.Platform parses it for use).
+_PLATFORM = re.compile(r"^[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?$")
+PLATFORM_SEP = "@"  # <version>@<os>-<arch>[-<variant>]: a label never holds "@" (_LABEL)
+
+
+def platform_label(version: str, platform: str) -> str:
+    """The store label of one more platform of a multi-platform release.
+
+    The first platform in ``platforms`` is the release itself (``version``); each other
+    platform is imported as ``<version>@<os>-<arch>[-<variant>]``, a label no ``[[version]]``
+    can have, so the refs never collide (``refs/patchkit/upstream/2.5.24@linux-arm64``).
+
+    >>> platform_label("2.5.24", "linux/arm64/v8")
+    '2.5.24@linux-arm64-v8'
+    """
+    return f"{version}{PLATFORM_SEP}{platform.replace('/', '-')}"
+
+
+def release_version(label: str) -> str:
+    """The ``[[version]]`` label behind a store label (a platform label's version part).
+
+    >>> release_version("2.5.24@linux-arm64"), release_version("2.5.24")
+    ('2.5.24', '2.5.24')
+    """
+    return label.partition(PLATFORM_SEP)[0]
+
+
 _DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|git-tree:[0-9a-f]{40})$")
 _TAG_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
 _WATCH_KEYS = ("tags", "versions", "exclude", "status")
@@ -132,6 +161,9 @@ class Release:
     strip: int = 0
     note: str = ""
     line: int = 0  # line of its [[version]] header, for messages
+    # A multi-platform release: each platform imported and checked (the first is the release
+    # itself, the others are platform_label()s); empty: one platform, `platform` (or the default).
+    platforms: tuple[str, ...] = ()
     # what the tag pointed to when imported or found by `watch` (an index for multi-arch images)
     tag_digest: str | None = None
 
@@ -141,7 +173,17 @@ class Release:
             value = getattr(self, key)
             if value:
                 d[key] = value
+        if self.platforms:
+            d["platforms"] = list(self.platforms)
         return d
+
+    def platform_labels(self) -> tuple[tuple[str, str], ...]:
+        """(platform, store label) of each platform of a multi-platform release, first the
+        release's own label; empty for a single-platform release."""
+        return tuple(
+            (p, self.version if i == 0 else platform_label(self.version, p))
+            for i, p in enumerate(self.platforms)
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -343,6 +385,7 @@ def parse_versions(text: str, *, path: str = "upstream-versions.toml") -> Versio
         if not isinstance(strip, int) or isinstance(strip, bool) or strip < 0:
             raise ConfigError(f"{where}: field 'strip' must be a non-negative integer")
         note = table.get("note", "")
+        platforms = _platforms(table, where)
         releases.append(
             Release(
                 version=label,
@@ -353,6 +396,7 @@ def parse_versions(text: str, *, path: str = "upstream-versions.toml") -> Versio
                 strip=strip,
                 note=note if isinstance(note, str) else "",
                 line=line,
+                platforms=platforms,
                 tag_digest=tag_digest,
             )
         )
@@ -368,6 +412,29 @@ def parse_versions(text: str, *, path: str = "upstream-versions.toml") -> Versio
             f"{path}:{base_line}: base '{base}' is not one of the [[version]] entries"
         )
     return VersionsFile(path=path, base=base, upstream=upstream, releases=tuple(releases))
+
+
+def _platforms(table: dict[str, Any], where: str) -> tuple[str, ...]:
+    """``platforms = ["linux/amd64", "linux/arm64"]``: two or more distinct OS/ARCH[/VARIANT]."""
+    value = table.get("platforms")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: field 'platforms' must be a list of strings")
+    for v in value:
+        if not _PLATFORM.match(v):
+            raise ConfigError(
+                f"{where}: platform '{v}' is not OS/ARCH[/VARIANT] (e.g. linux/amd64, linux/arm64/v8)"
+            )
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: field 'platforms' lists a platform twice")
+    if len(value) < 2:
+        raise ConfigError(
+            f"{where}: field 'platforms' needs two or more platforms (one: use 'platform')"
+        )
+    if table.get("platform") is not None:
+        raise ConfigError(f"{where}: give either 'platform' or 'platforms', not both")
+    return tuple(value)
 
 
 def _watch_rules(raw: object, text: str, path: str, up_line: int) -> WatchRules:

@@ -259,8 +259,12 @@ class Store:
         )
 
     def imported_versions(self) -> set[str]:
+        """Labels of the imported releases (a multi-platform release's other platforms,
+        ``<version>@<platform>``, are not releases of their own: left out)."""
         out = self.git("for-each-ref", "--format=%(refname)", UPSTREAM_PREFIX).stdout.decode()
-        return {line[len(UPSTREAM_PREFIX) :] for line in out.splitlines() if line}
+        return {
+            line[len(UPSTREAM_PREFIX) :] for line in out.splitlines() if line and "@" not in line
+        }
 
     @staticmethod
     def release_message(

@@ -13,8 +13,10 @@ and the store is as it was.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from patchkit.compress import ZLIB_NAME
 from patchkit.core.globs import Selector
@@ -31,7 +33,7 @@ from patchkit.images.layers import DEFAULT_LIMITS, Limits, ProgressEvent, flatte
 from patchkit.images.source import Source, SourceKind
 from patchkit.images.tree import WrittenTree
 
-__all__ = ["ZLIB_NAME", "ProgressEvent", "import_release", "manifest_ref"]
+__all__ = ["ZLIB_NAME", "ProgressEvent", "import_platforms", "import_release", "manifest_ref"]
 
 
 def manifest_ref(version: str) -> str:
@@ -221,3 +223,34 @@ def import_release(
                 plan=plan,
             )
     return _result(store, version, flat=flat, reused=False, tag_digest=plan.tag_digest)
+
+
+def import_platforms(
+    store: Store,
+    source: Source,
+    platforms: Sequence[tuple[str, str]],
+    **options: Any,
+) -> ImportResult:
+    """Import each platform of a multi-platform release: ``platforms`` is (platform, store
+    label) pairs, the release's own label first (:meth:`Release.platform_labels`).
+
+    The first import resolves the tag; the others read the index it resolved to (a
+    ``docker://`` source is pinned to that digest), so a tag re-pushed half-way cannot mix
+    two indexes. ``options`` are :func:`import_release`'s; ``expected_digest`` applies to the
+    first platform only (the TOML's `digest`); the others are held to what the store has.
+    Returns the first platform's result with the others in ``platforms``.
+    """
+    (first_platform, first_label), *others = platforms
+    first = import_release(store, first_label, source, platform=first_platform, **options)
+    info = store.release(first_label)
+    tag = info.tag_digest if info is not None else None
+    if tag and source.kind is SourceKind.DOCKER:
+        source = dataclasses.replace(source, digest=tag)
+    options = {**options, "expected_digest": None}
+    rest = tuple(
+        dataclasses.replace(
+            import_release(store, label, source, platform=platform, **options), platform=platform
+        )
+        for platform, label in others
+    )
+    return dataclasses.replace(first, platform=first_platform, platforms=rest)
