@@ -5,7 +5,9 @@
 #
 #   PATCHKIT_MODE        all (import, matrix, report: one job) | plan (strategy.matrix for a
 #                        fan-out) | part (one fan-out job: import, matrix JSON) | merge (report
-#                        on the parts' JSON in $PATCHKIT_OUT/parts)
+#                        on the parts' JSON in $PATCHKIT_OUT/parts) | watch (action/upstream.py:
+#                        new upstream releases become pull requests or issues; its own settings
+#                        and outputs are in its docstring)
 #   PATCHKIT_PROJECT     the project directory (default .)
 #   PATCHKIT_VERSIONS    releases, separated by spaces, commas or newlines (default: every
 #                        tracked release whose status is in PATCHKIT_STATUSES)
@@ -282,6 +284,9 @@ case "$mode" in
     fi
     report "${parts[@]}"
     ;;
+  watch)
+    exec python3 "$(dirname "${BASH_SOURCE[0]}")/upstream.py"
+    ;;
   all)
     read -r -a versions <<<"$(labels)"
     import_all "${versions[@]}"
@@ -290,7 +295,7 @@ case "$mode" in
     report "$out/result-all.json"
     ;;
   *)
-    echo "patchkit action: unknown mode '$mode' (all, plan, part, merge, publish)" >&2
+    echo "patchkit action: unknown mode '$mode' (all, plan, part, merge, publish, watch)" >&2
     exit 2
     ;;
 esac
