@@ -26,8 +26,9 @@ from typing import Any, BinaryIO, cast
 from patchkit.errors import DigestMismatchError, SourceError
 from patchkit.images._manifest import INDEX_TYPES, MANIFEST_TYPES, is_attestation
 from patchkit.images.base import ImagePlan, LayerBlob
+from patchkit.images.decoders import detect
 from patchkit.images.digests import check_digest, verify
-from patchkit.images.layers import BZIP2_MAGIC, GZIP_MAGIC, XZ_MAGIC, ZSTD_MAGIC, TarballLayer
+from patchkit.images.layers import TarballLayer
 from patchkit.images.oci import MAX_JSON_BYTES, MAX_NESTING
 from patchkit.images.source import Source
 
@@ -227,7 +228,7 @@ def _legacy_layer_digest(archive: _Archive, m: tarfile.TarInfo, diff_id: str) ->
     f = archive.tf.extractfile(m)
     assert f is not None
     head = f.read(8)
-    if not head.startswith((GZIP_MAGIC, ZSTD_MAGIC, BZIP2_MAGIC, XZ_MAGIC)):
+    if detect(head)[1] is None:  # a plain tar
         return diff_id
     h = hashlib.sha256(head)
     while chunk := f.read(1 << 20):

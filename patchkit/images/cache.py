@@ -23,7 +23,6 @@ import collections
 import hashlib
 import json
 import re
-import tarfile
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from typing import IO, Any
 from patchkit.core.objects import MODE_FILE, MODE_TREE, tree_body
 from patchkit.images.digests import short
 from patchkit.images.sink import CacheStore, ObjectSink, TreeSink
+from patchkit.images.tar import TarEntry
 
 __all__ = [
     "CACHE_SCHEMA",
@@ -132,34 +132,21 @@ class Entry:
         )
 
 
-def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes] | None:
-    prefix = "SCHILY.xattr."
-    found = {
-        k[len(prefix) :]: v.encode("utf-8", "surrogateescape")
-        for k, v in member.pax_headers.items()
-        if k.startswith(prefix)
-    }
-    return found or None
+_TYPES_OF = {
+    b"0": FILE,
+    b"S": FILE,  # an old GNU sparse file, rebuilt by the reader
+    b"5": DIR,
+    b"2": SYMLINK,
+    b"1": HARDLINK,
+    b"3": CHAR,
+    b"4": BLOCK,
+    b"6": FIFO,
+}
 
 
-def entry_from_tar(member: tarfile.TarInfo) -> Entry:
+def entry_from_tar(member: TarEntry) -> Entry:
     """The Entry of a tar header (content not read yet: ``blob`` is None)."""
-    if member.isreg():
-        type_ = FILE
-    elif member.isdir():
-        type_ = DIR
-    elif member.issym():
-        type_ = SYMLINK
-    elif member.islnk():
-        type_ = HARDLINK
-    elif member.ischr():
-        type_ = CHAR
-    elif member.isblk():
-        type_ = BLOCK
-    elif member.isfifo():
-        type_ = FIFO
-    else:
-        type_ = OTHER
+    type_ = _TYPES_OF.get(member.type, OTHER)
     dev = type_ in (CHAR, BLOCK)
     return Entry(
         name=member.name,
@@ -168,10 +155,10 @@ def entry_from_tar(member: tarfile.TarInfo) -> Entry:
         uid=member.uid,
         gid=member.gid,
         size=member.size if type_ == FILE else 0,
-        link=member.linkname if type_ in (SYMLINK, HARDLINK) else "",
-        major=member.devmajor if dev else 0,
-        minor=member.devminor if dev else 0,
-        xattrs=_xattrs(member),
+        link=member.link if type_ in (SYMLINK, HARDLINK) else "",
+        major=member.major if dev else 0,
+        minor=member.minor if dev else 0,
+        xattrs=member.xattrs,
         raw_type=member.type,
     )
 
