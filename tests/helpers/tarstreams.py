@@ -10,9 +10,12 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Sequence
 
+from tests.helpers.imagebuilder import Layer
+
 __all__ = [
     "END",
     "BytesSource",
+    "RawLayer",
     "gnu_long_link",
     "gnu_long_name",
     "header",
@@ -21,6 +24,7 @@ __all__ = [
     "pax",
     "pax_record",
     "pax_sparse",
+    "sparse_content",
 ]
 
 END = bytes(1024)
@@ -125,19 +129,26 @@ def gnu_long_link(target: str | bytes) -> bytes:
     return _gnu_long(b"K", target)
 
 
-def _fragments_data(content: bytes, frags: Sequence[tuple[int, int]]) -> bytes:
-    return b"".join(content[o : o + n] for o, n in frags)
+Fragments = Sequence[tuple[int, bytes]]  # (offset in the file, the bytes stored there)
 
 
-def old_gnu_sparse(name: str, content: bytes, frags: Sequence[tuple[int, int]]) -> bytes:
+def sparse_content(size: int, frags: Fragments) -> bytes:
+    """The file a sparse map describes (zeros but for the fragments)."""
+    out = bytearray(size)
+    for offset, data in frags:
+        out[offset : offset + len(data)] = data
+    return bytes(out)
+
+
+def old_gnu_sparse(name: str, size: int, frags: Fragments, *, fmt: str = "gnu") -> bytes:
     """An old GNU sparse entry (type S): 4 map slots in the header, 21 in each extension."""
-    data = _fragments_data(content, frags)
-    slots = [b"%011o\0%011o\0" % f for f in frags]
+    data = b"".join(d for _, d in frags)
+    slots = [b"%011o\0%011o\0" % (o, len(d)) for o, d in frags]
     head, rest = slots[:4], slots[4:]
-    extra = {386: b"".join(head), 483: _octal(len(content), 12)}
+    extra = {386: b"".join(head), 483: _octal(size, 12)}
     if rest:
         extra[482] = b"\1"
-    out = header(name, type_=b"S", size=len(data), fmt="gnu", extra=extra)
+    out = header(name, type_=b"S", size=len(data), fmt=fmt, extra=extra)
     while rest:
         chunk, rest = rest[:21], rest[21:]
         ext = bytearray(512)
@@ -148,36 +159,59 @@ def old_gnu_sparse(name: str, content: bytes, frags: Sequence[tuple[int, int]]) 
 
 
 def pax_sparse(
-    name: str, content: bytes, frags: Sequence[tuple[int, int]], *, version: str
+    name: str,
+    size: int,
+    frags: Fragments,
+    *,
+    version: str,
+    size_record: str = "GNU.sparse.size",
+    sparse_map: bytes | None = None,
+    extra: Sequence[tuple[str, str]] = (),
 ) -> bytes:
-    """A pax sparse entry of GNU format ``version`` ("0.0", "0.1" or "1.0")."""
-    data = _fragments_data(content, frags)
-    size = str(len(content))
-    recs: list[tuple[str, str]]
+    """A pax sparse entry of GNU format ``version`` ("0.0", "0.1" or "1.0"); ``extra``
+    records are added to its pax header, ``sparse_map`` replaces a 1.0 map's text."""
+    data = b"".join(d for _, d in frags)
+    recs: list[tuple[str, str]] = list(extra)
     if version == "0.0":
-        recs = [("GNU.sparse.size", size), ("GNU.sparse.numblocks", str(len(frags)))]
-        for o, n in frags:
-            recs += [("GNU.sparse.offset", str(o)), ("GNU.sparse.numbytes", str(n))]
+        recs += [(size_record, str(size)), ("GNU.sparse.numblocks", str(len(frags)))]
+        for o, d in frags:
+            recs += [("GNU.sparse.offset", str(o)), ("GNU.sparse.numbytes", str(len(d)))]
         return pax(recs) + header(name, size=len(data)) + pad(data)
     if version == "0.1":
-        flat = ",".join(f"{o},{n}" for o, n in frags)
-        recs = [
-            ("GNU.sparse.size", size),
+        flat = ",".join(f"{o},{len(d)}" for o, d in frags)
+        recs += [
+            (size_record, str(size)),
             ("GNU.sparse.numblocks", str(len(frags))),
             ("GNU.sparse.map", flat),
         ]
         return pax(recs) + header(name, size=len(data)) + pad(data)
-    lines = [str(len(frags))] + [str(x) for f in frags for x in f]
-    sparse_map = pad(("\n".join(lines) + "\n").encode())
-    recs = [
+    if sparse_map is None:
+        lines = [str(len(frags))] + [str(x) for o, d in frags for x in (o, len(d))]
+        sparse_map = ("\n".join(lines) + "\n").encode()
+    recs += [
         ("GNU.sparse.major", "1"),
         ("GNU.sparse.minor", "0"),
         ("GNU.sparse.name", name),
-        ("GNU.sparse.realsize", size),
+        ("GNU.sparse.realsize", str(size)),
     ]
-    stored = sparse_map + data
+    stored = pad(sparse_map) + data
     return (
         pax(recs)
         + header("GNUSparseFile.0/" + name.rsplit("/", 1)[-1], size=len(stored))
         + pad(stored)
     )
+
+
+class RawLayer(Layer):
+    """A layer given as the bytes of its tar (and, with ``blob``, of its stored blob)."""
+
+    def __init__(self, data: bytes, blob: bytes | None = None) -> None:
+        super().__init__()
+        self.data = data
+        self.blob = blob
+
+    def tar(self) -> bytes:
+        return self.data
+
+    def stored(self, compression: str | None) -> bytes:
+        return self.blob if self.blob is not None else super().stored(compression)

@@ -21,6 +21,7 @@ from patchkit.images.layers import Limits
 from patchkit.ops.importing import import_release
 from tests.helpers.imagebuilder import Built, Layer, build_oci_layout, sha256
 from tests.helpers.packing import tree_packing  # noqa: F401 - an autouse fixture
+from tests.helpers.tarstreams import RawLayer
 
 
 def snapshot(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
@@ -362,15 +363,7 @@ def test_layer_count_must_match_diff_ids(tmp_path: Path) -> None:
 # -- tar headers (images/tar.py: Go's archive/tar rules) ----------------------------------
 
 
-class _RawTar(Layer):
-    """A layer given as the bytes of its tar."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__()
-        self.data = data
-
-    def tar(self) -> bytes:
-        return self.data
+_RawTar = RawLayer
 
 
 def _set_checksum(block: bytearray, value: int) -> None:
