@@ -58,6 +58,12 @@ _HEADER_ONLY = frozenset(b"123456")  # link, symlink, char, block, dir, fifo: no
 _OCTAL_DIGITS = b"01234567"
 _DECIMAL = re.compile(rb"[+-]?[0-9]+\Z")  # strconv.ParseInt(s, 10, 64)
 _INT64 = 1 << 63
+# The usual spelling of mode, uid, gid, size and mtime (octal digits, each field ended by a
+# NUL or a space), and of the checksum: read with int() directly; anything else takes the
+# general path (`_number`), which accepts and refuses exactly the same numbers.
+_PLAIN_NUMBERS = re.compile(rb"[0-7]{7}[\0 ][0-7]{7}[\0 ][0-7]{7}[\0 ][0-7]{11}[\0 ][0-7]{11}[\0 ]")
+_PLAIN_SUM = re.compile(rb"[0-7]{6}\0 ")
+_ZERO_DEV = b"0000000\0"
 
 _PAX_PATH, _PAX_LINK = b"path", b"linkpath"
 _PAX_STRINGS = frozenset((b"path", b"linkpath", b"uname", b"gname"))
@@ -90,10 +96,10 @@ DEFAULT_LIMITS = Limits()
 class TarError(Exception):
     """The layer is refused: ``why``, at entry ``entry`` when its name is known."""
 
-    def __init__(self, why: str, entry: str | None = None, *, unsafe: bool = False) -> None:
+    def __init__(self, why: str, entry: bytes | str | None = None, *, unsafe: bool = False) -> None:
         super().__init__(why)
         self.why = why
-        self.entry = entry
+        self.entry = _text(entry) if isinstance(entry, bytes) else entry
         self.unsafe = unsafe  # hostile rather than corrupt (UnsafeLayerError)
 
 
@@ -258,7 +264,7 @@ class TarReader:
 
     # -- reading -----------------------------------------------------------------------
 
-    def _read(self, n: int, what: str, entry: str | None) -> bytes:
+    def _read(self, n: int, what: str, entry: bytes | str | None) -> bytes:
         data = self._src.read(n)
         if len(data) != n:
             raise TarError(f"unexpected end of the tar stream in {what}", entry)
@@ -298,17 +304,25 @@ class TarReader:
                 raise TarError(f"a zero block followed by a header at byte {start + BLOCK}")
             fields = self._unpack(blk)
             name = _cstr(fields[0])
-            shown = _text(name) if name else f"<header at byte {start}>"
+            shown: bytes | str = name or f"<header at byte {start}>"  # for messages
             type_ = fields[7]
             try:
                 self._check_sum(blk, fields[6])
-                numbers = (
-                    _number(fields[1]),
-                    _number(fields[2]),
-                    _number(fields[3]),
-                    _number(fields[4]),
-                )
-                _number(fields[5])  # mtime: checked, not kept
+                if _PLAIN_NUMBERS.match(blk, 100):
+                    numbers = (
+                        int(blk[100:107], 8),
+                        int(blk[108:115], 8),
+                        int(blk[116:123], 8),
+                        int(blk[124:135], 8),
+                    )
+                else:
+                    numbers = (
+                        _number(fields[1]),
+                        _number(fields[2]),
+                        _number(fields[3]),
+                        _number(fields[4]),
+                    )
+                    _number(fields[5])  # mtime: checked, not kept
             except ValueError as e:
                 raise TarError(f"invalid header: {e}", shown) from None
             if type_ in (b"x", b"g", b"L", b"K"):
@@ -342,7 +356,7 @@ class TarReader:
 
     @staticmethod
     def _check_sum(blk: bytes, field: bytes) -> None:
-        stored = _number(field)
+        stored = int(field[:6], 8) if _PLAIN_SUM.match(field) else _number(field)
         unsigned = 256 + sum(blk) - sum(field)
         if stored != unsigned:
             signed = unsigned - 256 * sum(1 for c in blk[:148] + blk[156:] if c > 127)
@@ -358,7 +372,7 @@ class TarReader:
         pax: dict[bytes, bytes] | None,
         long_name: bytes,
         long_link: bytes,
-        shown: str,
+        shown: bytes | str,
     ) -> TarEntry:
         type_, f_link, magic, version = fields[7:11]
         f_major, f_minor, f_prefix = fields[13:16]
@@ -368,7 +382,8 @@ class TarReader:
         gnu = magic == b"ustar " and version == b" \0"
         try:
             if magic == b"ustar\0" and version == b"00":  # ustar, pax or star
-                major, minor = _number(f_major), _number(f_minor)
+                if f_major != _ZERO_DEV or f_minor != _ZERO_DEV:
+                    major, minor = _number(f_major), _number(f_minor)
                 if blk[508:512] == b"tar\0":  # star: a shorter prefix, then two times
                     prefix = _cstr(f_prefix[:131])
                     _number(blk[476:488])
@@ -430,7 +445,7 @@ class TarReader:
             link = long_link
         if type_ == b"\0":  # v7's regular file; a directory if its name ends in "/"
             type_ = b"5" if name.endswith(b"/") else b"0"
-        shown = _text(name) if name else shown
+        shown = name or shown
         stored = 0 if type_[0] in _HEADER_ONLY else size
         if stored < 0:
             raise TarError("invalid header: negative size", shown)
@@ -448,7 +463,7 @@ class TarReader:
                 sparse, size, sparse_name = found
                 if sparse_name:
                     name = sparse_name
-                    shown = _text(name)
+                    shown = name
         if sparse is not None:
             if type_[0] in _HEADER_ONLY:
                 raise TarError("a sparse map on an entry that has no content", shown)
@@ -470,7 +485,7 @@ class TarReader:
         self._current = entry
         return entry
 
-    def _old_sparse(self, blk: bytes, shown: str) -> tuple[list[tuple[int, int]], int]:
+    def _old_sparse(self, blk: bytes, shown: bytes | str) -> tuple[list[tuple[int, int]], int]:
         """The map of an old GNU sparse file: 4 slots in the header, 21 in each
         extension block after it (not part of its size), and its real size."""
         try:
@@ -492,7 +507,7 @@ class TarReader:
             raise TarError(f"invalid sparse header: {e}", shown) from None
 
     def _pax_sparse(
-        self, pax: dict[bytes, bytes], stored: int, shown: str
+        self, pax: dict[bytes, bytes], stored: int, shown: bytes | str
     ) -> tuple[list[tuple[int, int]], int, bytes] | None:
         """A pax sparse file's map, real size and real name (None: not one Go knows)."""
         major, minor = pax.get(b"GNU.sparse.major", b""), pax.get(b"GNU.sparse.minor", b"")
@@ -524,7 +539,7 @@ class TarReader:
             size = stored  # the header's (or pax record's) size, as Go leaves it
         return frags, size, pax.get(b"GNU.sparse.name", b"")
 
-    def _sparse_map_v1(self, shown: str) -> list[tuple[int, int]]:
+    def _sparse_map_v1(self, shown: bytes | str) -> list[tuple[int, int]]:
         """The map that starts a 1.0 sparse file's content: decimal numbers, one a line
         (count, then offset/length pairs), padded to a block."""
         buf = b""
@@ -624,7 +639,7 @@ def _zeros(n: int) -> Iterator[bytes]:
         n -= _FILE_CHUNK
 
 
-def _check_fragments(frags: list[tuple[int, int]], size: int, shown: str) -> None:
+def _check_fragments(frags: list[tuple[int, int]], size: int, shown: bytes | str) -> None:
     """In order, inside the file, not overlapping (Go's validateSparseEntries)."""
     if size < 0:
         raise TarError("invalid sparse header: negative size", shown)
