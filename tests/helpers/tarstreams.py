@@ -169,14 +169,15 @@ def pax_sparse(
     extra: Sequence[tuple[str, str]] = (),
 ) -> bytes:
     """A pax sparse entry of GNU format ``version`` ("0.0", "0.1" or "1.0"); ``extra``
-    records are added to its pax header, ``sparse_map`` replaces a 1.0 map's text."""
+    records end its pax header (where Go's writer puts `size`: sorted after the GNU ones),
+    ``sparse_map`` replaces a 1.0 map's text."""
     data = b"".join(d for _, d in frags)
-    recs: list[tuple[str, str]] = list(extra)
+    recs: list[tuple[str, str]] = []
     if version == "0.0":
         recs += [(size_record, str(size)), ("GNU.sparse.numblocks", str(len(frags)))]
         for o, d in frags:
             recs += [("GNU.sparse.offset", str(o)), ("GNU.sparse.numbytes", str(len(d)))]
-        return pax(recs) + header(name, size=len(data)) + pad(data)
+        return pax([*recs, *extra]) + header(name, size=len(data)) + pad(data)
     if version == "0.1":
         flat = ",".join(f"{o},{len(d)}" for o, d in frags)
         recs += [
@@ -184,7 +185,7 @@ def pax_sparse(
             ("GNU.sparse.numblocks", str(len(frags))),
             ("GNU.sparse.map", flat),
         ]
-        return pax(recs) + header(name, size=len(data)) + pad(data)
+        return pax([*recs, *extra]) + header(name, size=len(data)) + pad(data)
     if sparse_map is None:
         lines = [str(len(frags))] + [str(x) for o, d in frags for x in (o, len(d))]
         sparse_map = ("\n".join(lines) + "\n").encode()
@@ -196,7 +197,7 @@ def pax_sparse(
     ]
     stored = pad(sparse_map) + data
     return (
-        pax(recs)
+        pax([*recs, *extra])
         + header("GNUSparseFile.0/" + name.rsplit("/", 1)[-1], size=len(stored))
         + pad(stored)
     )

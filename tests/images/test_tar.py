@@ -127,27 +127,22 @@ def test_a_declared_size_over_the_limit_is_refused_before_its_content(tmp_path: 
 
 def test_regression_pax_size_is_the_stored_size_not_the_real_size(tmp_path: Path) -> None:
     """Go's pax-nil-sparse-data / pax-sparse-big: a pax `size` record is the stored size,
-    GNU.sparse.realsize the file's (tarfile let `size` win: 512 bytes instead of 1000)."""
-    frags = [(0, b"0123456789" * 100)]
-    stored = b"".join(d for _, d in frags)
-    archive = (
-        pax(
-            [
-                ("size", str(len(stored))),
-                ("GNU.sparse.major", "0"),
-                ("GNU.sparse.minor", "1"),
-                ("GNU.sparse.realsize", "1000"),
-                ("GNU.sparse.numblocks", "1"),
-                ("GNU.sparse.map", "0,1000"),
-            ]
+    GNU.sparse.realsize the file's (tarfile let `size` win: 612 bytes instead of 1000)."""
+    frags = [(0, b"x" * 100)]
+    stored = 512 + 100  # the 1.0 map's block, then the data
+    for version in ("1.0", "0.1"):
+        physical = stored if version == "1.0" else 100
+        archive = pax_sparse(
+            "f",
+            1000,
+            frags,
+            version=version,
+            size_record="GNU.sparse.realsize",
+            extra=[("size", str(physical))],
         )
-        + header("f", size=0)
-        + pad(stored)
-        + END
-    )
-    assert entries(archive) == [("f", b"0", 1000, "", stored)]
-    hole = pax_sparse("h", 1000, [(1000, b"")], version="0.1", size_record="GNU.sparse.realsize")
-    assert entries(hole + END) == [("h", b"0", 1000, "", bytes(1000))]
+        assert entries(archive + END) == [("f", b"0", 1000, "", sparse_content(1000, frags))]
+    store, tree = ok(tmp_path, RawLayer(archive + END))
+    assert blob(store, tree, "f") == sparse_content(1000, frags)
 
 
 def test_regression_unparseable_sparse_map_is_refused_in_one_line(tmp_path: Path) -> None:
