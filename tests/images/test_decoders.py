@@ -3,7 +3,11 @@ several zstd frames, zstd skippable frames (zstd:chunked), blobs made by the `zs
 
 from __future__ import annotations
 
+import bz2
 import gzip
+import io
+import lzma
+import os
 import struct
 import subprocess
 from pathlib import Path
@@ -15,6 +19,7 @@ from patchkit.errors import CorruptLayerError
 from patchkit.git.store import Store
 from patchkit.images import parse_source
 from patchkit.images.decoders import detect
+from patchkit.images.stream import LayerStream
 from patchkit.ops.importing import import_release
 from tests.conftest import require_tool
 from tests.helpers.imagebuilder import Layer, build_oci_layout
@@ -109,3 +114,32 @@ def test_a_blob_starting_with_a_skippable_frame_is_zstd() -> None:
     assert detect(skippable(b"x"))[0] == "zstd"
     assert detect(b"\x1f\x8b\x08")[0] == "gzip"
     assert detect(b"plain tar")[0] == "tar"
+
+
+_COMPRESSORS = {
+    "gzip": lambda b: gzip.compress(b, mtime=0),
+    "zstd": zstandard.ZstdCompressor().compress,
+    "bzip2": bz2.compress,
+    "xz": lzma.compress,
+}
+
+
+@pytest.mark.parametrize("name", sorted(_COMPRESSORS))
+def test_every_format_reads_several_streams_and_refuses_a_cut_one(name: str) -> None:
+    data = os.urandom(300_000) + bytes(3_000_000) + b"tail" * 1000  # > one output piece
+    comp = _COMPRESSORS[name]
+    cut = len(data) // 3
+    blob = comp(data[:cut]) + comp(data[cut:])
+    stream = LayerStream(io.BytesIO(blob), algorithm="sha256", where="t", max_bytes=1 << 40)
+    try:
+        out = b"".join(iter(lambda: stream.read(1 << 16), b""))
+    finally:
+        stream.close()
+    assert (stream.format, out) == (name, data)
+    stream = LayerStream(io.BytesIO(blob[:-10]), algorithm="sha256", where="t", max_bytes=1 << 40)
+    try:
+        with pytest.raises(CorruptLayerError, match=f"truncated {name} stream"):
+            while stream.read(1 << 16):
+                pass
+    finally:
+        stream.close()
