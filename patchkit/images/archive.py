@@ -33,7 +33,7 @@ from patchkit.images.digests import check_digest, verify
 from patchkit.images.layers import TarballLayer
 from patchkit.images.oci import MAX_JSON_BYTES, MAX_NESTING
 from patchkit.images.source import Source
-from patchkit.images.tar import TarError, TarReader
+from patchkit.images.tar import FileSource, TarError, TarReader
 
 __all__ = ["open_docker_archive", "open_tarball"]
 
@@ -59,26 +59,6 @@ class _Member:
 
     def islnk(self) -> bool:
         return self.type == b"1"
-
-
-class _FileSource:
-    """The tar reader's source over a seekable file: skipping is a seek."""
-
-    def __init__(self, f: BinaryIO, size: int) -> None:
-        self._f, self._size = f, size
-
-    @property
-    def pos(self) -> int:
-        return self._f.tell()
-
-    def read(self, n: int) -> bytes:
-        return self._f.read(n)
-
-    def skip(self, n: int) -> int:
-        at = self._f.tell()
-        to = min(at + n, self._size)
-        self._f.seek(to)
-        return to - at
 
 
 class _Slice(io.RawIOBase):
@@ -125,7 +105,7 @@ class _Archive:
         with f:
             try:
                 size = os.fstat(f.fileno()).st_size
-                reader = TarReader(_FileSource(f, size))
+                reader = TarReader(FileSource(f, size))
                 while (ent := reader.next()) is not None:
                     if ent.sparse is not None:
                         raise TarError("a sparse member", ent.name)

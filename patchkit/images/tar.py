@@ -32,12 +32,13 @@ import re
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Protocol
+from typing import BinaryIO, Protocol
 from urllib.parse import unquote_to_bytes
 
 __all__ = [
     "BLOCK",
     "DEFAULT_LIMITS",
+    "FileSource",
     "Limits",
     "TarEntry",
     "TarError",
@@ -114,6 +115,32 @@ class Source(Protocol):
     def pos(self) -> int: ...
     def read(self, n: int) -> bytes: ...
     def skip(self, n: int) -> int: ...
+
+
+class FileSource:
+    """A `Source` over a seekable binary file (skipping is a seek): an outer archive,
+    or bytes in memory (`io.BytesIO`)."""
+
+    def __init__(self, f: BinaryIO, size: int | None = None) -> None:
+        self._f = f
+        if size is None:  # from where the file is to its end
+            at = f.tell()
+            size = f.seek(0, 2)
+            f.seek(at)
+        self._size = size
+
+    @property
+    def pos(self) -> int:
+        return self._f.tell()
+
+    def read(self, n: int) -> bytes:
+        return self._f.read(n)
+
+    def skip(self, n: int) -> int:
+        at = self._f.tell()
+        to = min(at + n, self._size)
+        self._f.seek(to)
+        return to - at
 
 
 @dataclass(slots=True, kw_only=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 from collections.abc import Iterable, Sequence
 
+from patchkit.images.tar import FileSource
 from tests.helpers.imagebuilder import Layer
 
 __all__ = [
@@ -30,21 +31,9 @@ __all__ = [
 END = bytes(1024)
 
 
-class BytesSource:
-    """The tar reader's source (`images.tar.Source`) over bytes in memory."""
-
-    def __init__(self, data: bytes) -> None:
-        self._f = io.BytesIO(data)
-
-    @property
-    def pos(self) -> int:
-        return self._f.tell()
-
-    def read(self, n: int) -> bytes:
-        return self._f.read(n)
-
-    def skip(self, n: int) -> int:
-        return len(self._f.read(n))
+def BytesSource(data: bytes) -> FileSource:
+    """The tar reader's source over bytes in memory."""
+    return FileSource(io.BytesIO(data))
 
 
 def pad(data: bytes) -> bytes:

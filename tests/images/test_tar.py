@@ -97,22 +97,20 @@ def test_regression_sparse_bomb_is_refused_before_a_byte_is_written(tmp_path: Pa
     assert not list((tmp_path / "store" / "objects" / "pack").glob("tmp_pack_*"))
 
 
-def test_sparse_holes_count_against_the_layer_size(tmp_path: Path) -> None:
-    built = image(tmp_path, RawLayer(pax_sparse("f", 10_000, FRAGS, version="0.1") + END))
-    refuse(
-        tmp_path,
-        built,
-        CorruptLayerError,
-        match="declared size",
-        layer=1,
-        entry="f",
-        limits=Limits(max_layer_bytes=8000),
-    )
-
-
-def test_a_declared_size_over_the_limit_is_refused_before_its_content(tmp_path: Path) -> None:
-    # the header says 1 MiB; the limit is 300 KiB: refused at the header, before its content
-    archive = header("big", size=1 << 20) + bytes(1 << 20) + END
+@pytest.mark.parametrize(
+    ("archive", "entry", "limit"),
+    [
+        # a sparse file's holes count: 10,000 bytes declared, 1,310 stored
+        (pax_sparse("f", 10_000, FRAGS, version="0.1") + END, "f", 8000),
+        # the header says 1 MiB; the limit is 300 KiB: refused at the header, before its
+        # content (the inflating thread is still below the limit then)
+        (header("big", size=1 << 20) + bytes(1 << 20) + END, "big", 300 << 10),
+    ],
+    ids=["sparse-holes", "plain"],
+)
+def test_declared_sizes_count_against_the_layer_limit_before_the_content(
+    tmp_path: Path, archive: bytes, entry: str, limit: int
+) -> None:
     built = image(tmp_path, RawLayer(archive))
     refuse(
         tmp_path,
@@ -120,8 +118,8 @@ def test_a_declared_size_over_the_limit_is_refused_before_its_content(tmp_path: 
         CorruptLayerError,
         match="declared size",
         layer=1,
-        entry="big",
-        limits=Limits(max_layer_bytes=300 << 10),
+        entry=entry,
+        limits=Limits(max_layer_bytes=limit),
     )
 
 
