@@ -13,7 +13,7 @@ from patchkit.core.patchfile import Patch
 from patchkit.core.series import Series, SeriesEntry, parse_series
 from patchkit.core.versions import VersionsFile
 from patchkit.errors import ConfigError, NotImportedError, OverlayError, SeriesError
-from patchkit.files import atomic_write, project_lock
+from patchkit.files import atomic_write, project_lock, sweep_scratch
 from patchkit.git.store import Store
 from patchkit.kinds import Change, DiffChange, OverlayFile, kind_of, load_change, load_overlay
 from patchkit.kinds.overlay import META_FILE
@@ -21,6 +21,8 @@ from patchkit.ops.check import apply_series
 
 if TYPE_CHECKING:
     from patchkit.audit import AuditResult
+    from patchkit.core.forecast import ForecastResult
+    from patchkit.core.report import AuditSummary, UpgradeReport
     from patchkit.images.source import Source
     from patchkit.ops.bisect import BisectResult
     from patchkit.ops.build import BuildContext
@@ -55,7 +57,11 @@ class Project:
         root = Path(path).resolve()
         if not (root / VERSIONS_FILE).is_file():
             raise ConfigError(f"{root / VERSIONS_FILE}: not found (is {root} a patchkit project?)")
-        return cls(root, store_dir=Path(store).resolve() if store else None)
+        project = cls(root, store_dir=Path(store).resolve() if store else None)
+        # What a killed forecast left (its scratch repository and worktree): the next command
+        # clears it. One stat when there is nothing.
+        sweep_scratch(project.state_dir)
+        return project
 
     # -- the two files ----------------------------------------------------
 
@@ -264,6 +270,26 @@ class Project:
 
         return Rebaser(self).status()
 
+    def forecast(self, onto: str) -> ForecastResult:
+        """What ``rebase(onto)`` would do to every change, without stopping at a conflict and
+        without changing anything (docs/rebase.md, "Forecast")."""
+        from patchkit.ops.forecast import forecast
+
+        return forecast(self, onto)
+
+    def report(self, version: str) -> UpgradeReport:
+        """The upgrade report of ``version``: the release, the forecast of a rebase onto it,
+        upstream's diff of the files the series touches, the audit's findings that appeared or
+        disappeared upstream and the patched release's verdict, the packages that changed."""
+        from patchkit.audit import audit_release
+        from patchkit.audit.findings import summarise
+        from patchkit.ops.report import build_report
+
+        def audit(v: str, patched: bool) -> AuditSummary:
+            return summarise(audit_release(self, v, patched=patched))
+
+        return build_report(self, version, audit=audit)
+
     def refresh(self) -> tuple[str, ...]:
         """Rewrite patches that apply to base only with offset/fuzz so they apply exactly."""
         from patchkit.ops.edit import edit_guard
@@ -380,7 +406,8 @@ class Project:
     def audit(
         self, version: str | None = None, *, patched: bool = True, strict: bool = False
     ) -> AuditResult:
-        """Every network listener in the (patched) release's configs; see docs/audit.md."""
+        """Every network listener and connection in the (patched) release's configs; see
+        docs/audit.md."""
         from patchkit.audit import audit_release
 
         return audit_release(self, version, patched=patched, strict=strict)

@@ -24,6 +24,7 @@ from patchkit.cli.commands import completion as completion_cmd
 from patchkit.cli.commands import demo as demo_cmd
 from patchkit.cli.commands import diff as diff_cmd
 from patchkit.cli.commands import edit as edit_cmd
+from patchkit.cli.commands import forecast as forecast_cmd
 from patchkit.cli.commands import import_ as import_cmd
 from patchkit.cli.commands import init as init_cmd
 from patchkit.cli.commands import lint as lint_cmd
@@ -32,6 +33,7 @@ from patchkit.cli.commands import matrix as matrix_cmd
 from patchkit.cli.commands import new as new_cmd
 from patchkit.cli.commands import rebase as rebase_cmd
 from patchkit.cli.commands import refresh as refresh_cmd
+from patchkit.cli.commands import report as report_cmd
 from patchkit.cli.commands import show as show_cmd
 from patchkit.cli.commands import versions as versions_cmd
 from patchkit.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, error_handler
@@ -52,6 +54,8 @@ COMMANDS: Mapping[str, Command] = {
         lint_cmd.COMMAND,
         matrix_cmd.COMMAND,
         rebase_cmd.COMMAND,
+        forecast_cmd.COMMAND,
+        report_cmd.COMMAND,
         bisect_cmd.COMMAND,
         refresh_cmd.COMMAND,
         materialize_cmd.COMMAND,

@@ -37,6 +37,7 @@ __all__ = [
     "RebaseResult",
     "RebaseState",
     "ReleaseInfo",
+    "kind_detail",
 ]
 
 SCHEMA = 1
@@ -232,11 +233,19 @@ class PatchResult:
         # Diffs keep the fields they always had; the other kinds say what they are.
         if self.kind is not ChangeKind.DIFF:
             d["kind"] = self.kind.value
-        if self.kind is ChangeKind.EDIT:
-            d["edits"] = [e.to_dict() for e in self.edits]
-        if self.kind is ChangeKind.OVERLAY:
-            d["entries"] = [e.to_dict() for e in self.entries]
+        d.update(kind_detail(self.kind, self.edits, self.entries))
         return d
+
+
+def kind_detail(
+    kind: ChangeKind, edits: tuple[EditResult, ...], entries: tuple[OverlayEntry, ...]
+) -> dict[str, Any]:
+    """The JSON a change of ``kind`` adds: an edit's ``edits``, an overlay's ``entries``."""
+    if kind is ChangeKind.EDIT:
+        return {"edits": [e.to_dict() for e in edits]}
+    if kind is ChangeKind.OVERLAY:
+        return {"entries": [e.to_dict() for e in entries]}
+    return {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -383,6 +392,12 @@ class ReleaseInfo:
     digest: str
     layers: tuple[str, ...] = ()
     manifest_blob: str | None = None  # JSON of what git cannot hold (owners, devices, ...)
+    # What the image said of itself, recorded by an import (empty: an older import, or a
+    # dir:/tar: source, which has no image config)
+    platform: str = ""
+    created: str = ""  # the config's creation date (RFC 3339)
+    config: str = ""  # the config's digest
+    size: int | None = None  # bytes of its layers as stored (compressed), if every size was known
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -253,6 +253,10 @@ class Store:
             digest=fields.get("Patchkit-Digest", [""])[0],
             layers=tuple(fields.get("Patchkit-Layer", [])),
             manifest_blob=fields.get("Patchkit-Manifest", [None])[0],
+            platform=fields.get("Patchkit-Platform", [""])[0],
+            created=fields.get("Patchkit-Created", [""])[0],
+            config=fields.get("Patchkit-Config", [""])[0],
+            size=_size(fields.get("Patchkit-Size", [""])[0]),
         )
 
     def imported_versions(self) -> set[str]:
@@ -267,6 +271,10 @@ class Store:
         digest: str,
         layers: Iterable[str] = (),
         manifest_blob: str | None = None,
+        platform: str | None = None,
+        created: str | None = None,
+        config: str | None = None,
+        size: int | None = None,
     ) -> str:
         lines = [
             f"patchkit: upstream {version}",
@@ -278,6 +286,12 @@ class Store:
         lines += [f"Patchkit-Layer: {layer}" for layer in layers]
         if manifest_blob:
             lines.append(f"Patchkit-Manifest: {manifest_blob}")
+        # What the image says of itself, for `patchkit report` (one line each: no newlines).
+        for key, value in (("Platform", platform), ("Created", created), ("Config", config)):
+            if value and "\n" not in value:
+                lines.append(f"Patchkit-{key}: {value}")
+        if size is not None:
+            lines.append(f"Patchkit-Size: {size}")
         return "\n".join(lines) + "\n"
 
     def delete_refs(self, prefix: str) -> None:
@@ -376,6 +390,10 @@ class Store:
             for line in proc.stdout.decode().splitlines()
             if line.endswith(" missing")
         }
+
+
+def _size(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
 
 
 # -- writing packs directly ------------------------------------------------------------

@@ -39,6 +39,7 @@ __all__ = [
     "REFERENCE_TYPE",
     "Platform",
     "choose_manifest",
+    "config_created",
     "descriptor_platform",
     "is_attestation",
     "offered_platforms",
@@ -132,3 +133,9 @@ def choose_manifest(
 def offered_platforms(descriptors: Sequence[Mapping[str, Any]]) -> list[str]:
     """The platforms an index offers (attestations left out), sorted, for error messages."""
     return sorted({descriptor_platform(d) for d in descriptors if not is_attestation(d)})
+
+
+def config_created(config: object) -> str | None:
+    """The image config's ``created`` date (RFC 3339, as the image says it), if it has one."""
+    created = config.get("created") if isinstance(config, Mapping) else None
+    return created if isinstance(created, str) and created else None

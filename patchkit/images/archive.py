@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from patchkit.errors import DigestMismatchError, SourceError
-from patchkit.images._manifest import INDEX_TYPES, MANIFEST_TYPES, is_attestation
+from patchkit.images._manifest import INDEX_TYPES, MANIFEST_TYPES, config_created, is_attestation
 from patchkit.images.base import ImagePlan, LayerBlob
 from patchkit.images.decoders import detect
 from patchkit.images.digests import check_digest, verify
@@ -280,6 +280,7 @@ def open_docker_archive(
             layers=tuple(layers),
             config_digest=config_digest,
             platform=plat,
+            created=config_created(config),
         )
     finally:
         archive.close()

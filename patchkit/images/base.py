@@ -29,3 +29,4 @@ class ImagePlan:
     layers: tuple[LayerBlob, ...]
     config_digest: str | None = None
     platform: str | None = None
+    created: str | None = None  # the image config's creation date (RFC 3339), if it has one

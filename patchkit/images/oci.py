@@ -20,6 +20,7 @@ from patchkit.images._manifest import (
     MANIFEST_TYPES,
     Platform,
     choose_manifest,
+    config_created,
     offered_platforms,
 )
 from patchkit.images.base import ImagePlan, LayerBlob
@@ -212,6 +213,7 @@ def plan_from_manifest(
         layers=tuple(blobs),
         config_digest=str(config_desc.get("digest")),
         platform=plat,
+        created=config_created(config),
     )
 
 

@@ -24,6 +24,7 @@ from patchkit.errors import DigestMismatchError, StoreError
 from patchkit.git.pack import FastImport
 from patchkit.git.store import MANIFEST_PREFIX, Store
 from patchkit.images import open_image
+from patchkit.images.base import ImagePlan
 from patchkit.images.cache import LayerCache
 from patchkit.images.directory import scan_directory
 from patchkit.images.layers import DEFAULT_LIMITS, Limits, ProgressEvent, flatten
@@ -89,6 +90,7 @@ def _commit(
     source: str,
     digest: str,
     layers: Sequence[str],
+    plan: ImagePlan | None = None,
 ) -> None:
     manifest_blob = None
     if flat.extras:
@@ -98,8 +100,17 @@ def _commit(
             {"manifest.json": TreeEntry(mode=MODE_FILE, blob=manifest_blob)},
             f"patchkit: manifest of upstream {version}\n",
         )
+    sizes = [layer.size for layer in plan.layers] if plan is not None else []
     message = Store.release_message(
-        version, source=source, digest=digest, layers=layers, manifest_blob=manifest_blob
+        version,
+        source=source,
+        digest=digest,
+        layers=layers,
+        manifest_blob=manifest_blob,
+        platform=plan.platform if plan is not None else None,
+        created=plan.created if plan is not None else None,
+        config=plan.config_digest if plan is not None else None,
+        size=sum(s for s in sizes if s is not None) if sizes and None not in sizes else None,
     )
     fi.commit_tree(Store.release_ref(version), flat.tree, message)
 
@@ -180,5 +191,6 @@ def import_release(
                 source=plan.source,
                 digest=plan.digest,
                 layers=[layer.digest for layer in plan.layers],
+                plan=plan,
             )
     return _result(store, version, flat=flat, reused=False)

@@ -457,3 +457,39 @@ def test_layer_cache_rows_streamed_out_give_the_same_entry(
             assert data == json.dumps(doc, separators=(",", ":")).encode()
             sizes.append(len(doc["entries"]))
     assert max(sizes) == 121  # d, 60 files, 60 symlinks
+
+
+@pytest.mark.parametrize("form", ["oci", "docker-archive"])
+def test_import_records_what_the_image_says_of_itself(tmp_path: Path, form: str) -> None:
+    """Platform, creation date, config digest and layer size, for `patchkit report`."""
+    created = "2025-03-04T05:06:07Z"
+    if form == "oci":
+        built = build_oci_layout(tmp_path / "img", LAYERS, tag="1.0", created=created)
+        sizes = [(built.path / "blobs/sha256" / d[7:]).stat().st_size for d in built.layers]
+    else:
+        built = build_docker_archive(tmp_path / "img.tar", LAYERS)
+        sizes = []
+    store = Store.open(tmp_path / "store")
+    import_release(store, "1.0", parse_source(built.source))
+    info = store.release("1.0")
+    assert info is not None
+    assert (info.platform, info.config) == ("linux/amd64", built.config_digest)
+    if form == "oci":
+        assert (info.created, info.size) == (created, sum(sizes))
+    else:
+        assert info.created == "" and info.size is not None and info.size > 0
+
+
+def test_a_release_imported_before_those_fields_reads_as_unknown(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "store")
+    message = Store.release_message("1.0", source="dir:/x", digest="git-tree:0")
+    assert "Patchkit-Platform" not in message and "Patchkit-Size" not in message
+    built = build_oci_layout(tmp_path / "img", LAYERS, tag="1.0")
+    import_release(store, "1.0", parse_source(f"dir:{built.path}"))
+    info = store.release("1.0")
+    assert info is not None and (info.platform, info.created, info.config, info.size) == (
+        "",
+        "",
+        "",
+        None,
+    )

@@ -25,6 +25,7 @@ from patchkit.images._manifest import (
     MEDIA_OCI_MANIFEST,
     Platform,
     choose_manifest,
+    config_created,
     offered_platforms,
 )
 from patchkit.images.base import ImagePlan, LayerBlob
@@ -169,6 +170,7 @@ def _build_plan(
         layers=tuple(layers),
         config_digest=config_digest,
         platform=plat,
+        created=config_created(config),
     )
 
 
