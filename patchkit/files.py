@@ -9,6 +9,7 @@ import os
 import secrets
 import shutil
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,21 +94,29 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def project_lock(state_dir: Path) -> Iterator[None]:
-    """Hold the project's lock for a command that changes files or the store."""
+def project_lock(state_dir: Path, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the project's lock for a command that changes files or the store.
+
+    ``wait``: seconds to wait for another process to let it go (0: refuse at once).
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     lock_path = state_dir / "lock"
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.EACCES):
-                raise LockedError(
-                    f"{lock_path}: another patchkit process is working on this project; "
-                    "wait for it to finish"
-                ) from None
-            raise
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise LockedError(
+                        f"{lock_path}: another patchkit process is working on this project; "
+                        "wait for it to finish"
+                    ) from None
+                time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield

@@ -232,7 +232,17 @@ MODEL_ONLY_STEPS = (
 )
 
 
-def build_images(model: str, work: Path, log: Callable[[str], None], keep: bool) -> dict[str, Any]:
+def build_images(
+    model: str,
+    work: Path,
+    log: Callable[[str], None],
+    keep: bool,
+    image: str | None = None,
+    push: str | None = None,
+) -> dict[str, Any]:
+    """The unpatched and patched images. ``image`` (REF@DIGEST): the patched one is pulled,
+    not built; ``push`` (REPO): built, pushed by digest, and pulled back (byref.py)."""
+    import byref
     import runtime
 
     started = time.monotonic()
@@ -267,6 +277,17 @@ def build_images(model: str, work: Path, log: Callable[[str], None], keep: bool)
         'ENTRYPOINT ["/bin/sh", "/usr/local/sbin/patchkit-model-init"]\n'
     )
     ctx = work / "ctx-patched"
+    if image is not None:  # the patched image is what a registry holds: no context built here
+        t = time.monotonic()
+        info["images"]["unpatched"] = _build_one(base_ctx, "Containerfile", images, "unpatched",
+                                                 keep, existing, log)  # fmt: skip
+        info["images"]["patched"] = byref.pull_by_digest(sh, PODMAN, image, images["patched"], log)
+        info["images"]["patched"]["seconds"] = round(time.monotonic() - t, 1)
+        info["model_only_steps"] = list(MODEL_ONLY_STEPS)
+        info["proof_patches"] = []
+        info["left_out"] = ["(not known here: the patched image was pulled, not built)"]
+        info["seconds"] = round(time.monotonic() - started, 1)
+        return info
     patchkit_context(model, ctx, log)
     dockerfile = ctx / "Dockerfile"
     text = dockerfile.read_text()
@@ -286,42 +307,62 @@ def build_images(model: str, work: Path, log: Callable[[str], None], keep: bool)
     info["proof_patches"] = []  # none: the patched image is the series as it is
     log(f"patchkit build left out (poste.io-only targets): {', '.join(info['left_out']) or 'none'}")
     for variant, context in (("unpatched", base_ctx), ("patched", ctx)):
-        name = images[variant]
+        file = "Containerfile" if variant == "unpatched" else "Dockerfile"
+        info["images"][variant] = _build_one(context, file, images, variant, keep, existing, log)
+    if push is not None:  # what the proof runs is what the registry holds, pulled by digest
         t = time.monotonic()
-        if keep and name in existing and variant == "unpatched":
-            log(f"build {variant}: reusing {name} (--keep)")
-        else:
-            file = context / ("Containerfile" if variant == "unpatched" else "Dockerfile")
-            sh(
-                [
-                    *BUILDAH,
-                    "bud",
-                    "--isolation",
-                    "chroot",
-                    "-q",
-                    "-f",
-                    str(file),
-                    "-t",
-                    name,
-                    str(context),
-                ],
-                timeout=1200,
-            )
-        digest = sh([*PODMAN, "image", "inspect", "--format", "{{.Digest}}", name]).stdout.strip()
-        image_id = sh([*PODMAN, "image", "inspect", "--format", "{{.Id}}", name]).stdout.strip()
-        size = sh([*PODMAN, "image", "inspect", "--format", "{{.Size}}", name]).stdout.strip()
-        info["images"][variant] = {
-            "name": name,
-            "digest": digest,
-            "id": f"sha256:{image_id}",
-            "bytes": int(size or 0),
-            "seconds": round(time.monotonic() - t, 1),
-        }
-        log(
-            f"build {variant}: {name} {digest} ({int(size or 0) // 1_000_000} MB, {time.monotonic() - t:.0f}s)"
-        )
+        ref = byref.push_by_digest(sh, BUILDAH, images["patched"], push, work, log)
+        sh([*PODMAN, "rmi", "-f", images["patched"]], check=False)
+        built = info["images"]["patched"]
+        info["images"]["patched"] = byref.pull_by_digest(sh, PODMAN, ref, images["patched"], log)
+        info["images"]["patched"]["built_seconds"] = built["seconds"]
+        info["images"]["patched"]["seconds"] = round(time.monotonic() - t, 1)
     info["seconds"] = round(time.monotonic() - started, 1)
     return info
+
+
+def _build_one(
+    context: Path,
+    file: str,
+    images: dict[str, str],
+    variant: str,
+    keep: bool,
+    existing: list[str],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    name = images[variant]
+    t = time.monotonic()
+    if keep and name in existing and variant == "unpatched":
+        log(f"build {variant}: reusing {name} (--keep)")
+    else:
+        sh(
+            [
+                *BUILDAH,
+                "bud",
+                "--isolation",
+                "chroot",
+                "-q",
+                "-f",
+                str(context / file),
+                "-t",
+                name,
+                str(context),
+            ],
+            timeout=1200,
+        )
+    digest = sh([*PODMAN, "image", "inspect", "--format", "{{.Digest}}", name]).stdout.strip()
+    image_id = sh([*PODMAN, "image", "inspect", "--format", "{{.Id}}", name]).stdout.strip()
+    size = sh([*PODMAN, "image", "inspect", "--format", "{{.Size}}", name]).stdout.strip()
+    log(
+        f"build {variant}: {name} {digest} ({int(size or 0) // 1_000_000} MB, {time.monotonic() - t:.0f}s)"
+    )
+    return {
+        "name": name,
+        "digest": digest,
+        "id": f"sha256:{image_id}",
+        "bytes": int(size or 0),
+        "seconds": round(time.monotonic() - t, 1),
+    }
 
 
 # -- the namespaces -------------------------------------------------------------------
@@ -1267,7 +1308,13 @@ def signals_raise() -> Iterator[None]:
 
 
 def main(
-    model: str, instances: int, json_out: str | None, keep: bool, project: Path | None = None
+    model: str,
+    instances: int,
+    json_out: str | None,
+    keep: bool,
+    project: Path | None = None,
+    image: str | None = None,
+    push: str | None = None,
 ) -> int:
     def log(msg: str) -> None:
         print(f"isolation: {msg}", file=sys.stderr, flush=True)
@@ -1312,8 +1359,10 @@ def main(
     with signals_raise():
         try:
             sys.path.insert(0, str(HERE))
-            result["build"] = build_images(model, work, log, keep)
+            result["build"] = build_images(model, work, log, keep, image, push)
             result["image_digest"] = result["build"]["images"]["patched"]["digest"]
+            # by reference (--image/--push): the REF@DIGEST the proof pulled and ran
+            result["image_ref"] = result["build"]["images"]["patched"].get("ref")
             import runtime
 
             _, rootfs = runtime.runtime_tar(SUITES[model], MODELS / model, CACHE, log)

@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from patchkit.cli.commands import CONTEXT, Command
+from patchkit.cli.commands import assemble as assemble_cmd
 from patchkit.cli.commands import audit as audit_cmd
 from patchkit.cli.commands import bisect as bisect_cmd
 from patchkit.cli.commands import build as build_cmd
@@ -36,6 +37,7 @@ from patchkit.cli.commands import refresh as refresh_cmd
 from patchkit.cli.commands import report as report_cmd
 from patchkit.cli.commands import show as show_cmd
 from patchkit.cli.commands import versions as versions_cmd
+from patchkit.cli.commands import watch as watch_cmd
 from patchkit.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, error_handler
 from patchkit.cli.ui import Ui
 from patchkit.errors import UsageError
@@ -50,6 +52,7 @@ COMMANDS: Mapping[str, Command] = {
         init_cmd.COMMAND,
         versions_cmd.COMMAND,
         import_cmd.COMMAND,
+        watch_cmd.COMMAND,
         check_cmd.COMMAND,
         lint_cmd.COMMAND,
         matrix_cmd.COMMAND,
@@ -65,6 +68,7 @@ COMMANDS: Mapping[str, Command] = {
         new_cmd.COMMAND,
         audit_cmd.COMMAND,
         build_cmd.COMMAND,
+        assemble_cmd.COMMAND,
         demo_cmd.COMMAND,
         completion_cmd.COMMAND,
     )

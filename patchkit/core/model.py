@@ -33,6 +33,7 @@ __all__ = [
     "OverlayEntry",
     "PatchResult",
     "PatchStatus",
+    "PlatformCheck",
     "RebasePatchResult",
     "RebaseResult",
     "RebaseState",
@@ -255,23 +256,51 @@ class CheckResult:
     version: str
     patches: tuple[PatchResult, ...]
     tree: str = ""  # git tree id of the release checked
+    # A multi-platform release: every platform, the first being this result's own.
+    platforms: tuple[PlatformCheck, ...] = ()
 
     @property
     def needs_attention(self) -> bool:
-        return any(p.needs_attention for p in self.patches)
+        return any(p.needs_attention for p in self.patches) or any(
+            p.check is not None and p.check.needs_attention for p in self.platforms
+        )
 
     @property
     def summary(self) -> dict[str, int]:
         return _summary([p.status for p in self.patches])
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "schema": SCHEMA,
             "command": "check",
             "version": self.version,
             "patches": [p.to_dict() for p in self.patches],
             "summary": self.summary,
         }
+        if self.platforms:
+            d["platforms"] = [p.to_dict() for p in self.platforms]
+        return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlatformCheck:
+    """One platform of a multi-platform release in `check`: checked on its own tree where it
+    differs from every platform before it, else the same as the one whose tree it shares."""
+
+    platform: str
+    label: str  # its store label (the release's own for the first platform)
+    tree: str
+    same_as: str | None = None  # the platform with the identical tree (nothing checked again)
+    check: CheckResult | None = None  # its own result (None: the first platform, or same_as)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"platform": self.platform, "label": self.label, "tree": self.tree}
+        if self.same_as is not None:
+            d["same_as"] = self.same_as
+        if self.check is not None:
+            d["patches"] = [p.to_dict() for p in self.check.patches]
+            d["summary"] = self.check.summary
+        return d
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -398,6 +427,7 @@ class ReleaseInfo:
     created: str = ""  # the config's creation date (RFC 3339)
     config: str = ""  # the config's digest
     size: int | None = None  # bytes of its layers as stored (compressed), if every size was known
+    tag_digest: str | None = None  # what the tag pointed to at import (an index for multi-arch)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -426,9 +456,14 @@ class ImportResult:
     # the zlib the import used (patchkit.compress.ZLIB_NAME, e.g. "isal 1.9.1"), for `import -v`;
     # not in the JSON, whose fields are documented in docs/json.md
     zlib: str = ""
+    # A multi-platform release (`platforms` in the TOML): this result's platform, and the
+    # imports of the other platforms (each under its platform label, `2.5.24@linux-arm64`).
+    platform: str | None = None
+    platforms: tuple[ImportResult, ...] = ()
+    tag_digest: str | None = None  # what the tag points to now (an index for multi-arch images)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "schema": SCHEMA,
             "command": "import",
             "version": self.version,
@@ -440,7 +475,16 @@ class ImportResult:
             "files": self.files,
             "reused": self.reused,
             "manifest_entries": self.extras,
+            "tag_digest": self.tag_digest,
         }
+        if self.platform:
+            d["platform"] = self.platform
+        if self.platforms:
+            d["platforms"] = [
+                {k: v for k, v in p.to_dict().items() if k not in ("schema", "command")}
+                for p in self.platforms
+            ]
+        return d
 
 
 class RebaseState(enum.StrEnum):

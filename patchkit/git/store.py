@@ -257,11 +257,16 @@ class Store:
             created=fields.get("Patchkit-Created", [""])[0],
             config=fields.get("Patchkit-Config", [""])[0],
             size=_size(fields.get("Patchkit-Size", [""])[0]),
+            tag_digest=fields.get("Patchkit-Tag-Digest", [None])[0],
         )
 
     def imported_versions(self) -> set[str]:
+        """Labels of the imported releases (a multi-platform release's other platforms,
+        ``<version>@<platform>``, are not releases of their own: left out)."""
         out = self.git("for-each-ref", "--format=%(refname)", UPSTREAM_PREFIX).stdout.decode()
-        return {line[len(UPSTREAM_PREFIX) :] for line in out.splitlines() if line}
+        return {
+            line[len(UPSTREAM_PREFIX) :] for line in out.splitlines() if line and "@" not in line
+        }
 
     @staticmethod
     def release_message(
@@ -275,6 +280,7 @@ class Store:
         created: str | None = None,
         config: str | None = None,
         size: int | None = None,
+        tag_digest: str | None = None,
     ) -> str:
         lines = [
             f"patchkit: upstream {version}",
@@ -292,6 +298,8 @@ class Store:
                 lines.append(f"Patchkit-{key}: {value}")
         if size is not None:
             lines.append(f"Patchkit-Size: {size}")
+        if tag_digest:
+            lines.append(f"Patchkit-Tag-Digest: {tag_digest}")
         return "\n".join(lines) + "\n"
 
     def delete_refs(self, prefix: str) -> None:

@@ -31,6 +31,7 @@ from patchkit.errors import SourceError
 __all__ = [
     "DEFAULT_PLATFORM",
     "INDEX_TYPES",
+    "MANIFEST_ACCEPT",
     "MANIFEST_TYPES",
     "MEDIA_DOCKER_LIST",
     "MEDIA_DOCKER_MANIFEST",
@@ -53,6 +54,10 @@ MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 INDEX_TYPES = frozenset({MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST})
 MANIFEST_TYPES = frozenset({MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST})
+# `Accept` of every manifest request: each index and manifest type we read (indexes first)
+MANIFEST_ACCEPT = ", ".join(
+    [MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST, MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST]
+)
 
 REFERENCE_TYPE = "vnd.docker.reference.type"  # BuildKit: "attestation-manifest"
 

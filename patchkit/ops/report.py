@@ -83,7 +83,11 @@ def build_report(ws: Workspace, version: str, *, audit: Audit | None = None) -> 
 
 def _facts(info: ReleaseInfo) -> ReleaseFacts:
     # An image's digest is its manifest's; a dir: or tar: source's, its content's.
-    digests = [("manifest" if info.layers else "content", info.digest), ("config", info.config)]
+    digests = [
+        ("tag", info.tag_digest or ""),  # what the tag pointed to: an index for multi-arch images
+        ("manifest" if info.layers else "content", info.digest),
+        ("config", info.config),
+    ]
     return ReleaseFacts(
         version=info.version,
         source=info.source,

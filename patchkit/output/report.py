@@ -76,7 +76,20 @@ def check_table(result: CheckResult) -> RenderableType:
     table.add_column("details")
     for n, p in enumerate(result.patches, 1):
         table.add_row(str(n), p.name, status_text(p.status), "\n".join(p.files), hunk_detail(p))
-    return Group(table, _summary_line(result.summary))
+    if not result.platforms:
+        return Group(table, _summary_line(result.summary))
+    # A multi-platform release: the table is its first platform's; then each other one.
+    parts: list[RenderableType] = [table, _summary_line(result.summary)]
+    first = result.platforms[0].platform
+    parts.append(Text(f"(platform {first}; the others follow)"))
+    for pc in result.platforms[1:]:
+        if pc.check is None:
+            parts.append(
+                Text(f"platform {pc.platform}: same tree as {pc.same_as}: not checked again")
+            )
+        else:
+            parts.append(check_table(pc.check))
+    return Group(*parts)
 
 
 def _summary_line(summary: dict[str, int]) -> Text:

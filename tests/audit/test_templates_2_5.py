@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from patchkit.audit import MemoryView, Verdict, audit_view
 from patchkit.kinds import load_change
 from patchkit.profiles import POSTE

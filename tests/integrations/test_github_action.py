@@ -62,7 +62,27 @@ def test_workflow_is_valid_and_fans_out_through_the_action() -> None:
         for step in job["steps"]
         if step.get("uses") == "./"
     ]
-    assert modes == ["plan", "part", "merge"]
+    assert modes == ["plan", "part", "merge", "publish"]
+
+
+def test_publishing_has_the_least_permissions_and_waits_for_the_matrix() -> None:
+    doc = yaml.safe_load(WORKFLOW.read_text())
+    assert doc["permissions"] == {"contents": "read"}
+    jobs = doc["jobs"]
+    publish, sign = jobs["publish"], jobs["sign"]
+    assert publish["needs"] == "merge" and sign["needs"] == "publish"
+    assert publish["permissions"] == {"contents": "read", "packages": "write"}
+    assert sign["permissions"] == {"packages": "write", "id-token": "write"}
+    # only the signing job may ask for an OIDC token, and only where the repository enables it
+    assert [n for n, j in jobs.items() if "id-token" in j.get("permissions", {})] == ["sign"]
+    assert "vars.PATCHKIT_SIGN == 'true'" in sign["if"]
+    # a pull request never publishes; a release that conflicts does not hold back the others
+    assert "github.event_name != 'pull_request'" in publish["if"]
+    assert "!cancelled()" in publish["if"]
+    [step] = [s for s in publish["steps"] if s.get("uses") == "./"]
+    assert step["with"]["builder"] == "buildx" and step["with"]["moving-tag"] == "latest"
+    assert "cosign sign --yes" in sign["steps"][-1]["run"]
+    assert "needs.publish.outputs.digests" in json.dumps(sign)
 
 
 def test_the_action_does_what_the_hand_written_workflow_did() -> None:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from patchkit.core.globs import glob_to_regex
 from patchkit.core.model import CheckResult, Matrix, PatchResult
+from patchkit.core.versions import release_version
 from patchkit.errors import NotImportedError
 from patchkit.git.objects import BlobReader
 from patchkit.git.store import UPSTREAM_PREFIX, Store
@@ -32,6 +33,7 @@ from patchkit.ops.matrix.units import (
     run_units,
     run_units_in_processes,
 )
+from patchkit.ops.platforms import matrix_labels
 
 if TYPE_CHECKING:
     from patchkit.ops.workspace import Workspace
@@ -119,6 +121,10 @@ def compute_matrix(
         labels = [r.version for r in vf.ordered() if r.version in wanted]
     else:
         labels = [r.version for r in vf.ordered() if r.version in trees]
+    # A multi-platform release's platforms whose trees differ get columns of their own,
+    # right after it (`2.5.24@linux-arm64`); identical trees are checked once.
+    extra = matrix_labels([vf.release(v) for v in labels], trees)
+    labels = [x for v in labels for x in (v, *extra.get(v, ()))]
     series = ws.series
     changes = list(ws.changes(series))
     digests = [change_digest(c, e.strip) for c, e in zip(changes, series.entries, strict=True)]
@@ -247,10 +253,10 @@ def _run_missing(
             key = (
                 group,
                 tuple(col.ids[p] for p in group.paths),
-                tuple(changes[i].applies_to(col.label) for i in group.indexes),
+                tuple(changes[i].applies_to(release_version(col.label)) for i in group.indexes),
                 symlinked.intersection(group.paths),
             )
-            units.setdefault(key, Unit(key=key, version=col.label))
+            units.setdefault(key, Unit(key=key, version=release_version(col.label)))
             col.plan.append((group, key))
     unit_list = list(units.values())
     stats.units = len(unit_list)
@@ -291,7 +297,7 @@ def _assemble(
             r = col.cells[col.keys[i]] if fresh is None else fresh[j]
             n_cached += fresh is None
             if r is None:
-                r = skipped_result(changes[i], col.label)
+                r = skipped_result(changes[i], release_version(col.label))
             row[i] = r
             out_cells[col.keys[i]] = r
     check = CheckResult(
