@@ -47,6 +47,10 @@ __all__ = [
 ]
 
 CACHE_SCHEMA = 1
+# The tar reader whose rows a cache entry holds: 1 was `tarfile` (before issue 23), which
+# read some layers otherwise (repeated headers, sparse files); an entry of another reader
+# is read again from its blob, silently, and replaced.
+READER = 2
 LAYER_PREFIX = "refs/patchkit/layers/"
 
 # One letter a tar entry type; "?" (unsupported) is never cached: it fails the import.
@@ -214,6 +218,7 @@ class LayerRecord:
         complete = selection.fingerprint is None
         head = {
             "schema": CACHE_SCHEMA,
+            "reader": READER,
             "diff_id": diff_id,
             "complete": complete,
             "chain": None if complete else chain,
@@ -341,6 +346,9 @@ class LayerCache:
             if not isinstance(rows, list):
                 raise ValueError("malformed entries")
             complete = doc.get("complete") is True
+            if doc.get("reader", 1) != READER:
+                self.misses += 1
+                return None  # made by another tar reader: read the layer again
             if not complete and (
                 doc.get("chain") != chain or doc.get("selection") != selection.fingerprint
             ):
