@@ -17,7 +17,7 @@ from pathlib import Path
 from patchkit.core.model import ReleaseInfo
 from patchkit.errors import StoreError
 from patchkit.git.objects import BlobReader, TreeEntry
-from patchkit.git.pack import FastImport, PackWriter
+from patchkit.git.pack import FastImport, PackWriter, clear_stale_packs
 from patchkit.git.runner import _GIT_ENV
 
 __all__ = [
@@ -52,6 +52,8 @@ class Store:
                     cfg.set_value("user", "email", "patchkit@localhost")
             except git.GitError as e:
                 raise StoreError(f"{path}: cannot create git store: {e}") from e
+        else:
+            clear_stale_packs(path / "objects" / "pack")  # what a killed import left
         return cls(path)
 
     # -- running git -------------------------------------------------------

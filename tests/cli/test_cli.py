@@ -261,6 +261,31 @@ def test_hostile_layer_is_refused_and_nothing_written_outside(
     assert not (tmp_path.parent / "escaped").exists() and not (tmp_path / "escaped").exists()
 
 
+@pytest.mark.parametrize(
+    ("kind", "entry", "why"),
+    [
+        ("sparse-bomb", "big", "bytes of holes"),
+        ("deep-path", "a/a/a/a", "the limit is 4096"),
+        ("pax-no-newline", "././@PaxHeader", "newline"),
+    ],
+)
+def test_hostile_tar_headers_get_one_line_naming_layer_and_entry_and_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, entry: str, why: str
+) -> None:
+    from tests.helpers.tarstreams import END, RawLayer, header, old_gnu_sparse, pax, pax_record
+
+    archive = {
+        "sparse-bomb": old_gnu_sparse("big", 60_000_000_000, [(0, b"x")]),
+        "deep-path": pax([("path", "a/" * 222_371 + "f")]) + header("f"),
+        "pax-no-newline": pax(pax_record("path", "name")[:-1] + b"X") + header("f"),
+    }[kind]
+    img = build_oci_layout(tmp_path / "img", [RawLayer(archive + END)], tag="1")
+    root = make_project(tmp_path, {"1": {}}, {}, base="1")
+    err = one_line_error(capsys, ["--project", str(root), "import", "1", img.source])
+    assert "layer 1" in err and f"entry '{entry}" in err and why in err, err
+    assert not list((root / ".patchkit").glob("**/tmp_pack_*"))
+
+
 def test_demo_runs_offline_and_succeeds(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(capsys, "demo", "--dir", str(tmp_path / "demo"))
     assert code == 0

@@ -130,6 +130,10 @@ class Layer:
         ti.devmajor, ti.devminor = major, minor
         return self.raw(ti)
 
+    def stored(self, compression: str | None) -> bytes:
+        """The layer blob: its tar, compressed."""
+        return compress(self.tar(), compression)
+
     def tar(self) -> bytes:
         """The uncompressed tar (PAX format), end marker and record padding included."""
         buf = io.BytesIO()
@@ -195,7 +199,9 @@ def _image(
 ) -> tuple[dict[str, Any], str, list[str], list[str]]:
     tars = [layer.tar() for layer in layers]
     diff_ids = [sha256(t) for t in tars]
-    layer_descs = [blobs.put(compress(t, compression), LAYER_TYPES[compression]) for t in tars]
+    layer_descs = [
+        blobs.put(layer.stored(compression), LAYER_TYPES[compression]) for layer in layers
+    ]
     config = blobs.put(_config(diff_ids, platform, created), OCI_CONFIG)
     manifest = {
         "schemaVersion": 2,

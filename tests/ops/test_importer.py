@@ -266,10 +266,10 @@ def _corrupt_cache_entry(store: Store, diff_id: str, layer_json: bytes) -> None:
     [
         b"{not json",
         b'{"schema":1,"diff_id":"sha256:' + b"0" * 64 + b'","complete":true,"entries":[]}',
-        b'{"schema":1,"diff_id":"DIFF","complete":true,"entries":[["etc/x","f",420,0,0,1,"",0,0,null,"'
+        b'{"schema":1,"reader":2,"diff_id":"DIFF","complete":true,"entries":[["etc/x","f",420,0,0,1,"",0,0,null,"'
         + b"1" * 40
         + b'"]]}',
-        b'{"schema":1,"diff_id":"DIFF","complete":true,"entries":[["etc/x","f",-1]]}',
+        b'{"schema":1,"reader":2,"diff_id":"DIFF","complete":true,"entries":[["etc/x","f",-1]]}',
         None,
     ],
     ids=["not-json", "other-diff-id", "missing-blob", "malformed-row", "no-layer-json"],
@@ -307,6 +307,35 @@ def test_corrupt_cache_entry_is_ignored_with_a_warning_and_recomputed(
         events: list[ProgressEvent] = []
         import_release(store, "C", parse_source(c.source), progress=events.append)
     assert [e.layer for e in events if e.cached] == [1, 2, 3]
+
+
+def test_a_cache_entry_of_the_tarfile_reader_is_read_again_silently(tmp_path: Path) -> None:
+    """Entries made before issue 23 (no "reader": `tarfile`, which read repeated headers and
+    sparse files otherwise) are not replayed: the layer is read again and its entry replaced."""
+    import json
+    import warnings
+
+    from patchkit.images.cache import layer_ref
+
+    a = build_oci_layout(tmp_path / "a", [*_tricky_lower(), TOP_A], tag="a")
+    b = build_oci_layout(tmp_path / "b", [*_tricky_lower(), TOP_B], tag="b")
+    store = Store.open(tmp_path / "store")
+    import_release(store, "A", parse_source(a.source))
+    victim = b.diff_ids[1]
+    doc = json.loads(store.git("cat-file", "blob", f"{layer_ref(victim)}:layer.json").stdout)
+    del doc["reader"]
+    doc["entries"] = [[f"wrong-{row[0]}", *row[1:]] for row in doc["entries"]]  # tarfile's view
+    _corrupt_cache_entry(store, victim, json.dumps(doc).encode())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        events: list[ProgressEvent] = []
+        import_release(store, "B", parse_source(b.source), progress=events.append)
+    assert 2 not in [e.layer for e in events if e.cached]  # read again; the others replayed
+    fresh = Store.open(tmp_path / "fresh")
+    import_release(fresh, "B", parse_source(b.source), layer_cache=False)
+    assert _store_state(store, "B") == _store_state(fresh, "B")
+    replaced = store.git("cat-file", "blob", f"{layer_ref(victim)}:layer.json").stdout
+    assert json.loads(replaced)["reader"] == 2
 
 
 def test_cached_layer_is_checked_against_the_new_lower_layers(tmp_path: Path) -> None:
