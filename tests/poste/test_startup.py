@@ -376,14 +376,26 @@ def _nginx_on_socket(root: Path, sock: Path) -> subprocess.CompletedProcess[str]
 
 
 def _stop_nginx(root: Path) -> None:
+    # nginx's master writes its pid file after the starting process has exited: wait for it,
+    # or a loaded machine leaves this nginx running (and its socket in place) for the next test
     pidfile = root / "sock-nginx.pid"
-    if pidfile.exists():
-        pid = int(pidfile.read_text().strip())
-        os.kill(pid, signal.SIGQUIT)
-        for _ in range(100):
-            if not Path(f"/proc/{pid}").exists():
-                break
-            time.sleep(0.05)
+    deadline = time.monotonic() + 20
+    while not pidfile.exists() and time.monotonic() < deadline:
+        if not (root / "sock-nginx.conf").exists():
+            return
+        time.sleep(0.05)
+    if not pidfile.exists():
+        return
+    pid = int(pidfile.read_text().strip())
+    os.kill(pid, signal.SIGQUIT)
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            break
+        if state == "Z":  # exited; reaping it is its parent's (init's) business
+            break
+        time.sleep(0.05)
 
 
 def test_a_stale_internal_socket_stops_nginx_until_the_script_removes_it(
