@@ -16,6 +16,7 @@ __all__ = [
     "DigestMismatchError",
     "EditFileError",
     "EditStateError",
+    "HelperError",
     "InvalidReferenceError",
     "LockedError",
     "MatrixError",
@@ -133,3 +134,7 @@ class MatrixError(PatchkitError):
 
 class EditStateError(PatchkitError):
     """An edit worktree is (or is not) open, or refuses what was asked (``patchkit edit``)."""
+
+
+class HelperError(PatchkitError):
+    """The import's helper process (`patchkit.workers`) could not be started or is gone."""
