@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
 
 _default_unraisable = sys.unraisablehook
 
@@ -15,9 +18,23 @@ def _quiet_interrupts(unraisable: Any) -> None:
     _default_unraisable(unraisable)
 
 
+def _warm(argv: list[str]) -> int | None:
+    """A warm quiet JSON matrix, answered from its snapshot without loading the command line
+    (patchkit._warm); None for everything else, and whenever that answer fails."""
+    try:
+        from patchkit._warm import answer
+
+        return answer(argv)
+    except Exception:  # never the cause of an error: the full command line decides
+        return None
+
+
 def main() -> int:
     sys.unraisablehook = _quiet_interrupts
     try:
+        code = _warm(sys.argv[1:])
+        if code is not None:
+            return code
         from patchkit.cli import main as cli_main
 
         return cli_main()

@@ -234,7 +234,25 @@ class Project:
         """
         from patchkit.ops.matrix import compute_matrix
 
-        return compute_matrix(self, versions, jobs=jobs, cache=cache, warn=warn)
+        def compute() -> Matrix:
+            return compute_matrix(self, versions, jobs=jobs, cache=cache, warn=warn)
+
+        if not cache:
+            return compute()
+        from functools import partial
+
+        from patchkit.ops.matrix import snapshot
+        from patchkit.output.formats import to_json
+
+        # Nothing changed since the last run: its matrix, from one file (docs/matrix.md).
+        return snapshot.cached(
+            root=str(self.root),
+            state_dir=str(self.state_dir),
+            store_dir=str(self.store_dir),
+            versions=versions,
+            compute=compute,
+            render=partial(to_json, pretty=False),
+        )
 
     # -- rebase -------------------------------------------------------------
 

@@ -18,6 +18,7 @@ from patchkit.core.model import ReleaseInfo
 from patchkit.errors import StoreError
 from patchkit.git.objects import BlobReader, TreeEntry
 from patchkit.git.pack import FastImport, PackWriter
+from patchkit.git.refs import UPSTREAM_PREFIX
 from patchkit.git.runner import _GIT_ENV
 
 __all__ = [
@@ -25,7 +26,6 @@ __all__ = [
 ]
 
 
-UPSTREAM_PREFIX = "refs/patchkit/upstream/"
 MANIFEST_PREFIX = "refs/patchkit/manifest/"
 
 

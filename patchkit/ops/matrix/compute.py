@@ -13,7 +13,8 @@ from patchkit.core.globs import glob_to_regex
 from patchkit.core.model import CheckResult, Matrix, PatchResult
 from patchkit.errors import NotImportedError
 from patchkit.git.objects import BlobReader
-from patchkit.git.store import UPSTREAM_PREFIX, Store
+from patchkit.git.refs import UPSTREAM_PREFIX
+from patchkit.git.store import Store
 from patchkit.kinds import Change
 from patchkit.ops.check import skipped_result
 from patchkit.ops.matrix.cache import CACHE_DIR, CellCache
