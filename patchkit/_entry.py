@@ -18,21 +18,18 @@ def _quiet_interrupts(unraisable: Any) -> None:
     _default_unraisable(unraisable)
 
 
-def _warm(argv: list[str]) -> int | None:
-    """A warm quiet JSON matrix, answered from its snapshot without loading the command line
-    (patchkit._warm); None for everything else, and whenever that answer fails."""
-    try:
-        from patchkit._warm import answer
+def _quick(argv: list[str]) -> int | None:
+    """A quiet JSON matrix, run without the parser (patchkit.cli.quick); None for every other
+    command line."""
+    from patchkit.cli.quick import answer
 
-        return answer(argv)
-    except Exception:  # never the cause of an error: the full command line decides
-        return None
+    return answer(argv)
 
 
 def main() -> int:
     sys.unraisablehook = _quiet_interrupts
     try:
-        code = _warm(sys.argv[1:])
+        code = _quick(sys.argv[1:])
         if code is not None:
             return code
         from patchkit.cli import main as cli_main

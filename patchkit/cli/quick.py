@@ -1,20 +1,20 @@
-"""A warm ``patchkit -q matrix --format json``, answered before the command line loads.
+"""A quiet ``patchkit matrix --format json``, run without the parser and the other commands.
 
-When nothing the matrix depends on changed since the last run, its answer is one file
-(:mod:`patchkit.ops.matrix.snapshot`); loading the parser, the records and the engine would
-cost several times more than reading it. :func:`answer` recognises one exact form of the
-command, quiet JSON into a pipe or a file::
+This is the form CI and scripts run again and again, most often with nothing changed: then
+its answer is one file (:mod:`patchkit.ops.matrix.snapshot`), and loading the parser, the
+records and the engine would cost several times more than reading it. :func:`answer`
+recognises one exact form of the command, quiet JSON into a pipe or a file::
 
     patchkit [-q] [-v] [--project DIR] [--store DIR] matrix [VERSION...] --format json
              [--fail-on STATUS,...] [-j N] [-q] [-v] [--project DIR] [--store DIR]
 
-(options in any order, ``=``-joined values too, ``-q`` somewhere), and prints what the full
-command would print. Anything else (another command or option, an abbreviation or a value
-argparse might read otherwise, a terminal on stdout, no snapshot under the key, any error)
-returns ``None``, and the full command line runs: it alone reports errors, and it writes the
-snapshot this reads. ``tests/cli/test_warm.py`` holds the two to the same parse and output.
-
-Imports ``os`` and ``sys`` and the snapshot module (``hashlib``) only.
+(options in any order, ``=``-joined values too, ``-q`` somewhere). Nothing changed: it prints
+the snapshot's document, importing nothing of patchkit but that module. Else it runs the
+matrix command's own function (:func:`patchkit.cli.commands.matrix.matrix`) under the same
+error handler as every command (:func:`patchkit.cli.exits.run_reporting`), without building
+the parser. Anything else (another command or option, an abbreviation or a value argparse
+might read otherwise, a terminal on stdout) returns ``None``, and :func:`patchkit.cli.main`
+runs. ``tests/cli/test_quick.py`` holds the two to the same parse and output.
 """
 
 from __future__ import annotations
@@ -38,12 +38,22 @@ _FLAGS = ("-q", "--quiet", "-v", "--verbose")
 class MatrixArgs:
     """What :func:`matrix_args` read: the values the full parser would give these options."""
 
-    __slots__ = ("fail_on", "jobs", "output_format", "project_dir", "quiet", "store", "versions")
+    __slots__ = (
+        "fail_on",
+        "jobs",
+        "output_format",
+        "project_dir",
+        "quiet",
+        "store",
+        "verbose",
+        "versions",
+    )
 
     def __init__(self) -> None:
         self.project_dir = "."
         self.store: str | None = None
         self.quiet = False
+        self.verbose = False
         self.versions: list[str] = []
         self.output_format = "table"
         self.fail_on: str | None = None  # None: the default (the FAILED statuses)
@@ -64,6 +74,7 @@ def matrix_args(argv: Sequence[str]) -> MatrixArgs | None:
         name, eq, value = token.partition("=")
         if token in _FLAGS:
             out.quiet = out.quiet or token in ("-q", "--quiet")
+            out.verbose = out.verbose or token in ("-v", "--verbose")
         elif name in _GLOBAL_VALUES or (command and name in _MATRIX_VALUES):
             if not eq:
                 if i + 1 >= len(argv):
@@ -109,10 +120,17 @@ def _fail_on(text: str | None, default: frozenset[str]) -> frozenset[str]:
 
 
 def answer(argv: Sequence[str]) -> int | None:
-    """The exit code, once the warm answer is printed; None: run the full command line."""
+    """The exit code of a quiet JSON matrix, its output printed; None: not that command (run
+    the full command line)."""
     args = matrix_args(argv)
     if args is None or not args.quiet or args.output_format != "json" or sys.stdout.isatty():
         return None
+    code = _from_snapshot(args)
+    return _run(args) if code is None else code
+
+
+def _from_snapshot(args: MatrixArgs) -> int | None:
+    """The exit code once the snapshot's document is printed; None: no snapshot under the key."""
     from patchkit.ops.matrix import snapshot
 
     # As patchkit.project.Project.open finds the project and its store.
@@ -128,13 +146,39 @@ def answer(argv: Sequence[str]) -> int | None:
         return None
     fail_on = _fail_on(args.fail_on, found.failed)
     if not fail_on <= found.known:
-        return None  # an unknown status: the full command line names it
+        return None  # an unknown status: the command's own run names it
+    try:
+        text = found.document.decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError:
+        return None  # a damaged snapshot: the command's own run replaces it
     try:
         # print(): the text, then a newline, through stdout's own encoding
-        sys.stdout.write(found.document.decode("utf-8", "surrogatepass"))
+        sys.stdout.write(text)
         sys.stdout.write("\n")
         sys.stdout.flush()
     except BrokenPipeError:  # `| head`: not an error (patchkit.cli.exits.error_handler)
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
     return 1 if found.statuses & fail_on else 0
+
+
+def _run(args: MatrixArgs) -> int:
+    """What :func:`patchkit.cli.main` does with these options, minus the parser."""
+    from patchkit.cli.commands.matrix import DEFAULT_FAIL_ON, matrix
+    from patchkit.cli.exits import run_reporting
+    from patchkit.cli.ui import Ui
+
+    ui = Ui.terminal(quiet=True)
+
+    def run() -> int:
+        return matrix(
+            project_dir=args.project_dir,
+            store=args.store,
+            versions=args.versions,
+            output_format=args.output_format,
+            fail_on=DEFAULT_FAIL_ON if args.fail_on is None else args.fail_on,
+            jobs=args.jobs,
+            ui=ui,
+        )
+
+    return run_reporting(ui.err, ui.warn, run, verbose=args.verbose)

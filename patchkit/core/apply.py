@@ -29,7 +29,6 @@ A conflicting file keeps its content.
 
 from __future__ import annotations
 
-import difflib
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -485,6 +484,8 @@ def unified_diff(
     b = _lines(new) if new is not None else []
     hunks: list[Hunk] = []
     if a != b:
+        import difflib  # only for making diffs, not for applying them
+
         matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
         hunks = [_hunk(a, b, group) for group in matcher.get_grouped_opcodes(context)]
     raw = [f"diff --git a/{path} b/{path}\n"]

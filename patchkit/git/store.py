@@ -17,9 +17,12 @@ from pathlib import Path
 from patchkit.core.model import ReleaseInfo
 from patchkit.errors import StoreError
 from patchkit.git.objects import BlobReader, TreeEntry
-from patchkit.git.pack import FastImport, PackWriter
 from patchkit.git.refs import UPSTREAM_PREFIX
 from patchkit.git.runner import _GIT_ENV
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from patchkit.git.pack import FastImport
 
 __all__ = [
     "Store",
@@ -146,6 +149,8 @@ class Store:
             with self._packed_import(marks) as session:
                 yield session
             return
+        from patchkit.git.pack import FastImport  # loaded by imports only (a thread, isal)
+
         extra = [f"--export-marks={marks}"] if marks else []
         proc = subprocess.Popen(
             [
@@ -193,6 +198,8 @@ class Store:
     def _packed_import(self, marks: Path | None) -> Iterator[FastImport]:
         if marks is not None:
             raise StoreError("marks need a plain fast-import session")
+        from patchkit.git.pack import FastImport, PackWriter
+
         writer = PackWriter(self.path)
         with open(os.devnull, "wb") as nowhere:
             session = FastImport(nowhere, pack=writer)
