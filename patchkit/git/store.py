@@ -17,7 +17,7 @@ from pathlib import Path
 from patchkit.core.model import ReleaseInfo
 from patchkit.errors import StoreError
 from patchkit.git.objects import BlobReader, TreeEntry
-from patchkit.git.refs import UPSTREAM_PREFIX
+from patchkit.git.refs import UPSTREAM_PREFIX, read_refs
 from patchkit.git.runner import _GIT_ENV
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy knows the name)
@@ -30,6 +30,7 @@ __all__ = [
 
 
 MANIFEST_PREFIX = "refs/patchkit/manifest/"
+_DIFFS_AT_ONCE = 4  # git processes of Store.plain_diffs running side by side
 
 
 class Store:
@@ -260,6 +261,17 @@ class Store:
             manifest_blob=fields.get("Patchkit-Manifest", [None])[0],
         )
 
+    def release_commits(self) -> dict[str, str]:
+        """label -> commit of every imported release: read from the reference files (no git
+        process), or from `git for-each-ref` when git keeps them otherwise."""
+        refs = read_refs(self.path, UPSTREAM_PREFIX)
+        if refs is None:
+            out = self.git(
+                "for-each-ref", "--format=%(refname)%00%(objectname)", UPSTREAM_PREFIX
+            ).stdout.decode("utf-8", "surrogateescape")
+            refs = dict(line.split("\0") for line in out.split("\n") if line)
+        return {name[len(UPSTREAM_PREFIX) :]: oid for name, oid in refs.items()}
+
     def imported_versions(self) -> set[str]:
         out = self.git("for-each-ref", "--format=%(refname)", UPSTREAM_PREFIX).stdout.decode()
         return {line[len(UPSTREAM_PREFIX) :] for line in out.splitlines() if line}
@@ -289,6 +301,44 @@ class Store:
         out = self.git("for-each-ref", "--format=%(refname)", prefix).stdout.decode()
         for ref in out.splitlines():
             self.git("update-ref", "-d", ref, check=False)
+
+    def plain_diffs(self, pairs: Sequence[tuple[str, str, Sequence[str]]]) -> list[bytes]:
+        """`git diff OLD NEW -- FILES...` of each (old, new, files), with git's defaults (no
+        color, renames, external or text-converting drivers; literal paths), several git
+        processes running side by side (one diff at a time would wait for each)."""
+        out: list[bytes] = []
+        for i in range(0, len(pairs), _DIFFS_AT_ONCE):
+            procs = [
+                subprocess.Popen(
+                    [
+                        "git",
+                        "--git-dir",
+                        str(self.path),
+                        "diff",
+                        "--no-color",
+                        "--no-ext-diff",
+                        "--no-renames",
+                        "--no-textconv",
+                        "--src-prefix=a/",
+                        "--dst-prefix=b/",
+                        old,
+                        new,
+                        "--",
+                        *[":(literal)" + f for f in files],
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=self.env(),
+                )
+                for old, new, files in pairs[i : i + _DIFFS_AT_ONCE]
+            ]
+            for proc in procs:
+                stdout, stderr = proc.communicate()
+                if proc.returncode != 0:
+                    err = stderr.decode("utf-8", "replace").strip().splitlines()
+                    raise StoreError(f"git diff failed: {err[-1] if err else proc.returncode}")
+                out.append(stdout)
+        return out
 
     def diff(
         self,

@@ -11,9 +11,8 @@ from typing import TYPE_CHECKING
 
 from patchkit.core.globs import glob_to_regex
 from patchkit.core.model import CheckResult, Matrix, PatchResult
-from patchkit.errors import NotImportedError
+from patchkit.errors import NotImportedError, StoreError
 from patchkit.git.objects import BlobReader
-from patchkit.git.refs import UPSTREAM_PREFIX
 from patchkit.git.store import Store
 from patchkit.kinds import Change
 from patchkit.ops.check import skipped_result
@@ -104,11 +103,11 @@ def compute_matrix(
     stats = stats if stats is not None else MatrixStats()
     vf = ws.versions
     store = ws.store
-    trees = _release_trees(store)
+    commits = store.release_commits() if (store.path / "HEAD").exists() else {}
     if versions:
         for label in versions:
             vf.release(label)  # UnknownVersionError names it and the known ones
-        missing = [v for v in versions if v not in trees]
+        missing = [v for v in versions if v not in commits]
         if missing:
             cmds = " && ".join(f"patchkit import {v}" for v in missing)
             which = ", ".join(missing)
@@ -119,23 +118,31 @@ def compute_matrix(
         wanted = set(versions)
         labels = [r.version for r in vf.ordered() if r.version in wanted]
     else:
-        labels = [r.version for r in vf.ordered() if r.version in trees]
+        labels = [r.version for r in vf.ordered() if r.version in commits]
     series = ws.series
     changes = list(ws.changes(series))
     digests = [change_digest(c, e.strip) for c, e in zip(changes, series.entries, strict=True)]
     engine = engine_fingerprint()
-    base_tree = trees.get(vf.base, ("", ""))[1]
-    base_ref = (vf.base, base_tree) if base_tree else None
     with (
         CellCache(ws.state_dir / CACHE_DIR if cache else None, warn) as cells_cache,
         contextlib.ExitStack() as stack,
     ):
         opened: list[BlobReader] = []
 
-        def reader() -> BlobReader:  # a warm run of exact-path changes never starts one
+        def reader() -> BlobReader:
             if not opened:
                 opened.append(stack.enter_context(store.blob_reader()))
             return opened[0]
+
+        # label -> (commit, tree) of the releases asked and the base: one round trip
+        asked = [v for v in dict.fromkeys([*labels, vf.base]) if v in commits]
+        found = reader().trees_of([commits[v] for v in asked])
+        trees = {v: (commits[v], tree) for v, tree in zip(asked, found, strict=True) if tree}
+        lost = [v for v in labels if v not in trees]
+        if lost:
+            raise StoreError(f"{store.path}: the commits of {', '.join(lost)} are not in the store")
+        base_tree = trees.get(vf.base, ("", ""))[1]
+        base_ref = (vf.base, base_tree) if base_tree else None
 
         resolve = _Targets(changes, reader)
         columns = []
@@ -178,12 +185,13 @@ def compute_matrix(
             fingerprint=series_fingerprint(digests),
             blobs={o.check.version: o.blobs for o in ordered},
         )
-        if attribute:  # while the cache entries are written
+        if attribute:
 
-            def diff(old: str, new: str, files: Sequence[str]) -> str:
-                return _upstream_diff(store, trees[old][0], trees[new][0], files)
+            def diffs(asks: Sequence[tuple[str, str, Sequence[str]]]) -> list[str]:
+                texts = store.plain_diffs([(trees[o][0], trees[n][0], f) for o, n, f in asks])
+                return [_cut(t.decode("utf-8", "replace")) for t in texts]
 
-            matrix = replace(matrix, drift=attribute_drift(matrix, diff=diff))
+            matrix = replace(matrix, drift=attribute_drift(matrix, diffs=diffs))
     return matrix
 
 
@@ -307,39 +315,7 @@ def _assemble(
     )
 
 
-# Two queries of the store that Store itself does not offer yet (they belong in git/store.py).
-
-
-def _release_trees(store: Store) -> dict[str, tuple[str, str]]:
-    """label -> (commit, tree) of every imported release, in one git call."""
-    if not (store.path / "HEAD").exists():
-        return {}
-    out = store.git(
-        "for-each-ref", "--format=%(refname)%00%(objectname)%00%(tree)", UPSTREAM_PREFIX
-    ).stdout.decode("utf-8", "surrogateescape")
-    trees = {}
-    for line in filter(None, out.split("\n")):
-        ref, commit, tree = line.split("\0")
-        trees[ref[len(UPSTREAM_PREFIX) :]] = (commit, tree)
-    return trees
-
-
-def _upstream_diff(store: Store, old: str, new: str, files: Sequence[str]) -> str:
-    if not files:
-        return ""
-    out = store.git(
-        "diff",
-        "--no-color",
-        "--no-ext-diff",
-        "--no-renames",
-        "--no-textconv",
-        "--src-prefix=a/",
-        "--dst-prefix=b/",
-        old,
-        new,
-        "--",
-        *[":(literal)" + f for f in files],
-    ).stdout.decode("utf-8", "replace")
-    if len(out) > DIFF_LIMIT:
-        out = out[:DIFF_LIMIT] + f"\n... (cut at {DIFF_LIMIT} characters)\n"
-    return out
+def _cut(text: str) -> str:
+    if len(text) > DIFF_LIMIT:
+        return text[:DIFF_LIMIT] + f"\n... (cut at {DIFF_LIMIT} characters)\n"
+    return text

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from stat import S_ISDIR, S_ISLNK
 
 from patchkit._version import __version__
 from patchkit.git.refs import UPSTREAM_PREFIX, read_refs
@@ -35,7 +36,16 @@ if TYPE_CHECKING:
 
     from patchkit.core.model import Matrix
 
-__all__ = ["FORMAT", "Snapshot", "cached", "inputs_key", "lookup", "remember"]
+__all__ = [
+    "FORMAT",
+    "Inputs",
+    "Snapshot",
+    "cached",
+    "inputs_key",
+    "lookup",
+    "read_inputs",
+    "remember",
+]
 
 FORMAT = 1
 _MAGIC = b"patchkit-matrix-snapshot"
@@ -88,67 +98,132 @@ class Snapshot:
         return dataclasses.replace(matrix, checks=checks)
 
 
-def _update_file(h: hashlib._Hash, path: str) -> None:
-    with open(path, "rb") as f:
-        data = f.read()
-    h.update(b"%d\0" % len(data))
-    h.update(data)
+# A file as a key read it: path, inode, size, modification and change times.
+_Seen = tuple[str, int, int, int, int]
 
 
-def _sources(h: hashlib._Hash) -> None:
-    from patchkit.ops.matrix.keys import engine_fingerprint
+def _seen(path: str, st: os.stat_result) -> _Seen:
+    return (path, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
-    h.update(engine_fingerprint().encode())
-    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    for name in _SOURCES:
-        h.update(name.encode() + b"\0")
+
+class _Reading:
+    """A key being made: the digest so far, and every file and directory of the project it
+    read as it was then (to tell, after a computation, whether any of them changed)."""
+
+    def __init__(self, head: str) -> None:
+        self.h = hashlib.sha256(head.encode())
+        self.seen: list[_Seen] = []
+
+    def file(self, path: str, *, record: bool = True) -> None:
+        with open(path, "rb") as f:
+            data = f.read()
+            if record:
+                self.seen.append(_seen(path, os.fstat(f.fileno())))
+        self.h.update(b"%d\0" % len(data))
+        self.h.update(data)
+
+    def sources(self) -> None:
+        from patchkit.ops.matrix.keys import engine_fingerprint
+
+        self.h.update(engine_fingerprint().encode())
+        package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        for name in _SOURCES:
+            self.h.update(name.encode() + b"\0")
+            try:
+                self.file(os.path.join(package, name), record=False)
+            except OSError:  # an installed package without sources: its version stands for them
+                self.h.update(b"-\0")
+
+    def tree(self, top: str) -> bool:
+        """Every entry below ``top``: relative path, mode, bytes. False: a symlink (where its
+        target lies is not this function's to follow), so no key."""
+        self.seen.append(_seen(top, os.lstat(top)))
+        for directory, dirs, files in os.walk(top):
+            dirs.sort()
+            rel_dir = os.path.relpath(directory, top)
+            for name in sorted(dirs + files):
+                path = os.path.join(directory, name)
+                st = os.lstat(path)
+                if S_ISLNK(st.st_mode):
+                    return False
+                self.h.update(
+                    f"{rel_dir}/{name}\0{st.st_mode:o}\0".encode("utf-8", "surrogateescape")
+                )
+                if S_ISDIR(st.st_mode):
+                    self.seen.append(_seen(path, st))  # an entry added or removed below
+                else:
+                    self.file(path)
+        return True
+
+
+class Inputs:
+    """The key of a matrix's inputs, and a cheap way to tell that they did not change since."""
+
+    __slots__ = ("_refs", "_seen", "_store_dir", "key")
+
+    def __init__(self, key: str, *, store_dir: str, refs: dict[str, str], seen: list[_Seen]):
+        self.key = key
+        self._store_dir = store_dir
+        self._refs = refs
+        self._seen = seen
+
+    def unchanged(self) -> bool:
+        """Whether every file and directory the key read is as it was then (same inode, size,
+        times: a file rewritten or replaced, an entry added or removed are changes), and the
+        releases too."""
         try:
-            _update_file(h, os.path.join(package, name))
-        except OSError:  # an installed package without sources: its version stands for them
-            h.update(b"-\0")
-
-
-def _tree(h: hashlib._Hash, top: str) -> bool:
-    """Every entry below ``top``: relative path, kind, mode, bytes. False: a symlink (where
-    its target lies is not this function's to follow), so no key."""
-    for directory, dirs, files in os.walk(top):
-        dirs.sort()
-        rel_dir = os.path.relpath(directory, top)
-        for name in sorted(dirs + files):
-            path = os.path.join(directory, name)
-            st = os.lstat(path)
-            if os.path.islink(path):
+            if any(_seen(p[0], os.lstat(p[0])) != p for p in self._seen):
                 return False
-            h.update(f"{rel_dir}/{name}\0{st.st_mode:o}\0".encode("utf-8", "surrogateescape"))
-            if name in files:
-                _update_file(h, path)
-    return True
+        except OSError:
+            return False
+        return read_refs(self._store_dir, UPSTREAM_PREFIX) == self._refs
+
+
+# The last inputs read in this process, by (root, store, versions): the command line's
+# quick path reads them, then the library's Project.matrix needs the same key.
+_last: dict[tuple[str, str, tuple[str, ...]], Inputs] = {}
+
+
+def read_inputs(
+    *, root: str, store_dir: str, versions: Sequence[str] | None, sources: bool = True
+) -> Inputs | None:
+    """The key of everything the matrix of ``versions`` (None: every tracked, imported
+    release) in the project at ``root`` depends on, read as bytes: the code, the requested
+    releases, ``upstream-versions.toml``, every file below ``patches/``, the releases'
+    references in the store. None when the inputs are in a form this does not key (a symlink
+    below ``patches/``, a store whose references git keeps otherwise than in files): then
+    there is no snapshot. ``sources=False`` leaves out the code (tests of what it covers)."""
+    which = (root, store_dir, tuple(versions or ()))
+    last = _last.get(which)
+    if last is not None and sources and last.unchanged():
+        return last
+    refs = read_refs(store_dir, UPSTREAM_PREFIX)
+    if refs is None:
+        return None
+    reading = _Reading(f"patchkit matrix snapshot {FORMAT} {__version__}\0")
+    if sources:
+        reading.sources()
+    reading.h.update("\0".join(["releases", *(versions or ["(all)"])]).encode() + b"\0\0")
+    try:
+        reading.file(os.path.join(root, VERSIONS_FILE))
+        if not reading.tree(os.path.join(root, PATCHES_DIR)):
+            return None
+    except OSError:
+        return None
+    for name in sorted(refs):
+        reading.h.update(f"{name} {refs[name]}\n".encode("utf-8", "surrogateescape"))
+    inputs = Inputs(reading.h.hexdigest(), store_dir=store_dir, refs=refs, seen=reading.seen)
+    if sources:
+        _last[which] = inputs
+    return inputs
 
 
 def inputs_key(
     *, root: str, store_dir: str, versions: Sequence[str] | None, sources: bool = True
 ) -> str | None:
-    """The digest of everything the matrix of ``versions`` (None: every tracked, imported
-    release) in the project at ``root`` depends on, read as bytes; None when the inputs are in
-    a form this does not key (a symlink below ``patches/``, a store whose references git keeps
-    otherwise than in files): then there is no snapshot. ``sources=False`` leaves out the
-    code (for tests that check what the key covers)."""
-    refs = read_refs(store_dir, UPSTREAM_PREFIX)
-    if refs is None:
-        return None
-    h = hashlib.sha256(f"patchkit matrix snapshot {FORMAT} {__version__}\0".encode())
-    if sources:
-        _sources(h)
-    h.update("\0".join(["releases", *(versions or ["(all)"])]).encode() + b"\0\0")
-    try:
-        _update_file(h, os.path.join(root, VERSIONS_FILE))
-        if not _tree(h, os.path.join(root, PATCHES_DIR)):
-            return None
-    except OSError:
-        return None
-    for name in sorted(refs):
-        h.update(f"{name} {refs[name]}\n".encode("utf-8", "surrogateescape"))
-    return h.hexdigest()
+    """:func:`read_inputs`' key (None: no key for these inputs)."""
+    inputs = read_inputs(root=root, store_dir=store_dir, versions=versions, sources=sources)
+    return None if inputs is None else inputs.key
 
 
 def _path(state_dir: str, versions: Sequence[str] | None) -> str:
@@ -236,19 +311,18 @@ def cached(
 ) -> Matrix:
     """The matrix from its snapshot when nothing changed, else ``compute()``, then remembered.
 
-    Remembered only if the inputs' key is the same after the computation as before it (no
-    series file, release or code changed meanwhile): a snapshot never holds a matrix of other
-    inputs than its key's."""
+    Remembered only if the inputs are unchanged after the computation (no series file or
+    release changed meanwhile): a snapshot holds the matrix of its key's inputs."""
     wanted = list(versions) if versions else None
-    key = inputs_key(root=root, store_dir=store_dir, versions=wanted)
-    if key is not None:
-        found = lookup(state_dir, wanted, key)
+    inputs = read_inputs(root=root, store_dir=store_dir, versions=wanted)
+    if inputs is not None:
+        found = lookup(state_dir, wanted, inputs.key)
         if found is not None:
             try:
                 return found.matrix()
             except (ValueError, KeyError, TypeError, AttributeError):
                 pass  # a damaged snapshot: computed anew, and replaced
     matrix = compute()
-    if key is not None and inputs_key(root=root, store_dir=store_dir, versions=wanted) == key:
-        remember(state_dir, wanted, key, matrix, render=render)
+    if inputs is not None and inputs.unchanged():
+        remember(state_dir, wanted, inputs.key, matrix, render=render)
     return matrix
