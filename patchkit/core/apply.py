@@ -29,6 +29,7 @@ A conflicting file keeps its content.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
@@ -165,16 +166,28 @@ def _search(
             if match(pos):
                 return pos
         return None
-    first = block[0] if block else None
-    distance = 0
-    while True:
-        down, up = start + distance, start - distance
-        if down > high and up < low:
-            return None
-        for pos in (down, up) if distance else (down,):
-            if low <= pos <= high and (first is None or out[pos] == first) and match(pos):
-                return pos
-        distance += 1
+    if not block:
+        distance = 0
+        while True:
+            down, up = start + distance, start - distance
+            if down > high and up < low:
+                return None
+            for pos in (down, up) if distance else (down,):
+                if match(pos):
+                    return pos
+            distance += 1
+    # Where the block's first line is (list.index scans in C), nearest first: start, start+1,
+    # start-1, start+2, ...
+    first, found, at = block[0], [], low
+    with contextlib.suppress(ValueError):
+        while True:
+            at = out.index(first, at, high + 1)
+            found.append(at)
+            at += 1
+    for pos in sorted(found, key=lambda p: (abs(p - start), p < start)):
+        if match(pos):
+            return pos
+    return None
 
 
 def _anchors(hunk: Hunk, fuzz: int) -> tuple[int, int, bool, bool]:

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 __all__ = ["lines_of", "split_lines"]
 
+# What str.splitlines splits ASCII text on besides "\n" (and "\r\n", which keeps the "\r" in
+# its line either way): text without them splits the same with either.
+_ASCII_BREAKS = "\r\v\f\x1c\x1d\x1e"
+
 
 def split_lines(text: str) -> list[str]:
     """Split on ``"\\n"`` only, keeping the endings (``str.splitlines`` also splits on ``\\r``, ``\\f``, ...).
@@ -13,6 +17,8 @@ def split_lines(text: str) -> list[str]:
     """
     if not text:
         return []
+    if text.isascii() and not any(c in text for c in _ASCII_BREAKS):
+        return text.splitlines(True)  # the same lines, split in C
     parts = text.split("\n")
     lines = [p + "\n" for p in parts[:-1]]
     if parts[-1]:

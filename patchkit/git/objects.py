@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Sequence
 
@@ -202,14 +203,13 @@ def _commit_tree(data: bytes) -> str:
     return data.split(b"\n", 1)[0].split()[1].decode()
 
 
+# One entry of a raw tree object: "<mode> <name>\0" and the 20 bytes of the object id.
+_TREE_ENTRY = re.compile(rb"(\d+) ([^\0]*)\0(.{20})", re.S)
+
+
 def _parse_tree(data: bytes) -> dict[str, tuple[bytes, str]]:
     """A raw git tree object: name -> (mode, object id)."""
-    entries: dict[str, tuple[bytes, str]] = {}
-    i, n = 0, len(data)
-    while i < n:
-        space = data.index(b" ", i)
-        nul = data.index(b"\0", space)
-        name = data[space + 1 : nul].decode("utf-8", "surrogateescape")
-        entries[name] = (data[i:space], data[nul + 1 : nul + 21].hex())
-        i = nul + 21
-    return entries
+    return {
+        name.decode("utf-8", "surrogateescape"): (mode, oid.hex())
+        for mode, name, oid in _TREE_ENTRY.findall(data)
+    }
