@@ -11,11 +11,12 @@ import re
 import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
-
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING, Any
 
 from patchkit.errors import ConfigError, UnknownVersionError
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -116,14 +117,30 @@ class VersionsFile:
 
 
 def parse_label(label: str) -> Version | None:
+    from packaging.version import InvalidVersion, Version
+
     try:
         return Version(label)
     except InvalidVersion:
         return None
 
 
+# A release number only ("2.5.24"): PEP 440 orders these by their numbers, trailing zeros
+# left out (1.0 == 1.0.0), without loading packaging for it.
+_NUMBERS = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+
+
+def _numbers_key(label: str) -> tuple[int, ...]:
+    numbers = [int(n) for n in label.split(".")]
+    while numbers and numbers[-1] == 0:
+        numbers.pop()
+    return tuple(numbers)
+
+
 def order_labels(labels: Sequence[str]) -> list[str]:
     """PEP 440 labels sorted by version, followed by the others in the given order."""
+    if all(_NUMBERS.fullmatch(label) for label in labels):
+        return sorted(labels, key=_numbers_key)  # stable: equal versions keep their order
     parsed = [(label, parse_label(label)) for label in labels]
     pep = sorted((p for p in parsed if p[1] is not None), key=lambda p: p[1])  # type: ignore[arg-type,return-value]
     other = [p for p in parsed if p[1] is None]

@@ -3,7 +3,6 @@ run once each (:mod:`.units`), the columns assembled in version order, drift att
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -119,24 +118,17 @@ def compute_matrix(
         labels = [r.version for r in vf.ordered() if r.version in wanted]
     else:
         labels = [r.version for r in vf.ordered() if r.version in commits]
-    series = ws.series
-    changes = list(ws.changes(series))
-    digests = [change_digest(c, e.strip) for c, e in zip(changes, series.entries, strict=True)]
-    engine = engine_fingerprint()
     with (
         CellCache(ws.state_dir / CACHE_DIR if cache else None, warn) as cells_cache,
-        contextlib.ExitStack() as stack,
+        store.blob_reader() as blob_reader,  # git starts up while the series is read
     ):
-        opened: list[BlobReader] = []
-
-        def reader() -> BlobReader:
-            if not opened:
-                opened.append(stack.enter_context(store.blob_reader()))
-            return opened[0]
-
+        series = ws.series
+        changes = list(ws.changes(series))
+        digests = [change_digest(c, e.strip) for c, e in zip(changes, series.entries, strict=True)]
+        engine = engine_fingerprint()
         # label -> (commit, tree) of the releases asked and the base: one round trip
         asked = [v for v in dict.fromkeys([*labels, vf.base]) if v in commits]
-        found = reader().trees_of([commits[v] for v in asked])
+        found = blob_reader.trees_of([commits[v] for v in asked])
         trees = {v: (commits[v], tree) for v, tree in zip(asked, found, strict=True) if tree}
         lost = [v for v in labels if v not in trees]
         if lost:
@@ -144,7 +136,7 @@ def compute_matrix(
         base_tree = trees.get(vf.base, ("", ""))[1]
         base_ref = (vf.base, base_tree) if base_tree else None
 
-        resolve = _Targets(changes, reader)
+        resolve = _Targets(changes, blob_reader)
         columns = []
         for v in labels:
             tree = trees[v][1]
@@ -164,7 +156,7 @@ def compute_matrix(
             )
         todo = [col for col in columns if not col.cached()]
         if todo:
-            done = _run_missing(store, reader(), todo, changes, base_ref, jobs, stats)
+            done = _run_missing(store, blob_reader, todo, changes, base_ref, jobs, stats)
         ordered = []
         for col in columns:
             if col.cached():
@@ -201,7 +193,7 @@ class _Targets:
     globs can see. A change that does not consult the lister (a diff, an overlay) has the
     same targets on every release: asked once."""
 
-    def __init__(self, changes: Sequence[Change], reader: Callable[[], BlobReader]) -> None:
+    def __init__(self, changes: Sequence[Change], reader: BlobReader) -> None:
         self._changes, self._reader = changes, reader
         self._fixed: dict[int, tuple[str, ...]] = {}
 
@@ -213,7 +205,7 @@ class _Targets:
             nonlocal asked
             asked = True
             regexes = [glob_to_regex(p) for p in patterns]
-            found = set(self._reader().list_paths(tree, patterns))
+            found = set(self._reader.list_paths(tree, patterns))
             found.update(p for p in earlier if any(r.match(p) for r in regexes))
             return sorted(found)
 
