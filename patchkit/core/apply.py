@@ -35,7 +35,7 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from patchkit.core.lines import split_lines
+from patchkit.core.lines import lines_of
 from patchkit.core.model import HunkResult, PatchResult, PatchStatus
 from patchkit.core.patchfile import DEFAULT_MODE, FilePatch, Hunk, HunkLine, Patch
 
@@ -61,7 +61,7 @@ _SEVERITY = (
 
 
 def _lines(data: bytes) -> list[str]:
-    return split_lines(data.decode("utf-8", "surrogateescape"))
+    return lines_of(data)
 
 
 def _bytes(lines: Iterable[str]) -> bytes:

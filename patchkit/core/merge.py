@@ -92,7 +92,8 @@ def _opcodes(
     out: list[tuple[int, int, int, int]] = []
     pi = pj = 0
     for i, j in [*anchors, (len(a), len(b))]:
-        out.extend(_opcodes(a[pi:i], b[pj:j], ao + pi, bo + pj))
+        if i > pi or j > pj:  # between two neighbouring anchors there is nothing to diff
+            out.extend(_opcodes(a[pi:i], b[pj:j], ao + pi, bo + pj))
         pi, pj = i + 1, j + 1
     return out
 
