@@ -62,7 +62,7 @@ class MatrixArgs:
 
 def matrix_args(argv: Sequence[str]) -> MatrixArgs | None:
     """``argv`` read as the full parser reads it, if it is a ``matrix`` command of the form
-    above (any format, any quietness: :func:`answer` decides); None for anything else."""
+    above (quiet or not: :func:`answer` decides); None for anything else."""
     out = MatrixArgs()
     command = False
     runs = 0  # runs of positionals after the command: argparse takes one
@@ -90,6 +90,8 @@ def matrix_args(argv: Sequence[str]) -> MatrixArgs | None:
             elif name == "--store":
                 out.store = value
             elif name == "--format":
+                if value != "json":
+                    return None  # the only format answered here (argparse checks the others)
                 out.output_format = value
             elif name == "--fail-on":
                 out.fail_on = value
