@@ -10,6 +10,7 @@ files an uninterrupted run gives.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
 import random
 import shutil
@@ -140,6 +141,14 @@ def _quiet(*args: str) -> int:
         contextlib.redirect_stderr(open(os.devnull, "w")),
     ):
         return main(list(args))
+
+
+def _abort(root: Path) -> tuple[int, str]:
+    """`rebase --abort` in this process: its exit code and what it said on stderr."""
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(["--project", str(root), "rebase", "--abort"])
+    return code, err.getvalue()
 
 
 def _finish(root: Path) -> None:
@@ -403,9 +412,10 @@ def test_kill_at_random_moments_then_abort_leaves_no_rebase_in_progress(
         with contextlib.suppress(ProcessLookupError):  # it may have finished: a stop
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
-        assert _quiet("--project", str(root), "rebase", "--abort") in (0, 3), where
+        code, said = _abort(root)
+        assert code in (0, 3), f"{where}: --abort: {said}"
         assert snapshot(root) == before, f"{where}: --abort did not restore the project"
-        _no_rebase_in_progress(root, where)
+        _no_rebase_in_progress(root, f"{where} (--abort said: {said.strip() or 'nothing'})")
         _fsck_clean(root, where)
         _fresh_rebase_works(root, where)
         shutil.rmtree(root)
