@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 
@@ -37,8 +38,10 @@ _ENGINE = (
 )
 
 
+@functools.cache
 def engine_fingerprint() -> str:
-    """patchkit's version and the source of the code that decides a cell's answer."""
+    """patchkit's version and the source of the code that decides a cell's answer (read once
+    a process: the code that runs is the code that was loaded)."""
     h = hashlib.sha256(f"patchkit {__version__} cache {CACHE_FORMAT}\0".encode())
     package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
     kinds = sorted(
