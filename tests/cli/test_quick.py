@@ -18,8 +18,13 @@ from patchkit.cli import main
 from patchkit.cli.commands.matrix import DEFAULT_FAIL_ON
 from patchkit.cli.main import build_parser
 from patchkit.cli.quick import answer, matrix_args
-from tests.helpers.projectbuilder import make_project
-from tests.ops.test_matrix import PATCHES, RELEASES
+from tests.ops.test_matrix import matrix_project
+
+
+@pytest.fixture
+def proj(tmp_path: Path) -> Path:
+    return matrix_project(tmp_path)
+
 
 # Command lines tried: the form quick.py reads, in every order, and its near misses.
 _GLOBAL = st.sampled_from(
@@ -129,14 +134,6 @@ def test_what_it_reads_is_what_argparse_reads(argv: list[str]) -> None:
     # Nothing else set: the options quick.py does not read keep their defaults.
     assert (parsed["no_cache"], parsed["only_changed"], parsed["merge"]) == (False, None, None)
     assert (parsed["github_matrix"], parsed["group_size"]) == (False, 1)
-
-
-@pytest.fixture
-def proj(tmp_path: Path) -> Path:
-    root = make_project(tmp_path, RELEASES, PATCHES, base="1.0")
-    for v in RELEASES:
-        assert main(["-q", "--project", str(root), "import", v]) == 0
-    return root
 
 
 def _full(capsys: pytest.CaptureFixture[str], argv: list[str]) -> tuple[int, str, str]:

@@ -416,7 +416,7 @@ def _nearest(out: list[str], block: list[str], rep: list[str], start: int, low: 
     """The search as its rule reads: start, start+1, start-1, ... the first place the block
     sits (and the replacement keeps "only the last line lacks a newline")."""
     high = len(out) - len(block)
-    for distance in range(max(len(out), abs(start)) + 2):
+    for distance in range(len(out) + abs(start) + 2):  # every place from start outwards
         for pos in (start + distance, start - distance) if distance else (start,):
             fits = not (rep and not rep[-1].endswith("\n") and pos + len(block) != len(out))
             fits = fits and not (

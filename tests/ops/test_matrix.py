@@ -65,12 +65,17 @@ RELEASES = {
 }
 
 
-@pytest.fixture
-def proj(tmp_path: Path) -> Path:
+def matrix_project(tmp_path: Path) -> Path:
+    """The four releases and three patches above, imported."""
     root = make_project(tmp_path, RELEASES, PATCHES, base="1.0")
     for v in RELEASES:
         assert main(["-q", "--project", str(root), "import", v]) == 0
     return root
+
+
+@pytest.fixture
+def proj(tmp_path: Path) -> Path:
+    return matrix_project(tmp_path)
 
 
 def statuses(doc: dict[str, object]) -> dict[tuple[str, str], str]:

@@ -10,19 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from patchkit.cli import main
 from patchkit.ops.matrix import compute_matrix, snapshot
 from patchkit.project import Project
-from tests.helpers.projectbuilder import make_project
-from tests.ops.test_matrix import CONF, PATCHES, RELEASES, make_patch
+from tests.ops.test_matrix import CONF, make_patch, matrix_project
 
 
 @pytest.fixture
 def proj(tmp_path: Path) -> Path:
-    root = make_project(tmp_path, RELEASES, PATCHES, base="1.0")
-    for v in RELEASES:
-        assert main(["-q", "--project", str(root), "import", v]) == 0
-    return root
+    return matrix_project(tmp_path)
 
 
 def _key(root: Path, versions: list[str] | None = None) -> str | None:
