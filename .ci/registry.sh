@@ -66,8 +66,9 @@ PY
 
 patchkit_registry_stop() {
     if [ -n "${PATCHKIT_TEST_REGISTRY_PID:-}" ]; then
-        kill "$PATCHKIT_TEST_REGISTRY_PID" 2>/dev/null
-        wait "$PATCHKIT_TEST_REGISTRY_PID" 2>/dev/null
+        # its exit status (143: our SIGTERM) is not the caller's: callers may run under set -e
+        kill "$PATCHKIT_TEST_REGISTRY_PID" 2>/dev/null || true
+        wait "$PATCHKIT_TEST_REGISTRY_PID" 2>/dev/null || true
     fi
     if [ -n "${PATCHKIT_TEST_REGISTRY_ROOT:-}" ]; then
         rm -rf "$(dirname "$PATCHKIT_TEST_REGISTRY_ROOT")"

@@ -6,12 +6,20 @@ import contextlib
 import errno
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 from patchkit.errors import LockedError, PatchkitError
 
-__all__ = ["atomic_write", "checkpoint", "project_lock"]
+__all__ = [
+    "SCRATCH_DIR",
+    "atomic_write",
+    "checkpoint",
+    "project_lock",
+    "scratch_dir",
+    "sweep_scratch",
+]
 
 _checkpoints = 0
 
@@ -97,23 +105,116 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
 
 
 @contextlib.contextmanager
-def project_lock(state_dir: Path) -> Iterator[None]:
-    """Hold the project's lock for a command that changes files or the store."""
+def project_lock(state_dir: Path, *, wait: float = 0.0) -> Iterator[None]:
+    """Hold the project's lock for a command that changes files or the store.
+
+    ``wait``: seconds to wait for another process to let it go (0: refuse at once).
+    """
     state_dir.mkdir(parents=True, exist_ok=True)
     lock_path = state_dir / "lock"
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline = time.monotonic() + wait
     try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as e:
-            if e.errno in (errno.EAGAIN, errno.EACCES):
-                raise LockedError(
-                    f"{lock_path}: another patchkit process is working on this project; "
-                    "wait for it to finish"
-                ) from None
-            raise
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError as e:
+                if e.errno not in (errno.EAGAIN, errno.EACCES):
+                    raise
+                if time.monotonic() >= deadline:
+                    raise LockedError(
+                        f"{lock_path}: another patchkit process is working on this project; "
+                        "wait for it to finish"
+                    ) from None
+                time.sleep(0.05)
         os.ftruncate(fd, 0)
         os.write(fd, str(os.getpid()).encode())
         yield
     finally:
         os.close(fd)
+
+
+# -- scratch directories: throwaway work that a killed process must not leave behind --------
+
+
+SCRATCH_DIR = "scratch"  # under .patchkit/
+
+
+@contextlib.contextmanager
+def scratch_dir(state_dir: Path, prefix: str) -> Iterator[Path]:
+    """A new directory under ``state_dir/scratch`` for this process's throwaway work (a
+    forecast's repository and worktree), removed on exit.
+
+    Its lock file (``NAME.lock`` beside it) is held while it is in use; one whose lock can be
+    taken belongs to a process that is gone (SIGKILL, power loss), and the next
+    :func:`sweep_scratch` removes it.
+    """
+    import shutil  # here, not on every command's path
+
+    root = state_dir / SCRATCH_DIR
+    while True:
+        name = f"{prefix}{os.getpid()}-{os.urandom(4).hex()}"  # secrets.token_hex, unloaded
+        lock = root / f"{name}.lock"
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except OSError as e:
+            raise PatchkitError(
+                f"{root}: cannot make a scratch directory ({e.strerror or e})"
+            ) from e
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        # A sweep may have taken the new lock before us and unlinked it: then start again.
+        try:
+            if os.stat(lock).st_ino == os.fstat(fd).st_ino:
+                break
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+    path = root / name
+    try:
+        checkpoint("scratch: made")
+        path.mkdir()
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+        lock.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def sweep_scratch(state_dir: Path) -> list[str]:
+    """Remove what killed processes left in ``state_dir/scratch`` (see :func:`scratch_dir`);
+    the names of the directories removed. Cheap when there is nothing: one ``stat``."""
+    root = state_dir / SCRATCH_DIR
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return []
+    import shutil  # only where there is a scratch directory
+
+    removed = []
+    for name in sorted(names):
+        if not name.endswith(".lock"):
+            if not (root / f"{name}.lock").exists() and (root / name).is_dir():
+                shutil.rmtree(root / name, ignore_errors=True)  # no owner at all
+                removed.append(name)
+            continue
+        lock = root / name
+        try:
+            fd = os.open(lock, os.O_RDWR)
+        except OSError:
+            continue
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                continue  # in use
+            path = root / name[: -len(".lock")]
+            if path.exists():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path.name)
+            if not path.exists():  # a git the killed process started may still be writing
+                lock.unlink(missing_ok=True)
+        finally:
+            os.close(fd)
+    return removed

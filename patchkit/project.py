@@ -13,13 +13,16 @@ from patchkit.core.patchfile import Patch
 from patchkit.core.series import Series, SeriesEntry, parse_series
 from patchkit.core.versions import VersionsFile
 from patchkit.errors import ConfigError, NotImportedError, OverlayError, SeriesError
-from patchkit.files import atomic_write, project_lock
+from patchkit.files import atomic_write, project_lock, sweep_scratch
 from patchkit.git.store import Store
 from patchkit.kinds import Change, DiffChange, kind_of, load_change
 from patchkit.ops.check import apply_series
 
 if TYPE_CHECKING:
     from patchkit.audit import AuditResult
+    from patchkit.core.forecast import ForecastResult
+    from patchkit.core.report import AuditSummary, UpgradeReport
+    from patchkit.core.watch import WatchResult
     from patchkit.images.source import Source
     from patchkit.ops.bisect import BisectResult
     from patchkit.ops.build import BuildContext
@@ -54,7 +57,11 @@ class Project:
         root = Path(path).resolve()
         if not (root / VERSIONS_FILE).is_file():
             raise ConfigError(f"{root / VERSIONS_FILE}: not found (is {root} a patchkit project?)")
-        return cls(root, store_dir=Path(store).resolve() if store else None)
+        project = cls(root, store_dir=Path(store).resolve() if store else None)
+        # What a killed forecast left (its scratch repository and worktree): the next command
+        # clears it. One stat when there is nothing.
+        sweep_scratch(project.state_dir)
+        return project
 
     # -- the two files ----------------------------------------------------
 
@@ -142,7 +149,7 @@ class Project:
         """
         from patchkit.images.source import parse_source
         from patchkit.ops.edit import edit_guard
-        from patchkit.ops.importing import import_release
+        from patchkit.ops.importing import import_platforms, import_release
         from patchkit.ops.rebase import Rebaser
 
         with self.lock():
@@ -155,26 +162,65 @@ class Project:
             src = parse_source(source) if source else self.resolve_source(vf.source_for(version))
             always = self.touched_paths()
             include = list(vf.upstream.include) or None
-            result = import_release(
-                self.store,
-                version,
-                src,
-                platform=platform or rel.platform,
-                strip=rel.strip,
-                include=include,
-                exclude=list(vf.upstream.exclude),
-                always=always,
-                expected_digest=rel.digest,
-                progress=progress,
-                replace=replace,
-            )
-            # Model releases are rebuilt from moving Debian suites: their digest stays in the store.
-            if rel.digest != result.digest and rel.status is not versions_mod.ReleaseStatus.MODEL:
-                text = versions_mod.set_digest(
-                    self._read(self.versions_path), version, result.digest
+            options: dict[str, Any] = {
+                "strip": rel.strip,
+                "include": include,
+                "exclude": list(vf.upstream.exclude),
+                "always": always,
+                "expected_digest": rel.digest,
+                "progress": progress,
+                "replace": replace,
+                "expected_tag_digest": rel.tag_digest,
+            }
+            if rel.platforms:  # every platform, each in its own tree (docs/toml.md)
+                if platform is not None:
+                    raise ConfigError(
+                        f"{vf.path}:{rel.line}: {version} lists its platforms "
+                        f"({', '.join(rel.platforms)}): --platform does not apply"
+                    )
+                result = import_platforms(self.store, src, rel.platform_labels(), **options)
+            else:
+                result = import_release(
+                    self.store, version, src, platform=platform or rel.platform, **options
                 )
-                self.write_versions_text(text)
+            # Model releases are rebuilt from moving Debian suites: their digest stays in the store.
+            if rel.status is not versions_mod.ReleaseStatus.MODEL:
+                old = text = self._read(self.versions_path)
+                if rel.digest != result.digest:
+                    text = versions_mod.set_digest(text, version, result.digest)
+                # ... and what its tag pointed to (`watch` compares it to find a re-push)
+                if result.tag_digest and rel.tag_digest != result.tag_digest:
+                    text = versions_mod.set_tag_digest(text, version, result.tag_digest)
+                if text != old:
+                    self.write_versions_text(text)
             return result
+
+    def watch(
+        self,
+        *,
+        apply: bool = False,
+        import_releases: bool = False,
+        progress: Callable[[Any], None] | None = None,
+    ) -> WatchResult:
+        """The image's tags through ``[upstream.watch]``: new, re-pushed and vanished releases.
+
+        ``apply``: add the new ones to ``upstream-versions.toml`` (the rules' status, their
+        tag digests). ``import_releases`` (implies ``apply``): then import each of them.
+        Re-pushed and vanished releases are reported, never changed (docs/cli.md).
+        """
+        from dataclasses import replace
+
+        from patchkit.ops.watch import watch
+
+        if import_releases:
+            from patchkit.ops.edit import edit_guard
+
+            edit_guard(self.state_dir, "watch --import")  # before anything is written
+        result = watch(self, apply=apply or import_releases)
+        if import_releases and result.new:
+            imported = [self.import_release(n.version, progress=progress) for n in result.new]
+            result = replace(result, imported=tuple(r.version for r in imported))
+        return result
 
     def resolve_source(self, text: str) -> Source:
         """Parse a TOML ``source``; a relative path (oci:, docker-archive:, dir:, tar:) is
@@ -191,11 +237,20 @@ class Project:
             return src
         return replace(src, path=str(self.root / src.path))
 
-    def build_context(self, version: str, out: str | os.PathLike[str]) -> BuildContext:
-        """Write a Docker build context for ``version`` (see :mod:`patchkit.ops.build`)."""
+    def build_context(
+        self,
+        version: str,
+        out: str | os.PathLike[str],
+        *,
+        created: str | None = None,
+        source: str | None = None,
+        revision: str | None = None,
+    ) -> BuildContext:
+        """Write a Docker build context for ``version`` (see :mod:`patchkit.ops.build`);
+        ``created`` (RFC 3339), ``source`` and ``revision`` set those image labels."""
         from patchkit.ops.build import build_context
 
-        return build_context(self, version, out)
+        return build_context(self, version, out, created=created, source=source, revision=revision)
 
     def touched_paths(self) -> set[str]:
         """Every path any patch of the series reads or writes."""
@@ -211,13 +266,18 @@ class Project:
         tree = self.release_tree(version)
         base_info = self.store.release(base) if version != base else None
         with self.store.blob_reader() as reader:
-            return apply_series(
+            result = apply_series(
                 reader,
                 version=version,
                 tree=tree,
                 patches=changes,
                 base_tree=base_info.tree if base_info else None,
             ).check
+            if not self.versions.release(version).platforms:
+                return result
+            from patchkit.ops.platforms import check_platforms
+
+            return check_platforms(self, result, reader, changes)
 
     def matrix(
         self,
@@ -280,6 +340,26 @@ class Project:
         from patchkit.ops.rebase import Rebaser
 
         return Rebaser(self).status()
+
+    def forecast(self, onto: str) -> ForecastResult:
+        """What ``rebase(onto)`` would do to every change, without stopping at a conflict and
+        without changing anything (docs/rebase.md, "Forecast")."""
+        from patchkit.ops.forecast import forecast
+
+        return forecast(self, onto)
+
+    def report(self, version: str) -> UpgradeReport:
+        """The upgrade report of ``version``: the release, the forecast of a rebase onto it,
+        upstream's diff of the files the series touches, the audit's findings that appeared or
+        disappeared upstream and the patched release's verdict, the packages that changed."""
+        from patchkit.audit import audit_release
+        from patchkit.audit.findings import summarise
+        from patchkit.ops.report import build_report
+
+        def audit(v: str, patched: bool) -> AuditSummary:
+            return summarise(audit_release(self, v, patched=patched))
+
+        return build_report(self, version, audit=audit)
 
     def refresh(self) -> tuple[str, ...]:
         """Rewrite patches that apply to base only with offset/fuzz so they apply exactly."""
@@ -397,7 +477,8 @@ class Project:
     def audit(
         self, version: str | None = None, *, patched: bool = True, strict: bool = False
     ) -> AuditResult:
-        """Every network listener in the (patched) release's configs; see docs/audit.md."""
+        """Every network listener and connection in the (patched) release's configs; see
+        docs/audit.md."""
         from patchkit.audit import audit_release
 
         return audit_release(self, version, patched=patched, strict=strict)

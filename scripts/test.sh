@@ -28,7 +28,7 @@ cannot() {
 
 # 1. Debian tools: command:package.
 tools=(git:git quilt:quilt skopeo:skopeo umoci:umoci docker-registry:docker-registry
-  shellcheck:shellcheck chromium:chromium node:nodejs npm:npm zsh:zsh)
+  shellcheck:shellcheck chromium:chromium node:nodejs npm:npm zsh:zsh zstd:zstd tar:tar)
 need=()
 for tool in "${tools[@]}"; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")

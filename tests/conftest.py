@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -56,3 +57,27 @@ def project_dir(tmp_path: Path) -> Path:
     d = tmp_path / "project"
     d.mkdir()
     return d
+
+
+@pytest.fixture(scope="session")
+def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The loopback docker-registry (.ci/registry.sh's, else one of the session's own);
+    skips without the binary, fails under CI=true."""
+    import shutil
+
+    from tests.helpers import registry_server as rs
+
+    external = rs.registry_from_env()
+    if external is not None:
+        yield external
+        return
+    if shutil.which(rs.REGISTRY_BIN) is None:
+        reason = "Debian's docker-registry is not installed (apt-get install docker-registry)"
+        if in_ci():
+            pytest.fail(reason)
+        pytest.skip(reason)
+    reg = rs.start_registry(tmp_path_factory.mktemp("registry"))
+    try:
+        yield reg
+    finally:
+        reg.stop()

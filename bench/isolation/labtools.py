@@ -3,7 +3,7 @@
 
     labtools.py dns ADDR ZONE.json          a DNS server on ADDR:53 (UDP) answering from ZONE
     labtools.py sink ADDR PORT OUT.jsonl    an SMTP sink: one JSON line per message received
-    labtools.py probe < PROBES.json         client probes (TCP connect, SMTP, HTTPS); JSON out
+    labtools.py probe < PROBES.json         client probes (TCP connect, SMTP, HTTP(S), websocket); JSON out
 
 Run with `ip netns exec NAME python3 labtools.py ...`: every address is one the proof put
 inside a namespace it created (TEST-NET ranges), never the machine's own network.
@@ -12,8 +12,11 @@ inside a namespace it created (TEST-NET ranges), never the machine's own network
 from __future__ import annotations
 
 import asyncio
+import base64
 import email.utils
+import hashlib
 import json
+import os
 import smtplib
 import socket
 import ssl
@@ -197,39 +200,182 @@ def probe_smtp(p: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "steps": steps, "error": f"{type(e).__name__}: {e}"}
 
 
-def probe_https(p: dict[str, Any]) -> dict[str, Any]:
-    """GET https://ADDR/PATH with Host: HOST (a self-signed certificate: not verified)."""
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
+WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"  # RFC 6455, section 1.3
+
+
+def _read_head(s: socket.socket) -> tuple[bytes, bytes]:
+    """The response head (status line and headers) and whatever followed it."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = s.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, rest = data.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def _ws_frame(opcode: int, payload: bytes) -> bytes:
+    """One masked client frame (payload under 126 bytes)."""
+    mask = os.urandom(4)
+    body = bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + body
+
+
+def _ws_read_frame(s: socket.socket, pending: bytes) -> tuple[int, bytes]:
+    """The next server frame (unmasked, payload under 126 bytes): its opcode and payload."""
+    data = pending
+    while len(data) < 2 or len(data) < 2 + (data[1] & 0x7F):
+        chunk = s.recv(4096)
+        if not chunk:
+            raise ConnectionError("the websocket closed before a frame arrived")
+        data += chunk
+    n = data[1] & 0x7F
+    return data[0] & 0x0F, data[2 : 2 + n]
+
+
+def probe_http(p: dict[str, Any]) -> dict[str, Any]:
+    """GET http(s)://ADDR:PORT/PATH with Host: HOST and optional extra headers (a cookie).
+
+    ``tls`` (default true; a self-signed certificate, not verified). With ``websocket``
+    the request is an RFC 6455 upgrade: on ``101`` the Sec-WebSocket-Accept is checked and a
+    ping frame sent, whose pong must come back with the same payload.
+    """
     family = socket.AF_INET6 if ":" in p["addr"] else socket.AF_INET
+    tls = p.get("tls", True)
+    headers = {"Host": p["host"], **p.get("headers", {})}
+    key = ""
+    if p.get("websocket"):
+        key = base64.b64encode(os.urandom(16)).decode()
+        headers.update(
+            {
+                "Connection": "Upgrade",
+                "Upgrade": "websocket",
+                "Sec-WebSocket-Version": "13",
+                "Sec-WebSocket-Key": key,
+            }
+        )
+    else:
+        headers["Connection"] = "close"
+    request = f"GET {p['path']} HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items())
+    out: dict[str, Any] = {"ok": True}
     try:
         with socket.socket(family, socket.SOCK_STREAM) as raw:
             raw.settimeout(10)
-            raw.connect((p["addr"], p.get("port", 443)))
-            with ctx.wrap_socket(raw, server_hostname=p["host"]) as s:
-                s.sendall(
-                    f"GET {p['path']} HTTP/1.1\r\nHost: {p['host']}\r\nConnection: close\r\n\r\n".encode()
+            raw.connect((p["addr"], p.get("port", 443 if tls else 80)))
+            s: socket.socket = raw
+            if tls:
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                s = ctx.wrap_socket(raw, server_hostname=p["host"])
+            s.sendall((request + "\r\n").encode())
+            head, body = _read_head(s)
+            lines = head.decode("latin-1").split("\r\n")
+            found = {
+                k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])
+            }
+            out.update(status=lines[0], server=found.get("server", ""))
+            out["powered_by"] = found.get("x-powered-by", "")
+            if key and lines[0].split()[1:2] == ["101"]:
+                digest = hashlib.sha1((key + WS_GUID).encode()).digest()
+                out["ws_accept_ok"] = (
+                    found.get("sec-websocket-accept") == base64.b64encode(digest).decode()
                 )
-                data = b""
+                token = os.urandom(8).hex().encode()
+                s.sendall(_ws_frame(0x9, token))
+                opcode, payload = _ws_read_frame(s, body)
+                out["ws_pong_ok"] = opcode == 0xA and payload == token
+                s.sendall(_ws_frame(0x8, b"\x03\xe8"))  # close, 1000
+            elif not key:
                 while chunk := s.recv(65536):
-                    data += chunk
-    except OSError as e:
-        return {"ok": False, "error": str(e)}
-    head, _, body = data.partition(b"\r\n\r\n")
-    lines = head.decode("latin-1").split("\r\n")
-    headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in lines[1:])}
+                    body += chunk
+            out["body"] = body[:200].decode("utf-8", "replace")
+    except (OSError, ConnectionError, IndexError) as e:
+        return {**out, "ok": False, "error": f"{type(e).__name__}: {e}"}
+    return out
+
+
+def probe_https(p: dict[str, Any]) -> dict[str, Any]:
+    """GET https://ADDR/PATH with Host: HOST (a self-signed certificate: not verified)."""
+    return probe_http({**p, "tls": True})
+
+
+# -- poste.io's protected admin locations ---------------------------------------------
+
+# The cookie the model's stand-in for the admin app's auth endpoint accepts
+# (bench/model/admin-auth-standin.js), with the value the proof gives it (MODEL_ADMIN_SESSION).
+SESSION_COOKIE = "patchkit_model_session"
+# Every location poste.io's nginx guards with `auth_request .auth;` (POSTE.md, 2.5.x
+# templates): (name, path requested, what must answer it with a session).
+PROTECTED = (
+    ("rspamd UI", "/admin/rspamd/stat", "rspamd"),
+    ("Haraka smtp UI", "/admin/haraka/11380/", "express"),
+    ("Haraka submission UI", "/admin/haraka/11381/", "express"),
+    ("Haraka smtp websocket", "/admin/haraka/11380/ws", "websocket"),
+    ("Haraka submission websocket", "/admin/haraka/11381/ws", "websocket"),
+)
+
+
+def protected_probes(
+    addrs: list[str], host: str, *, tls: bool, session: str
+) -> list[dict[str, Any]]:
+    """Each protected location requested with the session cookie and without it, through
+    nginx on the instance's own addresses (taken in turn)."""
+    items = []
+    for i, (name, path, expect) in enumerate(PROTECTED):
+        for with_session in (True, False):
+            items.append(
+                {
+                    "kind": "http",
+                    "tls": tls,
+                    "name": name,
+                    "addr": addrs[i % len(addrs)],
+                    "host": host,
+                    "path": path,
+                    "expect": expect,
+                    "session": with_session,
+                    "websocket": expect == "websocket",
+                    "headers": {"Cookie": f"{SESSION_COOKIE}={session}"} if with_session else {},
+                }
+            )
+    return items
+
+
+def judge_protected(item: dict[str, Any]) -> dict[str, Any]:
+    """One probe of :func:`protected_probes`, judged: with the session the component must
+    answer (rspamd's stat JSON, Haraka's express, a websocket upgrade whose ping is
+    answered); without it nginx must refuse (401 or 403)."""
+    r = item["result"]
+    words = r.get("status", "").split()
+    code = int(words[1]) if len(words) > 1 and words[1].isdigit() else 0
+    expect = item["expect"]
+    if not item["session"]:
+        ok = code in (401, 403)
+    elif expect == "rspamd":
+        ok = code == 200 and "scanned" in r.get("body", "")
+    elif expect == "express":
+        ok = r.get("powered_by", "").lower() == "express"
+    else:
+        ok = code == 101 and bool(r.get("ws_accept_ok")) and bool(r.get("ws_pong_ok"))
     return {
-        "ok": True,
-        "status": lines[0],
-        "server": headers.get("server", ""),
-        "powered_by": headers.get("x-powered-by", ""),
-        "body": body[:200].decode("utf-8", "replace"),
+        "location": item["name"],
+        "path": item["path"],
+        "addr": item["addr"],
+        "session": item["session"],
+        "status": r.get("status") or r.get("error", ""),
+        "answered_by": r.get("powered_by")
+        or (
+            "websocket ping answered"
+            if r.get("ws_pong_ok")
+            else " ".join(r.get("body", "").split())[:60]
+        ),
+        "ok": ok,
     }
 
 
 def probe(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    kinds = {"tcp": probe_tcp, "smtp": probe_smtp, "https": probe_https}
+    kinds = {"tcp": probe_tcp, "smtp": probe_smtp, "https": probe_https, "http": probe_http}
     return [{**p, "result": kinds[p["kind"]](p)} for p in items]
 
 

@@ -69,7 +69,17 @@ PODMAN = [
 ]
 BUILDAH = ["buildah", "--storage-driver", "vfs"]
 PUBLIC = (25, 80, 110, 143, 443, 465, 587, 993, 995, 4190)
-DAEMONS = ("redis", "rspamd", "dovecot", "nginx", "haraka-smtp", "haraka-submission")
+DAEMONS = (
+    "redis",
+    "rspamd",
+    "dovecot",
+    "nginx",
+    "haraka-smtp",
+    "haraka-submission",
+    "admin-auth",  # the model's stand-in for the admin app's auth endpoint
+)
+# The session the model's auth stand-in accepts (MODEL_ADMIN_SESSION), one per run.
+SESSION = secrets.token_hex(16)
 LOOPBACK_OR_WILDCARD = re.compile(r"^(127\.|::1$|0\.0\.0\.0$|\*$|::$)")
 DNS_ADDR, EDGE, SINK, CLIENT = "192.0.2.53", "198.51.100.1", "198.51.100.25", "198.51.100.30"
 SETTLE = 30  # seconds every daemon must stay up
@@ -215,13 +225,24 @@ MODEL_ONLY_STEPS = (
     "__HTTP_PORT__=80 and __HTTPS_PORT__=443 (as poste.io's init does), makes missing run "
     "directories, starts redis, rspamd, dovecot, nginx and both Haraka instances",
     "test-only settings applied by model-init from the container's environment: "
-    "MODEL_QUEUE_TARGET (inbound mail to the proof's sink) and MODEL_RSPAMD_CHECK_PRIVATE=1 "
-    "(haraka-plugin-rspamd scans TEST-NET clients); dovecot logs to stderr",
+    "MODEL_QUEUE_TARGET (inbound mail to the proof's sink), MODEL_RSPAMD_CHECK_PRIVATE=1 "
+    "(haraka-plugin-rspamd scans TEST-NET clients) and MODEL_ADMIN_SESSION (the session the "
+    "model's stand-in for the admin app's auth endpoint accepts); dovecot logs to stderr",
     "the patched image: patchkit build's Dockerfile with its FROM replaced by the model image",
 )
 
 
-def build_images(model: str, work: Path, log: Callable[[str], None], keep: bool) -> dict[str, Any]:
+def build_images(
+    model: str,
+    work: Path,
+    log: Callable[[str], None],
+    keep: bool,
+    image: str | None = None,
+    push: str | None = None,
+) -> dict[str, Any]:
+    """The unpatched and patched images. ``image`` (REF@DIGEST): the patched one is pulled,
+    not built; ``push`` (REPO): built, pushed by digest, and pulled back (byref.py)."""
+    import byref
     import runtime
 
     started = time.monotonic()
@@ -256,6 +277,17 @@ def build_images(model: str, work: Path, log: Callable[[str], None], keep: bool)
         'ENTRYPOINT ["/bin/sh", "/usr/local/sbin/patchkit-model-init"]\n'
     )
     ctx = work / "ctx-patched"
+    if image is not None:  # the patched image is what a registry holds: no context built here
+        t = time.monotonic()
+        info["images"]["unpatched"] = _build_one(base_ctx, "Containerfile", images, "unpatched",
+                                                 keep, existing, log)  # fmt: skip
+        info["images"]["patched"] = byref.pull_by_digest(sh, PODMAN, image, images["patched"], log)
+        info["images"]["patched"]["seconds"] = round(time.monotonic() - t, 1)
+        info["model_only_steps"] = list(MODEL_ONLY_STEPS)
+        info["proof_patches"] = []
+        info["left_out"] = ["(not known here: the patched image was pulled, not built)"]
+        info["seconds"] = round(time.monotonic() - started, 1)
+        return info
     patchkit_context(model, ctx, log)
     dockerfile = ctx / "Dockerfile"
     text = dockerfile.read_text()
@@ -275,42 +307,62 @@ def build_images(model: str, work: Path, log: Callable[[str], None], keep: bool)
     info["proof_patches"] = []  # none: the patched image is the series as it is
     log(f"patchkit build left out (poste.io-only targets): {', '.join(info['left_out']) or 'none'}")
     for variant, context in (("unpatched", base_ctx), ("patched", ctx)):
-        name = images[variant]
+        file = "Containerfile" if variant == "unpatched" else "Dockerfile"
+        info["images"][variant] = _build_one(context, file, images, variant, keep, existing, log)
+    if push is not None:  # what the proof runs is what the registry holds, pulled by digest
         t = time.monotonic()
-        if keep and name in existing and variant == "unpatched":
-            log(f"build {variant}: reusing {name} (--keep)")
-        else:
-            file = context / ("Containerfile" if variant == "unpatched" else "Dockerfile")
-            sh(
-                [
-                    *BUILDAH,
-                    "bud",
-                    "--isolation",
-                    "chroot",
-                    "-q",
-                    "-f",
-                    str(file),
-                    "-t",
-                    name,
-                    str(context),
-                ],
-                timeout=1200,
-            )
-        digest = sh([*PODMAN, "image", "inspect", "--format", "{{.Digest}}", name]).stdout.strip()
-        image_id = sh([*PODMAN, "image", "inspect", "--format", "{{.Id}}", name]).stdout.strip()
-        size = sh([*PODMAN, "image", "inspect", "--format", "{{.Size}}", name]).stdout.strip()
-        info["images"][variant] = {
-            "name": name,
-            "digest": digest,
-            "id": f"sha256:{image_id}",
-            "bytes": int(size or 0),
-            "seconds": round(time.monotonic() - t, 1),
-        }
-        log(
-            f"build {variant}: {name} {digest} ({int(size or 0) // 1_000_000} MB, {time.monotonic() - t:.0f}s)"
-        )
+        ref = byref.push_by_digest(sh, BUILDAH, images["patched"], push, work, log)
+        sh([*PODMAN, "rmi", "-f", images["patched"]], check=False)
+        built = info["images"]["patched"]
+        info["images"]["patched"] = byref.pull_by_digest(sh, PODMAN, ref, images["patched"], log)
+        info["images"]["patched"]["built_seconds"] = built["seconds"]
+        info["images"]["patched"]["seconds"] = round(time.monotonic() - t, 1)
     info["seconds"] = round(time.monotonic() - started, 1)
     return info
+
+
+def _build_one(
+    context: Path,
+    file: str,
+    images: dict[str, str],
+    variant: str,
+    keep: bool,
+    existing: list[str],
+    log: Callable[[str], None],
+) -> dict[str, Any]:
+    name = images[variant]
+    t = time.monotonic()
+    if keep and name in existing and variant == "unpatched":
+        log(f"build {variant}: reusing {name} (--keep)")
+    else:
+        sh(
+            [
+                *BUILDAH,
+                "bud",
+                "--isolation",
+                "chroot",
+                "-q",
+                "-f",
+                str(context / file),
+                "-t",
+                name,
+                str(context),
+            ],
+            timeout=1200,
+        )
+    digest = sh([*PODMAN, "image", "inspect", "--format", "{{.Digest}}", name]).stdout.strip()
+    image_id = sh([*PODMAN, "image", "inspect", "--format", "{{.Id}}", name]).stdout.strip()
+    size = sh([*PODMAN, "image", "inspect", "--format", "{{.Size}}", name]).stdout.strip()
+    log(
+        f"build {variant}: {name} {digest} ({int(size or 0) // 1_000_000} MB, {time.monotonic() - t:.0f}s)"
+    )
+    return {
+        "name": name,
+        "digest": digest,
+        "id": f"sha256:{image_id}",
+        "bytes": int(size or 0),
+        "seconds": round(time.monotonic() - t, 1),
+    }
 
 
 # -- the namespaces -------------------------------------------------------------------
@@ -536,7 +588,12 @@ def start_container(
     data.mkdir()
     if spec.outbound_hosts:
         (data / "outbound-hosts.yml").write_text(spec.outbound_hosts)
-    env = {"MODEL_QUEUE_TARGET": f"{SINK}:25", "MODEL_RSPAMD_CHECK_PRIVATE": "1", **spec.env}
+    env = {
+        "MODEL_QUEUE_TARGET": f"{SINK}:25",
+        "MODEL_RSPAMD_CHECK_PRIVATE": "1",
+        "MODEL_ADMIN_SESSION": SESSION,
+        **spec.env,
+    }
     cmd = [
         *PODMAN,
         "run",
@@ -740,51 +797,75 @@ def socket_checks(c: Container) -> dict[str, dict[str, Any]]:
     return out
 
 
-def web_checks(lab: Lab, c: Container) -> dict[str, dict[str, Any]]:
-    """The web UIs through nginx on the instance's own address (https, Host: its hostname)."""
-    items = [
-        {
-            "kind": "https",
-            "name": "rspamd UI /admin/rspamd/",
-            "addr": c.spec.v4,
-            "host": c.spec.hostname,
-            "path": "/admin/rspamd/stat",
-            "expect": "scanned",
-        },
-        {
-            "kind": "https",
-            "name": "Haraka smtp /admin/haraka/11380/",
-            "addr": c.spec.v4,
-            "host": c.spec.hostname,
-            "path": "/admin/haraka/11380/",
-            "expect": "express",
-        },
-        {
-            "kind": "https",
-            "name": "Haraka submission /admin/haraka/11381/",
-            "addr": c.spec.v6,
-            "host": c.spec.hostname,
-            "path": "/admin/haraka/11381/",
-            "expect": "express",
-        },
+def protected_checks(lab: Lab, c: Container) -> list[dict[str, Any]]:
+    """poste.io's protected admin locations through nginx on the instance's own addresses
+    (https, Host: its hostname), with the session and without it (labtools.PROTECTED)."""
+    import labtools
+
+    items = labtools.protected_probes(c.spec.addresses, c.spec.hostname, tls=True, session=SESSION)
+    return [labtools.judge_protected(item) for item in lab.probe(lab.host, items)]
+
+
+def restart_after_kill(lab: Lab, c: Container) -> dict[str, Any]:
+    """Kill the container (no daemon cleans up), start it again: nginx must come back and
+    serve the protected locations. A killed nginx leaves its internal unix socket in
+    /var/run, which a container restart keeps; nginx does not start on a stale one, so the
+    start-up script removes it (nginx-listen-hostname, 25-bind-hostname.sh)."""
+    t0 = time.monotonic()
+    sh([*PODMAN, "kill", "--signal", "KILL", c.name])
+    sh([*PODMAN, "wait", c.name], check=False, timeout=60)
+    left: list[str] = []
+    mount = sh([*PODMAN, "mount", c.name], check=False)
+    if mount.returncode == 0 and mount.stdout.strip():
+        rootfs = Path(mount.stdout.strip())
+        left = [
+            f"/var/run/{name}"
+            for name in ("nginx-https.sock", "nginx-http.sock")
+            if (rootfs / "run" / name).is_socket()
+        ]
+        sh([*PODMAN, "unmount", c.name], check=False)
+    before = len(sh([*PODMAN, "logs", c.name], check=False).stdout.splitlines())
+    sh([*PODMAN, "start", c.name])
+    c.pid = int(sh([*PODMAN, "inspect", "--format", "{{.State.Pid}}", c.name]).stdout.strip())
+    c.mntns = os.readlink(f"/proc/{c.pid}/ns/mnt")
+    protected: list[dict[str, Any]] = []
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        time.sleep(5)
+        protected = protected_checks(lab, c)
+        if protected and all(x["ok"] for x in protected):
+            break
+    # Every daemon's own sockets too: each must cope with what the kill left (redis, rspamd,
+    # dovecot and Haraka remove their stale sockets themselves; nginx does not).
+    sockets = socket_checks(c)
+    logs = sh([*PODMAN, "logs", c.name], check=False).stdout.splitlines()[before:]
+    return {
+        "killed": "SIGKILL (podman kill), then podman start",
+        "stale_sockets_left_by_the_kill": left,
+        "startup_script_said": [ln for ln in logs if "stale socket" in ln or "kept /var" in ln],
+        "protected": protected,
+        "sockets": sockets,
+        "ok": bool(protected)
+        and all(x["ok"] for x in protected)
+        and all(x["ok"] for x in sockets.values()),
+        "seconds": round(time.monotonic() - t0, 1),
+    }
+
+
+def nginx_and_admin_logs(c: Container) -> dict[str, Any]:
+    """nginx's error lines and what the admin app's auth stand-in was asked (its JSON lines)."""
+    errors = [
+        ln.split("] ", 1)[-1][:220]
+        for ln in c.read("/var/log/nginx/error.log").splitlines()
+        if re.search(r"\[(error|crit|alert|emerg)\]", ln)
     ]
-    out = {}
-    for item in lab.probe(lab.host, items):
-        r = item["result"]
-        if item["expect"] == "express":
-            ok = r.get("ok", False) and r.get("powered_by", "").lower() == "express"
-        else:
-            ok = (
-                r.get("ok", False)
-                and " 200 " in r.get("status", "") + " "
-                and item["expect"] in r.get("body", "")
-            )
-        out[f"{item['name']} via {item['addr']}"] = {
-            "ok": bool(ok),
-            "status": r.get("status", r.get("error", "")),
-            "upstream": r.get("powered_by", "") or r.get("body", "")[:60],
-        }
-    return out
+    seen = []
+    for ln in c.read("/var/log/model-init/admin-auth.log").splitlines():
+        with contextlib.suppress(ValueError):
+            rec = json.loads(ln)
+            if "uri" in rec:
+                seen.append(rec)
+    return {"nginx_errors": errors[-6:], "admin_auth_requests": seen[-4:]}
 
 
 # -- one variant ----------------------------------------------------------------------
@@ -807,13 +888,21 @@ def run_variant(
     started_at = time.monotonic()
     phases = {"start_containers": round(started_at - t0, 1)}
     # Every daemon must still be up SETTLE seconds after the start; give rspamd (which
-    # compiles its regexp cache at first start) up to 120 s to open its listeners.
+    # compiles its regexp cache at first start) up to 120 s to open its controller, which the
+    # protected pages need (unpatched: A's on localhost:11334; patched: both sockets).
     deadline = started_at + 120
     while time.monotonic() < deadline:
         time.sleep(2)
         if time.monotonic() - started_at < SETTLE:
             continue
-        if variant == "unpatched" or all(
+        if variant == "unpatched":
+            # Only A's controller (on localhost:11334): B's rspamd cannot bind next to A's.
+            if any(
+                x["owner"] == "a" and x["port"] == 11334
+                for x in tcp_listeners(lab, containers, host_pids)
+            ):
+                break
+        elif all(
             any(
                 x["owner"] == c.spec.key and x["path"].endswith("/controller.sock")
                 for x in unix_listeners(lab, containers, host_pids)
@@ -854,11 +943,17 @@ def run_variant(
     result["host_listeners"] = [x for x in tcp if x["owner"] == "host"]
     result["host_redis_clients"] = host_redis_clients(lab, containers, host_pids)
     result["unowned_listeners"] = [x for x in tcp if x["owner"] not in ("a", "b", "host")]
+    for c, inst in zip(containers, result["instances"], strict=True):
+        # Unpatched, only A: B's nginx cannot bind next to A's (the collision measured).
+        if variant == "patched" or c.spec is A:
+            inst["protected"] = protected_checks(lab, c)
+            inst.update(nginx_and_admin_logs(c))
     if variant == "patched":
         for c, inst in zip(containers, result["instances"], strict=True):
             inst["sockets"] = socket_checks(c)
-            inst["web"] = web_checks(lab, c)
         result["mail"] = mail_checks(lab, containers)
+        result["restart"] = restart_after_kill(lab, containers[0])
+        result["instances"][0]["protected_after_restart"] = result["restart"]["protected"]
     # The logs, read before the containers go.
     for c, inst in zip(containers, result["instances"], strict=True):
         logs = {d: c.read(f"/var/log/model-init/{d}.log") for d in DAEMONS}
@@ -1025,9 +1120,16 @@ def verdict_of(unpatched: dict[str, Any], patched: dict[str, Any]) -> dict[str, 
         == 0
         and not patched["host_redis"]["clients_seen"],
         "patched_sockets_answer": all(all(s["ok"] for s in i["sockets"].values()) for i in p_inst),
-        "patched_web_uis_through_nginx": all(
-            all(w["ok"] for w in i["web"].values()) for i in p_inst
+        "patched_protected_pages_with_session": all(
+            x["ok"] for i in p_inst for x in i["protected"] if x["session"]
         ),
+        "patched_protected_pages_refused_without_session": all(
+            x["ok"] for i in p_inst for x in i["protected"] if not x["session"]
+        ),
+        "patched_haraka_websocket_upgrade": all(
+            x["ok"] for i in p_inst for x in i["protected"] if "websocket" in x["location"]
+        ),
+        "patched_pages_and_sockets_after_a_kill_and_restart": patched["restart"]["ok"],
         "patched_rspamd_scans_via_socket": mail["rspamd_scan"]["ok"]
         and not any(x["process"] == "rspamd" for i in p_inst for x in i["listeners"]),
         "patched_inbound_to_a_only_a": mail["inbound"]["accepted_by_a"]
@@ -1045,6 +1147,10 @@ def verdict_of(unpatched: dict[str, Any], patched: dict[str, Any]) -> dict[str, 
         > 0
         or bool(unpatched["host_redis"]["clients_seen"]),
         "unpatched_b_not_fully_up": not all(u_b["started"].values()),
+        # The same protected requests work on the unpatched model (nginx's auth subrequest
+        # to itself on localhost): the checks above can fail only because of the series.
+        "unpatched_protected_pages_work_through_loopback": bool(u_a["protected"])
+        and all(x["ok"] for x in u_a["protected"]),
     }
 
 
@@ -1112,10 +1218,25 @@ def report_lines(result: dict[str, Any]) -> list[str]:
                     out.append(f"   {d} log: {ln[:150]}")
             for name, s in inst.get("sockets", {}).items():
                 out.append(f"   socket {name}: {'ok' if s['ok'] else 'FAIL'}  {s['reply'][:80]}")
-            for name, w in inst.get("web", {}).items():
+            for x in inst.get("protected", []):
                 out.append(
-                    f"   web {name}: {'ok' if w['ok'] else 'FAIL'}  {w['status']} {w['upstream'][:40]}"
+                    f"   protected {x['location']:<28} {x['path']:<24} via {x['addr']:<13} "
+                    f"{'with' if x['session'] else 'without'} session: {x['status'][:36]} "
+                    f"{x['answered_by'][:30]}  {'ok' if x['ok'] else 'FAIL'}"
                 )
+            for ln in inst.get("nginx_errors", []):
+                out.append(f"   nginx error.log: {ln[:170]}")
+            for rec in inst.get("admin_auth_requests", [])[-1:]:
+                out.append(f"   admin auth stand-in was asked: {json.dumps(rec)[:170]}")
+        if variant == "patched":
+            rs = r["restart"]
+            out.append(
+                f"   A killed ({rs['killed']}) and started again in {rs['seconds']}s: stale sockets "
+                f"left by the kill: {', '.join(rs['stale_sockets_left_by_the_kill']) or 'none'}; "
+                f"start-up script: {' | '.join(rs['startup_script_said']) or '-'}; protected "
+                f"locations after: {sum(x['ok'] for x in rs['protected'])}/{len(rs['protected'])} ok; "
+                f"sockets after: {sum(x['ok'] for x in rs['sockets'].values())}/{len(rs['sockets'])} ok"
+            )
         hr = r["host_redis"]
         out.append(
             f"   host redis 127.0.0.1:6379: {hr['ping']}; connections from the instances: "
@@ -1187,7 +1308,13 @@ def signals_raise() -> Iterator[None]:
 
 
 def main(
-    model: str, instances: int, json_out: str | None, keep: bool, project: Path | None = None
+    model: str,
+    instances: int,
+    json_out: str | None,
+    keep: bool,
+    project: Path | None = None,
+    image: str | None = None,
+    push: str | None = None,
 ) -> int:
     def log(msg: str) -> None:
         print(f"isolation: {msg}", file=sys.stderr, flush=True)
@@ -1232,8 +1359,10 @@ def main(
     with signals_raise():
         try:
             sys.path.insert(0, str(HERE))
-            result["build"] = build_images(model, work, log, keep)
+            result["build"] = build_images(model, work, log, keep, image, push)
             result["image_digest"] = result["build"]["images"]["patched"]["digest"]
+            # by reference (--image/--push): the REF@DIGEST the proof pulled and ran
+            result["image_ref"] = result["build"]["images"]["patched"].get("ref")
             import runtime
 
             _, rootfs = runtime.runtime_tar(SUITES[model], MODELS / model, CACHE, log)

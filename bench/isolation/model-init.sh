@@ -10,16 +10,20 @@
 #      (Haraka, nginx), the nginx site from its template (https, with __HTTP_PORT__ and
 #      __HTTPS_PORT__ replaced by 80 and 443, as poste.io's init does), the run directories
 #      Debian's systemd units would make (only when missing: the image's own win);
-#   3. redis, rspamd, dovecot, nginx and the two Haraka instances, in the foreground, each
-#      logging to /var/log/model-init/<name>.log; TERM or INT stops them all.
+#   3. redis, rspamd, dovecot, nginx, the two Haraka instances and the model's stand-in for
+#      the admin app's auth endpoint (/usr/share/patchkit-model/admin-auth-standin.js, a
+#      FastCGI responder on /var/run/php-fpm-admin.sock, NOT poste.io's admin app), in the
+#      foreground, each logging to /var/log/model-init/<name>.log; TERM or INT stops them all.
 #
 # Test-only settings, only when the proof sets them:
 #   MODEL_QUEUE_TARGET=host:port   queue/smtp_forward's target for inbound mail (the model
 #                                  keeps Haraka's default localhost:2555, where nothing is)
 #   MODEL_RSPAMD_CHECK_PRIVATE=1   haraka-plugin-rspamd also scans clients on private and
 #                                  local addresses (the proof's clients are in TEST-NETs)
+#   MODEL_ADMIN_SESSION=TOKEN      the session the auth stand-in lets pass (cookie
+#                                  patchkit_model_session); unset: it lets none pass
 # dovecot logs to stderr (there is no syslog in the container): a wrapper config includes
-# /etc/dovecot/dovecot.conf unchanged.
+# /etc/dovecot/dovecot.conf unchanged (after its dovecot_config_version line, on 2.4).
 set -u
 LOG=/var/log/model-init
 RUN=/run/model-init
@@ -76,7 +80,11 @@ if [ "${MODEL_RSPAMD_CHECK_PRIVATE:-}" = 1 ]; then
             >>/opt/haraka-$inst/config/rspamd.ini
     done
 fi
-printf '!include /etc/dovecot/dovecot.conf\nlog_path = /dev/stderr\n' >"$RUN/dovecot.conf"
+# Dovecot 2.4 wants dovecot_config_version as the first setting of the file it reads.
+{
+    grep -m 1 '^dovecot_config_version' /etc/dovecot/dovecot.conf || true
+    printf '!include /etc/dovecot/dovecot.conf\nlog_path = /dev/stderr\n'
+} >"$RUN/dovecot.conf"
 
 # -- 3. services ----------------------------------------------------------------------
 pids=
@@ -104,4 +112,8 @@ start nginx /usr/sbin/nginx -g 'daemon off;'
 for inst in smtp submission; do
     start "haraka-$inst" /usr/bin/node /usr/lib/node_modules/Haraka/bin/haraka -c "/opt/haraka-$inst"
 done
+standin=/usr/share/patchkit-model/admin-auth-standin.js
+if [ -f "$standin" ]; then
+    start admin-auth /usr/bin/node "$standin" /var/run/php-fpm-admin.sock
+fi
 wait

@@ -12,6 +12,10 @@
     networking in one namespace standing for the host, each item of the verdict measured.
     --json OUT.json writes the result there (--json alone: stdout). Needs the Debian
     packages of bench/isolation/setup.sh.
+    The patched image by reference (byref.py): --image REF@DIGEST pulls it from a registry
+    by digest instead of building it; --push REPO builds it, pushes it to REPO by digest and
+    pulls it back, so the proof runs what the registry holds. The JSON records image_ref and
+    image_digest.
 
 Exit 0 when the verdict holds, 1 when it does not, 77 when it cannot run here (not root,
 no namespaces, no engine, model not built), with the reason on one line.
@@ -53,7 +57,28 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="podman, development only: keep images and storage (no system reset)",
     )
+    p.add_argument(
+        "--image",
+        metavar="REF@DIGEST",
+        help="podman: the patched image to prove, pulled by digest (nothing built for it)",
+    )
+    p.add_argument(
+        "--push",
+        metavar="REPO",
+        help="podman: push the patched image to REPO by digest and prove what is pulled back",
+    )
     args = p.parse_args(argv)
+    if (args.image or args.push) and args.engine != "podman":
+        p.error("--image and --push need --engine podman")
+    if args.image and args.push:
+        p.error("--image and --push exclude each other")
+    if args.image:
+        import byref
+
+        try:
+            byref.parse_ref(args.image)
+        except ValueError as e:
+            p.error(str(e))
     if args.engine == "none":
         import tree
 
@@ -62,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         return tree.main(args.model, args.json is not None)
     import live
 
-    return live.main(args.model, args.instances, args.json, args.keep, args.project)
+    return live.main(
+        args.model, args.instances, args.json, args.keep, args.project, args.image, args.push
+    )
 
 
 if __name__ == "__main__":

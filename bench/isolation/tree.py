@@ -27,8 +27,11 @@ and then checks with `ss -ltnp` / `ss -lxp` inside the namespace: no TCP listene
 loopback or a wildcard on any port POSTE.md names; public ports only on 192.0.2.10;
 the unix sockets exist with their modes (rspamd normal/proxy 0660, controller 0666 _rspamd, dovecot
 quota-status 0660); redis answers PING and rspamd's controller answers `rspamc stat`
-over their sockets; Haraka takes a test message over SMTP from 192.0.2.20. The
-unpatched tree must show rspamd on localhost 11332-11334 and dovecot on 127.0.0.1:13001. Exit 0 when the patched tree passes
+over their sockets; Haraka takes a test message over SMTP from 192.0.2.20; the admin
+locations behind nginx's auth_request (rspamd's and both Haraka web UIs, the websockets) answer
+with the session the model's auth stand-in accepts and are refused (401/403) without it. The
+unpatched tree must show rspamd on localhost 11332-11334 and dovecot on 127.0.0.1:13001, and
+serve the same protected pages (its auth subrequest goes over loopback). Exit 0 when the patched tree passes
 AND the unpatched one shows forbidden listeners (so the check can fail); 1 otherwise;
 77 (skip) when not root or namespaces are unavailable.
 Needs root, iproute2, util-linux (unshare, nsenter), ss, node, and the model built
@@ -42,6 +45,7 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import subprocess
@@ -72,6 +76,9 @@ QUOTA_SOCKET = "/var/run/dovecot/quota-status"
 # holds copies of the host's passwd/group with these lines added; the host's are untouched).
 NS_USERS = {"_rspamd": 4901, "dovecot": 4902, "dovenull": 4903}
 LOOPBACK_OR_WILDCARD = re.compile(r"^(127\.|\[?::1\]?$|0\.0\.0\.0$|\*$|\[?::\]?$)")
+LABTOOLS = Path(__file__).resolve().with_name("labtools.py")
+ADMIN_STANDIN = "usr/share/patchkit-model/admin-auth-standin.js"  # in the model's own layer
+SESSION = secrets.token_hex(16)  # the session the auth stand-in lets pass, one per run
 
 
 def sh(*cmd: str, check: bool = True, **kw: object) -> subprocess.CompletedProcess[str]:
@@ -157,17 +164,28 @@ class Namespace:
     def enter(self) -> list[str]:
         return ["nsenter", "-t", str(self.holder_pid()), "-m", "-n", "--"]
 
-    def start(self, cmd: list[str], log: Path, cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    def start(
+        self,
+        cmd: list[str],
+        log: Path,
+        cwd: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.Popen[bytes]:
         f = log.open("wb")
         p = subprocess.Popen(
-            self.enter() + cmd, stdout=f, stderr=subprocess.STDOUT, cwd=cwd, start_new_session=True
+            self.enter() + cmd,
+            stdout=f,
+            stderr=subprocess.STDOUT,
+            cwd=cwd,
+            env=env,
+            start_new_session=True,
         )
         f.close()
         self.procs.append(p)
         return p
 
-    def run(self, cmd: list[str]) -> subprocess.CompletedProcess[str]:
-        return sh(*self.enter(), *cmd, check=False)
+    def run(self, cmd: list[str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+        return sh(*self.enter(), *cmd, check=False, input=stdin)
 
     def __exit__(self, *exc: object) -> None:
         for p in self.procs:
@@ -346,6 +364,22 @@ def smtp_probe(ns: Namespace, root: Path) -> str:
     )
 
 
+def protected_checks(ns: Namespace) -> list[dict[str, object]]:
+    """poste.io's protected admin locations through nginx (the no-https template: http on
+    port 80) on the hostname's address, with the session and without (labtools.PROTECTED).
+    Unpatched, nginx listens on every address, so the same request works there too."""
+    sys.path.insert(0, str(LABTOOLS.parent))
+    import labtools
+
+    items = labtools.protected_probes([HOST_IP], FQDN, tls=False, session=SESSION)
+    r = ns.run([sys.executable, str(LABTOOLS), "probe"], stdin=json.dumps(items))
+    try:
+        answered = json.loads(r.stdout)
+    except ValueError:
+        answered = [{**x, "result": {"ok": False, "error": r.stderr[-200:]}} for x in items]
+    return [labtools.judge_protected(x) for x in answered]
+
+
 def run_variant(model: str, variant: str, log: list[str]) -> dict[str, object]:
     root = prepare(model, variant)
     work = CACHE / model / f"{variant}-run"
@@ -434,6 +468,13 @@ def run_variant(model: str, variant: str, log: list[str]) -> dict[str, object]:
             ns.start(
                 ["node", str(node_haraka), "-c", str(root / "opt" / inst)], work / f"{inst}.log"
             )
+        # The model's stand-in for the admin app's auth endpoint (FastCGI on the admin app's
+        # php-fpm socket; NOT poste.io's admin app), letting the proof's session pass.
+        ns.start(
+            ["node", str(root / ADMIN_STANDIN), "/var/run/php-fpm-admin.sock"],
+            work / "admin-auth.log",
+            env=dict(os.environ, MODEL_ADMIN_SESSION=SESSION),
+        )
         ready = {p: wait_port(ns, p) for p in (25, 80)}
         ready["rspamd"] = wait_rspamd(ns)
         time.sleep(3)  # the submission instance and redis clients settle
@@ -471,8 +512,21 @@ def run_variant(model: str, variant: str, log: list[str]) -> dict[str, object]:
                 "redis_socket_ping": (ping.stdout or ping.stderr).strip(),
                 "ready": ready,
                 "smtp": smtp_probe(ns, root) if ready[25] else "port 25 not listening",
+                "protected": protected_checks(ns),
             }
         )
+        result["nginx_errors"] = [
+            ln.split("] ", 1)[-1][:220]
+            for log_file in (work / "error.log", work / "nginx-error.log")
+            if log_file.exists()
+            for ln in log_file.read_text(errors="replace").splitlines()
+            if re.search(r"\[(error|crit|alert|emerg)\]", ln)
+        ][-6:]
+        result["admin_auth_requests"] = [
+            json.loads(ln)
+            for ln in (work / "admin-auth.log").read_text(errors="replace").splitlines()
+            if ln.startswith('{"uri"')
+        ][-4:]
         time.sleep(1)
         logs = (work / "haraka-smtp.log").read_text(errors="replace")
         result["haraka_log"] = [
@@ -537,6 +591,16 @@ def run_variant(model: str, variant: str, log: list[str]) -> dict[str, object]:
     for ln in result["dovecot_log"]:  # type: ignore[attr-defined]
         log.append(f"  dovecot log: {ln[:150]}")
     log.append(f"  SMTP probe from {CLIENT_IP}: {result['smtp']}")
+    for x in result["protected"]:  # type: ignore[attr-defined]
+        log.append(
+            f"  protected {x['location']:<28} {x['path']:<24} "
+            f"{'with' if x['session'] else 'without'} session: {x['status'][:36]} "
+            f"{x['answered_by'][:30]}  {'ok' if x['ok'] else 'FAIL'}"
+        )
+    for ln in result["nginx_errors"]:  # type: ignore[attr-defined]
+        log.append(f"  nginx error log: {ln[:170]}")
+    for rec in result["admin_auth_requests"][-1:]:  # type: ignore[index]
+        log.append(f"  admin auth stand-in was asked: {json.dumps(rec)[:170]}")
     for ln in result["rspamd_task_log"]:  # type: ignore[attr-defined]
         log.append(
             f"  rspamd task log (the probe, via Haraka's rspamd plugin): {ln.split('; ')[-1][:200]}"
@@ -589,7 +653,27 @@ def main(model: str, as_json: bool) -> int:
             and x["mode"].startswith("660 ")
             for x in patched["unix"]
         ),  # type: ignore[attr-defined]
+        "patched_protected_pages_with_session": all(
+            x["ok"]
+            for x in patched["protected"]
+            if x["session"]  # type: ignore[attr-defined]
+        ),
+        "patched_protected_pages_refused_without_session": all(
+            x["ok"]
+            for x in patched["protected"]
+            if not x["session"]  # type: ignore[attr-defined]
+        ),
+        "patched_haraka_websocket_upgrade": all(
+            x["ok"]
+            for x in patched["protected"]  # type: ignore[attr-defined]
+            if "websocket" in x["location"]
+        ),
         "unpatched_shows_forbidden": bool(unpatched["forbidden"]),
+        "unpatched_protected_pages_work_through_loopback": bool(unpatched["protected"])
+        and all(
+            x["ok"]
+            for x in unpatched["protected"]  # type: ignore[attr-defined]
+        ),
         "unpatched_rspamd_on_localhost_tcp": {11332, 11333, 11334}
         <= {int(x["port"]) for x in unpatched["forbidden"] if x["process"] == "rspamd"},  # type: ignore[attr-defined]
         "unpatched_dovecot_quota_on_13001": any(

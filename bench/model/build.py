@@ -39,7 +39,7 @@ HEADER = (
     "patchkit model layer: poste.io-specific settings reconstructed from public facts, "
     "not poste.io's files"
 )
-LAYER_VERSION = 4  # bump when the top layer's content changes, so caches rebuild
+LAYER_VERSION = 5  # bump when the top layer's content changes, so caches rebuild
 
 DEBIAN_PACKAGES = {
     "redis": ["redis-server", "redis-tools"],
@@ -63,7 +63,15 @@ DEBIAN_PACKAGES = {
 #   2.2.x of Haraka 3.0.4 and 3.1.7 sends the method's source text as the From header
 #   ("Invalid character in header content"), so no message reached rspamd. Haraka 3.1.7 itself
 #   declares ~1.5.0; 3.0.4 declares ^1.3.1, which npm now resolves to the broken 1.6.1.
-HARAKA_EXTRAS = {"express": "4.21.2", "haraka-plugin-rspamd": "1.5.0"}
+# - ws: Haraka's HTTP server makes a WebSocketServer on its http.ini listener when `ws` loads
+#   (server.js init_http_respond, then the init_wss hook; "unable to load ws" otherwise).
+#   poste.io's admin proxies Haraka's websocket (`/admin/haraka/<port>/ws`, POSTE.md), so its
+#   Haraka has it. Haraka 3.0.4's optional haraka-plugin-watch brings ws 8.23.1; 3.1.7 has none.
+HARAKA_EXTRAS = {"express": "4.21.2", "haraka-plugin-rspamd": "1.5.0", "ws": "8.23.1"}
+# The model's stand-in for the admin app's auth endpoint (a FastCGI responder in Node on
+# the admin app's php-fpm socket): ours, labelled, placed by our layer at this path.
+ADMIN_STANDIN = Path(__file__).resolve().with_name("admin-auth-standin.js")
+ADMIN_STANDIN_PATH = "usr/share/patchkit-model/admin-auth-standin.js"
 
 
 @dataclass(frozen=True)
@@ -122,10 +130,20 @@ def debian_mirror() -> str:
 
 
 def apt_options(scratch: Path, suite: str, mirror: str) -> list[str]:
+    """apt options that read nothing of the machine's own apt and dpkg state.
+
+    Besides the scratch sources, lists and cache: an empty dpkg status of its own
+    (``Dir::State::status``; otherwise a model package installed on the machine at a version
+    the suite lacks, e.g. nginx-common from bookworm-security, becomes apt's candidate and
+    ``download`` fails with "Can't find a source to download version ...") and no pinning
+    (``Dir::Etc::Preferences``/``PreferencesParts``: the machine's pins would pick versions).
+    """
     (scratch / "lists" / "partial").mkdir(parents=True, exist_ok=True)
     (scratch / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
     sources = scratch / "sources.list"
     sources.write_text(f"deb {mirror} {suite} main\n")
+    status = scratch / "status"
+    status.write_text("")
     return [
         "-o",
         f"Dir::Etc::SourceList={sources}",
@@ -135,6 +153,12 @@ def apt_options(scratch: Path, suite: str, mirror: str) -> list[str]:
         f"Dir::State::Lists={scratch / 'lists'}",
         "-o",
         f"Dir::Cache={scratch / 'cache'}",
+        "-o",
+        f"Dir::State::status={status}",
+        "-o",
+        "Dir::Etc::Preferences=/dev/null",
+        "-o",
+        "Dir::Etc::PreferencesParts=/dev/null",
         "-o",
         "APT::Sandbox::User=root",
     ]
@@ -299,9 +323,14 @@ def our_layer(stage: dict[str, Path], suite: str) -> dict[str, str]:
         "  Haraka   /opt/haraka-{smtp,submission}/config/{http.ini,rspamd.ini,plugins}\n"
         "           (HTTP listeners 127.0.0.1:11380 / :11381), submission smtp.ini (587, 465)\n"
         "  dovecot  /etc/dovecot/conf.d/90-quota.conf  (quota-status on 127.0.0.1:13001)\n"
-        "  nginx    /etc/nginx/sites-enabled.templates/{https,no-https}  (stand-ins in the shape\n"
-        "           POSTE.md records: address-less `listen __HTTP_PORT__;` / `__HTTPS_PORT__ ssl;`,\n"
-        "           rspamd's UI and Haraka's HTTP listeners proxied to their localhost ports)\n\n"
+        "  nginx    /etc/nginx/sites-enabled.templates/{https,no-https}  (stand-ins written from\n"
+        "           the facts POSTE.md records about poste.io 2.5.x's templates: port placeholders,\n"
+        "           address-less listens, rspamd's UI and Haraka's HTTP listeners proxied to their\n"
+        "           localhost ports behind `auth_request .auth`, the `.auth` subrequest to nginx\n"
+        "           itself on localhost, the admin app on /var/run/php-fpm-admin.sock)\n"
+        "  admin    /usr/share/patchkit-model/admin-auth-standin.js: a STAND-IN for the admin\n"
+        "           app's auth endpoint (FastCGI on /var/run/php-fpm-admin.sock; 200 for the\n"
+        "           session in MODEL_ADMIN_SESSION, 401 otherwise), not poste.io's admin app\n\n"
         "redis 6379 and rspamd 11332-11335 on localhost are Debian's own defaults.\n"
     )
     files["etc/rspamd/local.d/redis.conf"] = _hash(head) + 'servers = "127.0.0.1:6379";\n'
@@ -334,7 +363,7 @@ def our_layer(stage: dict[str, Path], suite: str) -> dict[str, str]:
     for instance, http_port in (("haraka-smtp", 11380), ("haraka-submission", 11381)):
         cfg = f"opt/{instance}/config"
         files[f"{cfg}/http.ini"] = _semi(head) + f"listen=127.0.0.1:{http_port}\n"
-        files[f"{cfg}/rspamd.ini"] = _semi(head) + "host=localhost\nport=11333\n"
+        files[f"{cfg}/rspamd.ini"] = rspamd_ini(haraka, suite, head)
         created = (haraka / cfg / "plugins").read_text()
         files[f"{cfg}/plugins"] = (
             _hash(head + "\nHaraka's list from `haraka -i` follows, then poste.io's additions.")
@@ -353,41 +382,125 @@ def our_layer(stage: dict[str, Path], suite: str) -> dict[str, str]:
         + "listen=[::0]:587,[::0]:465\n\n"
         + smtp_ini
     )
-    # nginx's stand-in templates, written by us from POSTE.md's facts about poste.io's own
-    # templates (not poste.io's text): its port placeholders without an address
-    # (`listen __HTTP_PORT__;`, `listen __HTTPS_PORT__ ssl;`), the `listen [::]:` twins, a
-    # `localhost`, rspamd's UI at `127.0.0.1:11334` and Haraka's HTTP listeners keyed by
-    # port (`proxy_pass http://127.0.0.1:$1/`). poste.io's init replaces the port
-    # placeholders at start; the model's entrypoint (bench/isolation/model-init.sh) does the
-    # same with 80 and 443.
-    proxies = (
-        "    location /admin/rspamd/ {\n        proxy_pass http://127.0.0.1:11334/;\n    }\n"
-        "    location ~ ^/admin/haraka/(11380|11381)/ {\n"
-        "        proxy_pass http://127.0.0.1:$1/;\n    }\n"
-    )
-    http = "    listen __HTTP_PORT__;\n    listen [::]:__HTTP_PORT__;\n    server_name localhost;\n"
-    https = (
-        "    listen __HTTPS_PORT__ ssl;\n    listen [::]:__HTTPS_PORT__ ssl;\n"
-        "    server_name localhost;\n"
-    )
-    for name, server in (
-        (
-            "https",
-            "server {\n" + http + "    return 301 https://$host$request_uri;\n}\n\n"
-            "server {\n" + https + proxies + "}\n",
-        ),
-        ("no-https", "server {\n" + http + proxies + "}\n"),
-    ):
+    for name, text in nginx_standins().items():
         files[f"etc/nginx/sites-enabled.templates/{name}"] = (
             _hash(
                 head
                 + "\nA MODEL STAND-IN for poste.io's own template, NOT poste.io's text: written"
-                "\nfrom the facts POSTE.md records about it (port placeholders, listen and proxy"
-                "\nlines); __HTTP_PORT__/__HTTPS_PORT__ are replaced at start (80/443)."
+                "\nfrom the facts POSTE.md records about poste.io 2.5.x's (servers, listens,"
+                "\nlocations, proxy and fastcgi targets); __HTTP_PORT__/__HTTPS_PORT__ are"
+                "\nreplaced at start (80/443). Where the facts are silent the stand-in says so."
             )
-            + server
+            + text
         )
+    files[ADMIN_STANDIN_PATH] = ADMIN_STANDIN.read_text()
     return files
+
+
+def rspamd_ini(haraka: Path, suite: str, head: str) -> str:
+    """The Haraka instances' rspamd.ini, in one of the two shapes a release may have.
+
+    model-trixie: an active `host=localhost` + `port=11333` (the shape POSTE.md records for
+    2.2-2.3: "a line starting host"). model-bookworm: haraka-plugin-rspamd's own
+    config/rspamd.ini from its npm package, unchanged (every setting a commented default,
+    `;host = localhost`: the plugin then connects to localhost:11333 by its built-in
+    default). The series must work on both (haraka-rspamd-socket.edit.toml).
+    """
+    if suite != "bookworm":
+        return _semi(head) + "host=localhost\nport=11333\n"
+    own = haraka / "usr/lib/node_modules/Haraka/node_modules/haraka-plugin-rspamd/config/rspamd.ini"
+    return (
+        _semi(
+            head + "\nharaka-plugin-rspamd's own config/rspamd.ini follows unchanged (its commented"
+            "\ndefaults: the plugin connects to localhost:11333)."
+        )
+        + own.read_text()
+    )
+
+
+# The stand-in templates' pieces. Facts (POSTE.md, "poste.io 2.5.x's own nginx templates"): the
+# locations, their order, `auth_request .auth;`, the proxy and fastcgi targets (with
+# rspamd's two spaces), the ws location's Upgrade headers, `.auth` being `internal` and
+# proxying to nginx itself, the port-443 server's server_name. Not among the facts, so the
+# stand-in's own choice: the directives' other lines (`proxy_pass_request_body off`, fastcgi
+# parameters), the port-80 server's server_name (the same here) and how the port-443 server
+# hands /admin/auth-ws to the admin app (here as the port-80 server does: `try_files $uri
+# @app`).
+_SERVER_NAME = "    server_name localhost mail.* discover.* autoconfig.*;\n"
+_APP = (
+    "    location @app {\n"
+    "        fastcgi_pass unix:/var/run/php-fpm-admin.sock;\n"
+    "        include /etc/nginx/fastcgi_params;\n"
+    "        fastcgi_param SCRIPT_NAME /index.php;\n"
+    "    }\n"
+    "    location ~ \\.php$ {\n"
+    "        fastcgi_pass unix:/var/run/php-fpm.sock;\n"
+    "        include /etc/nginx/fastcgi_params;\n"
+    "    }\n"
+)
+_PROTECTED = (
+    "    location ~/admin/haraka/(\\d+)/ws {\n"
+    "        auth_request .auth;\n"
+    "        proxy_pass http://127.0.0.1:$1/;\n"
+    "        proxy_http_version 1.1;\n"
+    "        proxy_set_header Upgrade $http_upgrade;\n"
+    '        proxy_set_header Connection "upgrade";\n'
+    "    }\n"
+    "    location ~/admin/haraka/(\\d+)/(.*)$ {\n"
+    "        auth_request .auth;\n"
+    "        proxy_pass http://127.0.0.1:$1/$2;\n"
+    "    }\n"
+    "    location /admin/rspamd/ {\n"
+    "        auth_request .auth;\n"
+    "        proxy_pass  http://127.0.0.1:11334/;\n"
+    "    }\n"
+)
+
+
+def _auth(url: str) -> str:
+    return (
+        "    location .auth {\n"
+        "        internal;\n"
+        f"        proxy_pass {url};\n"
+        "        proxy_pass_request_body off;\n"
+        '        proxy_set_header Content-Length "";\n'
+        "    }\n"
+    )
+
+
+def nginx_standins() -> dict[str, str]:
+    """The model's stand-ins for poste.io's two nginx templates (facts and choices: above)."""
+    http = "    listen __HTTP_PORT__;\n    listen [::]:__HTTP_PORT__;\n"
+    https = "    listen __HTTPS_PORT__ ssl;\n    listen [::]:__HTTPS_PORT__ ssl;\n"
+    app_entry = "    location / {\n        try_files $uri @app;\n    }\n"
+    return {
+        "https": (
+            "server {\n"
+            + http
+            + _SERVER_NAME
+            + "    location / {\n        return 301 https://$host$request_uri;\n    }\n"
+            "    location /admin/webauthn/roundcube-login {\n        try_files $uri @app;\n    }\n"
+            + _APP
+            + "}\n\nserver {\n"
+            + https
+            + _SERVER_NAME
+            + _PROTECTED
+            + _auth("https://localhost:__HTTPS_PORT__/admin/auth-ws")
+            + app_entry
+            + _APP
+            + "}\n"
+        ),
+        "no-https": (
+            "server {\n"
+            + http
+            + _SERVER_NAME
+            + _PROTECTED
+            + _auth("http://localhost:__HTTP_PORT__/admin/auth-ws")
+            + app_entry
+            + _APP
+            + "}\n"
+        ),
+    }
 
 
 # -- OCI layout -----------------------------------------------------------------------
@@ -506,7 +619,7 @@ def write_layout(
 
 
 def inputs_key(spec: ModelSpec) -> str:
-    me = hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16]
+    me = hashlib.sha256(Path(__file__).read_bytes() + ADMIN_STANDIN.read_bytes()).hexdigest()[:16]
     return json.dumps(
         {
             "spec": spec.__dict__,

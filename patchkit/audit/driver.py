@@ -1,4 +1,5 @@
-"""Running the audit: every rule of a profile over a file view, each listener judged.
+"""Running the audit: every rule of a profile over a file view, each listener and each
+connection judged.
 
 :func:`audit_view` audits any :class:`~patchkit.audit.view.FileView`; :func:`audit_release`
 builds the view of an imported release (the series applied in memory, as `check` applies
@@ -11,10 +12,10 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
-from patchkit.audit.model import AuditResult, Listener, Problem
+from patchkit.audit.model import AuditResult, Connection, Listener, Problem
 from patchkit.audit.parsers import PARSERS
 from patchkit.audit.parsers._common import matches
-from patchkit.audit.policy import judge
+from patchkit.audit.policy import judge, judge_connection
 from patchkit.audit.view import FileView, TreeView
 from patchkit.core.model import NOT_TRIED, CheckResult
 from patchkit.core.patchfile import Patch
@@ -79,16 +80,20 @@ def audit_view(
     profile: Profile = GENERIC,
     rules: Sequence[AuditRule] | None = None,
 ) -> AuditResult:
-    """Run every rule (default: ``profile.rules``) over ``view``; judge each listener by
-    ``profile``'s policy."""
+    """Run every rule (default: ``profile.rules``) over ``view``; judge each listener and
+    each connection by ``profile``'s policy."""
     listeners: list[Listener] = []
+    connections: list[Connection] = []
     problems: list[Problem] = []
     pending = dict(unverified or {})
     for rule in profile.rules if rules is None else rules:
         parser = PARSERS[rule.parser]
 
-        def emit(listener: Listener) -> None:
-            listeners.append(judge(listener, profile, pending))
+        def emit(found: Listener | Connection) -> None:
+            if isinstance(found, Connection):
+                connections.append(judge_connection(found, profile, pending))
+            else:
+                listeners.append(judge(found, profile, pending))
 
         def fail(file: str, line: int, message: str, _rule: AuditRule = rule) -> None:
             problems.append(
@@ -99,10 +104,14 @@ def audit_view(
             for path in matches(view, pattern):
                 parser(view, path, rule, emit, fail)
     listeners.sort(key=lambda x: (x.component, x.file, x.line, x.address or "", x.port or 0))
+    connections.sort(
+        key=lambda x: (x.component, x.file, x.line, x.host or "", x.port or 0, x.socket or "")
+    )
     return AuditResult(
         version=version,
         patched=patched,
         listeners=tuple(listeners),
+        connections=tuple(connections),
         problems=tuple(problems),
         strict=strict,
     )

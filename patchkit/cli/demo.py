@@ -1,7 +1,8 @@
 """`patchkit demo`: the whole workflow on a small generated example, offline.
 
-The example image ("demo-mail", releases 1.0 and 1.1) is made up here, in two real OCI
-image layouts; its files only resemble a mail server's and are not poste.io's.
+The example image ("demo-mail", releases 1.0 and 1.1, then 1.2) is made up here, in a real
+OCI image layout whose ref names are its tags; its files only resemble a mail server's and
+are not poste.io's.
 """
 
 from __future__ import annotations
@@ -20,10 +21,13 @@ from rich.console import Console
 from rich.rule import Rule
 
 from patchkit.core.model import PatchStatus, RebaseState
+from patchkit.files import atomic_write
 from patchkit.output import report
+from patchkit.output.upgrade import report_html, report_markdown
+from patchkit.output.watch import watch_table
 from patchkit.project import Project
 
-__all__ = ["build_demo_project", "run_demo", "write_oci_layout"]
+__all__ = ["build_demo_project", "publish_release_12", "run_demo", "write_oci_layout"]
 
 Layer = dict[str, bytes | str | None]  # path -> file content, "->target" symlink, None whiteout
 
@@ -51,6 +55,27 @@ timeout 300
 daemonize no
 loglevel notice
 databases 16
+"""
+
+# 1.2 (the release that appears at the end of the demo): redis also listens on ::1, a new
+# internal TCP listener, and its tcp-backlog changes right below the line our patch changes.
+REDIS_12 = (
+    REDIS_11.replace("demo-mail 1.1", "demo-mail 1.2")
+    .replace("bind 127.0.0.1\n", "bind 127.0.0.1 ::1\n")
+    .replace("tcp-backlog 511", "tcp-backlog 1024")
+)
+
+# dpkg's status file (made-up entries of the demo image), so that a report compares packages
+DPKG_STATUS = """\
+Package: nginx
+Status: install ok installed
+Architecture: amd64
+Version: 1.22.1-9
+
+Package: redis-server
+Status: install ok installed
+Architecture: amd64
+Version: {redis}
 """
 
 HEALTH_10 = """\
@@ -155,16 +180,18 @@ base = "1.0"   # the release the files in patches/ apply to exactly
 
 [upstream]
 name = "demo-mail"
+image = "oci:{root}/images/demo-mail"   # an OCI layout: its ref names are the tags
+
+[upstream.watch]
+status = "testing"      # `patchkit watch --apply` gives new releases this status
 
 [[version]]
 version = "1.0"
 status = "supported"
-source = "oci:{root}/images/demo-mail-1.0:1.0"
 
 [[version]]
 version = "1.1"
 status = "testing"
-source = "oci:{root}/images/demo-mail-1.1:1.1"
 """
 
 
@@ -207,7 +234,8 @@ def _blob(layout: Path, data: bytes) -> str:
 
 
 def write_oci_layout(layout: Path, layers: list[Layer], *, tag: str) -> str:
-    """Write a single-platform OCI image layout with gzip layers; return the manifest digest."""
+    """Add a single-platform image with gzip layers to an OCI image layout (made if needed),
+    named ``tag`` (the image it named before is no longer named); return its manifest digest."""
     (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     descriptors: list[dict[str, Any]] = []
@@ -246,42 +274,65 @@ def write_oci_layout(layout: Path, layers: list[Layer], *, tag: str) -> str:
         sort_keys=True,
     ).encode()
     digest = _blob(layout, manifest)
-    index = {
-        "schemaVersion": 2,
-        "manifests": [
-            {
-                "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                "digest": digest,
-                "size": len(manifest),
-                "annotations": {"org.opencontainers.image.ref.name": tag},
-                "platform": {"architecture": "amd64", "os": "linux"},
-            }
-        ],
-    }
-    (layout / "index.json").write_text(json.dumps(index, sort_keys=True))
+    ref = "org.opencontainers.image.ref.name"
+    index_path = layout / "index.json"
+    index: dict[str, Any] = {"schemaVersion": 2, "manifests": []}
+    if index_path.exists():
+        index = json.loads(index_path.read_text())
+    manifests = [m for m in index["manifests"] if m.get("annotations", {}).get(ref) != tag]
+    index["manifests"] = manifests
+    manifests.append(
+        {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest,
+            "size": len(manifest),
+            "annotations": {ref: tag},
+            "platform": {"architecture": "amd64", "os": "linux"},
+        }
+    )
+    index_path.write_text(json.dumps(index, sort_keys=True))
     return digest
 
 
+BASE_LAYER: Layer = {
+    "etc/redis/redis.conf": REDIS_10,
+    "healthcheck/redis.sh": HEALTH_10,
+    "etc/nginx/sites-enabled/default": NGINX_10,
+    "opt/www/index.html": "<h1>demo-mail</h1>\n",
+    "etc/motd": "demo-mail 1.0\n",
+    "var/lib/dpkg/status": DPKG_STATUS.format(redis="5:7.0.15-1"),
+}
+# 1.1 = the same lower layer plus an upper layer that changes, adds and deletes files.
+LAYER_11: Layer = {
+    "etc/redis/redis.conf": REDIS_11,
+    "healthcheck/redis.sh": HEALTH_11,
+    "etc/nginx/sites-enabled/default": NGINX_11,
+    "etc/motd": None,
+    "etc/issue": "demo-mail 1.1\n",
+}
+# 1.2 = one more layer: redis upgraded, its settings changed.
+LAYER_12: Layer = {
+    "etc/redis/redis.conf": REDIS_12,
+    "etc/issue": "demo-mail 1.2\n",
+    "var/lib/dpkg/status": DPKG_STATUS.format(redis="5:7.2.4-1"),
+}
+
+
+def layout_of(root: Path) -> Path:
+    """The demo image's OCI layout under ``root`` (what `[upstream] image` names)."""
+    return root / "images" / "demo-mail"
+
+
+def publish_release_12(root: Path) -> str:
+    """Upstream publishes 1.2: one more image, tagged 1.2, in the demo's layout; its digest."""
+    return write_oci_layout(layout_of(root), [BASE_LAYER, LAYER_11, LAYER_12], tag="1.2")
+
+
 def build_demo_project(root: Path) -> Path:
-    """Write the example project (two OCI layouts; a series of three diffs, an overlay and an
-    edit) under ``root``."""
-    base_layer: Layer = {
-        "etc/redis/redis.conf": REDIS_10,
-        "healthcheck/redis.sh": HEALTH_10,
-        "etc/nginx/sites-enabled/default": NGINX_10,
-        "opt/www/index.html": "<h1>demo-mail</h1>\n",
-        "etc/motd": "demo-mail 1.0\n",
-    }
-    write_oci_layout(root / "images" / "demo-mail-1.0", [base_layer], tag="1.0")
-    # 1.1 = the same lower layer plus an upper layer that changes, adds and deletes files.
-    upper: Layer = {
-        "etc/redis/redis.conf": REDIS_11,
-        "healthcheck/redis.sh": HEALTH_11,
-        "etc/nginx/sites-enabled/default": NGINX_11,
-        "etc/motd": None,
-        "etc/issue": "demo-mail 1.1\n",
-    }
-    write_oci_layout(root / "images" / "demo-mail-1.1", [base_layer, upper], tag="1.1")
+    """Write the example project (one OCI layout holding 1.0 and 1.1; a series of three diffs,
+    an overlay and an edit) under ``root``."""
+    write_oci_layout(layout_of(root), [BASE_LAYER], tag="1.0")
+    write_oci_layout(layout_of(root), [BASE_LAYER, LAYER_11], tag="1.1")
     project = root / "project"
     (project / "patches").mkdir(parents=True, exist_ok=True)
     (project / "upstream-versions.toml").write_text(VERSIONS_TOML.format(root=root))
@@ -301,8 +352,50 @@ def build_demo_project(root: Path) -> Path:
     return project
 
 
+def _next_release(out: Console, project: Project, tmp: Path) -> bool:
+    """Upstream publishes 1.2: ``watch`` finds it, ``forecast`` and ``report`` show what the
+    rebase onto it will meet. Whether each said what the demo's 1.2 holds."""
+    out.print(Rule("upstream publishes 1.2: a new image in the layout, tagged 1.2"))
+    publish_release_12(tmp)
+    out.print("$ patchkit watch")
+    found = project.watch()
+    out.print(watch_table(found))
+    out.print("$ patchkit watch --import")
+    added = project.watch(import_releases=True)
+    out.print(watch_table(added))
+    out.print("$ patchkit forecast 1.2")
+    forecast = project.forecast("1.2")
+    out.print(report.forecast_table(forecast))
+    written = tmp / "report-1.2.md"
+    out.print(f"$ patchkit report 1.2 -o {written}")
+    upgrade = project.report("1.2")
+    text = report_markdown(upgrade)
+    atomic_write(written, text.encode())
+    (tmp / "report-1.2.html").write_text(report_html(upgrade))
+    # What the rebase will meet, as the report says it: its verdicts, the conflicts, the
+    # listener upstream added, the packages (the whole report is in the file).
+    wanted = ("What a person must resolve", "Listeners that", "Packages that changed")
+    parts = text.split("\n### ")
+    shown = [parts[0], *(f"### {p}" for p in parts[1:] if p.startswith(wanted))]
+    out.print("\n".join(shown).rstrip(), markup=False, highlight=False)
+    appeared = {
+        x.text
+        for delta in upgrade.audit_changes
+        for x in delta.appeared
+        if delta.section == "listeners"
+    }
+    return (
+        [n.version for n in found.new] == ["1.2"]
+        and added.imported == ("1.2",)
+        and [p.name for p in forecast.patches if p.left_out] == ["redis-unix-socket.patch"]
+        and "tcp [::1]:6379" in appeared
+        and any(c.name == "redis-server" for c in upgrade.packages)
+    )
+
+
 def run_demo(*, out: Console, directory: str | None = None, keep: bool = False) -> int:
-    """Build the example, then import, check, matrix and rebase it; print every report."""
+    """Build the example, then import, check, matrix and rebase it; then a new release
+    appears: watch, forecast and report it. Print every report."""
     tmp = Path(directory) if directory else Path(tempfile.mkdtemp(prefix="patchkit-demo-"))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
@@ -310,7 +403,8 @@ def run_demo(*, out: Console, directory: str | None = None, keep: bool = False) 
         project = Project.open(root)
         out.print(
             Rule(
-                "patchkit demo: a made-up 'demo-mail' image, two releases, five changes of three kinds"
+                "patchkit demo: a made-up 'demo-mail' image, two releases (then a third), "
+                "five changes of three kinds"
             )
         )
         out.print(f"project: {root}")
@@ -354,6 +448,7 @@ def run_demo(*, out: Console, directory: str | None = None, keep: bool = False) 
         ok = result.state is RebaseState.COMPLETED and all(
             p.status in (PatchStatus.APPLIED,) for p in final.patches
         )
+        ok = _next_release(out, project, tmp) and ok
         out.print(
             "demo finished: " + ("every step behaved as expected" if ok else "UNEXPECTED RESULT")
         )

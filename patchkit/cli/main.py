@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from patchkit.cli.commands import CONTEXT, Command
+from patchkit.cli.commands import assemble as assemble_cmd
 from patchkit.cli.commands import audit as audit_cmd
 from patchkit.cli.commands import bisect as bisect_cmd
 from patchkit.cli.commands import build as build_cmd
@@ -23,6 +24,7 @@ from patchkit.cli.commands import completion as completion_cmd
 from patchkit.cli.commands import demo as demo_cmd
 from patchkit.cli.commands import diff as diff_cmd
 from patchkit.cli.commands import edit as edit_cmd
+from patchkit.cli.commands import forecast as forecast_cmd
 from patchkit.cli.commands import import_ as import_cmd
 from patchkit.cli.commands import init as init_cmd
 from patchkit.cli.commands import lint as lint_cmd
@@ -31,8 +33,10 @@ from patchkit.cli.commands import matrix as matrix_cmd
 from patchkit.cli.commands import new as new_cmd
 from patchkit.cli.commands import rebase as rebase_cmd
 from patchkit.cli.commands import refresh as refresh_cmd
+from patchkit.cli.commands import report as report_cmd
 from patchkit.cli.commands import show as show_cmd
 from patchkit.cli.commands import versions as versions_cmd
+from patchkit.cli.commands import watch as watch_cmd
 from patchkit.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, run_reporting
 from patchkit.cli.ui import Ui
 from patchkit.errors import UsageError
@@ -47,10 +51,13 @@ COMMANDS: Mapping[str, Command] = {
         init_cmd.COMMAND,
         versions_cmd.COMMAND,
         import_cmd.COMMAND,
+        watch_cmd.COMMAND,
         check_cmd.COMMAND,
         lint_cmd.COMMAND,
         matrix_cmd.COMMAND,
         rebase_cmd.COMMAND,
+        forecast_cmd.COMMAND,
+        report_cmd.COMMAND,
         bisect_cmd.COMMAND,
         refresh_cmd.COMMAND,
         materialize_cmd.COMMAND,
@@ -60,6 +67,7 @@ COMMANDS: Mapping[str, Command] = {
         new_cmd.COMMAND,
         audit_cmd.COMMAND,
         build_cmd.COMMAND,
+        assemble_cmd.COMMAND,
         demo_cmd.COMMAND,
         completion_cmd.COMMAND,
     )

@@ -33,10 +33,12 @@ __all__ = [
     "OverlayEntry",
     "PatchResult",
     "PatchStatus",
+    "PlatformCheck",
     "RebasePatchResult",
     "RebaseResult",
     "RebaseState",
     "ReleaseInfo",
+    "kind_detail",
 ]
 
 SCHEMA = 1
@@ -232,11 +234,19 @@ class PatchResult:
         # Diffs keep the fields they always had; the other kinds say what they are.
         if self.kind is not ChangeKind.DIFF:
             d["kind"] = self.kind.value
-        if self.kind is ChangeKind.EDIT:
-            d["edits"] = [e.to_dict() for e in self.edits]
-        if self.kind is ChangeKind.OVERLAY:
-            d["entries"] = [e.to_dict() for e in self.entries]
+        d.update(kind_detail(self.kind, self.edits, self.entries))
         return d
+
+
+def kind_detail(
+    kind: ChangeKind, edits: tuple[EditResult, ...], entries: tuple[OverlayEntry, ...]
+) -> dict[str, Any]:
+    """The JSON a change of ``kind`` adds: an edit's ``edits``, an overlay's ``entries``."""
+    if kind is ChangeKind.EDIT:
+        return {"edits": [e.to_dict() for e in edits]}
+    if kind is ChangeKind.OVERLAY:
+        return {"entries": [e.to_dict() for e in entries]}
+    return {}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -246,23 +256,51 @@ class CheckResult:
     version: str
     patches: tuple[PatchResult, ...]
     tree: str = ""  # git tree id of the release checked
+    # A multi-platform release: every platform, the first being this result's own.
+    platforms: tuple[PlatformCheck, ...] = ()
 
     @property
     def needs_attention(self) -> bool:
-        return any(p.needs_attention for p in self.patches)
+        return any(p.needs_attention for p in self.patches) or any(
+            p.check is not None and p.check.needs_attention for p in self.platforms
+        )
 
     @property
     def summary(self) -> dict[str, int]:
         return _summary([p.status for p in self.patches])
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "schema": SCHEMA,
             "command": "check",
             "version": self.version,
             "patches": [p.to_dict() for p in self.patches],
             "summary": self.summary,
         }
+        if self.platforms:
+            d["platforms"] = [p.to_dict() for p in self.platforms]
+        return d
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlatformCheck:
+    """One platform of a multi-platform release in `check`: checked on its own tree where it
+    differs from every platform before it, else the same as the one whose tree it shares."""
+
+    platform: str
+    label: str  # its store label (the release's own for the first platform)
+    tree: str
+    same_as: str | None = None  # the platform with the identical tree (nothing checked again)
+    check: CheckResult | None = None  # its own result (None: the first platform, or same_as)
+
+    def to_dict(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"platform": self.platform, "label": self.label, "tree": self.tree}
+        if self.same_as is not None:
+            d["same_as"] = self.same_as
+        if self.check is not None:
+            d["patches"] = [p.to_dict() for p in self.check.patches]
+            d["summary"] = self.check.summary
+        return d
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -383,6 +421,13 @@ class ReleaseInfo:
     digest: str
     layers: tuple[str, ...] = ()
     manifest_blob: str | None = None  # JSON of what git cannot hold (owners, devices, ...)
+    # What the image said of itself, recorded by an import (empty: an older import, or a
+    # dir:/tar: source, which has no image config)
+    platform: str = ""
+    created: str = ""  # the config's creation date (RFC 3339)
+    config: str = ""  # the config's digest
+    size: int | None = None  # bytes of its layers as stored (compressed), if every size was known
+    tag_digest: str | None = None  # what the tag pointed to at import (an index for multi-arch)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -411,9 +456,14 @@ class ImportResult:
     # the zlib the import used (patchkit.compress.ZLIB_NAME, e.g. "isal 1.9.1"), for `import -v`;
     # not in the JSON, whose fields are documented in docs/json.md
     zlib: str = ""
+    # A multi-platform release (`platforms` in the TOML): this result's platform, and the
+    # imports of the other platforms (each under its platform label, `2.5.24@linux-arm64`).
+    platform: str | None = None
+    platforms: tuple[ImportResult, ...] = ()
+    tag_digest: str | None = None  # what the tag points to now (an index for multi-arch images)
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "schema": SCHEMA,
             "command": "import",
             "version": self.version,
@@ -425,7 +475,16 @@ class ImportResult:
             "files": self.files,
             "reused": self.reused,
             "manifest_entries": self.extras,
+            "tag_digest": self.tag_digest,
         }
+        if self.platform:
+            d["platform"] = self.platform
+        if self.platforms:
+            d["platforms"] = [
+                {k: v for k, v in p.to_dict().items() if k not in ("schema", "command")}
+                for p in self.platforms
+            ]
+        return d
 
 
 class RebaseState(enum.StrEnum):

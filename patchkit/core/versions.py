@@ -7,9 +7,10 @@ tomlkit so comments and layout survive.
 from __future__ import annotations
 
 import enum
+import itertools
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -24,16 +25,54 @@ __all__ = [
     "ReleaseStatus",
     "Upstream",
     "VersionsFile",
+    "WatchRules",
+    "add_releases",
+    "is_label",
     "order_labels",
     "parse_label",
     "parse_versions",
+    "platform_label",
+    "release_version",
     "set_base",
     "set_digest",
+    "set_tag_digest",
+    "sort_tags",
 ]
 
 SCHEMA_VERSION = 1
 _LABEL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$")
 _PROFILE = re.compile(r"^[a-z][a-z0-9_-]{0,63}$")
+# OS/ARCH[/VARIANT], as `--platform` takes it (images._manifest.Platform parses it for use).
+_PLATFORM = re.compile(r"^[a-z0-9_.-]+/[a-z0-9_.-]+(/[a-z0-9_.-]+)?$")
+PLATFORM_SEP = "@"  # <version>@<os>-<arch>[-<variant>]: a label never holds "@" (_LABEL)
+
+
+def platform_label(version: str, platform: str) -> str:
+    """The store label of one more platform of a multi-platform release.
+
+    The first platform in ``platforms`` is the release itself (``version``); each other
+    platform is imported as ``<version>@<os>-<arch>[-<variant>]``, a label no ``[[version]]``
+    can have, so the refs never collide (``refs/patchkit/upstream/2.5.24@linux-arm64``).
+
+    >>> platform_label("2.5.24", "linux/arm64/v8")
+    '2.5.24@linux-arm64-v8'
+    """
+    return f"{version}{PLATFORM_SEP}{platform.replace('/', '-')}"
+
+
+def release_version(label: str) -> str:
+    """The ``[[version]]`` label behind a store label (a platform label's version part).
+
+    >>> release_version("2.5.24@linux-arm64"), release_version("2.5.24")
+    ('2.5.24', '2.5.24')
+    """
+    return label.partition(PLATFORM_SEP)[0]
+
+
+_DIGEST = re.compile(r"^(sha256:[0-9a-f]{64}|git-tree:[0-9a-f]{40})$")
+_TAG_DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+_WATCH_KEYS = ("tags", "versions", "exclude", "status")
+RULE_TIMEOUT = 1.0  # seconds one watch pattern may take on one tag (a tag is <= 128 characters)
 
 
 class ReleaseStatus(enum.StrEnum):
@@ -47,6 +86,62 @@ class ReleaseStatus(enum.StrEnum):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class WatchRules:
+    r"""``[upstream.watch]``: which of the image's tags are releases, and their status.
+
+    A tag is a release when it is a valid label, matches ``tags`` (default: it parses as a
+    PEP 440 version), parses and lies in ``versions`` when that is given, and matches none
+    of ``exclude``. Patterns are searched (anchor them with ``^...$``), Python ``re`` syntax.
+
+    >>> rules = WatchRules(tags=r"^2\.\d+\.\d+$", versions=">=2.5", exclude=("^2\.5\.6$",))
+    >>> rules.select(["latest", "2.4.9", "2.5.10", "2.5.6", "2.5.9", "2.6.0-rc1"])
+    ['2.5.9', '2.5.10']
+    """
+
+    tags: str | None = None
+    versions: str | None = None
+    exclude: tuple[str, ...] = ()
+    status: ReleaseStatus = ReleaseStatus.TESTING
+    where: str = "[upstream.watch]"  # "FILE:LINE: [upstream.watch]", for messages
+
+    def selects(self, tag: str) -> bool:
+        """Whether the registry's ``tag`` names a release by these rules."""
+        if not is_label(tag):
+            return False
+        version = parse_label(tag)
+        if self.tags is None:
+            if version is None:
+                return False
+        elif not self._search("tags", self.tags, tag):
+            return False
+        if self.versions is not None:
+            from packaging.specifiers import SpecifierSet
+
+            spec = SpecifierSet(self.versions)
+            # pre-releases only when the specifier names one (PEP 440; explicit, as packaging's
+            # default for contains() changed across its releases)
+            if version is None or not spec.contains(version, prereleases=bool(spec.prereleases)):
+                return False
+        return not any(self._search("exclude", pattern, tag) for pattern in self.exclude)
+
+    def select(self, tags: Iterable[str]) -> list[str]:
+        """The tags that are releases, sorted by version (PEP 440 first, then by name)."""
+        chosen = {tag for tag in tags if self.selects(tag)}
+        return sort_tags(chosen)
+
+    def _search(self, key: str, pattern: str, tag: str) -> bool:
+        import regex
+
+        try:
+            return regex.search(pattern, tag, timeout=RULE_TIMEOUT) is not None
+        except TimeoutError:
+            raise ConfigError(
+                f"{self.where}: {key} pattern {pattern!r} took over {RULE_TIMEOUT:g} s on tag "
+                f"{tag!r}; simplify it"
+            ) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Upstream:
     name: str
     image: str | None = None
@@ -55,6 +150,8 @@ class Upstream:
     # The profile audit and build use (patchkit.profiles); None: chosen from `name`.
     profile: str | None = None
     line: int = 0  # line of the [upstream] header, for messages
+    # [upstream.watch]; None: the table is absent (`watch` then uses WatchRules())
+    watch: WatchRules | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -67,6 +164,11 @@ class Release:
     strip: int = 0
     note: str = ""
     line: int = 0  # line of its [[version]] header, for messages
+    # A multi-platform release: each platform imported and checked (the first is the release
+    # itself, the others are platform_label()s); empty: one platform, `platform` (or the default).
+    platforms: tuple[str, ...] = ()
+    # what the tag pointed to when imported or found by `watch` (an index for multi-arch images)
+    tag_digest: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"version": self.version, "status": self.status.value}
@@ -74,7 +176,17 @@ class Release:
             value = getattr(self, key)
             if value:
                 d[key] = value
+        if self.platforms:
+            d["platforms"] = list(self.platforms)
         return d
+
+    def platform_labels(self) -> tuple[tuple[str, str], ...]:
+        """(platform, store label) of each platform of a multi-platform release, first the
+        release's own label; empty for a single-platform release."""
+        return tuple(
+            (p, self.version if i == 0 else platform_label(self.version, p))
+            for i, p in enumerate(self.platforms)
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -113,7 +225,9 @@ class VersionsFile:
                 "[upstream] has no 'image' to derive one from"
             )
         image = self.upstream.image
-        return f"{image}:{version}" if "://" in image else f"docker://{image}:{version}"
+        if "://" in image or image.startswith("oci:"):
+            return f"{image}:{version}"
+        return f"docker://{image}:{version}"
 
 
 def parse_label(label: str) -> Version | None:
@@ -137,6 +251,18 @@ def _numbers_key(label: str) -> tuple[int, ...]:
     return tuple(numbers)
 
 
+def is_label(text: str) -> bool:
+    """Whether ``text`` may be a version label (it names a git ref)."""
+    return bool(_LABEL.match(text)) and ".." not in text and not text.endswith(".lock")
+
+
+def sort_tags(tags: Iterable[str]) -> list[str]:
+    """PEP 440 labels by version (equal versions by name), then the others by name."""
+    parsed = [(tag, parse_label(tag)) for tag in set(tags)]
+    pep = sorted(((v, t) for t, v in parsed if v is not None), key=lambda p: (p[0], p[1]))
+    return [t for _, t in pep] + sorted(t for t, v in parsed if v is None)
+
+
 def order_labels(labels: Sequence[str]) -> list[str]:
     """PEP 440 labels sorted by version, followed by the others in the given order."""
     if all(_NUMBERS.fullmatch(label) for label in labels):
@@ -158,6 +284,24 @@ def _version_header_lines(text: str) -> list[int]:
 def _key_line(text: str, key: str, default: int = 1) -> int:
     for n, line in enumerate(text.splitlines(), 1):
         if re.match(rf"^\s*{re.escape(key)}\s*=", line):
+            return n
+    return default
+
+
+def _section_key_line(text: str, section: str, key: str, default: int) -> int:
+    """The line of ``key = `` inside ``[section]`` (or ``watch.key`` under its parent)."""
+    lines = text.splitlines()
+    inside = False
+    header = re.compile(rf"^\s*\[\s*{re.escape(section)}\s*\]")
+    for n, line in enumerate(lines, 1):
+        if re.match(r"^\s*\[", line):
+            inside = bool(header.match(line))
+            continue
+        if inside and re.match(rf"^\s*\"?{re.escape(key)}\"?\s*=", line):
+            return n
+    dotted = section.rpartition(".")[2] + "." + key
+    for n, line in enumerate(lines, 1):
+        if re.match(rf"^\s*{re.escape(dotted)}\s*=", line):
             return n
     return default
 
@@ -221,6 +365,7 @@ def parse_versions(text: str, *, path: str = "upstream-versions.toml") -> Versio
         exclude=_globs(up, "exclude", up_where),
         profile=profile,
         line=up_line,
+        watch=_watch_rules(up.get("watch"), text, path, up_line) if "watch" in up else None,
     )
 
     raw_versions = data.get("version", [])
@@ -235,7 +380,7 @@ def parse_versions(text: str, *, path: str = "upstream-versions.toml") -> Versio
         if not isinstance(table, dict):
             raise ConfigError(f"{where}: must be a table")
         label = _str_field(table, "version", where, required=True) or ""
-        if not _LABEL.match(label) or ".." in label or label.endswith(".lock"):
+        if not is_label(label):
             raise ConfigError(
                 f"{where}: version label '{label}' must be letters, digits, '.', '_', '+', '-' "
                 "(it names a git ref)"
@@ -250,14 +395,16 @@ def parse_versions(text: str, *, path: str = "upstream-versions.toml") -> Versio
             allowed = " | ".join(s.value for s in ReleaseStatus)
             raise ConfigError(f"{where}: status '{status_text}' is not one of {allowed}") from None
         digest = _str_field(table, "digest", where)
-        if digest is not None and not re.match(
-            r"^(sha256:[0-9a-f]{64}|git-tree:[0-9a-f]{40})$", digest
-        ):
+        if digest is not None and not _DIGEST.match(digest):
             raise ConfigError(f"{where}: digest '{digest}' is not 'sha256:<64 hex>'")
+        tag_digest = _str_field(table, "tag-digest", where)
+        if tag_digest is not None and not _TAG_DIGEST.match(tag_digest):
+            raise ConfigError(f"{where}: tag-digest '{tag_digest}' is not 'sha256:<64 hex>'")
         strip = table.get("strip", 0)
         if not isinstance(strip, int) or isinstance(strip, bool) or strip < 0:
             raise ConfigError(f"{where}: field 'strip' must be a non-negative integer")
         note = table.get("note", "")
+        platforms = _platforms(table, where)
         releases.append(
             Release(
                 version=label,
@@ -268,6 +415,8 @@ def parse_versions(text: str, *, path: str = "upstream-versions.toml") -> Versio
                 strip=strip,
                 note=note if isinstance(note, str) else "",
                 line=line,
+                platforms=platforms,
+                tag_digest=tag_digest,
             )
         )
 
@@ -284,11 +433,88 @@ def parse_versions(text: str, *, path: str = "upstream-versions.toml") -> Versio
     return VersionsFile(path=path, base=base, upstream=upstream, releases=tuple(releases))
 
 
-def _section_line(text: str, name: str) -> int:
+def _platforms(table: dict[str, Any], where: str) -> tuple[str, ...]:
+    """``platforms = ["linux/amd64", "linux/arm64"]``: two or more distinct OS/ARCH[/VARIANT]."""
+    value = table.get("platforms")
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: field 'platforms' must be a list of strings")
+    for v in value:
+        if not _PLATFORM.match(v):
+            raise ConfigError(
+                f"{where}: platform '{v}' is not OS/ARCH[/VARIANT] (e.g. linux/amd64, linux/arm64/v8)"
+            )
+    if len(set(value)) != len(value):
+        raise ConfigError(f"{where}: field 'platforms' lists a platform twice")
+    if len(value) < 2:
+        raise ConfigError(
+            f"{where}: field 'platforms' needs two or more platforms (one: use 'platform')"
+        )
+    if table.get("platform") is not None:
+        raise ConfigError(f"{where}: give either 'platform' or 'platforms', not both")
+    return tuple(value)
+
+
+def _watch_rules(raw: object, text: str, path: str, up_line: int) -> WatchRules:
+    """``[upstream.watch]``, checked key by key; an error names the file, line and key."""
+    import regex  # only where a file has watch rules: not on the matrix's path
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+    header = _section_line(text, "upstream.watch", default=up_line)
+    base = f"{path}:{header}: [upstream.watch]"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{base}: must be a table ([upstream.watch])")
+
+    def where(key: str) -> str:
+        return f"{path}:{_section_key_line(text, 'upstream.watch', key, header)}: [upstream.watch] {key}"
+
+    for key in raw:
+        if key not in _WATCH_KEYS:
+            raise ConfigError(f"{where(key)}: unknown key (known: {', '.join(_WATCH_KEYS)})")
+
+    def pattern(key: str, value: object) -> str:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where(key)}: must be a non-empty string (a regular expression)")
+        try:
+            regex.compile(value)
+        except regex.error as e:
+            raise ConfigError(f"{where(key)}: invalid regular expression '{value}': {e}") from None
+        return value
+
+    tags = pattern("tags", raw["tags"]) if "tags" in raw else None
+    exclude_raw = raw.get("exclude", [])
+    if not isinstance(exclude_raw, list):
+        raise ConfigError(f"{where('exclude')}: must be a list of regular expressions")
+    exclude = tuple(pattern("exclude", item) for item in exclude_raw)
+    versions = raw.get("versions")
+    if versions is not None:
+        if not isinstance(versions, str) or not versions.strip():
+            raise ConfigError(f'{where("versions")}: must be a PEP 440 specifier string (">=2.5")')
+        try:
+            SpecifierSet(versions)
+        except InvalidSpecifier:
+            raise ConfigError(
+                f'{where("versions")}: {versions!r} is not a PEP 440 specifier (e.g. ">=2.5, <3")'
+            ) from None
+    status_text = raw.get("status", ReleaseStatus.TESTING.value)
+    allowed = [s.value for s in ReleaseStatus if s is not ReleaseStatus.MODEL]
+    if status_text not in allowed:
+        raise ConfigError(f"{where('status')}: {status_text!r} is not one of {' | '.join(allowed)}")
+    return WatchRules(
+        tags=tags,
+        versions=versions,
+        exclude=exclude,
+        status=ReleaseStatus(status_text),
+        where=base,
+    )
+
+
+def _section_line(text: str, name: str, default: int = 1) -> int:
     for n, line in enumerate(text.splitlines(), 1):
         if re.match(rf"^\s*\[\s*{re.escape(name)}\s*\]", line):
             return n
-    return 1
+    return default
 
 
 def set_base(text: str, version: str) -> str:
@@ -302,11 +528,75 @@ def set_base(text: str, version: str) -> str:
 
 def set_digest(text: str, version: str, digest: str) -> str:
     """The file's text with the `digest` of ``version`` recorded."""
+    return _set_field(text, version, "digest", digest)
+
+
+def _set_field(text: str, version: str, key: str, value: str) -> str:
     import tomlkit  # writing only
 
     doc = tomlkit.parse(text)
     for table in doc.get("version", []):
         if table.get("version") == version:
-            table["digest"] = digest
+            table[key] = value
             return tomlkit.dumps(doc)
     raise UnknownVersionError(f"version '{version}' is not tracked")
+
+
+def set_tag_digest(text: str, version: str, tag_digest: str) -> str:
+    """The file's text with the `tag-digest` of ``version`` recorded."""
+    return _set_field(text, version, "tag-digest", tag_digest)
+
+
+def add_releases(text: str, entries: Sequence[Mapping[str, str]]) -> str:
+    """The file's text with a ``[[version]]`` table added for each of ``entries`` (their keys
+    in the order given), each in version order among the PEP 440 entries (the file's order,
+    ascending or descending, is kept), comments and layout kept.
+
+    A label already tracked is left alone, so adding the same entries twice adds them once.
+    """
+    import tomlkit  # writing only
+    from tomlkit.items import AoT, Comment, Whitespace
+
+    doc = tomlkit.parse(text)
+    aot = doc.get("version")
+    if not isinstance(aot, AoT):
+        aot = tomlkit.aot()
+        doc.append("version", aot)
+    for entry in entries:
+        labels = [str(t.get("version", "")) for t in aot]
+        if entry["version"] in labels:
+            continue
+        table = tomlkit.table()
+        for key, value in entry.items():
+            table[key] = value
+        index = _insert_index(labels, entry["version"])
+        if index > 0:
+            # What follows the previous entry's last key (blank lines, a comment heading the
+            # next entries) stays above the entry it heads: it moves below the new one.
+            body = aot[index - 1].value.body
+            trail: list[Any] = []
+            while body and body[-1][0] is None and isinstance(body[-1][1], Whitespace | Comment):
+                trail.insert(0, body.pop())
+            body.append((None, tomlkit.ws("\n")))
+            for _, item in trail:
+                table.add(item)
+            if not trail and index < len(aot):
+                table.add(tomlkit.nl())
+        else:
+            table.add(tomlkit.nl())
+        aot.insert(index, table)
+    return tomlkit.dumps(doc)
+
+
+def _insert_index(labels: Sequence[str], label: str) -> int:
+    """Where ``label`` goes among ``labels`` (the file's order) to keep the version order."""
+    new = parse_label(label)
+    pep = [(i, v) for i, v in ((i, parse_label(t)) for i, t in enumerate(labels)) if v is not None]
+    if new is None or not pep:
+        return len(labels)
+    steps = list(itertools.pairwise(pep))
+    descending = sum(a[1] > b[1] for a, b in steps) > sum(a[1] < b[1] for a, b in steps)
+    for i, v in pep:
+        if (v < new) if descending else (v > new):
+            return i
+    return pep[-1][0] + 1

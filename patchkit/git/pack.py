@@ -24,7 +24,66 @@ from patchkit.core.objects import MODE_TREE, TreeEntry, git_blob_id, git_object_
 from patchkit.errors import StoreError
 from patchkit.git.runner import _IDENT
 
-__all__ = ["FastImport", "PackWriter"]
+__all__ = ["FastImport", "PackWriter", "clear_stale_packs"]
+
+_TMP_PREFIX = "tmp_pack_pk_"  # + a writer's token (12 hex digits): its files and its lock
+_TOKEN = re.compile(r"tmp_pack_pk_([0-9a-f]{12})(?:\.lock|_)")
+_LEGACY_AGE = 3600  # seconds: files of writers without a lock (older patchkit) are stale then
+
+
+def _try_lock(path: Path) -> int | None:
+    """An fd of ``path`` holding its exclusive flock, or None (held elsewhere, or gone)."""
+    import fcntl
+
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def clear_stale_packs(pack_dir: Path) -> list[str]:
+    """Remove the temporary packs and indexes of writers that are gone (a killed import):
+    every writer holds the flock of its ``tmp_pack_pk_<token>.lock`` while it lives, so a
+    group whose lock can be taken, or that has none, is stale. Returns the names removed."""
+    import time
+
+    try:
+        names = [n for n in os.listdir(pack_dir) if n.startswith(_TMP_PREFIX)]
+    except OSError:
+        return []
+    groups: dict[str | None, list[str]] = {}
+    for name in names:
+        m = _TOKEN.match(name)
+        groups.setdefault(m.group(1) if m else None, []).append(name)
+    removed: list[str] = []
+    for token, members in groups.items():
+        if token is None:  # no token: an older patchkit's; stale once old
+            now = time.time()
+            for name in members:
+                with contextlib.suppress(OSError):
+                    if now - os.lstat(pack_dir / name).st_mtime > _LEGACY_AGE:
+                        os.unlink(pack_dir / name)
+                        removed.append(name)
+            continue
+        lock = f"{_TMP_PREFIX}{token}.lock"
+        fd = _try_lock(pack_dir / lock) if lock in members else None
+        if lock in members and fd is None:
+            continue  # its writer is alive
+        try:
+            for name in sorted(members, key=lambda n: n == lock):  # the lock last
+                with contextlib.suppress(OSError):
+                    os.unlink(pack_dir / name)
+                    removed.append(name)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    return removed
 
 
 def _quote_path(path: str) -> bytes:
@@ -446,6 +505,7 @@ class PackWriter:
     def __init__(self, git_dir: Path) -> None:
         self._pack_dir = git_dir / "objects" / "pack"
         self._pack_dir.mkdir(parents=True, exist_ok=True)
+        self._lock()
         self._existing = _PackedIds(git_dir / "objects")
         self._sealed: list[tuple[Path, Path, bytes]] = []  # (tmp pack, tmp idx, checksum)
         self._ids = _IdSet()  # written, to any pack of this writer (writer thread)
@@ -458,10 +518,38 @@ class PackWriter:
         self._thread = threading.Thread(target=self._run, name="patchkit-pack", daemon=True)
         self._thread.start()
 
+    def _lock(self) -> None:
+        """Take this writer's token and hold its lock file's flock until `_unlock`: what a
+        SIGKILL leaves is then told from a live writer's files (`clear_stale_packs`)."""
+        import fcntl
+        import secrets
+
+        while True:
+            token = secrets.token_hex(6)
+            path = self._pack_dir / f"{_TMP_PREFIX}{token}.lock"
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            try:
+                mine = os.fstat(fd).st_ino == os.stat(path).st_ino
+            except OSError:
+                mine = False  # cleared between its creation and the flock: take another
+            if mine:
+                self._token, self._lock_path = token, path
+                self._lock_fd: int | None = fd
+                return
+            os.close(fd)
+
+    def _unlock(self) -> None:
+        if self._lock_fd is not None:
+            with contextlib.suppress(OSError):
+                self._lock_path.unlink()
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
     def _new_pack(self) -> None:
         import tempfile  # only an import writes packs
 
-        fd, name = tempfile.mkstemp(prefix="tmp_pack_pk_", dir=self._pack_dir)
+        fd, name = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{self._token}_", dir=self._pack_dir)
         self._tmp = Path(name)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self._file.write(b"PACK\0\0\0\2\0\0\0\0")  # the count is fixed when sealed
@@ -651,6 +739,8 @@ class PackWriter:
         except BaseException:
             self._discard()
             raise
+        finally:
+            self._unlock()
 
     def abort(self) -> None:
         """Drop everything written; the store is as it was."""
@@ -664,6 +754,7 @@ class PackWriter:
         self._thread.join()
         self._existing.close()
         self._discard()
+        self._unlock()
 
     def _discard(self) -> None:
         with contextlib.suppress(OSError):

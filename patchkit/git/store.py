@@ -56,6 +56,10 @@ class Store:
                     cfg.set_value("user", "email", "patchkit@localhost")
             except git.GitError as e:
                 raise StoreError(f"{path}: cannot create git store: {e}") from e
+        else:
+            from patchkit.git.pack import clear_stale_packs
+
+            clear_stale_packs(path / "objects" / "pack")  # what a killed import left
         return cls(path)
 
     # -- running git -------------------------------------------------------
@@ -259,6 +263,11 @@ class Store:
             digest=fields.get("Patchkit-Digest", [""])[0],
             layers=tuple(fields.get("Patchkit-Layer", [])),
             manifest_blob=fields.get("Patchkit-Manifest", [None])[0],
+            platform=fields.get("Patchkit-Platform", [""])[0],
+            created=fields.get("Patchkit-Created", [""])[0],
+            config=fields.get("Patchkit-Config", [""])[0],
+            size=_size(fields.get("Patchkit-Size", [""])[0]),
+            tag_digest=fields.get("Patchkit-Tag-Digest", [None])[0],
         )
 
     def release_commits(self) -> dict[str, str]:
@@ -273,8 +282,12 @@ class Store:
         return {name[len(UPSTREAM_PREFIX) :]: oid for name, oid in refs.items()}
 
     def imported_versions(self) -> set[str]:
+        """Labels of the imported releases (a multi-platform release's other platforms,
+        ``<version>@<platform>``, are not releases of their own: left out)."""
         out = self.git("for-each-ref", "--format=%(refname)", UPSTREAM_PREFIX).stdout.decode()
-        return {line[len(UPSTREAM_PREFIX) :] for line in out.splitlines() if line}
+        return {
+            line[len(UPSTREAM_PREFIX) :] for line in out.splitlines() if line and "@" not in line
+        }
 
     @staticmethod
     def release_message(
@@ -284,6 +297,11 @@ class Store:
         digest: str,
         layers: Iterable[str] = (),
         manifest_blob: str | None = None,
+        platform: str | None = None,
+        created: str | None = None,
+        config: str | None = None,
+        size: int | None = None,
+        tag_digest: str | None = None,
     ) -> str:
         lines = [
             f"patchkit: upstream {version}",
@@ -295,6 +313,14 @@ class Store:
         lines += [f"Patchkit-Layer: {layer}" for layer in layers]
         if manifest_blob:
             lines.append(f"Patchkit-Manifest: {manifest_blob}")
+        # What the image says of itself, for `patchkit report` (one line each: no newlines).
+        for key, value in (("Platform", platform), ("Created", created), ("Config", config)):
+            if value and "\n" not in value:
+                lines.append(f"Patchkit-{key}: {value}")
+        if size is not None:
+            lines.append(f"Patchkit-Size: {size}")
+        if tag_digest:
+            lines.append(f"Patchkit-Tag-Digest: {tag_digest}")
         return "\n".join(lines) + "\n"
 
     def delete_refs(self, prefix: str) -> None:
@@ -431,6 +457,10 @@ class Store:
             for line in proc.stdout.decode().splitlines()
             if line.endswith(" missing")
         }
+
+
+def _size(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
 
 
 # -- writing packs directly ------------------------------------------------------------

@@ -31,6 +31,7 @@ from patchkit.errors import SourceError
 __all__ = [
     "DEFAULT_PLATFORM",
     "INDEX_TYPES",
+    "MANIFEST_ACCEPT",
     "MANIFEST_TYPES",
     "MEDIA_DOCKER_LIST",
     "MEDIA_DOCKER_MANIFEST",
@@ -39,6 +40,7 @@ __all__ = [
     "REFERENCE_TYPE",
     "Platform",
     "choose_manifest",
+    "config_created",
     "descriptor_platform",
     "is_attestation",
     "offered_platforms",
@@ -52,6 +54,10 @@ MEDIA_OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 MEDIA_DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
 INDEX_TYPES = frozenset({MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST})
 MANIFEST_TYPES = frozenset({MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST})
+# `Accept` of every manifest request: each index and manifest type we read (indexes first)
+MANIFEST_ACCEPT = ", ".join(
+    [MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST, MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST]
+)
 
 REFERENCE_TYPE = "vnd.docker.reference.type"  # BuildKit: "attestation-manifest"
 
@@ -132,3 +138,9 @@ def choose_manifest(
 def offered_platforms(descriptors: Sequence[Mapping[str, Any]]) -> list[str]:
     """The platforms an index offers (attestations left out), sorted, for error messages."""
     return sorted({descriptor_platform(d) for d in descriptors if not is_attestation(d)})
+
+
+def config_created(config: object) -> str | None:
+    """The image config's ``created`` date (RFC 3339, as the image says it), if it has one."""
+    created = config.get("created") if isinstance(config, Mapping) else None
+    return created if isinstance(created, str) and created else None

@@ -15,21 +15,25 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
+import os
 import posixpath
 import re
-import tarfile
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, cast
 
 from patchkit.errors import DigestMismatchError, SourceError
-from patchkit.images._manifest import INDEX_TYPES, MANIFEST_TYPES, is_attestation
+from patchkit.images._manifest import INDEX_TYPES, MANIFEST_TYPES, config_created, is_attestation
 from patchkit.images.base import ImagePlan, LayerBlob
+from patchkit.images.decoders import detect
 from patchkit.images.digests import check_digest, verify
-from patchkit.images.layers import BZIP2_MAGIC, GZIP_MAGIC, XZ_MAGIC, ZSTD_MAGIC, TarballLayer
+from patchkit.images.layers import TarballLayer
 from patchkit.images.oci import MAX_JSON_BYTES, MAX_NESTING
 from patchkit.images.source import Source
+from patchkit.images.tar import FileSource, TarError, TarReader
 
 __all__ = ["open_docker_archive", "open_tarball"]
 
@@ -37,33 +41,92 @@ _HEX_NAME = re.compile(r"(?:\A|/)(?:blobs/sha256/)?([0-9a-f]{64})(?:\.json|\.tar
 _MAX_LINKS = 40
 
 
+@dataclass(frozen=True, slots=True)
+class _Member:
+    """One member of the outer tar: where its content is in the file."""
+
+    name: str
+    type: bytes  # normalised type flag (images/tar.py)
+    link: str
+    size: int
+    offset: int
+
+    def isreg(self) -> bool:
+        return self.type in (b"0", b"7")
+
+    def issym(self) -> bool:
+        return self.type == b"2"
+
+    def islnk(self) -> bool:
+        return self.type == b"1"
+
+
+class _Slice(io.RawIOBase):
+    """A member's content: ``size`` bytes of the archive from ``offset``."""
+
+    def __init__(self, path: Path, offset: int, size: int) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()
+        self._f.seek(offset)
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0 or n > self._left:
+            n = self._left
+        data = self._f.read(n)
+        self._left -= len(data)
+        return data
+
+    def readinto(self, b: Any) -> int:
+        data = self.read(len(b))
+        b[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self._f.close()
+        super().close()
+
+
 class _Archive:
-    """Members of an outer tar, looked up by normalised name."""
+    """Members of an outer tar, looked up by normalised name (read with `images/tar.py`)."""
 
     def __init__(self, path: Path, label: str) -> None:
         self.label = label
+        self.path = path
+        self.members: dict[str, _Member] = {}
         try:
-            self.tf = tarfile.open(  # noqa: SIM115 - closed by close()
-                path, mode="r:", encoding="utf-8", errors="surrogateescape"
-            )
+            f = open(path, "rb")  # noqa: SIM115 - closed below
         except FileNotFoundError:
             raise SourceError(f"{label}: no such file") from None
-        except (tarfile.TarError, OSError) as e:
-            raise SourceError(f"{label}: not a tar archive: {e}") from e
-        try:
-            self.members = {self._norm(m.name): m for m in self.tf.getmembers()}
-        except tarfile.TarError as e:
-            self.tf.close()
-            raise SourceError(f"{label}: corrupt tar archive: {e}") from e
+        except OSError as e:
+            raise SourceError(f"{label}: not a tar archive: {e.strerror or e}") from e
+        with f:
+            try:
+                size = os.fstat(f.fileno()).st_size
+                reader = TarReader(FileSource(f, size))
+                while (ent := reader.next()) is not None:
+                    if ent.sparse is not None:
+                        raise TarError("a sparse member", ent.name)
+                    member = _Member(ent.name, ent.type, ent.link, ent.size, f.tell())
+                    self.members[self._norm(ent.name)] = member
+            except TarError as e:
+                where = f" at member {e.entry!r}" if e.entry else ""
+                raise SourceError(f"{label}: not a valid tar archive{where}: {e.why}") from e
+            except OSError as e:
+                raise SourceError(f"{label}: cannot read: {e.strerror or e}") from e
+        if not self.members:
+            raise SourceError(f"{label}: not a tar archive (no member)")
 
     @staticmethod
     def _norm(name: str) -> str:
         return posixpath.normpath("/" + name).lstrip("/")
 
     def close(self) -> None:
-        self.tf.close()
+        pass  # every member is opened on its own
 
-    def member(self, name: str) -> tarfile.TarInfo:
+    def member(self, name: str) -> _Member:
         """The regular member ``name`` leads to, following links inside the archive only."""
         current = name
         for _ in range(_MAX_LINKS):
@@ -74,11 +137,11 @@ class _Archive:
             if m.isreg():
                 return m
             if m.issym():
-                if m.linkname.startswith("/"):
+                if m.link.startswith("/"):
                     raise SourceError(f"{self.label}: member {name!r} links outside the archive")
-                target = posixpath.join(posixpath.dirname(key), m.linkname)
+                target = posixpath.join(posixpath.dirname(key), m.link)
             elif m.islnk():
-                target = m.linkname
+                target = m.link
             else:
                 raise SourceError(f"{self.label}: member {name!r} is not a file")
             if (
@@ -93,9 +156,8 @@ class _Archive:
         m = self.member(name)
         if m.size > limit:
             raise SourceError(f"{self.label}: member {name!r} is too large ({m.size} bytes)")
-        f = self.tf.extractfile(m)
-        assert f is not None
-        return f.read()
+        with self.open(m) as f:
+            return f.read()
 
     def json(self, name: str) -> Any:
         try:
@@ -103,11 +165,12 @@ class _Archive:
         except ValueError as e:
             raise SourceError(f"{self.label}: {name} is not JSON: {e}") from e
 
-    def opener(self, m: tarfile.TarInfo) -> Any:
+    def open(self, m: _Member) -> BinaryIO:
+        return cast(BinaryIO, io.BufferedReader(_Slice(self.path, m.offset, m.size), 1 << 16))
+
+    def opener(self, m: _Member) -> Any:
         def open_member() -> BinaryIO:
-            f = self.tf.extractfile(m)
-            assert f is not None
-            return cast(BinaryIO, f)
+            return self.open(m)
 
         return open_member
 
@@ -217,21 +280,21 @@ def open_docker_archive(
             layers=tuple(layers),
             config_digest=config_digest,
             platform=plat,
+            created=config_created(config),
         )
     finally:
         archive.close()
 
 
-def _legacy_layer_digest(archive: _Archive, m: tarfile.TarInfo, diff_id: str) -> str:
+def _legacy_layer_digest(archive: _Archive, m: _Member, diff_id: str) -> str:
     """`<id>/layer.tar` is normally the plain tar (digest = diff_id); hash it if compressed."""
-    f = archive.tf.extractfile(m)
-    assert f is not None
-    head = f.read(8)
-    if not head.startswith((GZIP_MAGIC, ZSTD_MAGIC, BZIP2_MAGIC, XZ_MAGIC)):
-        return diff_id
-    h = hashlib.sha256(head)
-    while chunk := f.read(1 << 20):
-        h.update(chunk)
+    with archive.open(m) as f:
+        head = f.read(8)
+        if detect(head)[1] is None:  # a plain tar
+            return diff_id
+        h = hashlib.sha256(head)
+        while chunk := f.read(1 << 20):
+            h.update(chunk)
     return f"sha256:{h.hexdigest()}"
 
 

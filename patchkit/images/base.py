@@ -29,3 +29,7 @@ class ImagePlan:
     layers: tuple[LayerBlob, ...]
     config_digest: str | None = None
     platform: str | None = None
+    created: str | None = None  # the image config's creation date (RFC 3339), if it has one
+    # What the tag (or OCI ref name) pointed to: an index for multi-arch images, else ``digest``.
+    # None where the source has no tags (archives, tarballs, directories).
+    tag_digest: str | None = None

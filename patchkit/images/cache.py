@@ -23,7 +23,6 @@ import collections
 import hashlib
 import json
 import re
-import tarfile
 import tempfile
 import warnings
 from collections.abc import Sequence
@@ -33,6 +32,7 @@ from typing import IO, Any
 from patchkit.core.objects import MODE_FILE, MODE_TREE, tree_body
 from patchkit.images.digests import short
 from patchkit.images.sink import CacheStore, ObjectSink, TreeSink
+from patchkit.images.tar import TarEntry
 
 __all__ = [
     "CACHE_SCHEMA",
@@ -47,6 +47,10 @@ __all__ = [
 ]
 
 CACHE_SCHEMA = 1
+# The tar reader whose rows a cache entry holds: 1 was `tarfile` (before issue 23), which
+# read some layers otherwise (repeated headers, sparse files); an entry of another reader
+# is read again from its blob, silently, and replaced.
+READER = 2
 LAYER_PREFIX = "refs/patchkit/layers/"
 
 # One letter a tar entry type; "?" (unsupported) is never cached: it fails the import.
@@ -132,34 +136,21 @@ class Entry:
         )
 
 
-def _xattrs(member: tarfile.TarInfo) -> dict[str, bytes] | None:
-    prefix = "SCHILY.xattr."
-    found = {
-        k[len(prefix) :]: v.encode("utf-8", "surrogateescape")
-        for k, v in member.pax_headers.items()
-        if k.startswith(prefix)
-    }
-    return found or None
+_TYPES_OF = {
+    b"0": FILE,
+    b"S": FILE,  # an old GNU sparse file, rebuilt by the reader
+    b"5": DIR,
+    b"2": SYMLINK,
+    b"1": HARDLINK,
+    b"3": CHAR,
+    b"4": BLOCK,
+    b"6": FIFO,
+}
 
 
-def entry_from_tar(member: tarfile.TarInfo) -> Entry:
+def entry_from_tar(member: TarEntry) -> Entry:
     """The Entry of a tar header (content not read yet: ``blob`` is None)."""
-    if member.isreg():
-        type_ = FILE
-    elif member.isdir():
-        type_ = DIR
-    elif member.issym():
-        type_ = SYMLINK
-    elif member.islnk():
-        type_ = HARDLINK
-    elif member.ischr():
-        type_ = CHAR
-    elif member.isblk():
-        type_ = BLOCK
-    elif member.isfifo():
-        type_ = FIFO
-    else:
-        type_ = OTHER
+    type_ = _TYPES_OF.get(member.type, OTHER)
     dev = type_ in (CHAR, BLOCK)
     return Entry(
         name=member.name,
@@ -168,10 +159,10 @@ def entry_from_tar(member: tarfile.TarInfo) -> Entry:
         uid=member.uid,
         gid=member.gid,
         size=member.size if type_ == FILE else 0,
-        link=member.linkname if type_ in (SYMLINK, HARDLINK) else "",
-        major=member.devmajor if dev else 0,
-        minor=member.devminor if dev else 0,
-        xattrs=_xattrs(member),
+        link=member.link if type_ in (SYMLINK, HARDLINK) else "",
+        major=member.major if dev else 0,
+        minor=member.minor if dev else 0,
+        xattrs=member.xattrs,
         raw_type=member.type,
     )
 
@@ -227,6 +218,7 @@ class LayerRecord:
         complete = selection.fingerprint is None
         head = {
             "schema": CACHE_SCHEMA,
+            "reader": READER,
             "diff_id": diff_id,
             "complete": complete,
             "chain": None if complete else chain,
@@ -354,6 +346,9 @@ class LayerCache:
             if not isinstance(rows, list):
                 raise ValueError("malformed entries")
             complete = doc.get("complete") is True
+            if doc.get("reader", 1) != READER:
+                self.misses += 1
+                return None  # made by another tar reader: read the layer again
             if not complete and (
                 doc.get("chain") != chain or doc.get("selection") != selection.fingerprint
             ):

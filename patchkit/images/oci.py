@@ -8,6 +8,7 @@ are only ever built from validated `sha256:<64 hex>` digests.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -20,13 +21,14 @@ from patchkit.images._manifest import (
     MANIFEST_TYPES,
     Platform,
     choose_manifest,
+    config_created,
     offered_platforms,
 )
 from patchkit.images.base import ImagePlan, LayerBlob
 from patchkit.images.digests import blob_path, check_digest, short, verify
 from patchkit.images.source import Source
 
-__all__ = ["choose_platform", "open_oci"]
+__all__ = ["choose_platform", "layout_tags", "open_oci"]
 
 MAX_JSON_BYTES = 16 << 20  # manifests, indexes and configs are small; refuse anything huge
 MAX_NESTING = 8
@@ -133,6 +135,25 @@ def _select_top(
     return hits[0]
 
 
+def layout_tags(path: str, platform: str | None = None) -> dict[str, str]:
+    """An OCI layout's tags: each ``org.opencontainers.image.ref.name`` of index.json and the
+    digest it names (one name on several platform manifests: the ``platform``'s, as imports
+    choose it), in index.json's order."""
+    layout = Layout(Path(path), f"oci:{path}")
+    descs = _descriptors(layout.index(), f"{layout.label}: index.json")
+    names = dict.fromkeys(
+        name
+        for d in descs
+        if isinstance(name := (d.get("annotations") or {}).get(REF_NAME), str) and name
+    )
+    out: dict[str, str] = {}
+    for name in names:
+        desc = _select_top(layout, {"manifests": descs}, name, platform)
+        assert desc is not None  # a name given always selects an entry or raises
+        out[name] = check_digest(desc.get("digest"), what=f"{layout.label}: {name}")
+    return out
+
+
 def resolve_manifest(
     layout: Layout, desc: Mapping[str, Any] | None, platform: str | None
 ) -> tuple[Mapping[str, Any], dict[str, Any]]:
@@ -212,6 +233,7 @@ def plan_from_manifest(
         layers=tuple(blobs),
         config_digest=str(config_desc.get("digest")),
         platform=plat,
+        created=config_created(config),
     )
 
 
@@ -227,7 +249,7 @@ def open_oci(source: Source, *, platform: str | None = None, strip: int = 0) -> 
     top = _select_top(layout, layout.index(), source.ref, platform)
     desc, manifest = resolve_manifest(layout, top, platform)
     digest = check_digest(desc.get("digest"), what=f"{label}: manifest")
-    yield plan_from_manifest(
+    plan = plan_from_manifest(
         label=label,
         source=label,
         digest=digest,
@@ -235,3 +257,6 @@ def open_oci(source: Source, *, platform: str | None = None, strip: int = 0) -> 
         read_config=lambda d: layout.blob_json(d, "config"),
         layer_opener=layout.opener,
     )
+    # what the ref name points to (an index for a multi-arch image), as `watch` reads it
+    tag_digest = str(top.get("digest")) if top is not None and source.ref else None
+    yield dataclasses.replace(plan, tag_digest=tag_digest)

@@ -20,20 +20,28 @@ import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from patchkit.core.model import SCHEMA, CheckResult, PatchStatus
 from patchkit.core.patchfile import Patch
 from patchkit.core.versions import ReleaseStatus
-from patchkit.errors import BuildNotReadyError, ConfigError
+from patchkit.errors import BuildNotReadyError, ConfigError, NotImportedError
 from patchkit.git.objects import MODE_EXEC, MODE_LINK, BlobReader
 from patchkit.git.store import Store
 from patchkit.images.source import SourceKind, parse_source
 from patchkit.images.tree import Manifest, load_manifest
 from patchkit.kinds import Change
 from patchkit.ops.check import apply_series
+from patchkit.ops.labels import (
+    image_labels,
+    label_lines,
+    normalize_created,
+    project_provenance,
+    series_fingerprint_of,
+)
+from patchkit.ops.platforms import platform_trees
 from patchkit.profiles import profile_for
 from patchkit.profiles.base import Profile, RunDir
 
@@ -135,9 +143,14 @@ class BuildContext:
     start_script: bool
     warnings: tuple[str, ...] = ()
     left_out: tuple[str, ...] = ()  # on a model release: changes whose targets it lacks
+    labels: Mapping[str, str] = field(default_factory=dict)  # the image's (ops/labels.py)
+    platform: str | None = None  # one platform's context of a multi-platform release
+    # A multi-platform release: one context a platform, each in a directory of ``out``
+    # (``linux-amd64/``); this record is then the first platform's.
+    contexts: tuple[BuildContext, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d: dict[str, Any] = {
             "schema": SCHEMA,
             "command": "build",
             "version": self.version,
@@ -153,7 +166,16 @@ class BuildContext:
             "start_script": self.start_script,
             "warnings": list(self.warnings),
             "left_out": list(self.left_out),
+            "labels": dict(self.labels),
         }
+        if self.platform is not None:
+            d["platform"] = self.platform
+        if self.contexts:
+            d["platforms"] = [
+                {k: v for k, v in c.to_dict().items() if k not in ("schema", "command")}
+                for c in self.contexts
+            ]
+        return d
 
 
 def _owner(manifest: Manifest, path: str, *, added: bool) -> tuple[int, int, int | None]:
@@ -207,6 +229,17 @@ def _base_image(source: str, digest: str, version: str) -> tuple[str, list[str]]
     return f"patchkit/{version}:{version}", warnings
 
 
+def _base_name(source: str, version: str) -> str:
+    """The ``base.name`` label: the upstream image and tag FROM names (a local source: the
+    name its FROM uses, `_base_image`)."""
+    src = parse_source(source)
+    if src.kind is SourceKind.DOCKER:
+        return f"{src.registry}/{src.name}:{src.tag or version}"
+    if src.kind is SourceKind.DOCKER_DAEMON:
+        return f"{src.name}:{src.tag or version}"
+    return f"patchkit/{version}:{version}"
+
+
 def _dockerfile(
     base: str,
     digest: str,
@@ -215,12 +248,15 @@ def _dockerfile(
     run_dirs: Sequence[RunDir],
     start_script: str | None,
     version: str,
+    labels: Mapping[str, str],
 ) -> str:
     lines = [
         "# syntax=docker/dockerfile:1",
         f"# Built by `patchkit build {version}`: the release plus exactly the files the series",
         "# changes or adds (overlay/), with their modes and owners from the import manifest.",
         f"FROM {base}",
+        "",
+        *label_lines(labels),
         "",
     ]
     for (uid, gid), paths in sorted(
@@ -245,20 +281,115 @@ def build_context(
     out: str | os.PathLike[str],
     *,
     profile: Profile | None = None,
+    created: str | None = None,
+    source: str | None = None,
+    revision: str | None = None,
 ) -> BuildContext:
     """Write the Docker build context for ``version`` into ``out`` (replaced if it is one).
 
     Raises BuildNotReadyError (exit 1) when a change conflicts, misses its target or needs
     fuzz on this release: a context is only written for a series that applies cleanly.
     ``profile``: default, the one the project chose (:func:`patchkit.profiles.profile_for`).
+    ``created`` (RFC 3339) adds the ``created`` label: without it the same project and
+    store give the same bytes. ``source``/``revision`` replace what the project's git
+    checkout says (ops/labels.py). A multi-platform release gets one context a platform,
+    in ``out/<os>-<arch>[-<variant>]/``, and ``out/patchkit-build.json`` lists them.
     """
     vf = workspace.versions
     profile = profile or profile_for(vf)
-    tree = workspace.release_tree(version)
+    rel = vf.release(version)
+    workspace.release_tree(version)  # UnknownVersionError / NotImportedError, one line each
+    dest = Path(out).absolute()
+    _refuse_foreign(dest)
+    if rel.platforms:
+        platform_trees(workspace.store, rel)  # every platform imported, or one line naming them
+    provenance = project_provenance(workspace.root, source=source, revision=revision)
+    common = {
+        "fingerprint": series_fingerprint_of(workspace),
+        "provenance": provenance,
+        "created": normalize_created(created) if created else None,
+    }
+    # Written beside ``dest`` and swapped in at the end: a build that stops half-way (a
+    # series that does not apply) leaves an earlier context as it was.
+    work = dest.parent / f".{dest.name}.patchkit-{os.getpid()}"
+    shutil.rmtree(work, ignore_errors=True)
+    try:
+        if not rel.platforms:
+            ctx = _write_context(workspace, version, version, work, dest, profile, common)
+            warnings = (*provenance.warnings, *ctx.warnings)
+            ctx = replace(ctx, warnings=warnings, platform=rel.platform)
+        else:
+            contexts = tuple(
+                replace(
+                    _write_context(
+                        workspace,
+                        version,
+                        label,
+                        work / _dir(platform),
+                        dest / _dir(platform),
+                        profile,
+                        common,
+                    ),
+                    platform=platform,
+                )
+                for platform, label in rel.platform_labels()
+            )
+            for c in contexts:
+                _write_json(work / _dir(c.platform or ""), c)
+            ctx = replace(
+                contexts[0],
+                out=str(dest),
+                warnings=(*provenance.warnings, *(w for c in contexts for w in c.warnings)),
+                contexts=contexts,
+            )
+        _write_json(work, ctx)
+        _refuse_foreign(dest)
+        if dest.exists():
+            shutil.rmtree(dest)
+        work.rename(dest)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return ctx
+
+
+def _dir(platform: str) -> str:
+    return platform.replace("/", "-")
+
+
+def _refuse_foreign(dest: Path) -> None:
+    """``dest`` may be replaced only when it is missing, empty or an earlier context."""
+    if dest.is_dir() and not (dest / "patchkit-build.json").is_file() and any(dest.iterdir()):
+        raise ConfigError(
+            f"{dest}: exists and is not a patchkit build context; choose an empty --out"
+        )
+    if dest.exists() and not dest.is_dir():
+        raise ConfigError(f"{dest}: exists and is not a directory; choose an empty --out")
+
+
+def _write_json(dest: Path, ctx: BuildContext) -> None:
+    (dest / "patchkit-build.json").write_text(
+        json.dumps(ctx.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    )
+
+
+def _write_context(
+    workspace: Workspace,
+    version: str,
+    label: str,
+    dest: Path,
+    final: Path,
+    profile: Profile,
+    common: Mapping[str, Any],
+) -> BuildContext:
+    """One context, written to ``dest`` (named ``final`` in its record): the release's store
+    ``label`` (a platform label for a second platform)."""
+    vf = workspace.versions
     changes = workspace.changes()
     store = workspace.store
-    info = store.release(version)
-    assert info is not None  # release_tree checked
+    info = store.release(label)
+    if info is None:
+        raise NotImportedError(f"{label} is not imported yet; run: patchkit import {version}")
+    tree = info.tree
     with store.blob_reader() as reader:
         pt = patched_tree(reader, version=version, tree=tree, patches=changes, store=store)
         manifest = (
@@ -279,26 +410,30 @@ def build_context(
     if bad:
         names = ", ".join(f"{p.name} ({p.status.value})" for p in bad)
         raise BuildNotReadyError(
-            f"{version}: the series does not apply cleanly: {names}; run: patchkit check {version}"
+            f"{label}: the series does not apply cleanly: {names}; run: patchkit check {version}"
         )
-    base, warnings = _base_image(vf.source_for(version), rel.digest or info.digest, version)
+    # A second platform's digest is its own manifest's (the store's); the TOML's is the first's.
+    digest = (rel.digest if label == version else None) or info.digest
+    source = vf.source_for(version)
+    base, warnings = _base_image(source, digest, version)
     if left_out:
         warnings = [
             *warnings,
             f"{version} is a model release: left out, their targets are not in it: "
             + ", ".join(left_out),
         ]
+    first = store.release(version)
+    labels = image_labels(
+        base_name=_base_name(source, version),
+        # the tag's digest (the index of a multi-arch tag) where the import saw one
+        base_digest=(first.tag_digest if first is not None else None) or digest,
+        version=version,
+        fingerprint=common["fingerprint"],
+        provenance=common["provenance"],
+        created=common["created"],
+    )
 
-    dest = Path(out)
-    if dest.exists():
-        ours = (dest / "Dockerfile").is_file() and (dest / "patchkit-build.json").is_file()
-        if not ours and any(dest.iterdir()):
-            raise ConfigError(
-                f"{dest}: exists and is not a patchkit build context; choose an empty --out"
-            )
-        shutil.rmtree(dest)
     (dest / "overlay").mkdir(parents=True)
-
     groups: dict[tuple[Id, Id], list[str]] = {}
     files: list[dict[str, Any]] = []
     for path in pt.changed_paths:
@@ -335,25 +470,22 @@ def build_context(
     script = profile.start_script
     start = script if script and pt.changes.get(script) is not None else None
     (dest / "Dockerfile").write_text(
-        _dockerfile(base, info.digest, groups, pt.deleted_paths, run_dirs, start, version),
+        _dockerfile(base, info.digest, groups, pt.deleted_paths, run_dirs, start, version, labels),
         encoding="utf-8",
     )
-    ctx = BuildContext(
+    return BuildContext(
         version=version,
-        out=str(dest),
+        out=str(final),
         base_image=base,
-        digest=rel.digest or info.digest,
+        digest=digest,
         files=tuple(files),
         deleted=pt.deleted_paths,
         run_dirs=run_dirs,
         start_script=start is not None,
         warnings=tuple(warnings),
         left_out=left_out,
+        labels=labels,
     )
-    (dest / "patchkit-build.json").write_text(
-        json.dumps(ctx.to_dict(), indent=2, sort_keys=True) + "\n", encoding="utf-8"
-    )
-    return ctx
 
 
 def _needed_run_dirs(pt: PatchedTree, run_dirs: Sequence[RunDir]) -> tuple[RunDir, ...]:

@@ -13,8 +13,10 @@ and the store is as it was.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Collection, Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 from patchkit.compress import ZLIB_NAME
 from patchkit.core.globs import Selector
@@ -24,13 +26,14 @@ from patchkit.errors import DigestMismatchError, StoreError
 from patchkit.git.pack import FastImport
 from patchkit.git.store import MANIFEST_PREFIX, Store
 from patchkit.images import open_image
+from patchkit.images.base import ImagePlan
 from patchkit.images.cache import LayerCache
 from patchkit.images.directory import scan_directory
 from patchkit.images.layers import DEFAULT_LIMITS, Limits, ProgressEvent, flatten
 from patchkit.images.source import Source, SourceKind
 from patchkit.images.tree import WrittenTree
 
-__all__ = ["ZLIB_NAME", "ProgressEvent", "import_release", "manifest_ref"]
+__all__ = ["ZLIB_NAME", "ProgressEvent", "import_platforms", "import_release", "manifest_ref"]
 
 
 def manifest_ref(version: str) -> str:
@@ -81,6 +84,19 @@ def _check_digest(
     return existing
 
 
+def _check_tag_digest(
+    version: str, source: Source, current: str | None, expected: str | None, replace: bool
+) -> None:
+    """A tag recorded (by `watch` or an import) pointing elsewhere now: a re-push, never taken
+    silently."""
+    if replace or expected is None or current is None or current == expected:
+        return
+    raise DigestMismatchError(
+        f"version {version}: the tag was re-pushed: recorded tag-digest {expected} but {source}"
+        f" now points to {current} (if upstream really replaced it, import again with --replace)"
+    )
+
+
 def _commit(
     fi: FastImport,
     version: str,
@@ -89,6 +105,7 @@ def _commit(
     source: str,
     digest: str,
     layers: Sequence[str],
+    plan: ImagePlan | None = None,
 ) -> None:
     manifest_blob = None
     if flat.extras:
@@ -98,13 +115,30 @@ def _commit(
             {"manifest.json": TreeEntry(mode=MODE_FILE, blob=manifest_blob)},
             f"patchkit: manifest of upstream {version}\n",
         )
+    sizes = [layer.size for layer in plan.layers] if plan is not None else []
     message = Store.release_message(
-        version, source=source, digest=digest, layers=layers, manifest_blob=manifest_blob
+        version,
+        source=source,
+        digest=digest,
+        layers=layers,
+        manifest_blob=manifest_blob,
+        platform=plan.platform if plan is not None else None,
+        created=plan.created if plan is not None else None,
+        config=plan.config_digest if plan is not None else None,
+        size=sum(s for s in sizes if s is not None) if sizes and None not in sizes else None,
+        tag_digest=plan.tag_digest if plan is not None else None,
     )
     fi.commit_tree(Store.release_ref(version), flat.tree, message)
 
 
-def _result(store: Store, version: str, *, flat: WrittenTree | None, reused: bool) -> ImportResult:
+def _result(
+    store: Store,
+    version: str,
+    *,
+    flat: WrittenTree | None,
+    reused: bool,
+    tag_digest: str | None = None,
+) -> ImportResult:
     info = store.release(version)
     if info is None:
         raise StoreError(f"import of {version} finished but its ref is missing")
@@ -119,6 +153,7 @@ def _result(store: Store, version: str, *, flat: WrittenTree | None, reused: boo
         reused=reused,
         extras=len(flat.extras) if flat is not None else 0,
         zlib=ZLIB_NAME,
+        tag_digest=tag_digest,
     )
 
 
@@ -138,6 +173,7 @@ def import_release(
     limits: Limits = DEFAULT_LIMITS,
     layer_cache: bool = True,
     replace: bool = False,
+    expected_tag_digest: str | None = None,
 ) -> ImportResult:
     """Import ``source`` as release ``version`` at `Store.release_ref(version)`.
 
@@ -147,6 +183,9 @@ def import_release(
     (`refs/patchkit/layers/`, keyed by diff_id) are replayed instead of read, and
     the layers read are added to it. ``replace`` imports over a release already in
     the store with another digest (a rebuilt model, a re-pushed tag) instead of refusing.
+    ``expected_tag_digest`` is what the project recorded the tag pointing to (`tag-digest`):
+    a tag that points elsewhere now is refused too, unless ``replace``. The result's
+    ``tag_digest`` is what the tag points to now; the store records it with the tree.
     """
     if source.kind is SourceKind.DIR:
         scan = scan_directory(Path(source.path), str(source))
@@ -159,8 +198,9 @@ def import_release(
         return _result(store, version, flat=flat, reused=False)
 
     with open_image(source, platform=platform, strip=strip, mirror=mirror) as plan:
+        _check_tag_digest(version, source, plan.tag_digest, expected_tag_digest, replace)
         if _check_digest(store, version, plan.source, plan.digest, expected_digest, replace):
-            return _result(store, version, flat=None, reused=True)
+            return _result(store, version, flat=None, reused=True, tag_digest=plan.tag_digest)
         cache = LayerCache(_CacheStore(store)) if layer_cache else None
         with store.fast_import(pack=True) as fi:
             flat = flatten(
@@ -180,5 +220,37 @@ def import_release(
                 source=plan.source,
                 digest=plan.digest,
                 layers=[layer.digest for layer in plan.layers],
+                plan=plan,
             )
-    return _result(store, version, flat=flat, reused=False)
+    return _result(store, version, flat=flat, reused=False, tag_digest=plan.tag_digest)
+
+
+def import_platforms(
+    store: Store,
+    source: Source,
+    platforms: Sequence[tuple[str, str]],
+    **options: Any,
+) -> ImportResult:
+    """Import each platform of a multi-platform release: ``platforms`` is (platform, store
+    label) pairs, the release's own label first (:meth:`Release.platform_labels`).
+
+    The first import resolves the tag; the others read the index it resolved to (a
+    ``docker://`` source is pinned to that digest), so a tag re-pushed half-way cannot mix
+    two indexes. ``options`` are :func:`import_release`'s; ``expected_digest`` applies to the
+    first platform only (the TOML's `digest`); the others are held to what the store has.
+    Returns the first platform's result with the others in ``platforms``.
+    """
+    (first_platform, first_label), *others = platforms
+    first = import_release(store, first_label, source, platform=first_platform, **options)
+    info = store.release(first_label)
+    tag = info.tag_digest if info is not None else None
+    if tag and source.kind is SourceKind.DOCKER:
+        source = dataclasses.replace(source, digest=tag)
+    options = {**options, "expected_digest": None}
+    rest = tuple(
+        dataclasses.replace(
+            import_release(store, label, source, platform=platform, **options), platform=platform
+        )
+        for platform, label in others
+    )
+    return dataclasses.replace(first, platform=first_platform, platforms=rest)

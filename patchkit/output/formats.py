@@ -11,10 +11,20 @@ import json
 from collections.abc import Mapping
 from typing import Any, Protocol
 
-from patchkit.core.model import NOT_TRIED, REBASE_ONLY, RISK_FLAGS, Drift, Matrix, PatchStatus
+from patchkit.core.forecast import ForecastPatch
+from patchkit.core.model import (
+    FAILED,
+    NOT_TRIED,
+    REBASE_ONLY,
+    RISK_FLAGS,
+    Drift,
+    Matrix,
+    PatchStatus,
+)
 
 __all__ = [
     "STYLE",
+    "forecast_detail",
     "hunk_detail",
     "matrix_junit",
     "matrix_markdown",
@@ -93,6 +103,39 @@ def hunk_detail(p: Any) -> str:
     if p.message:
         bits.append(p.message)
     return "; ".join(bits)
+
+
+def forecast_detail(p: ForecastPatch) -> list[str]:
+    """What a person should know of one change's forecast, one line each (every view's words)."""
+    lines: list[str] = []
+    failed_edits = [e for e in p.edits if e.status in FAILED]
+    # A stop's message is what the lines below say; a refusal's is not.
+    if p.message and (p.refused or not (p.conflicts or failed_edits)):
+        lines.append(p.message)
+    for c in p.conflicts:
+        if c.hunks:
+            at = ", ".join(str(h.line) for h in c.hunks) + (f" and {c.more} more" if c.more else "")
+            lines.append(f"conflict in {c.file} at line {at}")
+        else:
+            lines.append(f"conflict in {c.file}" + (f": {c.reason}" if c.reason else ""))
+    for e in failed_edits:
+        on = f" on {e.file}" if e.file else ""
+        what = f"edit {e.index} ({e.op}){on}: {e.reason or e.status.value}"
+        if e.expected:
+            what += f", {e.matches} match(es) where {e.expected} expected"
+        if e.nearest is not None:
+            what += f"; nearest line {e.nearest.line}: {e.nearest.text.strip()}"
+        lines.append(what)
+    # An overlay's upstream-changed flags are among its risks once re-evaluated.
+    lines += [f"risk: {r}" for r in p.risks]
+    if p.changes:
+        lines.append(f"range-diff: {len(p.changes)} +/- line(s) differ from the change on the base")
+    if p.after_left_out:
+        lines.append(
+            f"replayed without {', '.join(p.after_left_out)} (left out, and touching the same "
+            "files): this may change once that is fixed"
+        )
+    return lines
 
 
 def drift_line(d: Drift) -> str:

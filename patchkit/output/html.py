@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from patchkit.core.model import REBASE_ONLY, RISK_FLAGS, Drift, Matrix, PatchResult, PatchStatus
 from patchkit.output.formats import STYLE
 
-__all__ = ["COLOURS", "matrix_html"]
+__all__ = ["COLOURS", "escape", "matrix_html", "page"]
 
 # Cell background per status (#rrggbb); tests look for these in a screenshot.
 COLOURS: dict[PatchStatus, str] = {
@@ -57,8 +57,12 @@ td.sum { text-align: center; font-weight: 600; }
 """
 
 
-def _e(text: str) -> str:
+def escape(text: str) -> str:
+    """Text as HTML (quotes too: safe in attributes)."""
     return html.escape(text, quote=True)
+
+
+_e = escape
 
 
 def _cell_id(row: int, col: int) -> str:
@@ -160,16 +164,24 @@ def matrix_html(matrix: Matrix, *, title: str = "patchkit compatibility matrix")
     )
     legend += "<span>! 3-way merge disagrees with fuzz/offset</span>"
     summary = ", ".join(f"{n} {k}" for k, n in matrix.summary.items() if n) or "no cells"
+    body = (
+        f'<table class="grid"><thead><tr><th></th>{head}</tr></thead><tbody>\n'
+        + "\n".join(rows)
+        + "\n</tbody></table>\n"
+        f'<div class="legend">{legend}</div>\n'
+        f"<p>{_e(summary)}</p>\n" + "\n".join(panels)
+    )
+    return page(title, body)
+
+
+def page(title: str, body: str, *, css: str = "") -> str:
+    """One self-contained HTML document: the matrix's style (``css`` added), ``title`` as its
+    heading, ``body`` (HTML) below it. Nothing is loaded from elsewhere."""
     return (
         "<!DOCTYPE html>\n"
         '<html lang="en"><head><meta charset="utf-8">'
         f"<title>{_e(title)}</title>"
         '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<style>{_css()}</style></head><body>\n"
-        f"<h1>{_e(title)}</h1>\n"
-        f'<table class="grid"><thead><tr><th></th>{head}</tr></thead><tbody>\n'
-        + "\n".join(rows)
-        + "\n</tbody></table>\n"
-        f'<div class="legend">{legend}</div>\n'
-        f"<p>{_e(summary)}</p>\n" + "\n".join(panels) + "\n</body></html>\n"
+        f"<style>{_css()}{css}</style></head><body>\n"
+        f"<h1>{_e(title)}</h1>\n" + body + "\n</body></html>\n"
     )

@@ -12,6 +12,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from patchkit.core.forecast import ForecastResult
 from patchkit.core.model import (
     LARGE_OFFSET,
     REBASE_ONLY,
@@ -25,6 +26,7 @@ from patchkit.core.model import (
 )
 from patchkit.output.formats import (
     STYLE,
+    forecast_detail,
     hunk_detail,
     matrix_junit,
     matrix_markdown,
@@ -34,6 +36,7 @@ from patchkit.output.formats import (
 __all__ = [
     "STYLE",
     "check_table",
+    "forecast_table",
     "import_summary",
     "matrix_junit",
     "matrix_markdown",
@@ -73,7 +76,20 @@ def check_table(result: CheckResult) -> RenderableType:
     table.add_column("details")
     for n, p in enumerate(result.patches, 1):
         table.add_row(str(n), p.name, status_text(p.status), "\n".join(p.files), hunk_detail(p))
-    return Group(table, _summary_line(result.summary))
+    if not result.platforms:
+        return Group(table, _summary_line(result.summary))
+    # A multi-platform release: the table is its first platform's; then each other one.
+    parts: list[RenderableType] = [table, _summary_line(result.summary)]
+    first = result.platforms[0].platform
+    parts.append(Text(f"(platform {first}; the others follow)"))
+    for pc in result.platforms[1:]:
+        if pc.check is None:
+            parts.append(
+                Text(f"platform {pc.platform}: same tree as {pc.same_as}: not checked again")
+            )
+        else:
+            parts.append(check_table(pc.check))
+    return Group(*parts)
 
 
 def _summary_line(summary: dict[str, int]) -> Text:
@@ -170,6 +186,34 @@ def rebase_table(result: RebaseResult) -> RenderableType:
         parts.append(Text(f"base is now {result.onto}", style="green"))
     for hint in result.hints:
         parts.append(Text(hint, style="yellow"))
+    return Group(*parts)
+
+
+def forecast_table(result: ForecastResult) -> RenderableType:
+    verdict = (
+        "a rebase would go through on its own"
+        if result.clean
+        else "a rebase would need a person"
+        if result.starts
+        else "a rebase would refuse to start: the series does not apply to its base"
+    )
+    table = Table(title=f"Forecast of a rebase {result.base} → {result.onto}", title_justify="left")
+    for col in ("patch", "status", "files", "details"):
+        table.add_column(col)
+    for p in result.patches:
+        detail = Text()
+        for line in forecast_detail(p):
+            risky = line.startswith(("risk: ", "upstream-changed"))
+            detail.append(
+                ("\n" if detail.plain else "") + line, style="bold yellow" if risky else ""
+            )
+        status = status_text(p.status)
+        if p.left_out:
+            status.append(" (left out)", style="dim")
+        table.add_row(p.name, status, "\n".join(p.files), detail)
+    parts: list[RenderableType] = [table, _summary_line(result.summary)]
+    parts.append(Text(verdict, style="green" if result.clean else "bold red"))
+    parts += [Text(note, style="yellow") for note in result.notes]
     return Group(*parts)
 
 

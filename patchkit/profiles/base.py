@@ -20,6 +20,8 @@ __all__ = ["AuditRule", "Profile", "RunDir"]
 class AuditRule:
     """Where one component's configs are and which parser reads them.
 
+    A parser reports the listeners and the connections (the places a config tells the
+    component to connect) it finds; which files are read is the rule's.
     ``defaults`` overrides the parser's own defaults (the upstream software's built-in
     values, e.g. redis's port 6379) where this image differs, or names its directories.
     """
@@ -50,6 +52,9 @@ class Profile:
     # allowed for the public ports only. None: the image has no such placeholder.
     placeholder: str | None = None
     public_ports: frozenset[int] = frozenset()
+    # A word the image's start-up replaces with the container's own (fully-qualified)
+    # hostname: a connection to it stays inside the container's addresses. None: no such word.
+    hostname_placeholder: str | None = None
     # Where in a tree the configs of ``rules`` (and what they include) live: the audit
     # reads only these directories of a release.
     audit_roots: tuple[str, ...] = ()

@@ -277,3 +277,91 @@ def test_cli_audit_reads_the_series_applied_in_memory(
         ("/var/run/redis/redis.sock", "ok")
     ]
     assert (project / "etc").exists() is False  # nothing checked out
+
+
+# -- connections: the JSON contract, the text, --strict ------------------------------------
+
+SITE = (
+    "http {\n server {\n  listen 192.0.2.1:80;\n"
+    "  location /a { proxy_pass http://backend.example:8080/; }\n"
+    "  location /b { proxy_pass http://unix:/run/b.sock:/; }\n }\n}\n"
+)
+
+
+def test_the_json_has_connections_beside_listeners_in_schema_1() -> None:
+    doc = audit_view(MemoryView({"etc/nginx/nginx.conf": SITE}), profile=POSTE).to_dict()
+    assert doc["schema"] == 1 and doc["failed"] is False
+    assert list(doc) == [
+        "schema",
+        "command",
+        "version",
+        "patched",
+        "strict",
+        "failed",
+        "listeners",
+        "connections",
+        "problems",
+        "summary",
+    ]
+    assert doc["connections"][0] == {
+        "component": "nginx",
+        "file": "etc/nginx/nginx.conf",
+        "line": 4,
+        "kind": "tcp",
+        "host": "backend.example",
+        "port": 8080,
+        "socket": None,
+        "directive": "proxy_pass http://backend.example:8080/",
+        "origin": "config",
+        "verdict": "unverified",
+        "reason": "host name 'backend.example' resolved at run time (neither loopback nor "
+        "this container's): not judged; location /a",
+    }
+    assert doc["connections"][1]["socket"] == "/run/b.sock"
+    # the listener counts keep their keys and meaning; connections are counted beside them
+    assert doc["summary"] == {
+        "ok": 1,
+        "forbidden": 0,
+        "unverified": 0,
+        "problems": 0,
+        "listeners": 1,
+        "connections": 2,
+        "connections_ok": 1,
+        "connections_forbidden": 0,
+        "connections_unverified": 1,
+        "connections_problem": 0,
+    }
+
+
+def test_cli_audit_lists_connections_and_strict_fails_on_unverified_ones(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    loopback = SITE.replace("backend.example", "127.0.0.1")
+    project = make_project(
+        tmp_path,
+        {"1": {"etc/nginx/nginx.conf": SITE}, "2": {"etc/nginx/nginx.conf": loopback}},
+        {},
+        base="1",
+    )
+    for version in ("1", "2"):
+        assert main(["--project", str(project), "-q", "import", version]) == 0
+    capsys.readouterr()
+    assert main(["--project", str(project), "audit", "1"]) == 0
+    out = capsys.readouterr().out  # the text on stdout (on stderr beside --json)
+    assert "connections (where the configs tell components to connect):" in out
+    assert (
+        "unverified nginx    tcp      backend.example:8080                     "
+        "/etc/nginx/nginx.conf:4  proxy_pass http://backend.example:8080/  [host name" in out
+    )
+    assert out.rstrip().endswith(
+        "audit 1 (patched): passed: 1 listener(s), 0 forbidden, 0 unverified, 0 unparsable; "
+        "2 connection(s), 0 forbidden, 0 problem(s), 1 unverified"
+    )
+    assert main(["--project", str(project), "audit", "1", "--strict", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["strict"] is True and doc["failed"] is True
+    # a loopback connection fails without --strict
+    assert main(["--project", str(project), "audit", "2", "--json"]) == 1
+    doc = json.loads(capsys.readouterr().out)
+    assert [c["verdict"] for c in doc["connections"]] == ["forbidden", "ok"]
+    assert doc["summary"]["forbidden"] == 0 and doc["summary"]["connections_forbidden"] == 1

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 
 from patchkit import Project
-from patchkit.audit import MemoryView, Verdict, audit_release, audit_view, unverified_files
+from patchkit.audit import (
+    AuditResult,
+    MemoryView,
+    Verdict,
+    audit_release,
+    audit_view,
+    unverified_files,
+)
 from patchkit.cli import main
 from patchkit.core.model import CheckResult
 from patchkit.kinds.overlay import OverlayFile, load_overlay
@@ -61,6 +68,33 @@ def test_rules_come_from_the_profile_with_their_defaults() -> None:
     assert {x.port for x in audit_view(MemoryView(files), profile=DEMO, rules=own).listeners} == {
         6379
     }
+
+
+def test_connections_are_profile_driven() -> None:
+    files = {
+        "srv/bin/probe.sh": "curl -fs http://@HOST@/health\ncurl http://__HOSTNAME__/\nrspamc stat\n",
+        "healthcheck/nginx.sh": "curl http://127.0.0.1/\n",
+    }
+
+    def found(result: object) -> list[tuple[str, int, str]]:
+        assert isinstance(result, AuditResult)
+        return [(c.file, c.line, c.verdict.value) for c in result.connections]
+
+    # demo reads its probes (curl and redis-cli only: no rspamc) and knows its @HOST@
+    assert found(audit_view(MemoryView(files), profile=DEMO)) == [
+        ("srv/bin/probe.sh", 1, "ok"),
+        ("srv/bin/probe.sh", 2, "unverified"),  # __HOSTNAME__ is only a name for demo
+    ]
+    # poste.io reads its health checks, not srv/; with demo's rules its hostname word counts
+    assert found(audit_view(MemoryView(files), profile=POSTE)) == [
+        ("healthcheck/nginx.sh", 1, "forbidden")
+    ]
+    assert found(audit_view(MemoryView(files), profile=POSTE, rules=DEMO.rules)) == [
+        ("srv/bin/probe.sh", 1, "unverified"),
+        ("srv/bin/probe.sh", 2, "ok"),
+    ]
+    # the generic profile reads no script at all
+    assert found(audit_view(MemoryView(files), profile=GENERIC)) == []
 
 
 def test_no_placeholder_means_no_public_exception() -> None:

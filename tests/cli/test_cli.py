@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from patchkit import Project
 from patchkit.cli import main
 from patchkit.compress import ZLIB_NAME
 from tests.helpers.imagebuilder import Layer, build_docker_archive, build_oci_layout
@@ -260,11 +261,59 @@ def test_hostile_layer_is_refused_and_nothing_written_outside(
     assert not (tmp_path.parent / "escaped").exists() and not (tmp_path / "escaped").exists()
 
 
+@pytest.mark.parametrize(
+    ("kind", "entry", "why"),
+    [
+        ("sparse-bomb", "big", "bytes of holes"),
+        ("deep-path", "a/a/a/a", "the limit is 4096"),
+        ("pax-no-newline", "././@PaxHeader", "newline"),
+    ],
+)
+def test_hostile_tar_headers_get_one_line_naming_layer_and_entry_and_exit_3(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, entry: str, why: str
+) -> None:
+    from tests.helpers.tarstreams import END, RawLayer, header, old_gnu_sparse, pax, pax_record
+
+    archive = {
+        "sparse-bomb": old_gnu_sparse("big", 60_000_000_000, [(0, b"x")]),
+        "deep-path": pax([("path", "a/" * 222_371 + "f")]) + header("f"),
+        "pax-no-newline": pax(pax_record("path", "name")[:-1] + b"X") + header("f"),
+    }[kind]
+    img = build_oci_layout(tmp_path / "img", [RawLayer(archive + END)], tag="1")
+    root = make_project(tmp_path, {"1": {}}, {}, base="1")
+    err = one_line_error(capsys, ["--project", str(root), "import", "1", img.source])
+    assert "layer 1" in err and f"entry '{entry}" in err and why in err, err
+    assert not list((root / ".patchkit").glob("**/tmp_pack_*"))
+
+
 def test_demo_runs_offline_and_succeeds(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     code, out, _ = run(capsys, "demo", "--dir", str(tmp_path / "demo"))
     assert code == 0
     assert "demo finished: every step behaved as expected" in out
     assert "already-applied" in out and "conflict" in out and "merged" in out
+
+
+def test_demo_ends_with_a_new_release_that_watch_forecast_and_report_show(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    code, out, _ = run(capsys, "demo", "--dir", str(tmp_path / "demo"))
+    assert code == 0 and "demo finished: every step behaved as expected" in out
+    step = out[out.index("upstream publishes 1.2") :]
+    assert "$ patchkit watch\n" in step and "newer than base" in step
+    assert "newer than base, imported" in step  # watch --import
+    assert "Forecast of a rebase 1.1 → 1.2" in step and "3 applied, 1 conflict" in step
+    # the report: the conflict first, the new internal TCP listener, the package that changed
+    assert "#### `redis-unix-socket.patch`: conflict" in step
+    assert "| appeared | `tcp [::1]:6379` | redis |" in step
+    assert "| `redis-server` | debian | `5:7.0.15-1` | `5:7.2.4-1` |" in step
+    root = tmp_path / "demo"
+    report = (root / "report-1.2.md").read_text()
+    assert report.startswith("<!-- patchkit-report demo-mail 1.2 -->\n")
+    assert (root / "report-1.2.html").read_text().startswith("<!DOCTYPE html>")
+    project = Project.open(root / "project")
+    added = project.versions.release("1.2")
+    assert added.status.value == "testing" and added.tag_digest == added.digest
+    assert project.versions.base == "1.1"  # watch, forecast and report change no base
 
 
 def test_interrupt_during_rebase_is_recoverable_with_abort(proj: Path, tmp_path: Path) -> None:

@@ -130,6 +130,10 @@ class Layer:
         ti.devmajor, ti.devminor = major, minor
         return self.raw(ti)
 
+    def stored(self, compression: str | None) -> bytes:
+        """The layer blob: its tar, compressed."""
+        return compress(self.tar(), compression)
+
     def tar(self) -> bytes:
         """The uncompressed tar (PAX format), end marker and record padding included."""
         buf = io.BytesIO()
@@ -152,7 +156,7 @@ class Built:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-def _config(diff_ids: Sequence[str], platform: str) -> bytes:
+def _config(diff_ids: Sequence[str], platform: str, created: str | None = None) -> bytes:
     os_, arch, *variant = platform.split("/")
     doc: dict[str, Any] = {
         "architecture": arch,
@@ -162,6 +166,8 @@ def _config(diff_ids: Sequence[str], platform: str) -> bytes:
     }
     if variant:
         doc["variant"] = variant[0]
+    if created is not None:
+        doc["created"] = created
     return _dumps(doc)
 
 
@@ -185,12 +191,18 @@ class _Blobs:
 
 
 def _image(
-    blobs: _Blobs, layers: Sequence[Layer], compression: str | None, platform: str
+    blobs: _Blobs,
+    layers: Sequence[Layer],
+    compression: str | None,
+    platform: str,
+    created: str | None = None,
 ) -> tuple[dict[str, Any], str, list[str], list[str]]:
     tars = [layer.tar() for layer in layers]
     diff_ids = [sha256(t) for t in tars]
-    layer_descs = [blobs.put(compress(t, compression), LAYER_TYPES[compression]) for t in tars]
-    config = blobs.put(_config(diff_ids, platform), OCI_CONFIG)
+    layer_descs = [
+        blobs.put(layer.stored(compression), LAYER_TYPES[compression]) for layer in layers
+    ]
+    config = blobs.put(_config(diff_ids, platform, created), OCI_CONFIG)
     manifest = {
         "schemaVersion": 2,
         "mediaType": OCI_MANIFEST,
@@ -210,6 +222,7 @@ def build_oci_layout(
     tag: str | None = "latest",
     attestation: bool = False,
     leading: Sequence[tuple[Sequence[Layer], Mapping[str, Any]]] = (),
+    created: str | None = None,
 ) -> Built:
     """An OCI image layout at ``root``.
 
@@ -219,6 +232,7 @@ def build_oci_layout(
     ``leading`` puts more (real, importable) images first in the index: each is
     (layers, descriptor fields such as ``platform`` and ``annotations``); their
     manifest digests are in ``extra["leading"]``, so a test can prove none is chosen.
+    ``created``: the images' config ``created`` date.
     The returned digest is the manifest linux/amd64 (or the only image) resolves to.
     """
     root.mkdir(parents=True, exist_ok=True)
@@ -239,7 +253,9 @@ def build_oci_layout(
         descs.append({**desc, **fields})
         leading_digests.append(desc["digest"])
     for platform, image_layers in images.items():
-        desc, config_digest, digests, diff_ids = _image(blobs, image_layers, compression, platform)
+        desc, config_digest, digests, diff_ids = _image(
+            blobs, image_layers, compression, platform, created
+        )
         desc = {**desc, "platform": _platform(platform)}
         descs.append(desc)
         info = {

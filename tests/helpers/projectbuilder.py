@@ -138,3 +138,171 @@ def rebase_scenario(tmp: Path) -> Project:
     p.import_release("1.0")
     p.import_release("1.1")
     return p
+
+
+# -- the forecast scenario (test_forecast, the forecast CLI and report tests) ------------------
+
+F_CLEAN = numbered(8, "clean")
+F_MOVED = numbered(10, "moved")
+F_PARTLY = numbered(20, "partly")
+F_CONFLICT = numbered(10, "conflict")
+F_INDEP = numbered(6, "indep")
+F_HEALTH = '#!/bin/sh\ncurl -fsS "http://127.0.0.1/" >/dev/null\n'
+F_HEALTH_2 = '#!/bin/sh\n# 2.0 checks by name\ncurl -fsS "http://localhost:80/" >/dev/null\n'
+F_HTTP = "[main]\nlisten=127.0.0.1:11380\n"
+F_HTTP_2 = "[main]\nlisten=127.0.0.1:11380\n; upstream 2.0 comment\n"
+
+FORECAST_RELEASES = {
+    "1.0": {
+        "etc/clean.conf": F_CLEAN,
+        "etc/moved.conf": F_MOVED,
+        "etc/partly.conf": F_PARTLY,
+        "etc/b.conf": B10,
+        "etc/conflict.conf": F_CONFLICT,
+        "etc/indep.conf": F_INDEP,
+        "healthcheck/nginx.sh": F_HEALTH,
+        "etc/http.ini": F_HTTP,
+    },
+    "2.0": {
+        "etc/clean.conf": F_CLEAN,
+        # 30 lines above: the patch still applies exactly, 30 lines further down (a risk)
+        "etc/moved.conf": numbered(30, "top") + F_MOVED,
+        # upstream made one of the patch's two changes itself (line 15): the 3-way merge
+        # keeps the other, the change is smaller (range-diff)
+        "etc/partly.conf": F_PARTLY.replace("partly 15\n", "partly 15 fixed\n"),
+        "etc/b.conf": B11,
+        "etc/conflict.conf": F_CONFLICT.replace("conflict 4\n", "conflict 4 upstream\n"),
+        "etc/indep.conf": F_INDEP,
+        "healthcheck/nginx.sh": F_HEALTH_2,
+        "etc/http.ini": F_HTTP_2,
+    },
+}
+
+FORECAST_PATCHES = {
+    "clean.patch": udiff(
+        "etc/clean.conf",
+        F_CLEAN,
+        F_CLEAN.replace("clean 2\n", "clean 2 ours\n"),
+        "Description: clean\n\n",
+    ),
+    "moved.patch": udiff(
+        "etc/moved.conf",
+        F_MOVED,
+        F_MOVED.replace("moved 5\n", "moved 5 ours\n"),
+        "Description: moved\n\n",
+    ),
+    "partly.patch": udiff(
+        "etc/partly.conf",
+        F_PARTLY,
+        F_PARTLY.replace("partly 3\n", "partly 3 ours\n").replace(
+            "partly 15\n", "partly 15 fixed\n"
+        ),
+        "Description: two fixes, upstream took one\n\n",
+    ),
+    "b.patch": udiff("etc/b.conf", B10, B11, "Description: upstream took this in 2.0\n\n"),
+    "conflict.patch": udiff(
+        "etc/conflict.conf",
+        F_CONFLICT,
+        F_CONFLICT.replace("conflict 4\n", "conflict 4 ours\n"),
+        "Description: conflicts\n\n",
+    ),
+    # builds on conflict.patch's line: without it, it cannot apply either
+    "dependent.patch": udiff(
+        "etc/conflict.conf",
+        F_CONFLICT.replace("conflict 4\n", "conflict 4 ours\n"),
+        F_CONFLICT.replace("conflict 4\n", "conflict 4 ours, again\n"),
+        "Description: depends on conflict.patch\n\n",
+    ),
+    "independent.patch": udiff(
+        "etc/indep.conf",
+        F_INDEP,
+        F_INDEP.replace("indep 3\n", "indep 3 ours\n"),
+        "Description: i\n\n",
+    ),
+    "health.edit.toml": (
+        'description = "health checks by name"\n'
+        '[[edit]]\nfiles = "healthcheck/nginx.sh"\nreplace = "http://127.0.0.1"\n'
+        'with = "http://$(hostname)"\n'
+    ),
+    "sockets/etc/http.ini": "[main]\nlisten=/var/run/haraka/smtp.sock\n",
+}
+FORECAST_SERIES = (
+    "clean.patch\nmoved.patch\npartly.patch\nb.patch\nconflict.patch\ndependent.patch\n"
+    "independent.patch\nhealth.edit.toml\nsockets/\n"
+)
+# What a rebase onto 2.0 meets, change by change.
+FORECAST_EXPECTED = {
+    "clean.patch": "applied",
+    "moved.patch": "applied",
+    "partly.patch": "merged",
+    "b.patch": "already-applied",
+    "conflict.patch": "conflict",
+    "dependent.patch": "conflict",
+    "independent.patch": "applied",
+    "health.edit.toml": "conflict",
+    "sockets/": "applied",
+}
+
+
+def forecast_scenario(tmp: Path) -> Project:
+    """Releases 1.0 and 2.0 (imported) and a series of every case a forecast reports."""
+    from patchkit import Project
+
+    root = make_project(
+        tmp, FORECAST_RELEASES, FORECAST_PATCHES, base="1.0", series=FORECAST_SERIES
+    )
+    p = Project.open(root)
+    p.import_release("1.0")
+    p.import_release("2.0")
+    return p
+
+
+# -- the report scenario (test_report, the report CLI) ----------------------------------------
+
+R_DPKG_1 = (
+    "Package: redis-server\nStatus: install ok installed\nArchitecture: amd64\n"
+    "Version: 5:7.0.15-1\nDescription: stand-in stanza written for this test\n\n"
+    "Package: nginx\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.22.1-9\n"
+)
+R_DPKG_2 = (
+    "Package: redis-server\nStatus: install ok installed\nArchitecture: amd64\n"
+    "Version: 5:8.0.2-3\n\n"
+    "Package: libfoo\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.0\n"
+)
+R_NGINX_1 = "events {}\nhttp {\n  server {\n    listen 10.0.0.1:80;\n  }\n}\n"
+R_NGINX_2 = R_NGINX_1.replace("}\n}\n", "}\n  server {\n    listen 127.0.0.1:8080;\n  }\n}\n")
+R_REDIS_1 = "bind 127.0.0.1\nport 6379\n"
+R_REDIS_2 = "# redis 8\nbind 127.0.0.1\nport 6379\n"
+REPORT_RELEASES = {
+    version: {
+        "etc/redis/redis.conf": redis,
+        "etc/nginx/nginx.conf": nginx,
+        "var/lib/dpkg/status": dpkg,
+        "opt/app/package.json": f'{{"name": "app", "version": "{app}"}}',
+        "opt/app/node_modules/left-pad/package.json": '{"name": "left-pad", "version": "1.1.0"}',
+        "opt/app/node_modules/left-pad/test/package.json": '{"name": "fixture", "version": "0"}',
+    }
+    for version, redis, nginx, dpkg, app in (
+        ("1.0", R_REDIS_1, R_NGINX_1, R_DPKG_1, "1.0.0"),
+        ("2.0", R_REDIS_2, R_NGINX_2, R_DPKG_2, "2.0.0"),
+    )
+}
+REPORT_PATCHES = {
+    "redis.patch": udiff(
+        "etc/redis/redis.conf",
+        R_REDIS_1,
+        "port 0\nunixsocket /run/redis.sock\n",
+        "Description: r\n\n",
+    )
+}
+
+
+def report_scenario(tmp: Path) -> Project:
+    """1.0 -> 2.0: upstream adds a loopback nginx listener, changes redis.conf (which the one
+    patch touches), Debian and npm packages."""
+    from patchkit import Project
+
+    p = Project.open(make_project(tmp, REPORT_RELEASES, REPORT_PATCHES, base="1.0"))
+    p.import_release("1.0")
+    p.import_release("2.0")
+    return p

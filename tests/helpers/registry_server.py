@@ -22,7 +22,7 @@ import tarfile
 import threading
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -335,6 +335,41 @@ def push_index(
     return push_manifest(address, repo, tag, index, DOCKER_LIST if docker else OCI_INDEX)
 
 
+def delete_manifest(address: str, repo: str, digest: str) -> None:
+    """The registry's delete API: the manifest (and every tag on it) goes."""
+    conn = _conn(address)
+    conn.request("DELETE", f"/v2/{repo}/manifests/{digest}")
+    resp = conn.getresponse()
+    body = resp.read()
+    assert resp.status == 202, (resp.status, body)
+    conn.close()
+
+
+def skopeo_copy(src: str, dst: str, home: Path) -> None:
+    """``skopeo copy SRC DST`` to a plain-HTTP loopback registry (auth and policy under ``home``)."""
+    env = {**os.environ, "HOME": str(home), "XDG_RUNTIME_DIR": str(home)}
+    env["XDG_CONFIG_HOME"] = str(home)
+    proc = subprocess.run(
+        ["skopeo", "--insecure-policy", "copy", "--quiet", "--dest-tls-verify=false", src, dst],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
+    assert proc.returncode == 0, proc.stderr
+
+
+def add_to_oci_layout(path: Path, image: Image, tag: str | None) -> None:
+    """One more image in the layout ``write_oci_layout`` made, named ``tag`` (None: unnamed)."""
+    blobs = path / "blobs" / "sha256"
+    for data in [*image.blobs, image.manifest]:
+        (blobs / sha256(data).split(":")[1]).write_bytes(data)
+    index = json.loads((path / "index.json").read_text())
+    names = {"org.opencontainers.image.ref.name": tag} if tag else None
+    index["manifests"].append(image.descriptor(**({"annotations": names} if names else {})))
+    (path / "index.json").write_text(json.dumps(index))
+
+
 def write_oci_layout(path: Path, image: Image, tag: str) -> None:
     """An OCI image layout holding ``image`` under ``tag`` (what skopeo reads as oci:PATH:TAG)."""
     blobs = path / "blobs" / "sha256"
@@ -371,6 +406,18 @@ class ProxyState:
     )  # (method, path, had Authorization)
     token_requests: list[dict[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Debian's docker-registry 2.8 ignores `n=` and `last=` (pagination came in distribution
+    # 3): with ``page_size``, the proxy pages tags/list as distribution 3 and Docker Hub do
+    # (lexical order, `Link: <...>; rel="next"`), relative links or, with ``absolute_links``,
+    # absolute ones.
+    page_size: int | None = None
+    absolute_links: bool = False
+    link_override: str | None = None  # the next page's Link header, as is (hostile links)
+    drop_digest: bool = False  # answer without Docker-Content-Digest (registries that omit it)
+    # called with (method, path?query) before a request is forwarded (e.g. to stop the registry)
+    on_request: Callable[[str, str], None] | None = None
+    # seconds each request waits before it is answered: a stand-in for a registry's round trip
+    delay: float = 0.0
 
 
 _REPO_RE = re.compile(r"^/v2/(?P<repo>.+?)/(?:manifests|blobs|tags)/")
@@ -424,6 +471,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         auth = self.headers.get("Authorization")
         with st.lock:
             st.log.append((self.command, url.path, auth is not None))
+        if st.delay:
+            time.sleep(st.delay)
         if url.path == "/token":
             return self._token(urllib.parse.parse_qs(url.query))
         match = _REPO_RE.match(url.path)
@@ -450,9 +499,43 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         if st.redirect_blobs_to and self.command == "GET" and "/blobs/" in url.path:
             target = f"http://{st.redirect_blobs_to}{url.path}?X-Signature=abc"
             return self._reply(307, [("Location", target)], b"")
-        headers = {k: v for k, v in self.headers.items() if k.lower() in ("accept", "range")}
-        status, out_headers, body = _forward(st.upstream, self.command, self.path, headers)
+        if st.on_request is not None:
+            st.on_request(self.command, self.path)
+        headers = {k: v for k, v in self.headers.items() if k.lower() == "range"}
+        accept = self.headers.get_all("Accept") or []  # clients may send several Accept lines
+        if accept:
+            headers["Accept"] = ", ".join(accept)
+        forward_path = url.path if url.path.endswith("/tags/list") else self.path
+        try:
+            status, out_headers, body = _forward(st.upstream, self.command, forward_path, headers)
+        except OSError:  # the registry behind is gone: drop the connection, as it would
+            self.close_connection = True
+            return None
+        if st.drop_digest:
+            out_headers = [(k, v) for k, v in out_headers if k.lower() != "docker-content-digest"]
+        if url.path.endswith("/tags/list") and status == 200 and st.page_size is not None:
+            return self._page(url, body)
         self._reply(status, out_headers, body)
+
+    def _page(self, url: urllib.parse.SplitResult, body: bytes) -> None:
+        st = self.server.state
+        query = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
+        doc = json.loads(body)
+        tags = sorted(doc.get("tags") or [])
+        size = min(int(query.get("n", st.page_size or 0)), st.page_size or 0) or len(tags)
+        if "last" in query:
+            tags = [t for t in tags if t > query["last"]]
+        page, rest = tags[:size], tags[size:]
+        headers = [("Content-Type", "application/json")]
+        if rest:
+            q = urllib.parse.urlencode({"last": page[-1], "n": size})
+            target = f"{url.path}?{q}"
+            if st.absolute_links:
+                host, port = self.server.server_address[:2]
+                target = f"http://{host!s}:{port}{target}"
+            headers.append(("Link", st.link_override or f'<{target}>; rel="next"'))
+        out = json.dumps({"name": doc.get("name"), "tags": page}).encode()
+        self._reply(200, headers, out)
 
     def _token(self, query: dict[str, list[str]]) -> None:
         st = self.server.state

@@ -21,6 +21,7 @@ from patchkit.images.layers import Limits
 from patchkit.ops.importing import import_release
 from tests.helpers.imagebuilder import Built, Layer, build_oci_layout, sha256
 from tests.helpers.packing import tree_packing  # noqa: F401 - an autouse fixture
+from tests.helpers.tarstreams import RawLayer
 
 
 def snapshot(root: Path, skip: Path) -> dict[str, tuple[int, int]]:
@@ -359,18 +360,10 @@ def test_layer_count_must_match_diff_ids(tmp_path: Path) -> None:
     refuse(tmp_path, built, SourceError, match="lists 1 layers but the config 2 diff_ids")
 
 
-# -- tar headers (layers._TarInfo: a cheaper checksum, the same headers accepted) ---------
+# -- tar headers (images/tar.py: Go's archive/tar rules) ----------------------------------
 
 
-class _RawTar(Layer):
-    """A layer given as the bytes of its tar."""
-
-    def __init__(self, data: bytes) -> None:
-        super().__init__()
-        self.data = data
-
-    def tar(self) -> bytes:
-        return self.data
+_RawTar = RawLayer
 
 
 def _set_checksum(block: bytearray, value: int) -> None:
@@ -386,16 +379,16 @@ def _ustar(name: str, data: bytes) -> bytearray:
 
 def test_a_header_with_a_bad_checksum_is_corrupt(tmp_path: Path) -> None:
     first, second = _ustar("a", b"1"), _ustar("b", b"2")
-    _set_checksum(second, 1234)  # tarfile takes it for the end: what follows is not zeros
+    _set_checksum(second, 1234)  # refused as Go refuses it (tarfile took it for the end)
     built = image(tmp_path, _RawTar(bytes(first + second + bytes(1024))))
-    refuse(tmp_path, built, CorruptLayerError, match="data after the end of the tar", layer=1)
+    refuse(tmp_path, built, CorruptLayerError, match="bad checksum", layer=1, entry="b")
     _set_checksum(first, 1234)
     built = image(tmp_path / "2", _RawTar(bytes(first + bytes(1024))))
     refuse(tmp_path / "2", built, CorruptLayerError, match="bad checksum", layer=1)
 
 
 def test_a_header_with_the_signed_checksum_of_old_tars_is_read(tmp_path: Path) -> None:
-    """Sun and NeXT tar summed signed chars: tarfile accepts either sum, so do we."""
+    """Sun and NeXT tar summed signed chars: Go and tarfile accept either sum, so do we."""
     header = _ustar("caf\xe9", b"1")  # a byte with the high bit set in the name
     signed = 256 + sum(b - 256 if b > 127 else b for b in header[:148] + header[156:512])
     assert signed != 256 + sum(header[:148]) + sum(header[156:512])
@@ -414,19 +407,23 @@ def test_a_header_with_the_signed_checksum_of_old_tars_is_read(tmp_path: Path) -
 )
 @pytest.mark.parametrize("fmt", [tarfile.USTAR_FORMAT, tarfile.GNU_FORMAT])
 def test_headers_parse_as_tarfile_parses_them(info: tarfile.TarInfo, fmt: Literal[0, 1]) -> None:
-    from patchkit.images.layers import _TarInfo
+    from patchkit.images.tar import TarReader
+    from tests.helpers.tarstreams import BytesSource
 
     info.mode, info.uid, info.gid, info.mtime, info.uname = 0o4755, 1000, 42, 7, "u"
     if info.name.endswith("/"):
         info.type = tarfile.DIRTYPE
     block = info.tobuf(format=fmt)[-512:]
-    mine = _TarInfo.frombuf(block, "utf-8", "surrogateescape")
+    mine = TarReader(BytesSource(block + bytes(1024))).next()
+    assert mine is not None
     theirs = tarfile.TarInfo.frombuf(block, "utf-8", "surrogateescape")
-    fields = ("name", "mode", "uid", "gid", "size", "mtime", "chksum", "type", "linkname")
-    assert [getattr(mine, f) for f in fields] == [getattr(theirs, f) for f in fields]
-    assert (mine.uname, mine.gname, mine.devmajor, mine.devminor) == (
-        theirs.uname,
-        theirs.gname,
-        theirs.devmajor,
-        theirs.devminor,
+    name = mine.name.rstrip("/") if mine.type == tarfile.DIRTYPE else mine.name
+    assert (name, mine.mode, mine.uid, mine.gid, mine.size, mine.type, mine.link) == (
+        theirs.name,
+        theirs.mode,
+        theirs.uid,
+        theirs.gid,
+        theirs.size,
+        theirs.type,
+        theirs.linkname,
     )

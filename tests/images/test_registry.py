@@ -35,34 +35,6 @@ def _offline(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("PATCHKIT_REGISTRY_MIRROR", raising=False)
 
 
-@pytest.fixture(scope="session")
-def registry(tmp_path_factory: pytest.TempPathFactory) -> Iterator[rs.Registry]:
-    external = rs.registry_from_env()
-    if external is not None:
-        yield external
-        return
-    if shutil.which(rs.REGISTRY_BIN) is None:
-        reason = "Debian's docker-registry is not installed (apt-get install docker-registry)"
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
-    reg = rs.start_registry(tmp_path_factory.mktemp("registry"))
-    try:
-        yield reg
-    finally:
-        reg.stop()
-
-
-@pytest.fixture
-def repo() -> str:
-    return f"patchkit-test/{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture
-def proxy(registry: rs.Registry) -> Iterator[rs.Proxy]:
-    yield from rs.start_proxy(registry.address)
-
-
 @pytest.fixture
 def blob_host(registry: rs.Registry) -> Iterator[rs.BlobHost]:
     yield from rs.start_blob_host(registry.address)

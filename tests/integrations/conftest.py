@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 from tests.conftest import PINNED_GIT_ENV, require_tool
+from tests.images.conftest import proxy, repo  # the registry fixtures (test_action_watch)
+
+__all__ = ["ROOT", "git", "proxy", "repo", "venv_tool", "working_tree_repo"]
 
 ROOT = Path(__file__).resolve().parents[2]
 

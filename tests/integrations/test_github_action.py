@@ -62,7 +62,27 @@ def test_workflow_is_valid_and_fans_out_through_the_action() -> None:
         for step in job["steps"]
         if step.get("uses") == "./"
     ]
-    assert modes == ["plan", "part", "merge"]
+    assert modes == ["plan", "part", "merge", "publish"]
+
+
+def test_publishing_has_the_least_permissions_and_waits_for_the_matrix() -> None:
+    doc = yaml.safe_load(WORKFLOW.read_text())
+    assert doc["permissions"] == {"contents": "read"}
+    jobs = doc["jobs"]
+    publish, sign = jobs["publish"], jobs["sign"]
+    assert publish["needs"] == "merge" and sign["needs"] == "publish"
+    assert publish["permissions"] == {"contents": "read", "packages": "write"}
+    assert sign["permissions"] == {"packages": "write", "id-token": "write"}
+    # only the signing job may ask for an OIDC token, and only where the repository enables it
+    assert [n for n, j in jobs.items() if "id-token" in j.get("permissions", {})] == ["sign"]
+    assert "vars.PATCHKIT_SIGN == 'true'" in sign["if"]
+    # a pull request never publishes; a release that conflicts does not hold back the others
+    assert "github.event_name != 'pull_request'" in publish["if"]
+    assert "!cancelled()" in publish["if"]
+    [step] = [s for s in publish["steps"] if s.get("uses") == "./"]
+    assert step["with"]["builder"] == "buildx" and step["with"]["moving-tag"] == "latest"
+    assert "cosign sign --yes" in sign["steps"][-1]["run"]
+    assert "needs.publish.outputs.digests" in json.dumps(sign)
 
 
 def test_the_action_does_what_the_hand_written_workflow_did() -> None:
@@ -82,17 +102,50 @@ def test_every_input_is_used_and_every_setting_the_script_reads_is_passed() -> N
     for name in action["inputs"]:
         assert f"inputs.{name}" in body, f"input {name} is not used by any step"
     [run] = [s for s in steps if s.get("id") == "run"]
-    read = set(re.findall(r"\bPATCHKIT_[A-Z_]+", SCRIPT.read_text()))
+    # run.sh and what it hands over to (mode watch: action/upstream.py and its modules)
+    scripts = "".join(p.read_text() for p in [SCRIPT, *sorted(SCRIPT.parent.glob("*.py"))])
+    read = set(re.findall(r"\bPATCHKIT_[A-Z_]+", scripts))
     assert read <= set(run["env"]), read - set(run["env"])
     for output in action["outputs"].values():
         key = re.fullmatch(r"\$\{\{ steps\.run\.outputs\.([a-z-]+) \}\}", output["value"])
-        assert key and f'"{key.group(1)}=' in SCRIPT.read_text()
+        assert key and (f'"{key.group(1)}=' in scripts or f'output("{key.group(1)}"' in scripts)
 
 
 def test_script_is_shellcheck_clean() -> None:
     shellcheck = require_tool("shellcheck")
     proc = subprocess.run([shellcheck, str(SCRIPT)], capture_output=True, text=True, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_upstream_workflow_runs_daily_and_on_demand_one_at_a_time_with_least_permissions() -> None:
+    upstream = ROOT / ".github" / "workflows" / "upstream.yml"
+    proc = _schema_check("vendor.github-workflows", upstream)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    doc = yaml.safe_load(upstream.read_text())
+    triggers = doc[True]  # YAML 1.1 reads the key `on` as true
+    assert triggers["schedule"] == [{"cron": "17 5 * * *"}]
+    assert triggers["workflow_dispatch"]["inputs"]["dry-run"]["type"] == "boolean"
+    assert doc["concurrency"] == {"group": "patchkit-upstream", "cancel-in-progress": False}
+    assert doc["permissions"] == {}
+    [job] = doc["jobs"].values()
+    assert job["permissions"] == {
+        "contents": "write",
+        "pull-requests": "write",
+        "issues": "write",
+    }
+    [step] = [s for s in job["steps"] if s.get("uses") == "./"]
+    assert step["with"]["mode"] == "watch"
+    assert step["with"]["dry-run"] == "${{ inputs.dry-run || false }}"
+    # the base (a model release) is built before the action forecasts anything onto it
+    names = [s.get("name", s.get("uses")) for s in job["steps"]]
+    assert names.index("build the base release (model-bookworm)") < names.index("./")
+
+
+def test_workflow_schema_check_rejects_a_broken_upstream_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "upstream.yml"
+    text = (ROOT / ".github" / "workflows" / "upstream.yml").read_text()
+    broken.write_text(text.replace("cancel-in-progress: false", "cancel-in-progress: 3", 1))
+    assert _schema_check("vendor.github-workflows", broken).returncode != 0
 
 
 # --------------------------------------------------------------------------- the script, run

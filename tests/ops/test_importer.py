@@ -266,10 +266,10 @@ def _corrupt_cache_entry(store: Store, diff_id: str, layer_json: bytes) -> None:
     [
         b"{not json",
         b'{"schema":1,"diff_id":"sha256:' + b"0" * 64 + b'","complete":true,"entries":[]}',
-        b'{"schema":1,"diff_id":"DIFF","complete":true,"entries":[["etc/x","f",420,0,0,1,"",0,0,null,"'
+        b'{"schema":1,"reader":2,"diff_id":"DIFF","complete":true,"entries":[["etc/x","f",420,0,0,1,"",0,0,null,"'
         + b"1" * 40
         + b'"]]}',
-        b'{"schema":1,"diff_id":"DIFF","complete":true,"entries":[["etc/x","f",-1]]}',
+        b'{"schema":1,"reader":2,"diff_id":"DIFF","complete":true,"entries":[["etc/x","f",-1]]}',
         None,
     ],
     ids=["not-json", "other-diff-id", "missing-blob", "malformed-row", "no-layer-json"],
@@ -307,6 +307,35 @@ def test_corrupt_cache_entry_is_ignored_with_a_warning_and_recomputed(
         events: list[ProgressEvent] = []
         import_release(store, "C", parse_source(c.source), progress=events.append)
     assert [e.layer for e in events if e.cached] == [1, 2, 3]
+
+
+def test_a_cache_entry_of_the_tarfile_reader_is_read_again_silently(tmp_path: Path) -> None:
+    """Entries made before issue 23 (no "reader": `tarfile`, which read repeated headers and
+    sparse files otherwise) are not replayed: the layer is read again and its entry replaced."""
+    import json
+    import warnings
+
+    from patchkit.images.cache import layer_ref
+
+    a = build_oci_layout(tmp_path / "a", [*_tricky_lower(), TOP_A], tag="a")
+    b = build_oci_layout(tmp_path / "b", [*_tricky_lower(), TOP_B], tag="b")
+    store = Store.open(tmp_path / "store")
+    import_release(store, "A", parse_source(a.source))
+    victim = b.diff_ids[1]
+    doc = json.loads(store.git("cat-file", "blob", f"{layer_ref(victim)}:layer.json").stdout)
+    del doc["reader"]
+    doc["entries"] = [[f"wrong-{row[0]}", *row[1:]] for row in doc["entries"]]  # tarfile's view
+    _corrupt_cache_entry(store, victim, json.dumps(doc).encode())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        events: list[ProgressEvent] = []
+        import_release(store, "B", parse_source(b.source), progress=events.append)
+    assert 2 not in [e.layer for e in events if e.cached]  # read again; the others replayed
+    fresh = Store.open(tmp_path / "fresh")
+    import_release(fresh, "B", parse_source(b.source), layer_cache=False)
+    assert _store_state(store, "B") == _store_state(fresh, "B")
+    replaced = store.git("cat-file", "blob", f"{layer_ref(victim)}:layer.json").stdout
+    assert json.loads(replaced)["reader"] == 2
 
 
 def test_cached_layer_is_checked_against_the_new_lower_layers(tmp_path: Path) -> None:
@@ -457,3 +486,39 @@ def test_layer_cache_rows_streamed_out_give_the_same_entry(
             assert data == json.dumps(doc, separators=(",", ":")).encode()
             sizes.append(len(doc["entries"]))
     assert max(sizes) == 121  # d, 60 files, 60 symlinks
+
+
+@pytest.mark.parametrize("form", ["oci", "docker-archive"])
+def test_import_records_what_the_image_says_of_itself(tmp_path: Path, form: str) -> None:
+    """Platform, creation date, config digest and layer size, for `patchkit report`."""
+    created = "2025-03-04T05:06:07Z"
+    if form == "oci":
+        built = build_oci_layout(tmp_path / "img", LAYERS, tag="1.0", created=created)
+        sizes = [(built.path / "blobs/sha256" / d[7:]).stat().st_size for d in built.layers]
+    else:
+        built = build_docker_archive(tmp_path / "img.tar", LAYERS)
+        sizes = []
+    store = Store.open(tmp_path / "store")
+    import_release(store, "1.0", parse_source(built.source))
+    info = store.release("1.0")
+    assert info is not None
+    assert (info.platform, info.config) == ("linux/amd64", built.config_digest)
+    if form == "oci":
+        assert (info.created, info.size) == (created, sum(sizes))
+    else:
+        assert info.created == "" and info.size is not None and info.size > 0
+
+
+def test_a_release_imported_before_those_fields_reads_as_unknown(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "store")
+    message = Store.release_message("1.0", source="dir:/x", digest="git-tree:0")
+    assert "Patchkit-Platform" not in message and "Patchkit-Size" not in message
+    built = build_oci_layout(tmp_path / "img", LAYERS, tag="1.0")
+    import_release(store, "1.0", parse_source(f"dir:{built.path}"))
+    info = store.release("1.0")
+    assert info is not None and (info.platform, info.created, info.config, info.size) == (
+        "",
+        "",
+        "",
+        None,
+    )

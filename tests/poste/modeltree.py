@@ -11,7 +11,8 @@ The patched tree is therefore built from the series without the changes that can
 this model: :func:`left_out` names them, and tests/poste/test_poste_patches.py asserts exactly
 which they are, so nothing is left out in silence.
 Used by tests/poste/test_startup.py and bench/isolation/run.py; the store is cached in
-``bench/.cache/poste-store`` (importing the same digest twice is free).
+``bench/.cache/poste-store`` and follows the models as rebuilt (importing the same digest
+again is free).
 """
 
 from __future__ import annotations
@@ -40,11 +41,17 @@ def _project() -> Project:
     return Project.open(REPO, store=STORE)
 
 
+def _current(version: str) -> Project:
+    """The project, its store holding ``version`` as bench/model/build.py last made it: a
+    rebuilt model replaces the one imported before (an unchanged digest costs nothing)."""
+    project = _project()
+    project.import_release(version, replace=True)
+    return project
+
+
 def left_out(version: str) -> dict[str, str]:
     """The changes of the series that cannot apply to ``version``: name -> status."""
-    project = _project()
-    if version not in project.imported():
-        project.import_release(version)
+    project = _current(version)
     return {p.name: p.status.value for p in project.check(version).patches if p.needs_attention}
 
 
@@ -74,9 +81,7 @@ def _buildable(project: Project, version: str, tmp: Path) -> Project:
 
 def materialise(version: str, dest: Path, *, patched: bool, paths: tuple[str, ...] = ()) -> Path:
     """Write ``version``'s tree (only ``paths`` if given) to ``dest``; overlay the series if ``patched``."""
-    project = _project()
-    if version not in project.imported():
-        project.import_release(version)
+    project = _current(version)
     tree = project.release_tree(version)
     dest.mkdir(parents=True, exist_ok=True)
     archive = subprocess.Popen(

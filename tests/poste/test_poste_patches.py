@@ -91,9 +91,11 @@ UNVERIFIED = "fixture shapes only (POSTE.md); unverified against a real poste.io
 
 
 def _expected_failures(models: Project, label: str) -> dict[str, str]:
-    # The model's nginx templates are stand-ins in poste.io's shape (POSTE.md: its port
-    # placeholders, `listen [::]:`, `localhost`), so nginx-listen-hostname applies there.
-    assert b"listen __HTTP_PORT__;" in models.show(label, "etc/nginx/sites-enabled.templates/https")
+    # The model's nginx templates are stand-ins in poste.io 2.5.x's structure (POSTE.md: its
+    # port placeholders, `listen [::]:`, auth_request and `.auth` to nginx itself on
+    # localhost), so the nginx edits apply there as on poste.io.
+    https = models.show(label, "etc/nginx/sites-enabled.templates/https")
+    assert b"listen __HTTP_PORT__;" in https and b"https://localhost:__HTTPS_PORT__/" in https
     return dict.fromkeys(POSTE_ONLY, "missing-target")
 
 
@@ -116,7 +118,7 @@ def test_every_change_says_what_it_was_verified_against(models: Project) -> None
     for change in models.changes():
         header = change.patch_header
         assert "Verified:" in header, change.name
-        if change.name in POSTE_ONLY or change.name == NGINX_LISTEN:
+        if change.name in POSTE_ONLY:
             assert f"Verified: {UNVERIFIED}" in header, change.name
         else:
             assert "model-bookworm, model-trixie" in header.replace("\n ", " "), change.name
@@ -160,6 +162,45 @@ def test_audit_finds_every_poste_port_unpatched_and_none_patched(
     assert not after.failed, forbidden
     assert after.count(Verdict.FORBIDDEN) == 0
     assert not after.problems
+
+
+# The loopback clients the models hold (their components' own defaults and the model layer's
+# poste.io settings): (component, file). Written generally: a model that gains clients (the
+# stand-in templates' `.auth` subrequest, issue 20) keeps these and adds its own.
+MODEL_LOOPBACK_CLIENTS = {
+    ("rspamd", "etc/rspamd/local.d/redis.conf"),  # redis servers 127.0.0.1:6379
+    ("rspamd", "etc/rspamd/local.d/statistic.conf"),  # the bayes classifier's redis
+    ("rspamd", "etc/rspamd/worker-proxy.inc"),  # the proxy's upstream, localhost:11333
+    ("haraka", "opt/haraka-smtp/config/rspamd.ini"),  # localhost:11333
+    ("haraka", "opt/haraka-submission/config/rspamd.ini"),
+    ("haraka", "opt/haraka-smtp/config/redis.ini"),  # absent: the plugin's 127.0.0.1:6379
+    ("haraka", "opt/haraka-submission/config/redis.ini"),
+    ("nginx", "etc/nginx/sites-enabled.templates/https"),  # 127.0.0.1:11334, 127.0.0.1:$1
+    ("nginx", "etc/nginx/sites-enabled.templates/no-https"),
+}
+
+
+@pytest.mark.parametrize("label", LABELS)
+def test_audit_lists_the_loopback_clients_unpatched_and_none_patched(
+    models: Project, label: str
+) -> None:
+    before = audit_release(models, label, patched=False)
+    loopback = [c for c in before.connections if c.verdict is Verdict.FORBIDDEN]
+    assert {(c.component, c.file) for c in loopback} >= MODEL_LOOPBACK_CLIENTS
+    assert all("loopback" in c.reason for c in loopback)
+    assert {c.host for c in loopback} <= {"127.0.0.1", "localhost"}
+    defaults = {(c.file, c.port) for c in loopback if c.origin == "default"}
+    assert ("opt/haraka-smtp/config/redis.ini", 6379) in defaults
+    after = audit_release(models, label)
+    bad = [c for c in after.connections if c.verdict in (Verdict.FORBIDDEN, Verdict.PROBLEM)]
+    assert not bad, bad
+    # every client is still there, now on a socket (or the hostname)
+    assert {(c.component, c.file) for c in after.connections} >= MODEL_LOOPBACK_CLIENTS - {
+        ("rspamd", "etc/rspamd/worker-proxy.inc")  # replaced from override.d
+    }
+    assert ("rspamd", "etc/rspamd/override.d/worker-proxy.inc") in {
+        (c.component, c.file) for c in after.connections
+    }
 
 
 def _without(project: Path, names: set[str]) -> None:

@@ -10,10 +10,13 @@ tree; the script runs with PATCHKIT_ROOT pointing there and with stub `hostname`
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
+import signal
+import socket
+import stat
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,9 +25,9 @@ import pytest
 
 from tests.conftest import in_ci, require_tool
 from tests.poste import modeltree
+from tests.poste.harakaconf import haraka_ini
 
 SCRIPT = Path(__file__).parent / "startup" / "25-bind-hostname.sh"
-HARAKA_NODE = Path(__file__).parent / "haraka" / "node_modules"
 PATHS = (
     "etc/nginx",
     "etc/dovecot",
@@ -117,22 +120,6 @@ def snapshot(root: Path) -> dict[str, tuple[str, int]]:
     return out
 
 
-def haraka_ini(path: Path) -> dict[str, dict[str, str]]:
-    """Parse an ini the way Haraka does (haraka-config from npm)."""
-    if not (HARAKA_NODE / "haraka-config").is_dir():
-        if in_ci():
-            pytest.fail("tests/poste/haraka/node_modules missing: .ci/run runs npm ci there")
-        pytest.skip("haraka-config not installed (cd tests/poste/haraka && npm ci)")
-    js = (
-        "const r=require('haraka-config/lib/reader');"
-        f"console.log(JSON.stringify(r.read_config({json.dumps(str(path))},'ini')))"
-    )
-    out = subprocess.run(
-        ["node", "-e", js], cwd=HARAKA_NODE.parent, capture_output=True, text=True, check=True
-    )
-    return json.loads(out.stdout)  # type: ignore[no-any-return]
-
-
 def doveconf(root: Path, key: str) -> str:
     """A top-level setting as `doveconf -h` (the model's own binary) reads it.
 
@@ -178,8 +165,13 @@ def nginx_t(root: Path, site: str) -> subprocess.CompletedProcess[str]:
     # The site rendered as poste.io's init renders it (the model's entrypoint does the same):
     # its port placeholders, which the model's stand-in templates hold too, become 80 and 443.
     rendered = root / "etc/nginx/test-site"
+    # Its absolute includes (the stand-ins' fastcgi_params) read from the tree too.
     rendered.write_text(
-        (root / site).read_text().replace("__HTTP_PORT__", "80").replace("__HTTPS_PORT__", "443")
+        (root / site)
+        .read_text()
+        .replace("__HTTP_PORT__", "80")
+        .replace("__HTTPS_PORT__", "443")
+        .replace("/etc/nginx/", f"{root}/etc/nginx/")
     )
     text = text.replace("@SITE@", str(rendered))
     text = text.replace("pid /run/nginx.pid;", f"pid {root}/nginx.pid;")
@@ -275,7 +267,7 @@ def test_second_run_changes_nothing(root: Path, stubs: Path) -> None:
     second = run(root, stubs)
     assert second.returncode == 0
     assert snapshot(root) == before  # content and mtimes
-    assert "done (0 file(s) rewritten)" in second.stdout
+    assert "done (0 file(s) rewritten, 0 stale socket(s) removed)" in second.stdout
 
 
 def test_next_start_with_other_addresses_rewrites_everything_again(root: Path, stubs: Path) -> None:
@@ -343,13 +335,108 @@ def test_services_reach_each_other_through_the_hostname(root: Path, stubs: Path)
     assert "$config['managesieve_host'] = 'mail.example.com';" in php
     assert "$config['product_name'] = 'localhost';" in php  # only the connection settings
     assert doveconf(root, "submission_host") == "mail.example.com:587"
-    assert run(root, stubs).stdout.endswith("done (0 file(s) rewritten)\n")
+    assert run(root, stubs).stdout.endswith(
+        "done (0 file(s) rewritten, 0 stale socket(s) removed)\n"
+    )
 
 
 def test_files_only_in_the_real_image_are_skipped_and_said(root: Path, stubs: Path) -> None:
     r = run(root, stubs)
     for what in ("/etc/msmtprc", "/opt/admin mailer DSN", "/opt/www/webmail/config/config.inc.php"):
         assert f"skipped: not present: {what}" in r.stdout
+
+
+# -- nginx's internal sockets ------------------------------------------------------------
+
+
+def _stale_socket(path: Path) -> None:
+    """A unix socket file nobody listens on: what a killed nginx leaves."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with socket.socket(socket.AF_UNIX) as s:
+        s.bind(str(path))
+
+
+def _nginx_on_socket(root: Path, sock: Path) -> subprocess.CompletedProcess[str]:
+    """Start the model's nginx (a daemon) with one server on ``sock``, as the patched
+    template's internal listen; the caller stops it."""
+    conf = root / "sock-nginx.conf"
+    temps = "".join(f"{k}_temp_path {root}/{k};" for k in ("client_body", "proxy", "fastcgi"))
+    conf.write_text(
+        f"pid {root}/sock-nginx.pid; error_log {root}/sock-error.log;\n"
+        f"events {{}}\nhttp {{ access_log off; {temps} uwsgi_temp_path {root}/u; "
+        f"scgi_temp_path {root}/s;\n server {{ listen unix:{sock}; return 204; }} }}\n"
+    )
+    return subprocess.run(
+        [str(root / "usr/sbin/nginx"), "-p", str(root), "-c", str(conf)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+
+
+def _stop_nginx(root: Path) -> None:
+    # nginx's master writes its pid file after the starting process has exited: wait for it,
+    # or a loaded machine leaves this nginx running (and its socket in place) for the next test
+    pidfile = root / "sock-nginx.pid"
+    deadline = time.monotonic() + 20
+    while not pidfile.exists() and time.monotonic() < deadline:
+        if not (root / "sock-nginx.conf").exists():
+            return
+        time.sleep(0.05)
+    if not pidfile.exists():
+        return
+    pid = int(pidfile.read_text().strip())
+    os.kill(pid, signal.SIGQUIT)
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (FileNotFoundError, IndexError):
+            break
+        if state == "Z":  # exited; reaping it is its parent's (init's) business
+            break
+        time.sleep(0.05)
+
+
+def test_a_stale_internal_socket_stops_nginx_until_the_script_removes_it(
+    root: Path, stubs: Path
+) -> None:
+    sock = root / "var/run/nginx-https.sock"
+    _stale_socket(sock)
+    try:
+        failed = _nginx_on_socket(root, sock)
+        assert failed.returncode != 0
+        assert "(98: Address already in use)" in failed.stderr, failed.stderr
+        r = run(root, stubs)
+        assert r.returncode == 0, r.stderr
+        assert "removed a stale socket: /var/run/nginx-https.sock" in r.stdout
+        assert not sock.exists()
+        started = _nginx_on_socket(root, sock)
+        assert started.returncode == 0, started.stderr
+        assert stat.S_IMODE(sock.stat().st_mode) == 0o666  # nginx's own chmod: workers connect
+    finally:
+        _stop_nginx(root)
+    assert not sock.exists()  # a clean stop removes it: nothing for the next start
+
+
+def test_the_socket_of_a_running_nginx_is_kept(root: Path, stubs: Path, tmp_path: Path) -> None:
+    sock = root / "var/run/nginx-http.sock"
+    _stale_socket(sock)
+    fake = tmp_path / "nginx"  # a process whose name is nginx, holding /run/nginx.pid
+    shutil.copy(shutil.which("sleep") or "/bin/sleep", fake)
+    proc = subprocess.Popen([str(fake), "30"])
+    try:
+        (root / "run").mkdir(exist_ok=True)
+        (root / "run/nginx.pid").write_text(f"{proc.pid}\n")
+        r = run(root, stubs)
+        assert r.returncode == 0 and "kept /var/run/nginx-http.sock: nginx is running" in r.stdout
+        assert sock.exists()
+    finally:
+        proc.kill()
+        proc.wait()
+    r = run(root, stubs)
+    assert "removed a stale socket: /var/run/nginx-http.sock" in r.stdout
+    assert r.stdout.endswith("0 file(s) rewritten, 1 stale socket(s) removed)\n")
 
 
 # -- how it fails ----------------------------------------------------------------------

@@ -21,6 +21,7 @@ DEMO = Profile(
     description="a made-up image: configs under srv/, public ports 8025 and 8443 on @BIND@",
     placeholder="@BIND@",
     public_ports=frozenset({8025, 8443}),
+    hostname_placeholder="@HOST@",
     audit_roots=("srv",),
     rules=(
         # its cache is a redis on port 7000 unless the config says otherwise
@@ -32,6 +33,13 @@ DEMO = Profile(
         ),
         AuditRule(
             component="web", files=("srv/web/*.conf",), parser="nginx", defaults={"root": "srv/web"}
+        ),
+        # its probes call curl and redis-cli (and nothing else is looked for)
+        AuditRule(
+            component="probe",
+            files=("srv/bin/*.sh",),
+            parser="commands",
+            defaults={"programs": ("curl", "redis-cli")},
         ),
     ),
     run_dirs=(RunDir(path="srv/sockets", owner="demo", group="demo", mode=0o750),),

@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from patchkit.audit.model import Listener
+from patchkit.audit.model import Connection, Listener
 from patchkit.audit.view import FileView, join_path
 from patchkit.profiles.base import AuditRule
 
@@ -23,7 +23,8 @@ __all__ = [
     "strip_hash_comment",
 ]
 
-Emit = Callable[[Listener], None]  # a listener found (the driver judges it)
+# a listener or a connection found (the driver judges it)
+Emit = Callable[[Listener | Connection], None]
 Fail = Callable[[str, int, str], None]  # (file, line, message): a config it cannot read
 # parse(view, path, rule, emit, fail): read ``path`` (and what it includes) for ``rule``.
 Parser = Callable[[FileView, str, AuditRule, Emit, Fail], None]

@@ -1,5 +1,7 @@
 """dovecot.conf: global ``listen``, ``protocols``, ``service`` / ``inet_listener`` /
-``unix_listener`` blocks merged across ``!include`` / ``!include_try`` files (globs too).
+``unix_listener`` blocks merged across ``!include`` / ``!include_try`` files (globs too);
+and the settings that make dovecot connect somewhere
+(:mod:`~patchkit.audit.parsers._dovecot_clients`).
 
 ``protocols`` in 2.3's form (``= $protocols x``) and 2.4's (``protocols { x = yes }``);
 ``port = 0`` disables a listener; ``address`` (2.3) or ``listen`` (2.4) inside one. The
@@ -25,6 +27,7 @@ from patchkit.audit.parsers._common import (
     read_once,
     strip_hash_comment,
 )
+from patchkit.audit.parsers._dovecot_clients import DovecotClients
 from patchkit.audit.view import FileView
 from patchkit.profiles.base import AuditRule
 
@@ -69,6 +72,7 @@ def parse_dovecot(view: FileView, path: str, rule: AuditRule, emit: Emit, fail: 
     protocols: dict[str, tuple[str, int]] = {}
     listeners: dict[tuple[str, str, str], _DovecotListener] = {}
     seen: set[str] = set()
+    clients = DovecotClients(component=rule.component, base_dir=opts["base_dir"])
 
     def set_protocols(value: str, file: str, no: int) -> None:
         words = value.replace(",", " ").split()
@@ -127,6 +131,7 @@ def parse_dovecot(view: FileView, path: str, rule: AuditRule, emit: Emit, fail: 
                 fail(file, no, f"cannot read dovecot line {line!r}")
                 continue
             key, value = m.group(1), m.group(2).strip().strip('"')
+            clients.see(key, value, [k for k, _ in stack], file, no)
             if not stack and key == "listen":
                 listen = (value, file, no)
             elif not stack and key == "protocols":
@@ -153,6 +158,7 @@ def parse_dovecot(view: FileView, path: str, rule: AuditRule, emit: Emit, fail: 
     walk(path)
     if not seen or view.read(path) is None:
         return
+    clients.report(emit)
     builtin: Mapping[str, Sequence[tuple[str, str, int]]] = opts["builtin"]
     by_protocol: Mapping[str, str] = opts["service_protocol"]
     for proto, items in builtin.items():

@@ -1,140 +1,144 @@
-"""rspamd (UCL, the subset its config uses): ``worker "..." { bind_socket = ...; .include ... }``.
+"""rspamd: its whole config tree (``rspamd.conf`` and every ``.include``, read by
+:mod:`~patchkit.audit.parsers.ucl` with rspamd's priorities), then
 
-Included files resolve ``$CONFDIR`` / ``$LOCAL_CONFDIR``; the highest ``priority`` that sets
-``bind_socket`` wins (override.d 10 > local.d 1 > inline 0); ``#``, ``//``, ``/* */`` comments.
+* listeners: ``bind_socket`` of each ``worker`` (the highest priority that sets it wins:
+  override.d 10 > local.d 1 > inline 0);
+* connections: the redis ``servers`` (``read_servers``, ``write_servers``) of the ``redis``
+  section, of a classifier and of a module's own section, and the ``hosts`` of the proxy
+  worker's ``upstream`` / ``mirror`` blocks (port 11333 when none is given).
+
+``$CONFDIR`` and friends resolve to image directories (:data:`DEFAULTS`).
 """
 
 from __future__ import annotations
 
-import posixpath
-import re
-from collections.abc import Iterable, Mapping
+import fnmatch
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 from patchkit.audit.model import Listener
-from patchkit.audit.parsers._common import Emit, Fail, defaults, host_port, strip_hash_comment
+from patchkit.audit.parsers._common import Emit, Fail, defaults, host_port
+from patchkit.audit.parsers._targets import connection, server_list
+from patchkit.audit.parsers.ucl import UclObject, UclValue, read_ucl, scalars, walk
 from patchkit.audit.view import FileView
 from patchkit.profiles.base import AuditRule
 
 __all__ = ["DEFAULTS", "parse_rspamd"]
 
-# Debian's layout: both directories are etc/rspamd (local.d/ and override.d/ under it).
-DEFAULTS: Mapping[str, Any] = {"confdir": "etc/rspamd", "local_confdir": "etc/rspamd"}
+_REDIS_KEYS = ("servers", "read_servers", "write_servers")
 
-_UCL_INCLUDE = re.compile(r'^\s*\.include(?:\(([^)]*)\))?\s+"([^"]+)"')
-_UCL_WORKER = re.compile(r'^\s*worker\s*(?:"([^"]+)"|([A-Za-z_][\w-]*))?\s*\{')
-_UCL_BIND = re.compile(r"^\s*bind_socket\s*[=:]?\s*(.*?)\s*;?\s*$")
-
-
-def _ucl_lines(text: str) -> Iterable[tuple[int, str]]:
-    in_block = False
-    for no, raw in enumerate(text.splitlines(), 1):
-        line = raw
-        if in_block:
-            end = line.find("*/")
-            if end < 0:
-                continue
-            line, in_block = line[end + 2 :], False
-        while "/*" in line:
-            start = line.index("/*")
-            end = line.find("*/", start + 2)
-            if end < 0:
-                line, in_block = line[:start], True
-                break
-            line = line[:start] + line[end + 2 :]
-        line = strip_hash_comment(line)
-        if line.strip().startswith("//"):
-            continue
-        yield no, line
-
-
-def _ucl_bind(value: str, file: str, no: int, fail: Fail) -> str | None:
-    v = value.strip().rstrip(";").strip()
-    m = re.fullmatch(r'"([^"]*)"|\'([^\']*)\'|([^\s"\';]+)', v)
-    if not m:
-        fail(file, no, f"cannot read bind_socket value {value.strip()!r}")
-        return None
-    return next(g for g in m.groups() if g is not None)
+# Debian's layout: both directories are etc/rspamd (local.d/ and override.d/ under it); the
+# other variables rspamd defines (an include naming one outside the audit roots reads as
+# absent). `clients`: (section path glob, keys, default port, what) of the settings that
+# make rspamd connect somewhere.
+DEFAULTS: Mapping[str, Any] = {
+    "confdir": "etc/rspamd",
+    "local_confdir": "etc/rspamd",
+    "variables": {
+        "DBDIR": "var/lib/rspamd",
+        "RUNDIR": "run/rspamd",
+        "LOGDIR": "var/log/rspamd",
+        "SHAREDIR": "usr/share/rspamd",
+        "RULESDIR": "usr/share/rspamd/rules",
+        "PLUGINSDIR": "usr/share/rspamd/plugins",
+        "LUALIBDIR": "usr/share/rspamd/lualib",
+        "WWWDIR": "usr/share/rspamd/www",
+    },
+    "clients": (
+        ("redis", _REDIS_KEYS, 6379, "redis"),
+        ("classifier", _REDIS_KEYS, 6379, "classifier (redis backend)"),
+        ("classifier/*", _REDIS_KEYS, 6379, "classifier (redis backend)"),
+        ("worker/*/upstream/*", ("hosts",), 11333, "proxy upstream"),
+        ("worker/*/mirror/*", ("hosts",), 11333, "proxy mirror"),
+        ("worker/upstream/*", ("hosts",), 11333, "proxy upstream"),
+        ("*", _REDIS_KEYS, None, "module"),
+    ),
+}
 
 
 def parse_rspamd(view: FileView, path: str, rule: AuditRule, emit: Emit, fail: Fail) -> None:
-    text = view.read(path)
-    if text is None:
-        return
     opts = defaults(DEFAULTS, rule)
-    dirs = {"$CONFDIR": opts["confdir"], "$LOCAL_CONFDIR": opts["local_confdir"]}
-
-    def resolve(inc: str) -> str:
-        for var, d in dirs.items():
-            inc = inc.replace("${" + var[1:] + "}", d).replace(var, d)
-        return posixpath.normpath(inc.lstrip("/"))
-
-    def binds_in(file: str, lines: Iterable[tuple[int, str]]) -> list[tuple[str, int, str]]:
-        out = []
-        for no, line in lines:
-            m = _UCL_BIND.match(line)
-            if m:
-                value = _ucl_bind(m.group(1), file, no, fail)
-                if value is not None:
-                    out.append((value, no, file))
-        return out
-
-    depth = 0
-    worker: str | None = None
-    worker_depth = 0
-    sources: list[tuple[int, list[tuple[str, int, str]]]] = []  # (priority, binds)
-    inline: list[tuple[int, str]] = []
-
-    def finish(name: str) -> None:
-        candidates = [(0, binds_in(path, inline)), *sources]
-        best = [c for c in candidates if c[1]]
-        if not best:
-            return
-        top = max(p for p, _ in best)
-        for priority, binds in best:
-            if priority != top:
-                continue
-            for value, no, file in binds:
-                _listener(rule, name, value, file, no, emit, fail)
-
-    for no, line in _ucl_lines(text):
-        m = _UCL_WORKER.match(line) if worker is None else None
-        if m:
-            worker = m.group(1) or m.group(2) or "worker"
-            worker_depth = depth
-            sources, inline = [], []
-        elif worker is not None:
-            inc = _UCL_INCLUDE.match(line)
-            if inc:
-                params = inc.group(1) or ""
-                pm = re.search(r"priority\s*=\s*(\d+)", params)
-                file = resolve(inc.group(2))
-                sub = view.read(file)
-                if sub is None:
-                    if "try=true" not in params.replace(" ", ""):
-                        fail(path, no, f"include {inc.group(2)} not found")
-                    continue
-                sources.append((int(pm.group(1)) if pm else 0, binds_in(file, _ucl_lines(sub))))
-                continue
-            if depth == worker_depth + 1:
-                inline.append((no, line))
-        depth += line.count("{") - line.count("}")
-        if depth < 0:
-            fail(path, no, "unbalanced '}'")
-            return
-        if worker is not None and depth <= worker_depth:
-            finish(worker)
-            worker = None
-    if depth != 0 or worker is not None:
-        fail(path, len(text.splitlines()), "unbalanced '{' (block not closed)")
+    variables = {
+        **opts["variables"],
+        "CONFDIR": opts["confdir"],
+        "LOCAL_CONFDIR": opts["local_confdir"],
+    }
+    tree = read_ucl(view, path, variables, fail)
+    if tree is None:
+        return
+    for name, worker in _workers(tree):
+        for bind in _top(worker.get("bind_socket")):
+            for v in scalars(bind):
+                _listener(rule, name, v, emit, fail)
+    for keys, value in walk(tree):
+        spec = _client(keys, opts["clients"])
+        if spec is None:
+            continue
+        default_port, what = spec
+        for v in scalars(value):
+            assert isinstance(v.value, str)
+            note = f"{what} ({'/'.join(keys[:-1])})"
+            for target in server_list(v.value, default_port):
+                emit(
+                    connection(
+                        target,
+                        component=rule.component,
+                        file=v.file,
+                        line=v.line,
+                        directive=f'{keys[-1]} = "{v.value}"',
+                        reason=note,
+                    )
+                )
 
 
-def _listener(
-    rule: AuditRule, name: str, value: str, file: str, no: int, emit: Emit, fail: Fail
-) -> None:
+def _client(
+    keys: tuple[str, ...], clients: tuple[tuple[str, tuple[str, ...], int | None, str], ...]
+) -> tuple[int | None, str] | None:
+    section = "/".join(keys[:-1])
+    for pattern, names, port, what in clients:
+        if (
+            keys[-1] in names
+            and fnmatch.fnmatchcase(section, pattern)
+            and section.count("/") == pattern.count("/")
+        ):
+            return port, what
+    return None
+
+
+def _top(values: list[UclValue]) -> list[UclValue]:
+    """The values that win: those of the highest priority."""
+    if not values:
+        return []
+    top = max(v.priority for v in values)
+    return [v for v in values if v.priority == top]
+
+
+def _workers(tree: UclObject) -> list[tuple[str, UclObject]]:
+    """(name, section) of each worker: `worker "name" { }` or `worker { type = ...; }`."""
+    out: list[tuple[str, UclObject]] = []
+    for w in tree.get("worker"):
+        if not isinstance(w.value, UclObject):
+            continue
+        section = w.value
+        if section.get("type") or section.get("bind_socket"):
+            kind = next((v.value for v in section.get("type") if isinstance(v.value, str)), "")
+            out.append((kind or "worker", section))
+            continue
+        out.extend(
+            (name, v.value)
+            for name, vs in section.keys.items()
+            for v in vs
+            if isinstance(v.value, UclObject)
+        )
+    return out
+
+
+def _listener(rule: AuditRule, name: str, v: UclValue, emit: Emit, fail: Fail) -> None:
+    assert isinstance(v.value, str)
+    value = v.value
     base = Listener(
-        component=rule.component, file=file, line=no, kind="tcp", reason=f"worker {name}"
+        component=rule.component, file=v.file, line=v.line, kind="tcp", reason=f"worker {name}"
     )
     first = value.split()[0] if value.split() else ""
     if first.startswith(("/", ".", "systemd:")):
@@ -142,6 +146,6 @@ def _listener(
         return
     hp = host_port(first, None)
     if hp is None or hp[1] is None:
-        fail(file, no, f"cannot read bind_socket {value!r} (want HOST:PORT or a socket path)")
+        fail(v.file, v.line, f"cannot read bind_socket {value!r} (want HOST:PORT or a socket path)")
         return
     emit(replace(base, address=hp[0], port=hp[1]))

@@ -1,4 +1,4 @@
-"""``patchkit audit``: network listeners in the (patched) configs (docs/audit.md)."""
+"""``patchkit audit``: network listeners and connections in the (patched) configs (docs/audit.md)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--unpatched", action="store_true", help="audit the release as imported, without the series"
     )
     parser.add_argument(
-        "--strict", action="store_true", help="also fail on listeners left to unverified patches"
+        "--strict", action="store_true", help="also fail on unverified listeners and connections"
     )
     parser.add_argument("--json", dest="as_json", action="store_true", help="JSON on stdout")
 
@@ -33,7 +33,7 @@ def audit(
     as_json: bool = False,
     ui: Ui,
 ) -> int:
-    """Exit 1 when a listener fails the policy."""
+    """Exit 1 when a listener or a connection fails the policy."""
     from patchkit.audit import render_audit
 
     result = project.audit(version, patched=not unpatched, strict=strict)
@@ -45,7 +45,7 @@ def audit(
 
 COMMAND = Command(
     name="audit",
-    help="list network listeners in the patched configs; fail on TCP loopback/wildcard",
+    help="list listeners and connections in the patched configs; fail on TCP loopback/wildcard",
     add_arguments=add_arguments,
     run=audit,
 )

@@ -8,23 +8,26 @@ the rule every image source shares.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import os
 import urllib.parse
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from patchkit.errors import RegistryError, SourceError
 from patchkit.images._manifest import (
     DEFAULT_PLATFORM,
     INDEX_TYPES,
+    MANIFEST_ACCEPT,
     MANIFEST_TYPES,
-    MEDIA_DOCKER_LIST,
-    MEDIA_DOCKER_MANIFEST,
     MEDIA_OCI_INDEX,
     MEDIA_OCI_MANIFEST,
     Platform,
     choose_manifest,
+    config_created,
     offered_platforms,
 )
 from patchkit.images.base import ImagePlan, LayerBlob
@@ -33,9 +36,9 @@ from patchkit.images.registry.reference import DIGEST_RE, DOCKER_HUB, RegistryRe
 from patchkit.images.registry.transport import RetryPolicy, Transport, is_loopback
 from patchkit.images.source import Source
 
-__all__ = ["open_registry_image"]
+__all__ = ["TagDigest", "head_tag", "open_registry_image", "open_transport"]
 
-_ACCEPT = ", ".join([MEDIA_OCI_INDEX, MEDIA_DOCKER_LIST, MEDIA_OCI_MANIFEST, MEDIA_DOCKER_MANIFEST])
+_ACCEPT = MANIFEST_ACCEPT
 _MAX_MANIFEST = 4 * 1024 * 1024  # manifests and indexes are small; a bigger one is hostile
 _MAX_CONFIG = 16 * 1024 * 1024
 _MAX_INDEX_DEPTH = 4
@@ -50,21 +53,46 @@ def _descriptor_digest(repo: Repository, desc: Any, what: str) -> str:
     return digest
 
 
-def _resolve_tag(repo: Repository) -> str:
-    """Tag → digest with HEAD only (Docker Hub rate-limits manifest GETs, not HEADs)."""
-    transport = repo.transport
-    path = f"/v2/{transport.ref.repository}/manifests/{transport.ref.tag}"
-    resp = transport.request("HEAD", path, {"Accept": _ACCEPT})
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TagDigest:
+    """What a tag points to now: a manifest or an index (``media_type`` as the registry says)."""
+
+    digest: str
+    media_type: str = ""
+
+
+def head_tag(transport: Transport, tag: str, *, missing_ok: bool = False) -> TagDigest | None:
+    """Tag -> digest with ``HEAD`` (Docker Hub rate-limits manifest GETs, not HEADs).
+
+    Every manifest and index type is in ``Accept``; the digest is ``Docker-Content-Digest``,
+    or, from a registry that leaves it out, the sha256 of the manifest a ``GET`` returns.
+    ``missing_ok``: None for a tag the registry does not have (404) instead of an error.
+    """
+    path = f"/v2/{transport.ref.repository}/manifests/{tag}"
+    resp = transport.request("HEAD", path, {"Accept": _ACCEPT}, missing_ok=missing_ok)
     resp.read()
     resp.close()
+    if resp.status == 404:
+        return None
+    media = (resp.getheader("Content-Type") or "").split(";")[0].strip()
     digest = resp.getheader("Docker-Content-Digest")
-    if digest is None or not DIGEST_RE.fullmatch(digest):
-        raise transport.fail(
-            "registry did not give a sha256 Docker-Content-Digest for the tag; pin the image with @sha256:...",
-            "HEAD",
-            path,
-        )
-    return digest
+    if digest is not None and DIGEST_RE.fullmatch(digest):
+        return TagDigest(digest=digest, media_type=media)
+    resp = transport.request("GET", path, {"Accept": _ACCEPT}, missing_ok=missing_ok)
+    with contextlib.closing(resp):
+        data = resp.read(_MAX_MANIFEST + 1)
+        media = (resp.getheader("Content-Type") or "").split(";")[0].strip()
+    if resp.status == 404:
+        return None
+    if len(data) > _MAX_MANIFEST:
+        raise transport.fail(f"manifest larger than {_MAX_MANIFEST} bytes", "GET", path)
+    return TagDigest(digest="sha256:" + hashlib.sha256(data).hexdigest(), media_type=media)
+
+
+def _resolve_tag(repo: Repository) -> str:
+    tag = head_tag(repo.transport, repo.transport.ref.tag or "latest")
+    assert tag is not None  # without missing_ok a 404 raises
+    return tag.digest
 
 
 def _load_manifest(repo: Repository, digest: str) -> tuple[dict[str, Any], str]:
@@ -169,6 +197,7 @@ def _build_plan(
         layers=tuple(layers),
         config_digest=config_digest,
         platform=plat,
+        created=config_created(config),
     )
 
 
@@ -214,17 +243,28 @@ def open_registry_image(
         ref = parse_reference(str(ref))  # a Source prints as its canonical docker:// string
     if platform is not None:
         Platform.parse(platform)
-    mirror = mirror if mirror is not None else os.environ.get("PATCHKIT_REGISTRY_MIRROR") or None
-    repo = Repository(
-        Transport(
-            ref=ref,
-            base=_base_url(ref, mirror, insecure),
-            retry=retry or RetryPolicy(),
-            offline=os.environ.get("PATCHKIT_OFFLINE", "") not in ("", "0"),
-        )
-    )
+    repo = Repository(open_transport(ref, mirror=mirror, insecure=insecure, retry=retry))
     try:
         digest = ref.digest if ref.digest is not None else _resolve_tag(repo)
-        yield _build_plan(repo, digest, platform, progress)
+        plan = _build_plan(repo, digest, platform, progress)
+        yield dataclasses.replace(plan, tag_digest=digest)
     finally:
         repo.close()
+
+
+def open_transport(
+    ref: RegistryRef,
+    *,
+    mirror: str | None = None,
+    insecure: bool | None = None,
+    retry: RetryPolicy | None = None,
+) -> Transport:
+    """The transport to ``ref``'s repository, as pulls make it: ``mirror`` (default
+    ``$PATCHKIT_REGISTRY_MIRROR``) for Docker Hub, ``PATCHKIT_OFFLINE``, the retry policy."""
+    mirror = mirror if mirror is not None else os.environ.get("PATCHKIT_REGISTRY_MIRROR") or None
+    return Transport(
+        ref=ref,
+        base=_base_url(ref, mirror, insecure),
+        retry=retry or RetryPolicy(),
+        offline=os.environ.get("PATCHKIT_OFFLINE", "") not in ("", "0"),
+    )

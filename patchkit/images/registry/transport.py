@@ -86,9 +86,17 @@ class Transport:
         return self.base._replace(path=self.base.path.rstrip("/") + path)
 
     def request(
-        self, method: str, path: str, headers: dict[str, str] | None = None
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str] | None = None,
+        *,
+        missing_ok: bool = False,
     ) -> http.client.HTTPResponse:
-        """Send with auth, redirects and retries; return a response with status < 300 (body unread)."""
+        """Send with auth, redirects and retries; return a response with status < 300 (body unread).
+
+        ``missing_ok``: a 404 is returned too (its body read and closed) instead of raised.
+        """
         url = self.url(path)
         headers = dict(headers or {})
         authed_retry = False
@@ -152,6 +160,8 @@ class Transport:
                 self.sleep(self._backoff(attempt, resp.getheader("Retry-After")))
                 continue
             if status == 404:
+                if missing_ok:
+                    return resp
                 raise self.fail("not found", method, path, f"HTTP 404{_error_detail(body)}")
             if status == 403:
                 raise self.fail("access denied", method, path, f"HTTP 403{_error_detail(body)}")

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from patchkit.core.globs import glob_to_regex
 from patchkit.core.model import CheckResult, Matrix, PatchResult
+from patchkit.core.versions import release_version
 from patchkit.errors import NotImportedError, StoreError
 from patchkit.git.objects import BlobReader
 from patchkit.git.store import Store
@@ -31,6 +32,7 @@ from patchkit.ops.matrix.units import (
     run_units,
     run_units_in_processes,
 )
+from patchkit.ops.platforms import matrix_labels
 
 if TYPE_CHECKING:
     from patchkit.ops.workspace import Workspace
@@ -126,13 +128,20 @@ def compute_matrix(
         changes = list(ws.changes(series))
         digests = [change_digest(c, e.strip) for c, e in zip(changes, series.entries, strict=True)]
         engine = engine_fingerprint()
-        # label -> (commit, tree) of the releases asked and the base: one round trip
-        asked = [v for v in dict.fromkeys([*labels, vf.base]) if v in commits]
+        # label -> (commit, tree) of the releases asked, their other platforms and the base:
+        # one round trip
+        releases = [vf.release(v) for v in labels]
+        platforms = [label for r in releases for _p, label in r.platform_labels()[1:]]
+        asked = [v for v in dict.fromkeys([*labels, *platforms, vf.base]) if v in commits]
         found = blob_reader.trees_of([commits[v] for v in asked])
         trees = {v: (commits[v], tree) for v, tree in zip(asked, found, strict=True) if tree}
         lost = [v for v in labels if v not in trees]
         if lost:
             raise StoreError(f"{store.path}: the commits of {', '.join(lost)} are not in the store")
+        # A multi-platform release's platforms whose trees differ get columns of their own,
+        # right after it (`2.5.24@linux-arm64`); identical trees are checked once.
+        extra = matrix_labels(releases, trees)
+        labels = [x for v in labels for x in (v, *extra.get(v, ()))]
         base_tree = trees.get(vf.base, ("", ""))[1]
         base_ref = (vf.base, base_tree) if base_tree else None
 
@@ -248,10 +257,10 @@ def _run_missing(
             key = (
                 group,
                 tuple(col.ids[p] for p in group.paths),
-                tuple(changes[i].applies_to(col.label) for i in group.indexes),
+                tuple(changes[i].applies_to(release_version(col.label)) for i in group.indexes),
                 symlinked.intersection(group.paths),
             )
-            units.setdefault(key, Unit(key=key, version=col.label))
+            units.setdefault(key, Unit(key=key, version=release_version(col.label)))
             col.plan.append((group, key))
     unit_list = list(units.values())
     stats.units = len(unit_list)
@@ -292,7 +301,7 @@ def _assemble(
             r = col.cells[col.keys[i]] if fresh is None else fresh[j]
             n_cached += fresh is None
             if r is None:
-                r = skipped_result(changes[i], col.label)
+                r = skipped_result(changes[i], release_version(col.label))
             row[i] = r
             out_cells[col.keys[i]] = r
     check = CheckResult(

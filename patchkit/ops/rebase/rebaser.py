@@ -15,7 +15,6 @@ import shutil
 from collections.abc import Mapping
 
 from patchkit.core.model import (
-    MADE,
     NOT_TRIED,
     ChangeKind,
     PatchStatus,
@@ -27,12 +26,12 @@ from patchkit.files import checkpoint
 from patchkit.git.store import Store
 from patchkit.git.worktree import Worktree, clear_worktree, worktree_add
 from patchkit.kinds import Change, load_change
-from patchkit.ops.check import check_tree
 from patchkit.ops.edit import edit_guard
 from patchkit.ops.rebase.backup import ProjectBackup
+from patchkit.ops.rebase.plan import plan_rebase
 from patchkit.ops.rebase.refresh import refresh_to_base, write_rebased
-from patchkit.ops.rebase.replay import reevaluate, replay
-from patchkit.ops.rebase.risk import UpstreamDelta, introduced, range_diff, targets_at
+from patchkit.ops.rebase.replay import replay_step
+from patchkit.ops.rebase.risk import UpstreamDelta, introduced, range_diff
 from patchkit.ops.rebase.series import commit_message, series_commits
 from patchkit.ops.rebase.state import PatchEntry, Phase, RebaseStateRecord, StateFile
 from patchkit.ops.workspace import Workspace
@@ -79,31 +78,9 @@ class Rebaser:
             if self.dir.exists():
                 self._tidy()  # leftovers of a rebase interrupted while starting or tidying
             self.backup.sweep_temps()
-            vf = ws.versions
-            vf.release(onto)
-            base = vf.base
-            if onto == base:
-                raise RebaseStateError(f"the series is already based on {onto}")
-            base_tree = ws.release_tree(base)
-            ws.release_tree(onto)
-            base_info = self.store.release(base)
-            onto_info = self.store.release(onto)
-            assert base_info is not None and onto_info is not None
-            series = ws.series
-            changes = list(ws.changes(series))
-            with self.store.blob_reader() as reader:
-                check = check_tree(reader, version=base, tree=base_tree, patches=changes)
-                files = [sorted(set(targets_at(reader, c, base_info.commit))) for c in changes]
-            bad = [
-                f"{p.name} ({p.status})"
-                for p in check.patches
-                if p.status not in MADE and p.status not in NOT_TRIED
-            ]
-            if bad:
-                raise RebaseStateError(
-                    f"the series does not apply to its base {base}: {', '.join(bad)}; "
-                    f"fix these first (patchkit check {base})"
-                )
+            plan = plan_rebase(ws, onto)
+            if plan.refused:
+                raise RebaseStateError(plan.refusal())
             self.dir.mkdir(parents=True, exist_ok=True)
             self._drop_stale_ref_locks()
             checkpoint("backup")
@@ -111,33 +88,20 @@ class Rebaser:
             checkpoint("series commits")
             commits = series_commits(
                 self.store,
-                changes,
-                base_commit=base_info.commit,
-                version=base,
+                plan.changes,
+                base_commit=plan.base.commit,
+                version=plan.base.version,
                 marks=self.dir / "marks",
             )
             checkpoint("series committed")
             record = RebaseStateRecord(
-                base=base,
+                base=plan.base.version,
                 onto=onto,
-                base_commit=base_info.commit,
-                onto_commit=onto_info.commit,
-                head=onto_info.commit,
+                base_commit=plan.base.commit,
+                onto_commit=plan.onto.commit,
+                head=plan.onto.commit,
                 backup=backup,
-                patches=tuple(
-                    PatchEntry(
-                        name=c.name,
-                        kind=c.kind,
-                        strip=line.strip,
-                        commit=commit,
-                        status=None if commit else PatchStatus.SKIPPED,
-                        files=tuple(paths),
-                        message="" if commit else f"Upstream-Versions excludes {base}",
-                    )
-                    for c, line, commit, paths in zip(
-                        changes, series.entries, commits, files, strict=True
-                    )
-                ),
+                patches=plan.entries(commits),
             )
             self.state.save(record)
             return self._run(self._make_worktree(record))
@@ -236,17 +200,20 @@ class Rebaser:
             if entry.commit is None or entry.status in NOT_TRIED:
                 record = dataclasses.replace(record, current=record.current + 1)
                 continue
-            if entry.kind is ChangeKind.DIFF:
-                step = replay(
-                    self.store,
-                    wt,
-                    record,
-                    self._old_change(record, entry),
-                    delta=self._upstream(record),
-                    newly=functools.partial(self._newly, record),
-                )
-            else:  # edits and overlays say what to do: done anew on the new release
-                step = reevaluate(self.store, wt, record, self._current_change(entry))
+            # A diff is merged as it was; edits and overlays say what to do: done anew.
+            change = (
+                self._old_change(record, entry)
+                if entry.kind is ChangeKind.DIFF
+                else self._current_change(entry)
+            )
+            step = replay_step(
+                self.store,
+                wt,
+                record,
+                change,
+                delta=self._upstream(record),
+                newly=functools.partial(self._newly, record),
+            )
             if step.stopped:
                 record = record.with_entry(step.entry, phase=Phase.STOPPED)
                 self.state.save(record)

@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from patchkit.core.model import FAILED, PatchStatus
+from patchkit.core.model import FAILED, ChangeKind, PatchResult, PatchStatus
 from patchkit.errors import RebaseStateError
 from patchkit.files import checkpoint
 from patchkit.git.store import Store
@@ -28,7 +28,7 @@ from patchkit.ops.rebase.risk import (
 from patchkit.ops.rebase.series import commit_message
 from patchkit.ops.rebase.state import PatchEntry, RebaseStateRecord
 
-__all__ = ["Step", "reevaluate", "replay"]
+__all__ = ["Step", "reevaluate", "replay", "replay_step"]
 
 # Tried in this order when the default (histogram) 3-way merge conflicts.
 _RETRY_ALGORITHMS = ("patience", "minimal")
@@ -41,6 +41,23 @@ class Step:
     entry: PatchEntry
     head: str
     stopped: bool = False
+    outcome: PatchResult | None = None  # a re-evaluated change's result (its edits, its files)
+
+
+def replay_step(
+    store: Store,
+    wt: Worktree,
+    record: RebaseStateRecord,
+    change: Change,
+    *,
+    delta: UpstreamDelta,
+    newly: Callable[[], Mapping[str, tuple[str, ...]]],
+) -> Step:
+    """Replay the current entry: a diff with git's 3-way merge (``change``: the diff as it was
+    before the rebase), any other kind re-evaluated (``change``: as ``patches/`` has it now)."""
+    if record.entry.kind is ChangeKind.DIFF:
+        return replay(store, wt, record, change, delta=delta, newly=newly)
+    return reevaluate(store, wt, record, change)
 
 
 def replay(
@@ -173,11 +190,12 @@ def reevaluate(store: Store, wt: Worktree, record: RebaseStateRecord, change: Ch
             message=f"{result.message}; fix patches/{entry.name}, then patchkit rebase "
             "--continue (or --skip)",
         )
-        return Step(entry=stopped, head=head, stopped=True)
+        return Step(entry=stopped, head=head, stopped=True, outcome=result)
     if outcome.status is PatchStatus.SKIPPED:
         return Step(
             entry=dataclasses.replace(entry, status=PatchStatus.SKIPPED, message=result.message),
             head=head,
+            outcome=result,
         )
     if not outcome.contents:
         empty = dataclasses.replace(
@@ -186,7 +204,7 @@ def reevaluate(store: Store, wt: Worktree, record: RebaseStateRecord, change: Ch
             status=PatchStatus.ALREADY_APPLIED,
             message="upstream already has what this change makes: dropped from the series",
         )
-        return Step(entry=empty, head=head)
+        return Step(entry=empty, head=head, outcome=result)
     wt.reset_hard(head)
     for path, data in outcome.contents.items():
         target = wt.path / path
@@ -211,4 +229,4 @@ def reevaluate(store: Store, wt: Worktree, record: RebaseStateRecord, change: Ch
         ),
         message="re-evaluated on the new release",
     )
-    return Step(entry=made, head=made_commit)
+    return Step(entry=made, head=made_commit, outcome=result)

@@ -8,7 +8,9 @@
 # names services use to reach each other (msmtp, dovecot submission_host, the
 # admin mailer DSN, webmail). Every file is rendered to a temporary file first and
 # only moved into place once all of them rendered; unchanged files are left alone,
-# so a second run changes nothing.
+# so a second run changes nothing. Last, it removes nginx's internal unix sockets
+# (/var/run/nginx-http*.sock) left by an unclean stop: nginx does not reuse a stale
+# socket file, it fails to start ("bind() ... failed (98: Address already in use)").
 #
 # Environment:
 #   LISTEN_ON         host (default: the FQDN's addresses) | * | list of IPs
@@ -372,4 +374,27 @@ while read -r target; do
     fi
     log "rewrote: ${target#"$ROOT"}"
 done <"$STAGE/plan"
-log "done ($n file(s) rewritten)"
+
+# -- nginx's internal sockets (nginx-listen-hostname.edit.toml) -----------------------
+
+# /var/run outlives `docker restart`; nginx removes its unix sockets when it stops cleanly,
+# not when it is killed. Left alone while an nginx master runs (a second run of this script).
+nginx_running() {
+    pidfile="$ROOT/run/nginx.pid"
+    [ -f "$pidfile" ] || return 1
+    pid=$(tr -dc '0-9' <"$pidfile")
+    [ -n "$pid" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = nginx ]
+}
+stale=0
+for sock in "$ROOT"/var/run/nginx-http.sock "$ROOT"/var/run/nginx-https.sock; do
+    if [ -S "$sock" ] || { [ -e "$sock" ] && [ ! -d "$sock" ]; }; then
+        if nginx_running; then
+            log "kept ${sock#"$ROOT"}: nginx is running"
+        else
+            rm -f "$sock" || die "cannot remove the stale socket ${sock#"$ROOT"}"
+            log "removed a stale socket: ${sock#"$ROOT"}"
+            stale=$((stale + 1))
+        fi
+    fi
+done
+log "done ($n file(s) rewritten, $stale stale socket(s) removed)"

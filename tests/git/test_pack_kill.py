@@ -1,0 +1,80 @@
+"""A killed import leaves no temporary pack behind once the next command opens the store;
+a live writer's files are never taken for a killed one's."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from patchkit.git.pack import PackWriter, clear_stale_packs
+from patchkit.git.store import Store
+from tests.helpers.imagebuilder import Layer, build_oci_layout
+
+_CHILD = """
+import sys
+from patchkit.git.store import Store
+from patchkit.images import parse_source
+from patchkit.ops.importing import import_release
+import_release(Store.open(sys.argv[1]), "1", parse_source(sys.argv[2]))
+"""
+
+
+def _tmp(store: Path) -> list[str]:
+    return sorted(p.name for p in (store / "objects" / "pack").glob("tmp_pack_*"))
+
+
+def test_sigkill_mid_import_then_the_next_command_clears_the_temporary_pack(
+    tmp_path: Path,
+) -> None:
+    layer = Layer()
+    for i in range(400):
+        layer.file(f"f/{i:03}", os.urandom(100_000))  # about 2 s of import on a busy machine
+    built = build_oci_layout(tmp_path / "img", [layer])
+    store = tmp_path / "store"
+    Store.open(store)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.Popen([sys.executable, "-c", _CHILD, str(store), built.source], env=env)
+    deadline = time.monotonic() + 120
+    try:
+        while not any(not n.endswith(".lock") for n in _tmp(store)):
+            assert child.poll() is None, "the import finished before it could be killed"
+            assert time.monotonic() < deadline
+            time.sleep(0.005)
+        time.sleep(0.2)  # well into the pack
+        child.send_signal(signal.SIGKILL)
+    finally:
+        child.wait()
+    assert child.returncode == -signal.SIGKILL
+    left = _tmp(store)
+    assert any(n.endswith(".lock") for n in left) and len(left) >= 2, left
+    Store.open(store)  # the next command
+    assert _tmp(store) == []
+    assert Store.open(store).git("for-each-ref").stdout == b""
+
+
+def test_a_live_writers_files_are_kept(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "store")
+    writer = PackWriter(store.path)
+    writer.add(b"alive\n")
+    before = _tmp(store.path)
+    assert len(before) == 2
+    assert clear_stale_packs(store.path / "objects" / "pack") == []
+    Store.open(store.path)
+    assert _tmp(store.path) == before
+    writer.finish()
+    assert _tmp(store.path) == []
+
+
+def test_files_of_an_older_writer_without_a_lock_are_kept_until_old(tmp_path: Path) -> None:
+    store = Store.open(tmp_path / "store")
+    legacy = store.path / "objects" / "pack" / "tmp_pack_pk_a1b2c3d4"
+    legacy.write_bytes(b"PACK")
+    Store.open(store.path)
+    assert legacy.exists()
+    os.utime(legacy, (time.time() - 7200, time.time() - 7200))
+    Store.open(store.path)
+    assert not legacy.exists()
