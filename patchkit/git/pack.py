@@ -22,68 +22,10 @@ from typing import IO, Any
 from patchkit.compress import ZLIB
 from patchkit.core.objects import MODE_TREE, TreeEntry, git_blob_id, git_object_id, tree_body
 from patchkit.errors import StoreError
+from patchkit.git.packtmp import TMP_PREFIX, clear_stale_packs
 from patchkit.git.runner import _IDENT
 
 __all__ = ["FastImport", "PackWriter", "clear_stale_packs"]
-
-_TMP_PREFIX = "tmp_pack_pk_"  # + a writer's token (12 hex digits): its files and its lock
-_TOKEN = re.compile(r"tmp_pack_pk_([0-9a-f]{12})(?:\.lock|_)")
-_LEGACY_AGE = 3600  # seconds: files of writers without a lock (older patchkit) are stale then
-
-
-def _try_lock(path: Path) -> int | None:
-    """An fd of ``path`` holding its exclusive flock, or None (held elsewhere, or gone)."""
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def clear_stale_packs(pack_dir: Path) -> list[str]:
-    """Remove the temporary packs and indexes of writers that are gone (a killed import):
-    every writer holds the flock of its ``tmp_pack_pk_<token>.lock`` while it lives, so a
-    group whose lock can be taken, or that has none, is stale. Returns the names removed."""
-    import time
-
-    try:
-        names = [n for n in os.listdir(pack_dir) if n.startswith(_TMP_PREFIX)]
-    except OSError:
-        return []
-    groups: dict[str | None, list[str]] = {}
-    for name in names:
-        m = _TOKEN.match(name)
-        groups.setdefault(m.group(1) if m else None, []).append(name)
-    removed: list[str] = []
-    for token, members in groups.items():
-        if token is None:  # no token: an older patchkit's; stale once old
-            now = time.time()
-            for name in members:
-                with contextlib.suppress(OSError):
-                    if now - os.lstat(pack_dir / name).st_mtime > _LEGACY_AGE:
-                        os.unlink(pack_dir / name)
-                        removed.append(name)
-            continue
-        lock = f"{_TMP_PREFIX}{token}.lock"
-        fd = _try_lock(pack_dir / lock) if lock in members else None
-        if lock in members and fd is None:
-            continue  # its writer is alive
-        try:
-            for name in sorted(members, key=lambda n: n == lock):  # the lock last
-                with contextlib.suppress(OSError):
-                    os.unlink(pack_dir / name)
-                    removed.append(name)
-        finally:
-            if fd is not None:
-                os.close(fd)
-    return removed
 
 
 def _quote_path(path: str) -> bytes:
@@ -526,7 +468,7 @@ class PackWriter:
 
         while True:
             token = secrets.token_hex(6)
-            path = self._pack_dir / f"{_TMP_PREFIX}{token}.lock"
+            path = self._pack_dir / f"{TMP_PREFIX}{token}.lock"
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
             fcntl.flock(fd, fcntl.LOCK_EX)
             try:
@@ -549,7 +491,7 @@ class PackWriter:
     def _new_pack(self) -> None:
         import tempfile  # only an import writes packs
 
-        fd, name = tempfile.mkstemp(prefix=f"{_TMP_PREFIX}{self._token}_", dir=self._pack_dir)
+        fd, name = tempfile.mkstemp(prefix=f"{TMP_PREFIX}{self._token}_", dir=self._pack_dir)
         self._tmp = Path(name)
         self._file: IO[bytes] = os.fdopen(fd, "wb")
         self._file.write(b"PACK\0\0\0\2\0\0\0\0")  # the count is fixed when sealed

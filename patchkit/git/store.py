@@ -17,6 +17,7 @@ from pathlib import Path
 from patchkit.core.model import ReleaseInfo
 from patchkit.errors import StoreError
 from patchkit.git.objects import BlobReader, TreeEntry
+from patchkit.git.packtmp import clear_stale_packs
 from patchkit.git.refs import UPSTREAM_PREFIX, read_refs
 from patchkit.git.runner import _GIT_ENV
 
@@ -57,8 +58,6 @@ class Store:
             except git.GitError as e:
                 raise StoreError(f"{path}: cannot create git store: {e}") from e
         else:
-            from patchkit.git.pack import clear_stale_packs
-
             clear_stale_packs(path / "objects" / "pack")  # what a killed import left
         return cls(path)
 

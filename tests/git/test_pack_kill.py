@@ -78,3 +78,24 @@ def test_files_of_an_older_writer_without_a_lock_are_kept_until_old(tmp_path: Pa
     os.utime(legacy, (time.time() - 7200, time.time() - 7200))
     Store.open(store.path)
     assert not legacy.exists()
+
+
+def test_opening_a_store_does_not_load_the_pack_writer(tmp_path: Path) -> None:
+    # Every command opens the store (and clears a killed import's files); only imports write
+    # packs: the writer's thread, zlib and hashing stay unloaded for the others (cold matrix).
+    Store.open(tmp_path / "store")
+    code = (
+        "import sys\n"
+        "from patchkit.git.store import Store\n"
+        "Store.open(sys.argv[1])\n"
+        "print('patchkit.git.pack' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "store")],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "False"
