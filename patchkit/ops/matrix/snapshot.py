@@ -1,15 +1,16 @@
 """The whole matrix, kept under a key of everything it depends on: a warm run reads one file.
 
-A matrix is a function of the series' files, ``upstream-versions.toml``, the releases in the
-store (their references: a release's commit never changes), the requested releases and the
-code that computes and renders it. :func:`inputs_key` hashes those *as bytes*, before any of
-them is parsed, and :func:`lookup` reads the one snapshot file made under that key, so that a
-run in which nothing changed costs the interpreter, this module and one file: no git process,
-no store, no series parse (docs/matrix.md, "Cache"). :mod:`.cache` (cells per release) stays
-the cache of a run in which something did change.
+A matrix is a function of the series' files, ``upstream-versions.toml`` (each release's
+``platforms`` and ``tag-digest`` included), the releases in the store (their references, a
+multi-platform release's ``<version>@<platform>`` ones too: a release's commit never changes),
+the requested releases and the code that computes and renders it. :func:`inputs_key` hashes
+those *as bytes*, before any of them is parsed, and :func:`lookup` reads the one snapshot file
+made under that key, so that a run in which nothing changed costs the interpreter, this module
+and one file: no git process, no store, no series parse (docs/matrix.md, "Cache").
+:mod:`.cache` (cells per release) stays the cache of a run in which something did change.
 
 Imports ``os`` and ``hashlib`` only (and :mod:`patchkit.git.refs`, which imports ``os``): the
-command line's warm path (:mod:`patchkit.cli.warm`) loads it before anything else of patchkit.
+command line's warm path (:mod:`patchkit.cli.quick`) loads it before anything else of patchkit.
 
 The file, ``.patchkit/cache/matrix/whole-<requested releases>.txt``, is lines of text::
 
@@ -53,13 +54,15 @@ VERSIONS_FILE = "upstream-versions.toml"  # patchkit.project's names of the proj
 PATCHES_DIR = "patches"
 
 # The code a matrix document depends on besides the cells' engine (keys.engine_fingerprint):
-# the records and their JSON, drift, reading it back, the series reader, tree walking, this.
+# the records and their JSON, drift, reading it back, the series reader, tree walking, which
+# platforms of a release get a column (ops/platforms.matrix_labels), this.
 _SOURCES = (
     "core/model.py",
     "git/refs.py",
     "ops/matrix/codec.py",
     "ops/matrix/drift.py",
     "ops/matrix/snapshot.py",
+    "ops/platforms.py",
     "output/formats.py",
     "project.py",
 )
