@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from patchkit.core.forecast import ForecastPatch
 from patchkit.core.model import (
     FAILED,
     NOT_TRIED,
@@ -21,6 +20,9 @@ from patchkit.core.model import (
     Matrix,
     PatchStatus,
 )
+
+if TYPE_CHECKING:
+    from patchkit.core.forecast import ForecastPatch  # loaded by forecast and report only
 
 __all__ = [
     "STYLE",

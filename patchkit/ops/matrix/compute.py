@@ -32,7 +32,6 @@ from patchkit.ops.matrix.units import (
     run_units,
     run_units_in_processes,
 )
-from patchkit.ops.platforms import matrix_labels
 
 if TYPE_CHECKING:
     from patchkit.ops.workspace import Workspace
@@ -140,8 +139,11 @@ def compute_matrix(
             raise StoreError(f"{store.path}: the commits of {', '.join(lost)} are not in the store")
         # A multi-platform release's platforms whose trees differ get columns of their own,
         # right after it (`2.5.24@linux-arm64`); identical trees are checked once.
-        extra = matrix_labels(releases, trees)
-        labels = [x for v in labels for x in (v, *extra.get(v, ()))]
+        if platforms:
+            from patchkit.ops.platforms import matrix_labels  # multi-platform releases only
+
+            extra = matrix_labels(releases, trees)
+            labels = [x for v in labels for x in (v, *extra.get(v, ()))]
         base_tree = trees.get(vf.base, ("", ""))[1]
         base_ref = (vf.base, base_tree) if base_tree else None
 
