@@ -7,7 +7,9 @@ line, layer or source at fault.
 
 from __future__ import annotations
 
-from typing import ClassVar
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing
+if TYPE_CHECKING:
+    from typing import ClassVar
 
 __all__ = [
     "BuildNotReadyError",

@@ -6,9 +6,6 @@ import contextlib
 import errno
 import fcntl
 import os
-import secrets
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -56,6 +53,20 @@ def checkpoint(name: str) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
 
+def _temp_beside(path: Path) -> tuple[int, str]:
+    """A new, empty file ``.NAME.XXXXXXXXXXXX.tmp`` beside ``path``, open for writing: what
+    ``tempfile.mkstemp`` makes (mode 0600, never an existing file or a link), without loading
+    ``tempfile`` and ``random`` into every command for it."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | getattr(os, "O_NOFOLLOW", 0)
+    for _ in range(100):
+        name = os.path.join(path.parent, f".{path.name}.{os.urandom(6).hex()}.tmp")
+        try:
+            return os.open(name, flags, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, f"no free temporary name beside {path}")
+
+
 def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
     """Replace ``path`` with ``data`` so that a reader sees the old or the new file, never half.
 
@@ -72,7 +83,7 @@ def atomic_write(path: Path, data: bytes, *, durable: bool = True) -> None:
         mode = 0o644
     tmp_name = ""
     try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp_name = _temp_beside(path)
         with os.fdopen(fd, "wb") as f:
             checkpoint(f"write {path.name}")
             f.write(data)
@@ -139,9 +150,11 @@ def scratch_dir(state_dir: Path, prefix: str) -> Iterator[Path]:
     taken belongs to a process that is gone (SIGKILL, power loss), and the next
     :func:`sweep_scratch` removes it.
     """
+    import shutil  # here, not on every command's path
+
     root = state_dir / SCRATCH_DIR
     while True:
-        name = f"{prefix}{os.getpid()}-{secrets.token_hex(4)}"
+        name = f"{prefix}{os.getpid()}-{os.urandom(4).hex()}"  # secrets.token_hex, unloaded
         lock = root / f"{name}.lock"
         try:
             root.mkdir(parents=True, exist_ok=True)
@@ -177,6 +190,8 @@ def sweep_scratch(state_dir: Path) -> list[str]:
         names = os.listdir(root)
     except OSError:
         return []
+    import shutil  # only where there is a scratch directory
+
     removed = []
     for name in sorted(names):
         if not name.endswith(".lock"):

@@ -15,8 +15,7 @@ from patchkit.core.versions import VersionsFile
 from patchkit.errors import ConfigError, NotImportedError, OverlayError, SeriesError
 from patchkit.files import atomic_write, project_lock, sweep_scratch
 from patchkit.git.store import Store
-from patchkit.kinds import Change, DiffChange, OverlayFile, kind_of, load_change, load_overlay
-from patchkit.kinds.overlay import META_FILE
+from patchkit.kinds import Change, DiffChange, kind_of, load_change
 from patchkit.ops.check import apply_series
 
 if TYPE_CHECKING:
@@ -294,7 +293,25 @@ class Project:
         """
         from patchkit.ops.matrix import compute_matrix
 
-        return compute_matrix(self, versions, jobs=jobs, cache=cache, warn=warn)
+        def compute() -> Matrix:
+            return compute_matrix(self, versions, jobs=jobs, cache=cache, warn=warn)
+
+        if not cache:
+            return compute()
+        from functools import partial
+
+        from patchkit.ops.matrix import snapshot
+        from patchkit.output.formats import to_json
+
+        # Nothing changed since the last run: its matrix, from one file (docs/matrix.md).
+        return snapshot.cached(
+            root=str(self.root),
+            state_dir=str(self.state_dir),
+            store_dir=str(self.store_dir),
+            versions=versions,
+            compute=compute,
+            render=partial(to_json, pretty=False),
+        )
 
     # -- rebase -------------------------------------------------------------
 
@@ -484,6 +501,8 @@ def _read_change(patches_dir: Path, entry: SeriesEntry) -> Change:
         except OSError as e:
             raise SeriesError(f"patches/{entry.name}: cannot read ({e.strerror})") from e
         return load_change(data, name=entry.name, strip=entry.strip)
+    from patchkit.kinds.overlay import META_FILE, OverlayFile, load_overlay
+
     if path.is_symlink() or not path.is_dir():
         if path.exists() or path.is_symlink():
             raise OverlayError(

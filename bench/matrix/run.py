@@ -6,17 +6,23 @@ A real upstream with real churn: ten consecutive releases of the npm package
 releases. Fifty patches are real edits at real lines of the first release (some
 files edited twice, so application is cumulative), made deterministic by a seed.
 
-Measured, medians of ``--runs`` (default 3):
+patchkit is measured as users run it: ``pip install .`` of this checkout into its own venv
+outside the checkout (``--venv DIR`` to keep and reuse one), its ``patchkit`` command.
+Measured in interleaved rounds (one run of every contender per round, the ratio taken
+within the round: this machine's speed drifts), medians of ``--runs`` (default 3):
 
 * patchkit cold: ``patchkit -q matrix --format json`` with ``.patchkit/cache`` removed;
 * patchkit warm: the same again, cache in place;
 * (a) per release: ``git worktree add`` + per patch ``git apply --check`` (and ``git apply``
   when it passes, so later patches see earlier ones);
 * (b) per release: a fresh tree (``git archive``) + ``quilt push`` to the end, a
-  failing patch dropped from that release's series and the push continued.
+  failing patch dropped from that release's series and the push continued;
+* with ``--baseline REV``: patchkit cold and warm of commit REV, installed the same way.
 
-The script asserts that patchkit's applied/conflict answers equal (a)'s, and prints
-the table put in docs/matrix.md. Usage: ``python bench/matrix/run.py [--runs 3] [--keep DIR]``.
+Besides wall time, the CPU time (user + sys, children included) of each patchkit run:
+robust on a shared machine. The script asserts that patchkit's applied/conflict answers
+equal (a)'s, and prints the table put in docs/matrix.md.
+Usage: ``python bench/matrix/run.py [--runs 3] [--keep DIR] [--venv DIR] [--baseline REV]``.
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import argparse
 import json
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -39,8 +46,9 @@ PACKAGE = "eslint"
 VERSIONS = [f"8.4{i}.0" for i in range(10)]
 N_PATCHES = 50
 SEED = 5
+ROOT = Path(__file__).resolve().parents[2]
 PYTHON = [sys.executable]  # replaced in main() by a venv with patchkit installed as users have it
-PATCHKIT = [*PYTHON, "-m", "patchkit"]
+PATCHKIT = [*PYTHON, "-m", "patchkit"]  # replaced in main() by that venv's `patchkit` command
 
 
 def sh(
@@ -134,9 +142,9 @@ def make_project(work: Path, tarballs: dict[str, Path], patches: list[tuple[str,
     return root
 
 
-def patchkit_matrix(root: Path) -> dict[tuple[str, str], str]:
+def patchkit_matrix(root: Path, patchkit: list[str] | None = None) -> dict[tuple[str, str], str]:
     proc = sh(
-        *PATCHKIT,
+        *(patchkit or PATCHKIT),
         "-q",
         "--project",
         str(root),
@@ -172,11 +180,6 @@ def patchkit_in_process(root: Path, runs: int) -> tuple[float, dict[tuple[str, s
     """`Project.matrix()` as a build script calls it: cold cache, interpreter already running."""
     doc = json.loads(sh(*PYTHON, "-c", IN_PROCESS, str(root), str(runs)).stdout)
     return doc["median"], {tuple(k.split("\0")): v for k, v in doc["cells"].items()}
-
-
-def startup_floor(runs: int) -> float:
-    """What every CLI run pays before any work: the interpreter and patchkit's imports."""
-    return timed(lambda: sh(*PYTHON, "-c", "import patchkit.cli"), runs)[0]
 
 
 def worktree_apply(root: Path, names: list[str]) -> dict[tuple[str, str], str]:
@@ -241,40 +244,41 @@ def quilt_push(root: Path, names: list[str]) -> dict[tuple[str, str], str]:
     return out
 
 
-def installed_python(work: Path) -> str:
-    """A venv with this checkout's patchkit installed as `pip install .` installs it (the
-    package in site-packages, bytecode compiled), its dependencies taken from this venv.
-
-    A development venv (`pip install -e`) pays ~12 ms more at every interpreter start for its
-    editable-install hook, which users of a released patchkit do not.
-    """
-    import compileall
-    import sysconfig
-    import venv
-
-    env = work / "venv-installed"
-    shutil.rmtree(env, ignore_errors=True)
-    venv.EnvBuilder(with_pip=False, symlinks=True).create(env)
-    python = env / "bin" / "python"
-    site = Path(
-        subprocess.run(
-            [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-            capture_output=True,
-            check=True,
-        )
-        .stdout.decode()
-        .strip()
+def installed_python(where: Path, source: Path = ROOT) -> str:
+    """A venv at ``where`` (outside the checkout) with ``source`` installed by `pip install`,
+    as a user has it: the package in site-packages, bytecode compiled by pip, dependencies
+    from the package index."""
+    python = where / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(where)], check=True)
+    subprocess.run(
+        [str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", str(source)],
+        check=True,
     )
-    shutil.copytree(
-        Path(__file__).resolve().parents[2] / "patchkit",
-        site / "patchkit",
-        ignore=shutil.ignore_patterns("__pycache__"),
-    )
-    # Dependencies (unidiff, rich, ...) from this venv; a path line adds the directory only,
-    # without running that directory's own .pth hooks (the editable install's among them).
-    (site / "patchkit-bench-deps.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
-    compileall.compile_dir(str(site / "patchkit"), quiet=1)
     return str(python)
+
+
+def baseline_python(rev: str, where: Path) -> str:
+    """A venv at ``where`` with commit ``rev`` of this checkout installed the same way."""
+    src = where / "src"
+    shutil.rmtree(src, ignore_errors=True)
+    src.mkdir(parents=True)
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", rev], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    return installed_python(where / "venv", src)
+
+
+def cpu_and_wall(fn: Callable[[], object]) -> tuple[float, float, object]:
+    """(CPU seconds of the child processes fn waits for, wall seconds, fn's result)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    start = time.perf_counter()
+    result = fn()
+    wall = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return cpu, wall, result
 
 
 def timed(
@@ -295,43 +299,77 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--keep", metavar="DIR", help="work here and keep it (tarballs are reused)")
+    ap.add_argument("--venv", metavar="DIR", help="install patchkit into this venv (kept)")
+    ap.add_argument(
+        "--baseline", metavar="REV", help="also time commit REV of this checkout, installed alike"
+    )
     args = ap.parse_args()
     work = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="patchkit-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
     global PYTHON, PATCHKIT
-    PYTHON = [installed_python(work)]
-    PATCHKIT = [*PYTHON, "-m", "patchkit"]
-    os.chdir(work)  # `python -m`/`-c` put the working directory first: not this checkout
+    PYTHON = [installed_python(Path(args.venv) if args.venv else work / "venv")]
+    PATCHKIT = [str(Path(PYTHON[0]).parent / "patchkit")]  # the command users run
+    base_cmd = None
+    if args.baseline:
+        base_cmd = [
+            str(Path(baseline_python(args.baseline, work / "baseline")).parent / "patchkit")
+        ]
+    os.chdir(work)  # `python -c` puts the working directory first: not this checkout
+    load_before = os.getloadavg()
     try:
         tarballs = fetch(work)
         first, last = read_release(tarballs[VERSIONS[0]]), read_release(tarballs[VERSIONS[-1]])
         patches = make_patches(first, last)
         root = make_project(work, tarballs, patches)
         names = [n for n, _ in patches]
-        cache = root / ".patchkit/cache"
+        # The baseline's own copy: two versions' cell caches in one place would evict each other.
+        base_root = work / "project-baseline"
+        if base_cmd:
+            shutil.rmtree(base_root, ignore_errors=True)
+            shutil.copytree(root, base_root, symlinks=True)
 
-        def clear() -> None:
-            shutil.rmtree(cache, ignore_errors=True)
+        def clear(project: Path) -> None:
+            shutil.rmtree(project / ".patchkit/cache", ignore_errors=True)
 
         # Interleaved, one round at a time: this machine's speed drifts by 2x over minutes
         # (shared disk and CPU), so a ratio is taken within a round and the median reported.
-        rounds: dict[str, list[float]] = {k: [] for k in ("cold", "warm", "api", "floor", "a", "b")}
-        ratios = []
+        keys = ("cold", "warm", "api", "floor", "a", "b", "base-cold", "base-warm")
+        rounds: dict[str, list[float]] = {k: [] for k in keys}
+        cpu: dict[str, list[float]] = {k: [] for k in keys}
+        ratios: list[float] = []
+        base_ratios: list[float] = []
         for _ in range(args.runs):
-            t, pk = timed(lambda: patchkit_matrix(root), 1, clear)
+            clear(root)
+            c, t, pk = cpu_and_wall(lambda: patchkit_matrix(root))
             rounds["cold"].append(t)
-            t, pk_warm = timed(lambda: patchkit_matrix(root), 1)
+            cpu["cold"].append(c)
+            c, t, pk_warm = cpu_and_wall(lambda: patchkit_matrix(root))
             rounds["warm"].append(t)
+            cpu["warm"].append(c)
+            if base_cmd:
+                clear(base_root)
+                c, t, pk_base = cpu_and_wall(lambda: patchkit_matrix(base_root, base_cmd))
+                rounds["base-cold"].append(t)
+                cpu["base-cold"].append(c)
+                c, t, _ = cpu_and_wall(lambda: patchkit_matrix(base_root, base_cmd))
+                rounds["base-warm"].append(t)
+                cpu["base-warm"].append(c)
+                assert pk_base == pk, "the baseline gave other answers"
             t, pk_api = patchkit_in_process(root, 1)
             rounds["api"].append(t)
-            rounds["floor"].append(startup_floor(1))
+            c, t, _ = cpu_and_wall(lambda: sh(*PYTHON, "-c", "pass"))
+            rounds["floor"].append(t)
+            cpu["floor"].append(c)
             t, a = timed(lambda: worktree_apply(root, names), 1)
             rounds["a"].append(t)
             ratios.append(t / rounds["cold"][-1])
+            if base_cmd:
+                base_ratios.append(t / rounds["base-cold"][-1])
             t, b = timed(lambda: quilt_push(root, names), 1)
             rounds["b"].append(t)
-        cold, warm, api, floor, a_time, b_time = (
-            statistics.median(rounds[k]) for k in ("cold", "warm", "api", "floor", "a", "b")
-        )
+        med = {k: statistics.median(v) for k, v in rounds.items() if v}
+        med_cpu = {k: statistics.median(v) for k, v in cpu.items() if v}
+        cold, warm, a_time = med["cold"], med["warm"], med["a"]
         assert isinstance(pk, dict) and isinstance(a, dict) and isinstance(b, dict)
         assert pk == pk_warm, "warm cache gave other answers"
         assert pk == pk_api, "the library call gave other answers than the CLI"
@@ -362,27 +400,43 @@ def main() -> int:
             f"answers identical to (a) on applied/conflict: yes ({cells} cells); quilt differs on {quilt_differs}"
         )
         print()
-        print(f"| run (median of {args.runs}) | seconds | vs patchkit cold |")
-        print("|---|---:|---:|")
-        for label, t in (
-            ("patchkit matrix, cold cache", cold),
-            ("patchkit matrix, warm cache", warm),
-            ("Project.matrix() in a running process, cold cache", api),
-            ("(floor of every CLI run) python -c 'import patchkit.cli'", floor),
-            ("(a) worktree add + git apply --check", a_time),
-            ("(b) fresh tree + quilt push (continue past failures)", b_time),
-        ):
-            print(f"| {label} | {t:.3f} | {t / cold:.1f}x |")
+        print(
+            f"{os.cpu_count()} CPUs, load {load_before[0]:.1f} before and "
+            f"{os.getloadavg()[0]:.1f} after; patchkit installed by pip install . in its own venv"
+        )
+        print()
+        print(f"| run (median of {args.runs} rounds) | seconds | CPU seconds | vs patchkit cold |")
+        print("|---|---:|---:|---:|")
+        rows = [
+            ("patchkit matrix, cold cache", "cold"),
+            ("patchkit matrix, warm cache (nothing changed)", "warm"),
+            (f"baseline {args.baseline}: patchkit matrix, cold cache", "base-cold"),
+            (f"baseline {args.baseline}: patchkit matrix, warm cache", "base-warm"),
+            ("Project.matrix() in a running process, cold cache", "api"),
+            ("(floor of every CLI run) python -c pass", "floor"),
+            ("(a) worktree add + git apply --check", "a"),
+            ("(b) fresh tree + quilt push (continue past failures)", "b"),
+        ]
+        for label, key in rows:
+            if key in med:
+                cpu_text = f"{med_cpu[key]:.3f}" if key in med_cpu else ""
+                print(f"| {label} | {med[key]:.3f} | {cpu_text} | {med[key] / cold:.1f}x |")
         print()
         print(
-            f"(a) / cold = {a_time / cold:.1f}x (target >= 20x); warm = {warm:.3f} s (target < 0.5 s)"
+            f"(a) / cold = {a_time / cold:.1f}x (target >= 30x); warm = {warm:.3f} s (target < 0.2 s)"
         )
         print(
             "(a) / cold within each round: "
             + ", ".join(f"{r:.1f}x" for r in ratios)
             + f"; median {statistics.median(ratios):.1f}x"
         )
-        print(f"(a) / Project.matrix() cold, in process = {a_time / api:.1f}x")
+        if base_ratios:
+            print(
+                "(a) / baseline cold within each round: "
+                + ", ".join(f"{r:.1f}x" for r in base_ratios)
+                + f"; median {statistics.median(base_ratios):.1f}x"
+            )
+        print(f"(a) / Project.matrix() cold, in process = {a_time / med['api']:.1f}x")
         return 0
     finally:
         if not args.keep:

@@ -7,7 +7,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ __all__ = [
     "EXIT_USAGE",
     "Outcome",
     "error_handler",
+    "run_reporting",
 ]
 
 EXIT_OK = 0
@@ -77,3 +78,17 @@ def error_handler(err: Console, *, verbose: bool = False) -> Iterator[Outcome]:
             soft_wrap=True,
         )
         outcome.code = EXIT_ERROR
+
+
+def run_reporting(
+    err: Console, warn: Callable[[str], None], run: Callable[[], int], *, verbose: bool = False
+) -> int:
+    """``run()``'s exit code, under :func:`error_handler`, the library's warnings (a corrupt
+    cache entry, recomputed...) shown through ``warn`` as one line each: how every command runs."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.showwarning = lambda message, *_args, **_kw: warn(str(message))
+        with error_handler(err, verbose=verbose) as outcome:
+            outcome.code = run()
+    return outcome.code

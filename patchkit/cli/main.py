@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import inspect
 import sys
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -38,7 +37,7 @@ from patchkit.cli.commands import report as report_cmd
 from patchkit.cli.commands import show as show_cmd
 from patchkit.cli.commands import versions as versions_cmd
 from patchkit.cli.commands import watch as watch_cmd
-from patchkit.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, error_handler
+from patchkit.cli.exits import EXIT_INTERRUPTED, EXIT_USAGE, run_reporting
 from patchkit.cli.ui import Ui
 from patchkit.errors import UsageError
 from patchkit.output.formats import patchkit_version
@@ -184,22 +183,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         verbose = args.pop("verbose")
         project_dir, store = args.pop("project_dir"), args.pop("store")
         name = args.pop("command")
-        with warnings.catch_warnings():
-            # The library warns (e.g. a corrupt cache entry, recomputed); people get one line.
-            warnings.showwarning = lambda message, *_args, **_kw: ui.warn(str(message))
-            with error_handler(ui.err, verbose=verbose) as outcome:
-                if name not in COMMANDS:
-                    raise UsageError(f"unknown command {name}")
-                outcome.code = dispatch(
-                    COMMANDS[name],
-                    args,
-                    ui=ui,
-                    project_dir=project_dir,
-                    store=store,
-                    parser=parser,
-                    verbose=verbose,
-                )
-        return outcome.code
+
+        def run() -> int:
+            if name not in COMMANDS:
+                raise UsageError(f"unknown command {name}")
+            return dispatch(
+                COMMANDS[name],
+                args,
+                ui=ui,
+                project_dir=project_dir,
+                store=store,
+                parser=parser,
+                verbose=verbose,
+            )
+
+        # The library warns (e.g. a corrupt cache entry, recomputed); people get one line.
+        return run_reporting(ui.err, ui.warn, run, verbose=verbose)
     except KeyboardInterrupt:  # Ctrl-C while parsing, before the handler is in place
         sys.stderr.write("patchkit: interrupted\n")
         return EXIT_INTERRUPTED

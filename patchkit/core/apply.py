@@ -29,13 +29,13 @@ A conflicting file keeps its content.
 
 from __future__ import annotations
 
-import difflib
+import contextlib
 import hashlib
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from patchkit.core.lines import split_lines
+from patchkit.core.lines import lines_of
 from patchkit.core.model import HunkResult, PatchResult, PatchStatus
 from patchkit.core.patchfile import DEFAULT_MODE, FilePatch, Hunk, HunkLine, Patch
 
@@ -61,7 +61,7 @@ _SEVERITY = (
 
 
 def _lines(data: bytes) -> list[str]:
-    return split_lines(data.decode("utf-8", "surrogateescape"))
+    return lines_of(data)
 
 
 def _bytes(lines: Iterable[str]) -> bytes:
@@ -166,16 +166,28 @@ def _search(
             if match(pos):
                 return pos
         return None
-    first = block[0] if block else None
-    distance = 0
-    while True:
-        down, up = start + distance, start - distance
-        if down > high and up < low:
-            return None
-        for pos in (down, up) if distance else (down,):
-            if low <= pos <= high and (first is None or out[pos] == first) and match(pos):
-                return pos
-        distance += 1
+    if not block:
+        distance = 0
+        while True:
+            down, up = start + distance, start - distance
+            if down > high and up < low:
+                return None
+            for pos in (down, up) if distance else (down,):
+                if match(pos):
+                    return pos
+            distance += 1
+    # Where the block's first line is (list.index scans in C), nearest first: start, start+1,
+    # start-1, start+2, ...
+    first, found, at = block[0], [], low
+    with contextlib.suppress(ValueError):
+        while True:
+            at = out.index(first, at, high + 1)
+            found.append(at)
+            at += 1
+    for pos in sorted(found, key=lambda p: (abs(p - start), p < start)):
+        if match(pos):
+            return pos
+    return None
 
 
 def _anchors(hunk: Hunk, fuzz: int) -> tuple[int, int, bool, bool]:
@@ -485,6 +497,8 @@ def unified_diff(
     b = _lines(new) if new is not None else []
     hunks: list[Hunk] = []
     if a != b:
+        import difflib  # only for making diffs, not for applying them
+
         matcher = difflib.SequenceMatcher(None, a, b, autojunk=False)
         hunks = [_hunk(a, b, group) for group in matcher.get_grouped_opcodes(context)]
     raw = [f"diff --git a/{path} b/{path}\n"]

@@ -28,6 +28,8 @@ resolved, so that the caller can flag such a merge for review.
 from __future__ import annotations
 
 import difflib
+from bisect import bisect_left
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -90,42 +92,33 @@ def _opcodes(
     out: list[tuple[int, int, int, int]] = []
     pi = pj = 0
     for i, j in [*anchors, (len(a), len(b))]:
-        out.extend(_opcodes(a[pi:i], b[pj:j], ao + pi, bo + pj))
+        if i > pi or j > pj:  # between two neighbouring anchors there is nothing to diff
+            out.extend(_opcodes(a[pi:i], b[pj:j], ao + pi, bo + pj))
         pi, pj = i + 1, j + 1
     return out
 
 
 def _patience_anchors(a: Sequence[str], b: Sequence[str]) -> list[tuple[int, int]]:
     """(i, j) of lines unique in both ``a`` and ``b``, longest run in increasing order."""
-    count_a: dict[str, int] = {}
-    for line in a:
-        count_a[line] = count_a.get(line, 0) + 1
-    count_b: dict[str, int] = {}
-    where_b: dict[str, int] = {}
-    for j, line in enumerate(b):
-        count_b[line] = count_b.get(line, 0) + 1
-        where_b[line] = j
+    count_a = Counter(a)
+    count_b = Counter(b)
+    where_b = {line: j for j, line in enumerate(b)}
     pairs = [
-        (i, where_b[line])
-        for i, line in enumerate(a)
-        if count_a[line] == 1 and count_b.get(line) == 1
+        (i, where_b[line]) for i, line in enumerate(a) if count_a[line] == 1 and count_b[line] == 1
     ]
     # Longest increasing subsequence of the b positions (patience sorting).
     tops: list[int] = []  # index into pairs of the smallest tail of each pile
+    tails: list[int] = []  # the b position of each pile's top (increasing: bisect finds the pile)
     back: list[int] = [-1] * len(pairs)
     for k, (_, j) in enumerate(pairs):
-        lo, hi = 0, len(tops)
-        while lo < hi:
-            mid = (lo + hi) // 2
-            if pairs[tops[mid]][1] < j:
-                lo = mid + 1
-            else:
-                hi = mid
+        lo = bisect_left(tails, j)
         back[k] = tops[lo - 1] if lo else -1
         if lo == len(tops):
             tops.append(k)
+            tails.append(j)
         else:
             tops[lo] = k
+            tails[lo] = j
     run: list[tuple[int, int]] = []
     k = tops[-1] if tops else -1
     while k >= 0:

@@ -12,13 +12,12 @@ import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
-
-import regex
-from packaging.specifiers import InvalidSpecifier, SpecifierSet
-from packaging.version import InvalidVersion, Version
+from typing import TYPE_CHECKING, Any
 
 from patchkit.errors import ConfigError, UnknownVersionError
+
+if TYPE_CHECKING:
+    from packaging.version import Version
 
 __all__ = [
     "SCHEMA_VERSION",
@@ -116,6 +115,8 @@ class WatchRules:
         elif not self._search("tags", self.tags, tag):
             return False
         if self.versions is not None:
+            from packaging.specifiers import SpecifierSet
+
             spec = SpecifierSet(self.versions)
             # pre-releases only when the specifier names one (PEP 440; explicit, as packaging's
             # default for contains() changed across its releases)
@@ -129,6 +130,8 @@ class WatchRules:
         return sort_tags(chosen)
 
     def _search(self, key: str, pattern: str, tag: str) -> bool:
+        import regex
+
         try:
             return regex.search(pattern, tag, timeout=RULE_TIMEOUT) is not None
         except TimeoutError:
@@ -228,10 +231,24 @@ class VersionsFile:
 
 
 def parse_label(label: str) -> Version | None:
+    from packaging.version import InvalidVersion, Version
+
     try:
         return Version(label)
     except InvalidVersion:
         return None
+
+
+# A release number only ("2.5.24"): PEP 440 orders these by their numbers, trailing zeros
+# left out (1.0 == 1.0.0), without loading packaging for it.
+_NUMBERS = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+
+
+def _numbers_key(label: str) -> tuple[int, ...]:
+    numbers = [int(n) for n in label.split(".")]
+    while numbers and numbers[-1] == 0:
+        numbers.pop()
+    return tuple(numbers)
 
 
 def is_label(text: str) -> bool:
@@ -248,6 +265,8 @@ def sort_tags(tags: Iterable[str]) -> list[str]:
 
 def order_labels(labels: Sequence[str]) -> list[str]:
     """PEP 440 labels sorted by version, followed by the others in the given order."""
+    if all(_NUMBERS.fullmatch(label) for label in labels):
+        return sorted(labels, key=_numbers_key)  # stable: equal versions keep their order
     parsed = [(label, parse_label(label)) for label in labels]
     pep = sorted((p for p in parsed if p[1] is not None), key=lambda p: p[1])  # type: ignore[arg-type,return-value]
     other = [p for p in parsed if p[1] is None]
@@ -439,6 +458,9 @@ def _platforms(table: dict[str, Any], where: str) -> tuple[str, ...]:
 
 def _watch_rules(raw: object, text: str, path: str, up_line: int) -> WatchRules:
     """``[upstream.watch]``, checked key by key; an error names the file, line and key."""
+    import regex  # only where a file has watch rules: not on the matrix's path
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
     header = _section_line(text, "upstream.watch", default=up_line)
     base = f"{path}:{header}: [upstream.watch]"
     if not isinstance(raw, dict):

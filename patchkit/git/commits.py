@@ -15,7 +15,7 @@ from pathlib import Path
 from patchkit.errors import StoreError
 from patchkit.git.objects import TreeEntry
 from patchkit.git.store import Store
-from patchkit.git.worktree import Worktree, clear_worktree
+from patchkit.git.worktree import Worktree, clear_worktree, enable_worktree_config
 
 __all__ = [
     "ChainStep",
@@ -234,16 +234,8 @@ def open_worktree(
     """A linked worktree of the store at ``path``, HEAD detached at ``commit``, checked out
     sparsely (non-cone patterns: exactly ``paths``). Whatever an earlier, interrupted add
     left is cleared first; ``step(name)`` runs between the git commands (checkpoints)."""
-    if (
-        store.git("config", "--get", "extensions.worktreeConfig", check=False).stdout.strip()
-        != b"true"
-    ):
-        # Per-worktree config (for sparse checkout): core.bare moves to the store's own
-        # config.worktree, or every linked worktree would count as bare.
-        store.git("config", "--unset", "core.bare", check=False)
-        store.git("config", "extensions.worktreeConfig", "true")
-        store.git("config", "--worktree", "core.bare", "true")
     clear_worktree(store, path)
+    enable_worktree_config(store)
     step("edit worktree: add")
     store.git("worktree", "add", "-q", "--no-checkout", "--detach", str(path), commit)
     wt = Worktree(store, path)

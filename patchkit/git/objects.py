@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 from collections.abc import Sequence
 
@@ -145,11 +146,18 @@ class BlobReader:
         self._paths[(tree, directory)] = out
         return out
 
+    def trees_of(self, commits: Sequence[str]) -> list[str | None]:
+        """The root tree id of each of ``commits`` (None: not a commit), pipelined."""
+        return [
+            _commit_tree(raw[1]) if raw is not None and raw[0] == b"commit" else None
+            for raw in self._read_raw(list(commits))
+        ]
+
     def _load_trees(self, ids: set[str]) -> None:
         wanted = sorted(t for t in ids if t not in self._trees)
         for tree, raw in zip(wanted, self._read_raw(wanted), strict=True):
             if raw is not None and raw[0] == b"commit":  # a commit stands for its tree
-                root = raw[1].split(b"\n", 1)[0].split()[1].decode()
+                root = _commit_tree(raw[1])
                 self._load_trees({root})
                 self._trees[tree] = self._trees[root]
                 continue
@@ -190,14 +198,18 @@ class BlobReader:
 _BLOB_MODES = frozenset({b"100644", b"100755", b"120000"})
 
 
+def _commit_tree(data: bytes) -> str:
+    """The tree id of a raw commit object (its first line: ``tree <id>``)."""
+    return data.split(b"\n", 1)[0].split()[1].decode()
+
+
+# One entry of a raw tree object: "<mode> <name>\0" and the 20 bytes of the object id.
+_TREE_ENTRY = re.compile(rb"(\d+) ([^\0]*)\0(.{20})", re.S)
+
+
 def _parse_tree(data: bytes) -> dict[str, tuple[bytes, str]]:
     """A raw git tree object: name -> (mode, object id)."""
-    entries: dict[str, tuple[bytes, str]] = {}
-    i, n = 0, len(data)
-    while i < n:
-        space = data.index(b" ", i)
-        nul = data.index(b"\0", space)
-        name = data[space + 1 : nul].decode("utf-8", "surrogateescape")
-        entries[name] = (data[i:space], data[nul + 1 : nul + 21].hex())
-        i = nul + 21
-    return entries
+    return {
+        name.decode("utf-8", "surrogateescape"): (mode, oid.hex())
+        for mode, name, oid in _TREE_ENTRY.findall(data)
+    }

@@ -33,10 +33,9 @@ from patchkit.git.packfile import (
     R_ERROR,
     R_ID,
     R_SYNC,
-    TMP_PREFIX,
     TYPE_NAMES,
-    clear_stale_packs,
 )
+from patchkit.git.packtmp import TMP_PREFIX, clear_stale_packs
 from patchkit.git.runner import _IDENT
 from patchkit.workers import Worker, pipe
 

@@ -20,7 +20,7 @@ side can wait for the other forever. At the end of the objects pipe without `F_F
 (the calling process aborted, or died however), the writer removes its temporary files.
 
 The temporary packs are `tmp_pack_pk_<token>_*`; the calling process holds the flock of
-`tmp_pack_pk_<token>.lock` while it lives (`clear_stale_packs` tells a killed import's
+`tmp_pack_pk_<token>.lock` while it lives (`git/packtmp.py`'s `clear_stale_packs` tells a killed import's
 files from a live one's by it). A pack is sealed (count, checksum, index, fsync) on
 `F_SEAL` and at the end; `F_FINISH` renames every sealed pack, then its index, into place.
 """
@@ -33,7 +33,6 @@ import hashlib
 import io
 import mmap
 import os
-import re
 import select
 import struct
 import sys
@@ -44,12 +43,9 @@ from typing import IO, Any
 
 from patchkit.compress import ZLIB
 from patchkit.errors import StoreError
+from patchkit.git.packtmp import TMP_PREFIX
 
-__all__ = ["clear_stale_packs", "pack_service"]
-
-TMP_PREFIX = "tmp_pack_pk_"  # + a writer's token (12 hex digits): its files and its lock
-_TOKEN = re.compile(r"tmp_pack_pk_([0-9a-f]{12})(?:\.lock|_)")
-_LEGACY_AGE = 3600  # seconds: files of writers without a lock (older patchkit) are stale then
+__all__ = ["pack_service"]
 
 OBJ_COMMIT, OBJ_TREE, OBJ_BLOB = 1, 2, 3
 TYPE_NAMES = {OBJ_COMMIT: b"commit", OBJ_TREE: b"tree", OBJ_BLOB: b"blob"}
@@ -81,61 +77,6 @@ _SMALL = int(os.environ.get("PATCHKIT_PACK_SMALL", 1 << 16))
 _READ = 1 << 20  # bytes of frames read from the pipe at a time
 _WRITE_BUFFER = 1 << 18  # the pack file's write buffer
 _REPLY_BATCH = 1 << 12  # replies queued before they are written without being asked for
-
-
-def _try_lock(path: Path) -> int | None:
-    """An fd of ``path`` holding its exclusive flock, or None (held elsewhere, or gone)."""
-    import fcntl
-
-    try:
-        fd = os.open(path, os.O_RDWR)
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
-        os.close(fd)
-        return None
-    return fd
-
-
-def clear_stale_packs(pack_dir: Path) -> list[str]:
-    """Remove the temporary packs and indexes of writers that are gone (a killed import):
-    every writer holds the flock of its ``tmp_pack_pk_<token>.lock`` while it lives, so a
-    group whose lock can be taken, or that has none, is stale. Returns the names removed."""
-    import time
-
-    try:
-        names = [n for n in os.listdir(pack_dir) if n.startswith(TMP_PREFIX)]
-    except OSError:
-        return []
-    groups: dict[str | None, list[str]] = {}
-    for name in names:
-        m = _TOKEN.match(name)
-        groups.setdefault(m.group(1) if m else None, []).append(name)
-    removed: list[str] = []
-    for token, members in groups.items():
-        if token is None:  # no token: an older patchkit's; stale once old
-            now = time.time()
-            for name in members:
-                with contextlib.suppress(OSError):
-                    if now - os.lstat(pack_dir / name).st_mtime > _LEGACY_AGE:
-                        os.unlink(pack_dir / name)
-                        removed.append(name)
-            continue
-        lock = f"{TMP_PREFIX}{token}.lock"
-        fd = _try_lock(pack_dir / lock) if lock in members else None
-        if lock in members and fd is None:
-            continue  # its writer is alive
-        try:
-            for name in sorted(members, key=lambda n: n == lock):  # the lock last
-                with contextlib.suppress(OSError):
-                    os.unlink(pack_dir / name)
-                    removed.append(name)
-        finally:
-            if fd is not None:
-                os.close(fd)
-    return removed
 
 
 class _IdSet:

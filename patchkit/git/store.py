@@ -17,16 +17,21 @@ from pathlib import Path
 from patchkit.core.model import ReleaseInfo
 from patchkit.errors import StoreError
 from patchkit.git.objects import BlobReader, TreeEntry
-from patchkit.git.pack import FastImport, PackWriter, clear_stale_packs
+from patchkit.git.packtmp import clear_stale_packs
+from patchkit.git.refs import UPSTREAM_PREFIX, read_refs
 from patchkit.git.runner import _GIT_ENV
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from patchkit.git.pack import FastImport
 
 __all__ = [
     "Store",
 ]
 
 
-UPSTREAM_PREFIX = "refs/patchkit/upstream/"
 MANIFEST_PREFIX = "refs/patchkit/manifest/"
+_DIFFS_AT_ONCE = 4  # git processes of Store.plain_diffs running side by side
 
 
 class Store:
@@ -148,6 +153,8 @@ class Store:
             with self._packed_import(marks) as session:
                 yield session
             return
+        from patchkit.git.pack import FastImport  # loaded by imports only (a thread, isal)
+
         extra = [f"--export-marks={marks}"] if marks else []
         proc = subprocess.Popen(
             [
@@ -195,6 +202,8 @@ class Store:
     def _packed_import(self, marks: Path | None) -> Iterator[FastImport]:
         if marks is not None:
             raise StoreError("marks need a plain fast-import session")
+        from patchkit.git.pack import FastImport, PackWriter
+
         writer = PackWriter(self.path)
         with open(os.devnull, "wb") as nowhere:
             session = FastImport(nowhere, pack=writer)
@@ -260,6 +269,17 @@ class Store:
             tag_digest=fields.get("Patchkit-Tag-Digest", [None])[0],
         )
 
+    def release_commits(self) -> dict[str, str]:
+        """label -> commit of every imported release: read from the reference files (no git
+        process), or from `git for-each-ref` when git keeps them otherwise."""
+        refs = read_refs(self.path, UPSTREAM_PREFIX)
+        if refs is None:
+            out = self.git(
+                "for-each-ref", "--format=%(refname)%00%(objectname)", UPSTREAM_PREFIX
+            ).stdout.decode("utf-8", "surrogateescape")
+            refs = dict(line.split("\0") for line in out.split("\n") if line)
+        return {name[len(UPSTREAM_PREFIX) :]: oid for name, oid in refs.items()}
+
     def imported_versions(self) -> set[str]:
         """Labels of the imported releases (a multi-platform release's other platforms,
         ``<version>@<platform>``, are not releases of their own: left out)."""
@@ -306,6 +326,44 @@ class Store:
         out = self.git("for-each-ref", "--format=%(refname)", prefix).stdout.decode()
         for ref in out.splitlines():
             self.git("update-ref", "-d", ref, check=False)
+
+    def plain_diffs(self, pairs: Sequence[tuple[str, str, Sequence[str]]]) -> list[bytes]:
+        """`git diff OLD NEW -- FILES...` of each (old, new, files), with git's defaults (no
+        color, renames, external or text-converting drivers; literal paths), several git
+        processes running side by side (one diff at a time would wait for each)."""
+        out: list[bytes] = []
+        for i in range(0, len(pairs), _DIFFS_AT_ONCE):
+            procs = [
+                subprocess.Popen(
+                    [
+                        "git",
+                        "--git-dir",
+                        str(self.path),
+                        "diff",
+                        "--no-color",
+                        "--no-ext-diff",
+                        "--no-renames",
+                        "--no-textconv",
+                        "--src-prefix=a/",
+                        "--dst-prefix=b/",
+                        old,
+                        new,
+                        "--",
+                        *[":(literal)" + f for f in files],
+                    ],
+                    stdout=subprocess.PIPE,
+                    stderr=subprocess.PIPE,
+                    env=self.env(),
+                )
+                for old, new, files in pairs[i : i + _DIFFS_AT_ONCE]
+            ]
+            for proc in procs:
+                stdout, stderr = proc.communicate()
+                if proc.returncode != 0:
+                    err = stderr.decode("utf-8", "replace").strip().splitlines()
+                    raise StoreError(f"git diff failed: {err[-1] if err else proc.returncode}")
+                out.append(stdout)
+        return out
 
     def diff(
         self,

@@ -11,7 +11,13 @@ from pathlib import Path
 
 from patchkit.git.store import Store
 
-__all__ = ["Worktree", "clear_worktree", "worktree_add", "worktree_remove"]
+__all__ = [
+    "Worktree",
+    "clear_worktree",
+    "enable_worktree_config",
+    "worktree_add",
+    "worktree_remove",
+]
 
 
 class Worktree:
@@ -100,17 +106,33 @@ class Worktree:
         return sorted({p.decode("utf-8", "surrogateescape") for p in out.split(b"\0") if p})
 
 
-def _enable_worktree_config(store: Store) -> None:
+def _no_step(name: str) -> None:
+    pass
+
+
+def enable_worktree_config(store: Store, *, step: Callable[[str], None] = _no_step) -> None:
     """Per-worktree config (for sparse checkout); `core.bare` must then live in the bare
-    repository's own config.worktree, or every linked worktree would count as bare."""
-    if (
-        store.git("config", "--get", "extensions.worktreeConfig", check=False).stdout.strip()
-        == b"true"
-    ):
+    repository's own config.worktree, or every linked worktree would count as bare.
+
+    Redone whole until it is complete, in an order that keeps the store bare at every step
+    (a kill between two of these `git config` runs must not leave a store without
+    `core.bare`, which git then takes for a worktree of the directory it runs in).
+    """
+    out = store.git(
+        "config",
+        "--show-scope",
+        "--get-regexp",
+        r"^(core\.bare|extensions\.worktreeconfig)$",
+        check=False,
+    ).stdout.decode("utf-8", "replace")
+    have = {tuple(line.split()) for line in out.splitlines()}
+    if have == {("local", "extensions.worktreeconfig", "true"), ("worktree", "core.bare", "true")}:
         return
-    store.git("config", "--unset", "core.bare", check=False)
+    step("worktree: config")
     store.git("config", "extensions.worktreeConfig", "true")
     store.git("config", "--worktree", "core.bare", "true")
+    step("worktree: config unset")
+    store.git("config", "--unset-all", "core.bare", check=False)  # the shared one only
 
 
 def _sparse_pattern(path: str) -> str:
@@ -121,10 +143,6 @@ def _sparse_pattern(path: str) -> str:
 # A `git worktree add` takes milliseconds between creating its admin dir and naming the
 # worktree in it: an unnamed admin dir older than this is left by a killed add.
 _STALE_ADD_SECONDS = 60.0
-
-
-def _no_step(name: str) -> None:
-    pass
 
 
 def worktree_add(
@@ -141,8 +159,8 @@ def worktree_add(
     registration in the store, locked or not) is cleared first, so this always starts clean.
     ``step(name)`` is called between the git commands (fault-injection checkpoints).
     """
-    _enable_worktree_config(store)
     clear_worktree(store, path)
+    enable_worktree_config(store, step=step)
     step("worktree: add")
     store.git("worktree", "add", "-q", "--no-checkout", "--detach", str(path), commit)
     step("worktree: sparse")
@@ -174,6 +192,7 @@ def clear_worktree(store: Store, path: Path) -> None:
     worktrees, `git fsck` reports "detached HEAD points at nothing" and the next add of the
     same path is refused. So the admin dirs that name ``path`` are removed here directly.
     """
+    _drop_stale_config_locks(store)
     store.git("worktree", "remove", "--force", "--force", str(path), check=False)
     if path.exists() or path.is_symlink():
         if path.is_dir() and not path.is_symlink():
@@ -193,6 +212,21 @@ def clear_worktree(store: Store, path: Path) -> None:
             elif gitdir == wanted:
                 shutil.rmtree(admin, ignore_errors=True)
     store.git("worktree", "prune", check=False)
+
+
+# The store's own config files (`config.worktree`: the bare store's, once per-worktree config
+# is on): `git config` writes one through `<file>.lock`.
+_CONFIG_LOCKS = ("config.lock", "config.worktree.lock")
+
+
+def _drop_stale_config_locks(store: Store) -> None:
+    """Remove the lock a `git config` killed mid-write left on the store's config: git refuses
+    every later change of the config while it exists ("could not lock config file ...: File
+    exists"), so no worktree could be made again, and a rebase started after an --abort would
+    stop half-started, in progress. Only for callers holding the project lock: no `git
+    config` of ours can be running then."""
+    for name in _CONFIG_LOCKS:
+        (store.path / name).unlink(missing_ok=True)
 
 
 def _resolved(path: Path) -> Path:

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from patchkit.kinds.base import Change, ChangeKind, ChangeOutcome, PathLister
 from patchkit.kinds.diff import DiffChange, load_diff
-from patchkit.kinds.edit import EditChange, load_edit
-from patchkit.kinds.overlay import OverlayChange, OverlayFile, load_overlay
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
+
+    from patchkit.kinds.edit import EditChange
+    from patchkit.kinds.overlay import OverlayChange, OverlayFile, load_overlay
 
 __all__ = [
     "Change",
@@ -24,6 +29,20 @@ __all__ = [
     "load_change",
     "load_overlay",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # Edits and overlays are loaded when a series has one: a series of diffs (a matrix of
+    # them) does not pay for their parsers.
+    if name == "EditChange":
+        from patchkit.kinds.edit import EditChange
+
+        return EditChange
+    if name in ("OverlayChange", "OverlayFile", "load_overlay"):
+        from patchkit.kinds import overlay
+
+        return getattr(overlay, name)
+    raise AttributeError(f"module 'patchkit.kinds' has no attribute {name!r}")
 
 
 def kind_of(name: str) -> ChangeKind:
@@ -41,6 +60,8 @@ def load_change(data: bytes, *, name: str, strip: int = 1) -> Change:
     if kind is ChangeKind.DIFF:
         return load_diff(data, name=name, strip=strip)
     if kind is ChangeKind.EDIT:
+        from patchkit.kinds.edit import load_edit
+
         return load_edit(data, name=name)
     from patchkit.errors import SeriesError
 

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from patchkit.core.forecast import ForecastPatch
 from patchkit.core.model import (
     FAILED,
     NOT_TRIED,
@@ -21,6 +20,9 @@ from patchkit.core.model import (
     Matrix,
     PatchStatus,
 )
+
+if TYPE_CHECKING:
+    from patchkit.core.forecast import ForecastPatch  # loaded by forecast and report only
 
 __all__ = [
     "STYLE",
@@ -64,17 +66,28 @@ def patchkit_version() -> str:
     return __version__
 
 
+# The last record written on one line, and its text: a matrix is written once for its
+# snapshot (patchkit.ops.matrix.snapshot) and then printed. Records are frozen: the same
+# record gives the same text.
+_last: list[tuple[object, str]] = []
+
+
 def to_json(result: Record | Mapping[str, Any], *, pretty: bool = True) -> str:
     """The record's (or document's) JSON, with ``"patchkit": version`` added.
 
     Every JSON document the CLI prints is written here, so each carries the version that
     made it (docs/json.md). ``pretty=False`` is one line, ~5x faster to write for a big matrix.
     """
+    if not pretty and _last and _last[0][0] is result:
+        return _last[0][1]
     doc = dict(result) if isinstance(result, Mapping) else result.to_dict()
     doc["patchkit"] = patchkit_version()
     if pretty:
         return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False)
-    return json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    text = json.dumps(doc, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    if not isinstance(result, Mapping):
+        _last[:] = [(result, text)]
+    return text
 
 
 def hunk_detail(p: Any) -> str:

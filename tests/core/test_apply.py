@@ -5,8 +5,10 @@ from __future__ import annotations
 from collections import Counter
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from patchkit.core.apply import apply_file_patch, apply_patch, change_set, unified_diff
+from patchkit.core.apply import _search, apply_file_patch, apply_patch, change_set, unified_diff
 from patchkit.core.model import PatchStatus
 from patchkit.core.patchfile import FilePatch, Patch, parse_patch
 
@@ -408,3 +410,35 @@ def test_change_set_of_patch_groups_by_path() -> None:
         "a": (Counter({"x\n": 1}), Counter({"y\n": 1})),
         "b": (Counter(), Counter({"n\n": 1})),
     }
+
+
+def _nearest(out: list[str], block: list[str], rep: list[str], start: int, low: int) -> int | None:
+    """The search as its rule reads: start, start+1, start-1, ... the first place the block
+    sits (and the replacement keeps "only the last line lacks a newline")."""
+    high = len(out) - len(block)
+    for distance in range(len(out) + abs(start) + 2):  # every place from start outwards
+        for pos in (start + distance, start - distance) if distance else (start,):
+            fits = not (rep and not rep[-1].endswith("\n") and pos + len(block) != len(out))
+            fits = fits and not (
+                rep and not block and pos == len(out) and out and not out[-1].endswith("\n")
+            )
+            if low <= pos <= high and out[pos : pos + len(block)] == block and fits:
+                return pos
+    return None
+
+
+LINE = st.sampled_from(["a\n", "b\n", "c\n", "d"])
+
+
+@given(
+    st.lists(LINE, max_size=25),
+    st.lists(LINE, max_size=4),
+    st.lists(LINE, max_size=3),
+    st.integers(-3, 28),
+    st.integers(0, 10),
+)
+def test_search_finds_the_nearest_place(
+    out: list[str], block: list[str], rep: list[str], start: int, low: int
+) -> None:
+    found = _search(out, block, rep, start=start, low=low, at_start=False, at_end=False)
+    assert found == _nearest(out, block, rep, start, low)

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from packaging.version import Version
 
 from patchkit.core.versions import ReleaseStatus, order_labels, parse_versions, set_base, set_digest
 from patchkit.errors import ConfigError, UnknownVersionError
@@ -127,3 +130,15 @@ def test_the_projects_own_file_parses() -> None:
     )
     assert vf.base in vf.labels
     assert "2.5.24" in vf.labels
+
+
+# Release numbers only ("2.5.24", "1.0", "01.10.0"): ordered without packaging, as it orders them.
+NUMBERS = st.lists(
+    st.sampled_from(["0", "00", "1", "01", "2", "9", "10", "24"]), min_size=1, max_size=4
+)
+
+
+@given(st.lists(NUMBERS.map(".".join), max_size=8))
+def test_release_numbers_are_ordered_as_pep440_orders_them(labels: list[str]) -> None:
+    want = [label for label, _ in sorted(((x, Version(x)) for x in labels), key=lambda p: p[1])]
+    assert order_labels(labels) == want  # equal versions (1.0, 1.0.0) keep the given order

@@ -10,10 +10,14 @@ files an uninterrupted run gives.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import random
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,14 +42,23 @@ def _project(tmp: Path) -> Path:
     return rebase_scenario(tmp).root
 
 
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("PATCHKIT_TEST_")}
+
+
 def _cli(
     root: Path,
     *args: str,
     kill_at: int | None = None,
     log: Path | None = None,
     git_kill_at: int | None = None,
+    config_kill_at: int | None = None,
 ) -> subprocess.CompletedProcess[bytes]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PATCHKIT_TEST_")}
+    env = _env()
+    if config_kill_at is not None:
+        env["PATH"] = f"{_config_killer(root)}{os.pathsep}{env['PATH']}"
+        env["PATCHKIT_TEST_CONFIG_KILL_AT"] = str(config_kill_at)
+        env["PATCHKIT_TEST_CONFIG_COUNT"] = str(root / ".patchkit/config-kill-count")
     if kill_at is not None:
         env["PATCHKIT_TEST_KILL_AT"] = str(kill_at)
     if log is not None:
@@ -60,7 +73,7 @@ def _cli(
         timeout=120,
         check=False,
         # Its own process group: a kill from inside git (the hook below) takes git too.
-        start_new_session=git_kill_at is not None,
+        start_new_session=git_kill_at is not None or config_kill_at is not None,
     )
 
 
@@ -83,6 +96,24 @@ def _fsck_clean(root: Path, where: str) -> None:
         if not line.startswith("notice:")
     ]
     assert proc.returncode == 0 and not bad, f"{where}: git fsck: {bad or proc.returncode}"
+
+
+def _no_rebase_in_progress(root: Path, where: str) -> None:
+    """What --abort promises at every kill point: no rebase in progress (for every command
+    that asks: rebase --status, the guard of a new rebase), and a store git still takes for
+    a bare repository (a store without `core.bare` is a worktree of whatever directory git
+    runs in)."""
+    assert not (root / ".patchkit/rebase/state.json").exists(), where
+    assert Project.open(root).rebase_status() is None, where
+    bare = subprocess.run(
+        ["git", "--git-dir", str(_store(root)), "rev-parse", "--is-bare-repository"],
+        capture_output=True,
+        check=True,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GIT_")},
+    )
+    assert bare.stdout == b"true\n", f"{where}: the store is no longer bare"
+    locks = sorted(p.name for p in _store(root).glob("*.lock"))
+    assert not locks, f"{where}: git lock files left in the store: {locks}"
 
 
 def _fresh_rebase_works(root: Path, where: str) -> None:
@@ -110,6 +141,14 @@ def _quiet(*args: str) -> int:
         contextlib.redirect_stderr(open(os.devnull, "w")),
     ):
         return main(list(args))
+
+
+def _abort(root: Path) -> tuple[int, str]:
+    """`rebase --abort` in this process: its exit code and what it said on stderr."""
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
+        code = main(["--project", str(root), "rebase", "--abort"])
+    return code, err.getvalue()
 
 
 def _finish(root: Path) -> None:
@@ -166,6 +205,7 @@ def test_kill_at_every_step_of_rebase_then_abort_or_continue(
         code = _quiet("--project", str(root), "rebase", "--abort")
         assert code in (0, 3)  # 3: killed before the state existed: nothing to abort
         assert snapshot(root) == before, f"kill point {n}: --abort did not restore the project"
+        _no_rebase_in_progress(root, f"kill point {n}, aborted")
         _fsck_clean(root, f"kill point {n}, aborted")
         _fresh_rebase_works(root, f"kill point {n}, aborted")
         shutil.rmtree(root)
@@ -274,6 +314,111 @@ def test_kill_inside_git_then_abort_or_continue_leaves_a_clean_store(
         shutil.rmtree(root)
     # One of the kill points is the one of the report: inside `git worktree add`.
     assert locked_seen
+
+
+# Installed first on PATH for the test below: a stand-in for git killed while it holds the
+# lock of the store's config. At the Nth `git --git-dir STORE config` that writes, it takes
+# the lock as git's lockfile API does (`config.lock`, or `config.worktree.lock` for
+# --worktree; created exclusively, nothing written yet) and SIGKILLs the process group
+# (patchkit and itself) before the real git would write; every other command runs the real
+# git. Neither checkpoints nor the reference-transaction hook reach there, and killing the
+# real git inside its few microseconds of holding that lock is a matter of luck: that is how
+# an independent test found it (issue 23, item 7: 2 of 120 random kill points).
+_CONFIG_KILLER = """#!/bin/sh
+gitdir=; write=; lock=config.lock; prev=
+for a in "$@"; do
+  [ "$prev" = --git-dir ] && gitdir=$a
+  case $a in
+    config) [ -z "$write" ] && write=yes ;;
+    --get|--get-all|--get-regexp|--list|-l) write=no ;;
+    --worktree) lock=config.worktree.lock ;;
+  esac
+  prev=$a
+done
+if [ -n "$gitdir" ] && [ "$write" = yes ]; then
+  n=$(( $(cat "$PATCHKIT_TEST_CONFIG_COUNT" 2>/dev/null || echo 0) + 1 ))
+  echo "$n" >"$PATCHKIT_TEST_CONFIG_COUNT"
+  if [ "$n" = "$PATCHKIT_TEST_CONFIG_KILL_AT" ]; then
+    (set -C; : >"$gitdir/$lock") && kill -KILL 0
+  fi
+fi
+exec __GIT__ "$@"
+"""
+
+
+def _config_killer(root: Path) -> Path:
+    where = root.parent / f"{root.name}-bin"
+    if not (where / "git").exists():
+        where.mkdir(exist_ok=True)
+        real = shutil.which("git")
+        assert real is not None
+        (where / "git").write_text(_CONFIG_KILLER.replace("__GIT__", real))
+        (where / "git").chmod(0o755)
+    return where
+
+
+def test_kill_inside_git_config_then_abort_leaves_no_rebase_in_progress(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """Issue 23, item 7: a `git config` killed while it held the store's config lock left
+    `config.lock` behind; --abort returned, but every new `rebase --onto` then failed making
+    its worktree ("could not lock config file"), after saving its state: "a rebase onto 1.1
+    is in progress", for ever. --abort (and a new rebase) must clear it; the store must stay
+    bare whichever of the `git config` runs the kill hits."""
+    before = snapshot(pristine)
+    counted = _copy(pristine, tmp_path / "count")
+    assert _cli(counted, "rebase", "--onto", "1.1", config_kill_at=1000).returncode == 1
+    total = int((counted / ".patchkit/config-kill-count").read_text())
+    assert total >= 2  # per-worktree config is turned on by the first rebase: its writes
+    for n in range(1, total + 1):
+        root = _copy(pristine, tmp_path / f"cfg{n}")
+        assert _cli(root, "rebase", "--onto", "1.1", config_kill_at=n).returncode == KILLED
+        assert list(_store(root).glob("config*.lock")), f"config kill point {n}: no lock taken"
+        assert _quiet("--project", str(root), "rebase", "--abort") in (0, 3)
+        assert snapshot(root) == before, f"config kill point {n}: --abort did not restore"
+        _no_rebase_in_progress(root, f"config kill point {n}, aborted")
+        _fsck_clean(root, f"config kill point {n}, aborted")
+        _fresh_rebase_works(root, f"config kill point {n}, aborted")
+        shutil.rmtree(root)
+
+
+RANDOM_KILLS = 24  # seeded: the same moments, as far as this machine's speed allows
+
+
+def test_kill_at_random_moments_then_abort_leaves_no_rebase_in_progress(
+    pristine: Path, tmp_path: Path
+) -> None:
+    """SIGKILL of `rebase --onto` and every git it runs (the process group) at seeded random
+    moments, inside git commands as well as between them: --abort restores the project and
+    leaves no rebase in progress, and a new rebase works."""
+    before = snapshot(pristine)
+    timing = _copy(pristine, tmp_path / "timing")
+    start = time.perf_counter()
+    assert _cli(timing, "rebase", "--onto", "1.1").returncode == 1
+    length = time.perf_counter() - start
+    rng = random.Random(23)
+    for n in range(RANDOM_KILLS):
+        delay = rng.uniform(0.1, 1.1) * length
+        where = f"random kill {n} ({delay:.3f} s of {length:.3f} s)"
+        root = _copy(pristine, tmp_path / f"rnd{n}")
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "patchkit", "--project", str(root), "rebase", "--onto", "1.1"],
+            env=_env(),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        time.sleep(delay)
+        with contextlib.suppress(ProcessLookupError):  # it may have finished: a stop
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        code, said = _abort(root)
+        assert code in (0, 3), f"{where}: --abort: {said}"
+        assert snapshot(root) == before, f"{where}: --abort did not restore the project"
+        _no_rebase_in_progress(root, f"{where} (--abort said: {said.strip() or 'nothing'})")
+        _fsck_clean(root, where)
+        _fresh_rebase_works(root, where)
+        shutil.rmtree(root)
 
 
 REFRESH_BASE = numbered(40)

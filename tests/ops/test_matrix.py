@@ -65,12 +65,17 @@ RELEASES = {
 }
 
 
-@pytest.fixture
-def proj(tmp_path: Path) -> Path:
+def matrix_project(tmp_path: Path) -> Path:
+    """The four releases and three patches above, imported."""
     root = make_project(tmp_path, RELEASES, PATCHES, base="1.0")
     for v in RELEASES:
         assert main(["-q", "--project", str(root), "import", v]) == 0
     return root
+
+
+@pytest.fixture
+def proj(tmp_path: Path) -> Path:
+    return matrix_project(tmp_path)
 
 
 def statuses(doc: dict[str, object]) -> dict[tuple[str, str], str]:
@@ -245,6 +250,9 @@ def test_corrupt_cache_entry_warns_and_recomputes(
     key = next(iter(doc["cells"]))
     doc["cells"][key]["status"] = "bogus"
     entries[1].write_text(json.dumps(doc))
+    # The snapshot of the whole matrix would answer without reading the cells: gone.
+    for whole in (proj / ".patchkit/cache/matrix").glob("whole-*.txt"):
+        whole.unlink()
     code2, out2, err2 = run(capsys, *p, "matrix", "--format", "json")
     assert code2 == code == 1
     assert json.loads(out2) == json.loads(out)

@@ -12,6 +12,7 @@ import pytest
 
 from patchkit import Project
 from patchkit.cli import main
+from patchkit.cli.quick import answer
 from patchkit.core.versions import parse_versions, platform_label
 from patchkit.errors import ConfigError
 from patchkit.ops.matrix import compute_matrix
@@ -182,3 +183,37 @@ def test_single_platform_releases_are_as_before(tmp_path: Path) -> None:
     text = 'schema = 1\nbase = "1"\n[upstream]\nname = "t"\n[[version]]\nversion = "1"\n'
     rel = parse_versions(text).release("1")
     assert rel.platforms == () and rel.platform_labels() == () and "platforms" not in rel.to_dict()
+
+
+def test_a_warm_matrix_follows_the_platforms_and_their_trees(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The snapshot's key holds `platforms` and the platforms' references: a warm run, from
+    the full command line and from the quick one, is never the matrix of other platforms."""
+    project, _ = make(tmp_path, b"listen 127.0.0.1\nport 6380\n")
+    assert cli(project, "import", "1.0") == 0
+    capsys.readouterr()
+    argv = ["-q", "--project", str(project), "matrix", "--format", "json"]
+    toml = project / "upstream-versions.toml"
+    two = toml.read_text()
+
+    def warm_columns() -> tuple[str, ...]:
+        want = main(argv), capsys.readouterr().out  # cold or warm: the snapshot made
+        assert (answer(argv), capsys.readouterr().out) == want  # warm, without the parser
+        fresh = compute_matrix(Project.open(project), cache=False)
+        assert Project.open(project).matrix() == fresh  # warm, the library
+        versions = tuple(json.loads(want[1])["versions"])
+        assert versions == fresh.versions
+        return versions
+
+    assert warm_columns() == ("1.0", "1.0@linux-arm64")
+    assert warm_columns() == ("1.0", "1.0@linux-arm64")
+    toml.write_text(two.replace('platforms = ["linux/amd64", "linux/arm64"]\n', ""))
+    assert warm_columns() == ("1.0",)  # the arm64 reference is still in the store
+    toml.write_text(two)
+    assert warm_columns() == ("1.0", "1.0@linux-arm64")
+    # The arm64 platform re-imported with amd64's files: its reference moves, its column goes.
+    store = Project.open(project).store
+    amd = store.git("rev-parse", "refs/patchkit/upstream/1.0").stdout.decode().strip()
+    store.git("update-ref", f"refs/patchkit/upstream/{platform_label('1.0', 'linux/arm64')}", amd)
+    assert warm_columns() == ("1.0",)

@@ -42,9 +42,12 @@ Adding a command, say ``lint``:
 
 from __future__ import annotations
 
-import argparse
 from collections.abc import Callable
 from dataclasses import dataclass
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    import argparse
 
 __all__ = ["CONTEXT", "Command"]
 

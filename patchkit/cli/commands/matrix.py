@@ -6,7 +6,6 @@ exits 1 when a cell has a status named by ``--fail-on``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
@@ -17,6 +16,8 @@ from patchkit.core.model import FAILED, PatchStatus
 from patchkit.errors import PatchkitError, UsageError
 
 if TYPE_CHECKING:
+    import argparse
+
     from patchkit.cli.ui import Ui
     from patchkit.core.model import Matrix
     from patchkit.project import Project

@@ -23,16 +23,20 @@ How a matrix is computed (see docs/matrix.md), one module per job:
 
 from __future__ import annotations
 
-# LARGE_OFFSET and RISK_FLAGS: one copy, in core.model; re-exported while output/ still
-# imports them from here.
-from patchkit.core.model import LARGE_OFFSET, RISK_FLAGS
-from patchkit.errors import MatrixError
-from patchkit.ops.matrix.changed import changed_since
-from patchkit.ops.matrix.codec import matrix_from_dict
-from patchkit.ops.matrix.compute import MatrixStats, compute_matrix
-from patchkit.ops.matrix.drift import attribute_drift
-from patchkit.ops.matrix.fanout import github_matrix, limit, load_results, merge_matrices
-from patchkit.ops.matrix.keys import series_fingerprint
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from typing import Any
+
+    # LARGE_OFFSET and RISK_FLAGS: one copy, in core.model; re-exported while output/ still
+    # imports them from here.
+    from patchkit.core.model import LARGE_OFFSET, RISK_FLAGS
+    from patchkit.errors import MatrixError
+    from patchkit.ops.matrix.changed import changed_since
+    from patchkit.ops.matrix.codec import matrix_from_dict
+    from patchkit.ops.matrix.compute import MatrixStats, compute_matrix
+    from patchkit.ops.matrix.drift import attribute_drift
+    from patchkit.ops.matrix.fanout import github_matrix, limit, load_results, merge_matrices
+    from patchkit.ops.matrix.keys import series_fingerprint
 
 __all__ = [
     "LARGE_OFFSET",
@@ -49,3 +53,32 @@ __all__ = [
     "merge_matrices",
     "series_fingerprint",
 ]
+
+# Where each public name lives: loaded on first use, so that the warm path's
+# `patchkit.ops.matrix.snapshot` does not load the engine with its package.
+_HOME = {
+    "LARGE_OFFSET": "patchkit.core.model",
+    "RISK_FLAGS": "patchkit.core.model",
+    "MatrixError": "patchkit.errors",
+    "changed_since": "patchkit.ops.matrix.changed",
+    "matrix_from_dict": "patchkit.ops.matrix.codec",
+    "MatrixStats": "patchkit.ops.matrix.compute",
+    "compute_matrix": "patchkit.ops.matrix.compute",
+    "attribute_drift": "patchkit.ops.matrix.drift",
+    "github_matrix": "patchkit.ops.matrix.fanout",
+    "limit": "patchkit.ops.matrix.fanout",
+    "load_results": "patchkit.ops.matrix.fanout",
+    "merge_matrices": "patchkit.ops.matrix.fanout",
+    "series_fingerprint": "patchkit.ops.matrix.keys",
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOME.get(name)
+    if home is None:
+        raise AttributeError(f"module 'patchkit.ops.matrix' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(home), name)
+    globals()[name] = value
+    return value

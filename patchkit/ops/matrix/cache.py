@@ -15,7 +15,6 @@ from pathlib import Path
 from patchkit.core.model import PatchResult
 from patchkit.errors import PatchkitError
 from patchkit.files import atomic_write
-from patchkit.ops.matrix.codec import patch_result_from_dict
 from patchkit.ops.matrix.keys import CACHE_FORMAT
 
 __all__ = ["CACHE_DIR", "CellCache", "Warn"]
@@ -59,6 +58,8 @@ class CellCache:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             self.warn(f"cache entry {path} is corrupt ({type(e).__name__}); recomputing {label}")
             return {}, {}
+        from patchkit.ops.matrix.codec import patch_result_from_dict  # a cold run reads none
+
         cells: dict[str, PatchResult] = {}
         for key, value in raw_cells.items():
             try:

@@ -3,7 +3,6 @@ run once each (:mod:`.units`), the columns assembled in version order, drift att
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -12,9 +11,9 @@ from typing import TYPE_CHECKING
 from patchkit.core.globs import glob_to_regex
 from patchkit.core.model import CheckResult, Matrix, PatchResult
 from patchkit.core.versions import release_version
-from patchkit.errors import NotImportedError
+from patchkit.errors import NotImportedError, StoreError
 from patchkit.git.objects import BlobReader
-from patchkit.git.store import UPSTREAM_PREFIX, Store
+from patchkit.git.store import Store
 from patchkit.kinds import Change
 from patchkit.ops.check import skipped_result
 from patchkit.ops.matrix.cache import CACHE_DIR, CellCache
@@ -33,7 +32,6 @@ from patchkit.ops.matrix.units import (
     run_units,
     run_units_in_processes,
 )
-from patchkit.ops.platforms import matrix_labels
 
 if TYPE_CHECKING:
     from patchkit.ops.workspace import Workspace
@@ -105,11 +103,11 @@ def compute_matrix(
     stats = stats if stats is not None else MatrixStats()
     vf = ws.versions
     store = ws.store
-    trees = _release_trees(store)
+    commits = store.release_commits() if (store.path / "HEAD").exists() else {}
     if versions:
         for label in versions:
             vf.release(label)  # UnknownVersionError names it and the known ones
-        missing = [v for v in versions if v not in trees]
+        missing = [v for v in versions if v not in commits]
         if missing:
             cmds = " && ".join(f"patchkit import {v}" for v in missing)
             which = ", ".join(missing)
@@ -120,29 +118,36 @@ def compute_matrix(
         wanted = set(versions)
         labels = [r.version for r in vf.ordered() if r.version in wanted]
     else:
-        labels = [r.version for r in vf.ordered() if r.version in trees]
-    # A multi-platform release's platforms whose trees differ get columns of their own,
-    # right after it (`2.5.24@linux-arm64`); identical trees are checked once.
-    extra = matrix_labels([vf.release(v) for v in labels], trees)
-    labels = [x for v in labels for x in (v, *extra.get(v, ()))]
-    series = ws.series
-    changes = list(ws.changes(series))
-    digests = [change_digest(c, e.strip) for c, e in zip(changes, series.entries, strict=True)]
-    engine = engine_fingerprint()
-    base_tree = trees.get(vf.base, ("", ""))[1]
-    base_ref = (vf.base, base_tree) if base_tree else None
+        labels = [r.version for r in vf.ordered() if r.version in commits]
     with (
         CellCache(ws.state_dir / CACHE_DIR if cache else None, warn) as cells_cache,
-        contextlib.ExitStack() as stack,
+        store.blob_reader() as blob_reader,  # git starts up while the series is read
     ):
-        opened: list[BlobReader] = []
+        series = ws.series
+        changes = list(ws.changes(series))
+        digests = [change_digest(c, e.strip) for c, e in zip(changes, series.entries, strict=True)]
+        engine = engine_fingerprint()
+        # label -> (commit, tree) of the releases asked, their other platforms and the base:
+        # one round trip
+        releases = [vf.release(v) for v in labels]
+        platforms = [label for r in releases for _p, label in r.platform_labels()[1:]]
+        asked = [v for v in dict.fromkeys([*labels, *platforms, vf.base]) if v in commits]
+        found = blob_reader.trees_of([commits[v] for v in asked])
+        trees = {v: (commits[v], tree) for v, tree in zip(asked, found, strict=True) if tree}
+        lost = [v for v in labels if v not in trees]
+        if lost:
+            raise StoreError(f"{store.path}: the commits of {', '.join(lost)} are not in the store")
+        # A multi-platform release's platforms whose trees differ get columns of their own,
+        # right after it (`2.5.24@linux-arm64`); identical trees are checked once.
+        if platforms:
+            from patchkit.ops.platforms import matrix_labels  # multi-platform releases only
 
-        def reader() -> BlobReader:  # a warm run of exact-path changes never starts one
-            if not opened:
-                opened.append(stack.enter_context(store.blob_reader()))
-            return opened[0]
+            extra = matrix_labels(releases, trees)
+            labels = [x for v in labels for x in (v, *extra.get(v, ()))]
+        base_tree = trees.get(vf.base, ("", ""))[1]
+        base_ref = (vf.base, base_tree) if base_tree else None
 
-        resolve = _Targets(changes, reader)
+        resolve = _Targets(changes, blob_reader)
         columns = []
         for v in labels:
             tree = trees[v][1]
@@ -162,7 +167,7 @@ def compute_matrix(
             )
         todo = [col for col in columns if not col.cached()]
         if todo:
-            done = _run_missing(store, reader(), todo, changes, base_ref, jobs, stats)
+            done = _run_missing(store, blob_reader, todo, changes, base_ref, jobs, stats)
         ordered = []
         for col in columns:
             if col.cached():
@@ -183,12 +188,13 @@ def compute_matrix(
             fingerprint=series_fingerprint(digests),
             blobs={o.check.version: o.blobs for o in ordered},
         )
-        if attribute:  # while the cache entries are written
+        if attribute:
 
-            def diff(old: str, new: str, files: Sequence[str]) -> str:
-                return _upstream_diff(store, trees[old][0], trees[new][0], files)
+            def diffs(asks: Sequence[tuple[str, str, Sequence[str]]]) -> list[str]:
+                texts = store.plain_diffs([(trees[o][0], trees[n][0], f) for o, n, f in asks])
+                return [_cut(t.decode("utf-8", "replace")) for t in texts]
 
-            matrix = replace(matrix, drift=attribute_drift(matrix, diff=diff))
+            matrix = replace(matrix, drift=attribute_drift(matrix, diffs=diffs))
     return matrix
 
 
@@ -198,7 +204,7 @@ class _Targets:
     globs can see. A change that does not consult the lister (a diff, an overlay) has the
     same targets on every release: asked once."""
 
-    def __init__(self, changes: Sequence[Change], reader: Callable[[], BlobReader]) -> None:
+    def __init__(self, changes: Sequence[Change], reader: BlobReader) -> None:
         self._changes, self._reader = changes, reader
         self._fixed: dict[int, tuple[str, ...]] = {}
 
@@ -210,7 +216,7 @@ class _Targets:
             nonlocal asked
             asked = True
             regexes = [glob_to_regex(p) for p in patterns]
-            found = set(self._reader().list_paths(tree, patterns))
+            found = set(self._reader.list_paths(tree, patterns))
             found.update(p for p in earlier if any(r.match(p) for r in regexes))
             return sorted(found)
 
@@ -312,39 +318,7 @@ def _assemble(
     )
 
 
-# Two queries of the store that Store itself does not offer yet (they belong in git/store.py).
-
-
-def _release_trees(store: Store) -> dict[str, tuple[str, str]]:
-    """label -> (commit, tree) of every imported release, in one git call."""
-    if not (store.path / "HEAD").exists():
-        return {}
-    out = store.git(
-        "for-each-ref", "--format=%(refname)%00%(objectname)%00%(tree)", UPSTREAM_PREFIX
-    ).stdout.decode("utf-8", "surrogateescape")
-    trees = {}
-    for line in filter(None, out.split("\n")):
-        ref, commit, tree = line.split("\0")
-        trees[ref[len(UPSTREAM_PREFIX) :]] = (commit, tree)
-    return trees
-
-
-def _upstream_diff(store: Store, old: str, new: str, files: Sequence[str]) -> str:
-    if not files:
-        return ""
-    out = store.git(
-        "diff",
-        "--no-color",
-        "--no-ext-diff",
-        "--no-renames",
-        "--no-textconv",
-        "--src-prefix=a/",
-        "--dst-prefix=b/",
-        old,
-        new,
-        "--",
-        *[":(literal)" + f for f in files],
-    ).stdout.decode("utf-8", "replace")
-    if len(out) > DIFF_LIMIT:
-        out = out[:DIFF_LIMIT] + f"\n... (cut at {DIFF_LIMIT} characters)\n"
-    return out
+def _cut(text: str) -> str:
+    if len(text) > DIFF_LIMIT:
+        return text[:DIFF_LIMIT] + f"\n... (cut at {DIFF_LIMIT} characters)\n"
+    return text

@@ -4,21 +4,23 @@ changed there (docs/matrix.md, "Drift attribution"). Pure: the diff text comes f
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import replace
 
 from patchkit.core.model import FAILED, PRESENT, Drift, Matrix, PatchResult, PatchStatus
 
-__all__ = ["DIFF_LIMIT", "UpstreamDiff", "attribute_drift"]
+__all__ = ["DIFF_LIMIT", "UpstreamDiffs", "attribute_drift"]
 
 DIFF_LIMIT = 64 * 1024  # upstream diff text kept per drift record
 
-# (last good release, first bad release, files) -> the upstream diff of those files
-UpstreamDiff = Callable[[str, str, Sequence[str]], str]
+# [(last good release, first bad release, files)] -> the upstream diff of those files, each
+# (asked once for all the records: the diffs may be made side by side)
+UpstreamDiffs = Callable[[Sequence[tuple[str, str, Sequence[str]]]], Sequence[str]]
 
 
 def attribute_drift(
     matrix: Matrix,
     *,
-    diff: UpstreamDiff | None = None,
+    diffs: UpstreamDiffs | None = None,
     known: Iterable[Drift] = (),
 ) -> tuple[Drift, ...]:
     """For every run of failures of a patch: where it started, and which upstream files changed.
@@ -35,12 +37,14 @@ def attribute_drift(
         for r in c.patches:
             cells.setdefault((c.version, r.name), r)
     out: list[Drift] = []
+    asks: list[tuple[str, str, Sequence[str]]] = []  # the diffs to make
+    asked: list[int] = []  # which record each is for
     for name in matrix.patches:
         for last_good, run, status in _failure_runs(matrix, cells, name):
             changed = _changed_files(matrix, cells, name, last_good, run[0])
-            text = ""
-            if diff is not None and last_good is not None and changed:
-                text = diff(last_good, run[0], changed)
+            if diffs is not None and last_good is not None and changed:
+                asks.append((last_good, run[0], changed))
+                asked.append(len(out))
             out.append(
                 Drift(
                     patch=name,
@@ -49,9 +53,13 @@ def attribute_drift(
                     versions=tuple(run),
                     status=status,
                     files=changed,
-                    upstream_diff=text or lend.get((name, run[0], last_good), ""),
+                    upstream_diff=lend.get((name, run[0], last_good), ""),
                 )
             )
+    if diffs is not None and asks:
+        for k, text in zip(asked, diffs(asks), strict=True):
+            if text:
+                out[k] = replace(out[k], upstream_diff=text)
     return tuple(out)
 
 

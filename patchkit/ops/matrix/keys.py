@@ -2,28 +2,34 @@
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import hashlib
-from collections.abc import Sequence
-from pathlib import Path
+import os
 
 from patchkit._version import __version__
-from patchkit.kinds import Change, ChangeKind
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy knows the name)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from patchkit.kinds import Change
 
 __all__ = ["CACHE_FORMAT", "cell_keys", "change_digest", "engine_fingerprint", "series_fingerprint"]
 
 CACHE_FORMAT = 1
 
 # The source that decides a cell's answer, relative to the package: the engine, the kinds
-# (every module of kinds/, so a new kind counts without a change here) and the matrix's own
-# unit and risk code. A changed file means other answers may come: the cache must not serve them.
+# (every module of kinds/, so a new kind counts without a change here), the globs and tree
+# walking that resolve an edit's targets, and the matrix's own unit and risk code. A changed file means other answers may come: the cache must not serve them.
 _ENGINE = (
     "core/apply.py",
+    "core/globs.py",
     "core/lines.py",
     "core/merge.py",
     "core/patchfile.py",
     "core/series.py",
     "core/versions.py",
+    "git/objects.py",
     "ops/check.py",
     "ops/matrix/compute.py",
     "ops/matrix/keys.py",
@@ -32,19 +38,29 @@ _ENGINE = (
 )
 
 
+@functools.cache
 def engine_fingerprint() -> str:
-    """patchkit's version and the source of the code that decides a cell's answer."""
+    """patchkit's version and the source of the code that decides a cell's answer (read once
+    a process: the code that runs is the code that was loaded)."""
     h = hashlib.sha256(f"patchkit {__version__} cache {CACHE_FORMAT}\0".encode())
-    package = Path(__file__).resolve().parents[2]
-    for path in [*(package / name for name in _ENGINE), *sorted((package / "kinds").glob("*.py"))]:
-        h.update(f"{path.relative_to(package)}\0".encode())
-        with contextlib.suppress(OSError):  # an installed package without sources still works
-            h.update(path.read_bytes())
+    package = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__))))
+    kinds = sorted(
+        f"kinds/{n}" for n in os.listdir(os.path.join(package, "kinds")) if n.endswith(".py")
+    )
+    for name in [*_ENGINE, *kinds]:
+        h.update(f"{name}\0".encode())
+        try:
+            with open(os.path.join(package, name), "rb") as f:
+                h.update(f.read())
+        except OSError:  # an installed package without sources still works
+            pass
     return h.hexdigest()
 
 
 def change_digest(change: Change, strip: int) -> str:
     """One change as its series line (name, ``-pN``), its kind and its rendered bytes."""
+    from patchkit.core.model import ChangeKind
+
     h = hashlib.sha256(f"{change.name}\0-p{strip}\0".encode())
     # A diff's digest has no kind field, as before kinds existed: results written by an older
     # patchkit keep their fingerprint and still `--merge` with new ones.
