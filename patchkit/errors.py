@@ -18,7 +18,6 @@ __all__ = [
     "DigestMismatchError",
     "EditFileError",
     "EditStateError",
-    "HelperError",
     "InvalidReferenceError",
     "LockedError",
     "MatrixError",
@@ -136,7 +135,3 @@ class MatrixError(PatchkitError):
 
 class EditStateError(PatchkitError):
     """An edit worktree is (or is not) open, or refuses what was asked (``patchkit edit``)."""
-
-
-class HelperError(PatchkitError):
-    """The import's helper process (`patchkit.workers`) could not be started or is gone."""

@@ -41,7 +41,6 @@ from patchkit.images.sink import ObjectSink
 from patchkit.images.stream import LayerStream
 from patchkit.images.tar import DEFAULT_LIMITS, Limits, TarEntry, TarError, TarReader
 from patchkit.images.tree import Kind, Meta, Node, RootFS, WrittenTree, entry_error, show_name
-from patchkit.workers import Worker
 
 __all__ = [
     "DEFAULT_LIMITS",
@@ -271,12 +270,10 @@ def read_layer(
     limits: Limits,
     progress: Callable[[ProgressEvent], None] | None = None,
     record: LayerRecord | None = None,
-    worker: Worker | None = None,
 ) -> None:
     """Apply one layer (index is 1-based) to ``fs``, verifying its digest and diff_id.
 
-    With ``record``, every entry applied is added to it (for the layer cache). The layer
-    is inflated in ``worker`` (by default a helper process of its own).
+    With ``record``, every entry applied is added to it (for the layer cache).
     """
     where = _where(layer, index)
     fs.start_layer(index, where)
@@ -307,7 +304,6 @@ def read_layer(
             where=where,
             max_bytes=limits.max_layer_bytes,
             on_read=report if progress else None,
-            worker=worker,
         )
         try:
             tar = TarReader(stream, limits)
@@ -377,53 +373,44 @@ def read_layers(
     selection = selection or Selection(fingerprint=None)
     count = len(plan.layers)
     chains = chain_ids([layer.diff_id for layer in plan.layers])
-    own: Worker | None = None  # a helper process of our own, if ``fi`` has none to share
-    try:
-        for i, (layer, chain) in enumerate(zip(plan.layers, chains, strict=True), start=1):
-            where = _where(layer, i)
-            cached = None
-            if cache is not None and not isinstance(layer, TarballLayer):
-                cached = cache.load(layer.diff_id, chain=chain, selection=selection, where=where)
-            if cached is not None:
-                replay_layer(fs, cached, index=i, where=where, select=select)
-                cached = None  # not held while the next layer's entry is read
-                if progress is not None:
-                    size = layer.size or 0
-                    progress(
-                        ProgressEvent(
-                            layer=i,
-                            layers=count,
-                            digest=layer.digest,
-                            read=size,
-                            total=layer.size,
-                            done=True,
-                            cached=True,
-                        )
+    for i, (layer, chain) in enumerate(zip(plan.layers, chains, strict=True), start=1):
+        where = _where(layer, i)
+        cached = None
+        if cache is not None and not isinstance(layer, TarballLayer):
+            cached = cache.load(layer.diff_id, chain=chain, selection=selection, where=where)
+        if cached is not None:
+            replay_layer(fs, cached, index=i, where=where, select=select)
+            cached = None  # not held while the next layer's entry is read
+            if progress is not None:
+                size = layer.size or 0
+                progress(
+                    ProgressEvent(
+                        layer=i,
+                        layers=count,
+                        digest=layer.digest,
+                        read=size,
+                        total=layer.size,
+                        done=True,
+                        cached=True,
                     )
-                continue
-            record = None
-            if cache is not None and layer.diff_id is not None:
-                record = LayerRecord(layer.diff_id, chain=chain, selection=selection)
-            worker = fi.worker
-            if worker is None:
-                worker = own = own or Worker()
-            read_layer(
-                fs,
-                fi,
-                layer,
-                index=i,
-                count=count,
-                select=select,
-                limits=limits,
-                progress=progress,
-                record=record,
-                worker=worker,
-            )
-            if cache is not None and record is not None:
-                cache.save(fi, record)
-    finally:
-        if own is not None:
-            own.close()
+                )
+            continue
+        record = None
+        if cache is not None and layer.diff_id is not None:
+            record = LayerRecord(layer.diff_id, chain=chain, selection=selection)
+        read_layer(
+            fs,
+            fi,
+            layer,
+            index=i,
+            count=count,
+            select=select,
+            limits=limits,
+            progress=progress,
+            record=record,
+        )
+        if cache is not None and record is not None:
+            cache.save(fi, record)
     return fs
 
 

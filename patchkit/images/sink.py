@@ -13,7 +13,6 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from patchkit.core.objects import TreeEntry
-from patchkit.workers import Worker
 
 __all__ = ["CacheStore", "ObjectSink", "TreeSink"]
 
@@ -33,12 +32,6 @@ class TreeSink(Protocol):
 
 class ObjectSink(TreeSink, Protocol):
     """Where git objects go; every method returns or uses git's own ids."""
-
-    @property
-    def worker(self) -> Worker | None:
-        """The helper process the sink writes in (`patchkit.workers`), which the layer
-        streams share; None if it has none."""
-        ...
 
     def blob_stream(self, size: int, chunks: Iterable[bytes]) -> str:
         """Store a blob of ``size`` bytes arriving as ``chunks``; return its id.

@@ -10,8 +10,7 @@ from pathlib import Path
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from patchkit.git.pack import PackWriter
-from patchkit.git.packfile import _IdSet
+from patchkit.git.pack import PackWriter, _IdSet
 
 IDS = st.binary(min_size=20, max_size=20)
 
