@@ -30,6 +30,7 @@ import base64
 import binascii
 import re
 import struct
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO, Protocol
@@ -64,6 +65,16 @@ _INT64 = 1 << 63
 # general path (`_number`), which accepts and refuses exactly the same numbers.
 _PLAIN_NUMBERS = re.compile(rb"[0-7]{7}[\0 ][0-7]{7}[\0 ][0-7]{7}[\0 ][0-7]{11}[\0 ][0-7]{11}[\0 ]")
 _PLAIN_SUM = re.compile(rb"[0-7]{6}\0 ")
+
+
+def _byte_sum(blk: bytes) -> int:
+    """``sum(blk)`` of a 512-byte header, from two Adler-32s (C, about 5x faster than
+    `sum`, which makes an int of every byte): an Adler-32's low half is 1 + the sum of the
+    bytes modulo 65,521, exact for 256 bytes (at most 65,280)."""
+    adler = zlib.adler32
+    return (adler(blk[:256]) & 0xFFFF) + (adler(blk[256:]) & 0xFFFF) - 2
+
+
 _ZERO_DEV = b"0000000\0"
 
 _PAX_PATH, _PAX_LINK = b"path", b"linkpath"
@@ -384,7 +395,7 @@ class TarReader:
     @staticmethod
     def _check_sum(blk: bytes, field: bytes) -> None:
         stored = int(field[:6], 8) if _PLAIN_SUM.match(field) else _number(field)
-        unsigned = 256 + sum(blk) - sum(field)
+        unsigned = 256 + _byte_sum(blk) - sum(field)
         if stored != unsigned:
             signed = unsigned - 256 * sum(1 for c in blk[:148] + blk[156:] if c > 127)
             if stored != signed:

@@ -10,11 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from patchkit.errors import CorruptLayerError, UnsafeLayerError
 from patchkit.git.store import Store
 from patchkit.images.layers import Limits
-from patchkit.images.tar import TarError, TarReader
+from patchkit.images.tar import TarError, TarReader, _byte_sum
 from tests.helpers.imagebuilder import Layer
 from tests.helpers.tarstreams import (
     END,
@@ -377,3 +379,11 @@ def _tarfile_bytes(layer: Layer, fmt: int) -> bytes:
         for info, data in layer.entries:
             tf.addfile(info, io.BytesIO(data) if data is not None else None)
     return buf.getvalue()
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(min_size=512, max_size=512), st.sampled_from([0, 1, 0x7F, 0x80, 0xFF]))
+def test_the_header_byte_sum_is_sums(block: bytes, fill: int) -> None:
+    # the checksum's byte sum from two Adler-32s: exact at every value a header can have
+    assert _byte_sum(block) == sum(block)
+    assert _byte_sum(bytes([fill]) * 512) == fill * 512
