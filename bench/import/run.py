@@ -25,9 +25,9 @@ ratios (the machine is shared: a slow round slows the peer and patchkit alike):
             sha256 of the stored and the inflated stream, sha1 (git blob id) of every file;
             one thread, nothing written
 
-Peak RSS is the child's own (getrusage); "+helper" adds the peak of its largest child (the
-import's helper process, patchkit/workers.py): a bound of what both held at once. CPU time
-counts the child and the processes it waited for (the helper, git). `--stages` times each kind of work alone
+Peak RSS is the child's own (getrusage); "+child" adds the peak of the largest process it
+started and waited for (git; a helper process, if an import ever starts one): a bound of
+what both held at once. CPU time counts the child and the processes it waited for. `--stages` times each kind of work alone
 (inflate, tar parse, sha1, deflate, write, layer digests) on the full image.
 
     bench/import/run.py [--runs 3] [--sizes full,double] [--stages] [--venv DIR]
@@ -324,7 +324,7 @@ def child(mode: str, layout: str, store: str) -> None:
         res = import_release(st, version, parse_source(f"oci:{layout}:{version}"), include=include)
         assert not res.reused
     me = resource.getrusage(resource.RUSAGE_SELF)
-    # the import's helper process (patchkit/workers.py) and git: waited for, so counted here
+    # the processes the import started and waited for (git): counted here
     kids = resource.getrusage(resource.RUSAGE_CHILDREN)
     print(
         json.dumps(
@@ -482,7 +482,7 @@ def measure(mode: str, layout: Path, store: Path) -> dict[str, Any]:
         "wall": wall,
         "cpu": usage["cpu"],
         "rss": usage["rss_kb"] / 1024,
-        # the process and its largest child (the helper) at their peaks: a bound of the sum
+        # the process and its largest child (git) at their peaks: a bound of the sum
         "rss_all": (usage["rss_kb"] + usage.get("child_rss_kb", 0)) / 1024,
         "zlib": usage["zlib"],
         "patchkit": usage["patchkit"],
@@ -528,7 +528,7 @@ def bench(layout: Path, runs: int, modes: list[str]) -> dict[str, Any]:
                 print(
                     f"  round {r + 1} {mode:9} {got[mode]['wall']:7.2f} s"
                     + f" cpu {got[mode]['cpu']:6.2f} s"
-                    + (f" {rss:4.0f} MB (+helper {rss_all:4.0f})" if rss == rss and rss else "")
+                    + (f" {rss:4.0f} MB (+child {rss_all:4.0f})" if rss == rss and rss else "")
                     + f"  load {os.getloadavg()[0]:.2f}",
                     flush=True,
                 )
@@ -739,7 +739,7 @@ def print_table(res: dict[str, Any]) -> None:
     first = res["rounds"][0]
     zlib_name = next((r["zlib"] for r in first.values() if "zlib" in r), "?")
     print(f"patchkit's zlib: {zlib_name}")
-    print(f"{'mode':10} {'wall s':>8} {'cpu s':>7} {'RSS MB':>7} {'+helper':>8}")
+    print(f"{'mode':10} {'wall s':>8} {'cpu s':>7} {'RSS MB':>7} {'+child':>8}")
     for mode, r in med.items():
         print(
             f"{mode:10} {r['wall']:8.2f} {r['cpu']:7.2f} {r['rss']:7.0f} {r['rss_all']:8.0f}",
