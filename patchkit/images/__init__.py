@@ -9,13 +9,48 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from patchkit.errors import SourceError
 from patchkit.images.base import ImagePlan, LayerBlob
-from patchkit.images.layers import DEFAULT_LIMITS, Limits, ProgressEvent, TarballLayer, flatten
 from patchkit.images.source import Source, SourceKind, parse_source
-from patchkit.images.tree import Manifest, ManifestEntry, WrittenTree, load_manifest
+
+if TYPE_CHECKING:
+    from patchkit.images.layers import (
+        DEFAULT_LIMITS,
+        Limits,
+        ProgressEvent,
+        TarballLayer,
+        flatten,
+    )
+    from patchkit.images.tree import Manifest, ManifestEntry, WrittenTree, load_manifest
+
+# The layer reader and the tree (the tar reader, the decoders, the pack hand-off) load when
+# first named: `watch` and the other commands that only resolve a source or a reference skip
+# their start-up cost (docs/architecture.md, "start-up").
+_LAZY = {
+    "DEFAULT_LIMITS": "layers",
+    "Limits": "layers",
+    "ProgressEvent": "layers",
+    "TarballLayer": "layers",
+    "flatten": "layers",
+    "Manifest": "tree",
+    "ManifestEntry": "tree",
+    "WrittenTree": "tree",
+    "load_manifest": "tree",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "DEFAULT_LIMITS",

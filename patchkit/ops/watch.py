@@ -21,6 +21,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from patchkit.core import versions as versions_mod
 from patchkit.core.versions import Release, VersionsFile, WatchRules, sort_tags
@@ -30,7 +31,9 @@ from patchkit.files import project_lock
 from patchkit.images.registry import RegistryRef, RetryPolicy, parse_reference
 from patchkit.images.registry.tags import PAGE_SIZE, WORKERS, TagDigest, TagReader
 from patchkit.images.source import Source, SourceKind, parse_source
-from patchkit.ops.workspace import Workspace
+
+if TYPE_CHECKING:
+    from patchkit.ops.workspace import Workspace
 
 __all__ = ["LOCK_WAIT", "watch"]
 

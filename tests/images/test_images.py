@@ -154,7 +154,9 @@ def test_a_broken_reader_import_is_a_bug_not_an_unsupported_source(
 def test_a_reader_missing_its_entry_point_is_a_bug_too(monkeypatch: pytest.MonkeyPatch) -> None:
     import patchkit.images.registry as registry
 
-    monkeypatch.delattr(registry, "open_registry_image")
+    # The name loads on first use (registry/__init__.py's _LAZY): take it from both places.
+    monkeypatch.delattr(registry, "open_registry_image", raising=False)
+    monkeypatch.delitem(registry._LAZY, "open_registry_image")
     with pytest.raises(ImportError, match="open_registry_image"):
         open_image(parse_source("docker://127.0.0.1:1/app:1")).__enter__()
 

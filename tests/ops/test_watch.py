@@ -349,3 +349,21 @@ def test_bad_rules_are_exit_3_and_one_line(
         "patchkit: error: upstream-versions.toml:11: [upstream.watch] versions: "
         "'=>2.5' is not a PEP 440 specifier (e.g. \">=2.5, <3\")"
     )
+
+
+def test_watch_does_not_load_the_layer_reader_or_the_pack_writer() -> None:
+    # `watch` runs daily and unattended: its start-up is most of its time against a close
+    # registry. It reads tags and HEADs; the tar reader, the flattener and the pack writer
+    # load only when `--import` pulls (images/__init__.py's _LAZY).
+    code = (
+        "import sys\n"
+        "import patchkit.cli.main, patchkit.project, patchkit.ops.watch\n"
+        "heavy = ['patchkit.images.layers', 'patchkit.images.tar', 'patchkit.images.tree',\n"
+        "         'patchkit.git.pack']\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    out = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert out.stdout.strip() == "[]"
