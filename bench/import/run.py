@@ -26,8 +26,10 @@ ratios (the machine is shared: a slow round slows the peer and patchkit alike):
             one thread, nothing written
 
 Peak RSS is the child's own (getrusage); "+child" adds the peak of the largest process it
-started and waited for (git; a helper process, if an import ever starts one): a bound of
-what both held at once. CPU time counts the child and the processes it waited for. `--stages` times each kind of work alone
+started and waited for (git; a helper process, if an import ever starts one): a loose
+upper bound of both at once, since Linux counts in a child's peak the pages it shared
+with its parent between fork and exec (git itself peaks at ~5 MB here). CPU time counts the
+child and the processes it waited for. `--stages` times each kind of work alone
 (inflate, tar parse, sha1, deflate, write, layer digests) on the full image.
 
     bench/import/run.py [--runs 3] [--sizes full,double] [--stages] [--venv DIR]
