@@ -271,8 +271,8 @@ _HEX40 = re.compile(r"\A[0-9a-f]{40}\Z")
 _DEFLATE_LEVEL = 1
 # Objects smaller than this are deflated at `_SMALL_LEVEL`: isal's level 0 takes less than
 # half the CPU of its level 1 on small files (per-call setup), for objects ~25% bigger; on
-# the benchmark image: 0.3 CPU s less, a pack 2.5% bigger (docs/import-benchmark.md). The
-# standard library's level 0 stores without compressing: level 1 there.
+# the benchmark image: about 0.3 CPU s less, a pack 2.7% bigger (docs/import-benchmark.md).
+# The standard library's level 0 stores without compressing: level 1 there.
 _SMALL = 1 << 14
 _SMALL_LEVEL = 0 if ZLIB is not zlib else _DEFLATE_LEVEL
 

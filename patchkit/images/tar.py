@@ -65,6 +65,7 @@ _INT64 = 1 << 63
 # general path (`_number`), which accepts and refuses exactly the same numbers.
 _PLAIN_NUMBERS = re.compile(rb"[0-7]{7}[\0 ][0-7]{7}[\0 ][0-7]{7}[\0 ][0-7]{11}[\0 ][0-7]{11}[\0 ]")
 _PLAIN_SUM = re.compile(rb"[0-7]{6}\0 ")
+_ZERO_DEV = b"0000000\0"
 
 
 def _byte_sum(blk: bytes) -> int:
@@ -74,8 +75,6 @@ def _byte_sum(blk: bytes) -> int:
     adler = zlib.adler32
     return (adler(blk[:256]) & 0xFFFF) + (adler(blk[256:]) & 0xFFFF) - 2
 
-
-_ZERO_DEV = b"0000000\0"
 
 _PAX_PATH, _PAX_LINK = b"path", b"linkpath"
 _PAX_STRINGS = frozenset((b"path", b"linkpath", b"uname", b"gname"))
