@@ -63,6 +63,7 @@ from containers import (
     tcp_listeners,
     unix_listeners,
 )
+from imagebuild import PROJECT, build_images
 from lab import (
     CACHE,
     CLIENT,
@@ -88,8 +89,6 @@ from lab import (
     sh,
 )
 from verdict import report_lines, unpatched_collisions, verdict_of
-
-from build import PROJECT, build_images
 
 # -- one variant ----------------------------------------------------------------------
 
