@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from patchkit.errors import SourceError
 from patchkit.images.base import ImagePlan, LayerBlob
 from patchkit.images.source import Source, SourceKind, parse_source
+from patchkit.lazy import lazy_names
 
 if TYPE_CHECKING:
     from patchkit.images.layers import (
@@ -29,27 +30,18 @@ if TYPE_CHECKING:
 # first named: `watch` and the other commands that only resolve a source or a reference skip
 # their start-up cost (docs/architecture.md, "start-up").
 _LAZY = {
-    "DEFAULT_LIMITS": "layers",
-    "Limits": "layers",
-    "ProgressEvent": "layers",
-    "TarballLayer": "layers",
-    "flatten": "layers",
-    "Manifest": "tree",
-    "ManifestEntry": "tree",
-    "WrittenTree": "tree",
-    "load_manifest": "tree",
+    "DEFAULT_LIMITS": "patchkit.images.layers",
+    "Limits": "patchkit.images.layers",
+    "ProgressEvent": "patchkit.images.layers",
+    "TarballLayer": "patchkit.images.layers",
+    "flatten": "patchkit.images.layers",
+    "Manifest": "patchkit.images.tree",
+    "ManifestEntry": "patchkit.images.tree",
+    "WrittenTree": "patchkit.images.tree",
+    "load_manifest": "patchkit.images.tree",
 }
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

@@ -15,11 +15,12 @@ RegistryRef(registry='registry-1.docker.io', repository='library/ubuntu', tag='l
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from patchkit.errors import InvalidReferenceError
 from patchkit.images.registry.reference import DOCKER_HUB, RegistryRef, parse_reference
 from patchkit.images.registry.transport import RetryPolicy, is_loopback
+from patchkit.lazy import lazy_names
 
 if TYPE_CHECKING:
     from patchkit.images.registry.blobs import ProgressCallback
@@ -27,18 +28,12 @@ if TYPE_CHECKING:
 
 # The pulling side (verified blob reads, which load the layer reader) loads when first named:
 # `watch` reads tags and HEADs only.
-_LAZY = {"ProgressCallback": "blobs", "open_registry_image": "client"}
+_LAZY = {
+    "ProgressCallback": "patchkit.images.registry.blobs",
+    "open_registry_image": "patchkit.images.registry.client",
+}
 
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _LAZY)
 
 
 __all__ = [

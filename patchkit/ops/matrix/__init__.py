@@ -23,10 +23,10 @@ How a matrix is computed (see docs/matrix.md), one module per job:
 
 from __future__ import annotations
 
+from patchkit.lazy import lazy_names
+
 TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (mypy knows the name)
 if TYPE_CHECKING:
-    from typing import Any
-
     # LARGE_OFFSET and RISK_FLAGS: one copy, in core.model; re-exported while output/ still
     # imports them from here.
     from patchkit.core.model import LARGE_OFFSET, RISK_FLAGS
@@ -73,12 +73,4 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    home = _HOME.get(name)
-    if home is None:
-        raise AttributeError(f"module 'patchkit.ops.matrix' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(home), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_names(__name__, _HOME)
