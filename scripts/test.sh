@@ -8,7 +8,8 @@
 # nothing system-wide and says what it skipped (the tests needing it then skip and say why;
 # under CI=true they fail instead). Steps:
 #   1. Debian tools the tests use as reference peers or services (root: apt-get install)
-#   2. shared libraries the live isolation proof's daemons need (root only)
+#   2. shared libraries the live isolation proof's daemons need, and CPython's tar test
+#      archives (tests/images/test_tar_go.py) (root only)
 #   3. .venv with patchkit editable and the test extras (pip)
 #   4. the poste.io model releases (python3 bench/model/build.py; cached in bench/.cache)
 #   5. Haraka 3.1 from npm for the plugin tests (npm ci in tests/poste/haraka)
@@ -28,7 +29,8 @@ cannot() {
 
 # 1. Debian tools: command:package.
 tools=(git:git quilt:quilt skopeo:skopeo umoci:umoci docker-registry:docker-registry
-  shellcheck:shellcheck chromium:chromium node:nodejs npm:npm zsh:zsh zstd:zstd tar:tar)
+  shellcheck:shellcheck chromium:chromium node:nodejs npm:npm zsh:zsh zstd:zstd tar:tar
+  go:golang-go)
 need=()
 for tool in "${tools[@]}"; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || need+=("${tool##*:}")
@@ -41,8 +43,11 @@ done
 isolation=(liblzf1 libjemalloc2 libluajit-5.1-2 libhyperscan5 libwrap0 openssl
   podman buildah runc conmon debootstrap)
 # --- end of isolation proof packages ---
+# Reference data: the test archives of CPython's tarfile (tests/images/test_tar_go.py
+# reads them, and Go's, from where Debian installs them).
+refdata=(libpython3.11-testsuite)
 libs=()
-for lib in "${isolation[@]}"; do
+for lib in "${isolation[@]}" "${refdata[@]}"; do
   dpkg -s "$lib" >/dev/null 2>&1 || libs+=("$lib")
 done
 if [ "$root" = true ] && [ "$((${#need[@]} + ${#libs[@]}))" -gt 0 ]; then
@@ -55,7 +60,7 @@ elif [ "${#need[@]}" -gt 0 ]; then
   # Not root: nothing is installed system-wide; the tests using these skip and say why.
   cannot "not root, not installing ${need[*]} (apt-get install ${need[*]}): the tests using them skip"
 elif [ "${#libs[@]}" -gt 0 ]; then
-  say "not root: not installing ${libs[*]} (only the live isolation proof needs them; it needs root anyway)"
+  say "not root: not installing ${libs[*]} (the live isolation proof, which needs root anyway, and the tar reference archives)"
 fi
 
 # 3. The venv: patchkit editable, with the test extras.

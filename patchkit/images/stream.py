@@ -221,10 +221,13 @@ class LayerStream:
         return n - left
 
     def drain(self) -> None:
-        """Read to the very end; what follows the tar's end marker must be zeros."""
-        while chunk := self.read(_MAX_OUT):
-            if chunk.count(0) != len(chunk):
-                raise self._corrupt("data after the end of the tar archive")
+        """Read to the very end (hashed for the diff_id, counted against the size limit)
+        and ignore what follows the tar's end marker, as containerd and moby do (both
+        copy the rest of the stream to io.Discard after the last entry); padding is
+        zeros, but a second archive appended after the first is not unpacked by them
+        either."""
+        while self.skip(_MAX_OUT):
+            pass
 
     def close(self) -> None:
         """Stop the helper thread (at once if the stream is abandoned) and wait for it."""

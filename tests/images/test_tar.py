@@ -350,6 +350,20 @@ def test_an_invalid_number_is_refused() -> None:
     assert "invalid octal number" in str(tar_error(bytes(bad) + END))
 
 
+def test_what_follows_the_end_marker_is_hashed_and_not_unpacked(tmp_path: Path) -> None:
+    """libarchive's test_read_format_tar_concatenated: a second archive after the first
+    one's end marker. Go's reader stops at the marker; containerd and moby then copy the
+    rest of the stream to io.Discard (hashing it for the diff_id), so they unpack the
+    first archive only and accept the layer. patchkit refused it before."""
+    second = header("second", size=2) + pad(b"22") + END
+    layer = header("first", size=1) + pad(b"1") + END + second + b"trailing garbage"
+    assert [e[0] for e in entries(layer)] == ["first"]
+    # the diff_id in the config covers the whole stream: a wrong hash would refuse it
+    store, tree = ok(tmp_path, RawLayer(layer))
+    assert sorted(tree) == ["first"]
+    assert blob(store, tree, "first") == b"1"
+
+
 def test_a_stream_without_its_end_marker_ends_at_the_last_entry() -> None:
     assert [e[0] for e in entries(header("a") + header("b"))] == ["a", "b"]
 
