@@ -1,13 +1,16 @@
 """Compressed layers as the runtimes read them (images/decoders.py): several gzip members,
-several zstd frames, zstd skippable frames (zstd:chunked), blobs made by the `zstd` tool."""
+several zstd frames, zstd skippable frames (zstd:chunked), blobs made by the `zstd` tool and
+zstd:chunked layers made by buildah (containers/storage's writer)."""
 
 from __future__ import annotations
 
 import bz2
 import gzip
 import io
+import json
 import lzma
 import os
+import re
 import struct
 import subprocess
 from pathlib import Path
@@ -143,3 +146,53 @@ def test_every_format_reads_several_streams_and_refuses_a_cut_one(name: str) -> 
                 pass
     finally:
         stream.close()
+
+
+def test_zstd_chunked_layers_written_by_buildah(tmp_path: Path) -> None:
+    """A real zstd:chunked writer: containers/storage, as `buildah push --compression-format
+    zstd:chunked` runs it (its table of contents in skippable frames, the files in frames
+    of their own). Storage of its own in tmp_path, vfs: nothing shared with other tests."""
+    buildah = require_tool("buildah")
+    if os.geteuid() != 0:
+        pytest.skip("buildah needs root here")
+    root = tmp_path / "rootfs"
+    files = {f"etc/f{i:02}": (b"line %d\n" % i) * (i * 500 + 1) for i in range(12)}
+    for name, data in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_bytes(data)
+    storage = [f"--root={tmp_path / 'storage'}", f"--runroot={tmp_path / 'run'}"]
+    base = [buildah, *storage, "--storage-driver=vfs"]
+
+    home = tmp_path / "home"  # the tests' HOME is not a directory; buildah reads its config
+    home.mkdir()
+    env = {**os.environ, "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
+
+    def run(*args: str) -> str:
+        done = subprocess.run([*base, *args], capture_output=True, text=True, env=env)
+        assert done.returncode == 0, f"buildah {args[0]}: {done.stderr.strip()}"
+        return done.stdout
+
+    container = run("from", "scratch").strip()
+    run("copy", container, str(root), "/")
+    run("commit", "-q", container, "localhost/chunked:1")
+    layout = tmp_path / "oci"
+    run("push", "--compression-format", "zstd:chunked", "localhost/chunked:1", f"oci:{layout}:1")
+
+    index = json.loads((layout / "index.json").read_text())
+    manifest_blob = index["manifests"][0]["digest"].split(":")[1]
+    manifest = json.loads((layout / "blobs/sha256" / manifest_blob).read_text())
+    (layer,) = manifest["layers"]
+    assert layer["mediaType"].endswith("+zstd")
+    assert any("zstd-chunked" in key for key in layer.get("annotations", {}))
+    blob = (layout / "blobs/sha256" / layer["digest"].split(":")[1]).read_bytes()
+    assert re.search(rb"[\x50-\x5f]\x2a\x4d\x18", blob), "a skippable frame"
+
+    store = Store.open(tmp_path / "store")
+    import_release(store, "1", parse_source(f"oci:{layout}:1"))
+    tree = store.ls_tree(Store.release_ref("1"))
+    got = {
+        p: store.git("cat-file", "blob", e.blob).stdout
+        for p, e in tree.items()
+        if p.startswith("etc/")
+    }
+    assert got == files
