@@ -16,17 +16,12 @@ from hypothesis import strategies as st
 
 from patchkit.images.tar import TarReader
 from tests.conftest import require_tool
+from tests.helpers.tarstrategies import component as _component
+from tests.helpers.tarstrategies import ids as _ids
+from tests.helpers.tarstrategies import names as _names
 from tests.helpers.tarstreams import BytesSource
 
 # -- Hypothesis: tarfile writes, we read ------------------------------------------------
-
-_component = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\0"),
-    min_size=1,
-    max_size=40,
-).filter(lambda c: c not in (".", ".."))
-_names = st.lists(_component, min_size=1, max_size=8).map("/".join)
-_ids = st.one_of(st.integers(0, 2**21 - 1), st.integers(2**21, 2**40))
 
 
 @st.composite

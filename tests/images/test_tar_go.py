@@ -8,7 +8,10 @@ repository: the archives are read where the packages put them, and Go reads them
 Every entry must match (name and link target as bytes, type, size, mode, owner, device
 numbers, xattrs, the SHA-1 of the content, sparse files rebuilt), and where Go refuses an
 archive, patchkit must refuse it at the same entry. The only differences allowed are
-patchkit's documented limits (`_LIMITED`)."""
+patchkit's documented limits (`_LIMITED`).
+
+Then Hypothesis: archives written by Go's `tar.Writer` (goref -write), in each of its
+formats, read by both."""
 
 from __future__ import annotations
 
@@ -18,13 +21,19 @@ import json
 import lzma
 import os
 import subprocess
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from patchkit.images.tar import TarError, TarReader
 from tests.conftest import in_ci, require_tool
+from tests.helpers.tarstrategies import component as _component
+from tests.helpers.tarstrategies import ids as _ids
+from tests.helpers.tarstrategies import names as _names
 from tests.helpers.tarstreams import BytesSource
 
 GOREF = Path(__file__).resolve().parents[1] / "helpers" / "goref"
@@ -158,3 +167,52 @@ def test_reads_what_gos_archive_tar_reads(archive: Path, goref: Path, tmp_path: 
         assert _LIMITED[archive.name] in ours[-1].get("error", ""), ours[-1]
         return
     assert _comparable(ours) == _comparable(go)
+
+
+# -- Go's writer: what docker save, BuildKit and go-containerregistry write -------------
+
+
+@st.composite
+def _spec(draw: st.DrawFn) -> dict[str, Any]:
+    entries = []
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["0", "5", "2", "1", "3", "4", "6"]))
+        entry: dict[str, Any] = {
+            "name": draw(_names),
+            "type": kind,
+            "link": draw(_names) if kind in ("1", "2") else "",
+            "mode": draw(st.integers(0, 0o7777)),
+            "uid": draw(_ids),
+            "gid": draw(_ids),
+            "major": draw(st.integers(0, 4095)) if kind in ("3", "4") else 0,
+            "minor": draw(st.integers(0, 255)) if kind in ("3", "4") else 0,
+            "data": draw(st.binary(max_size=1500)).hex() if kind == "0" else "",
+            "xattrs": {},
+        }
+        if kind == "0" and draw(st.booleans()):
+            entry["xattrs"] = {"user." + draw(_component): draw(st.binary(max_size=40)).hex()}
+        entries.append(entry)
+    return {"format": draw(st.sampled_from(["USTAR", "PAX", "GNU"])), "entries": entries}
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spec=_spec())
+def test_reads_what_gos_writer_writes(goref: Path, spec: dict[str, Any]) -> None:
+    """Hypothesis: Go's `tar.Writer` writes the archive (long names, big ids, xattrs, every
+    entry type, in each of its formats); patchkit reads what Go's reader reads."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "go.tar"
+        done = subprocess.run(
+            [str(goref), "-write", str(out)],
+            input=json.dumps(spec),
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assume("written" in done.stdout)  # a header this format cannot hold
+        data = out.read_bytes()
+        go = _go(goref, data, Path(tmp))
+    assert "end" in go[-1]
+    assert _comparable(_ours(data)) == _comparable(go)
+    names = [bytes.fromhex(row["name"]).decode() for row in go[:-1]]
+    assert names == [e["name"] for e in spec["entries"]]

@@ -1,7 +1,9 @@
 // goref lists what Go's archive/tar reads from a tar archive, the reader moby and
 // containerd unpack layers with: one JSON line per entry, then {"end": true} or
-// {"error": "..."}. tests/images/test_tar_go.py compares patchkit's reader with it.
-// Usage: goref ARCHIVE (plain tar; the test decompresses first).
+// {"error": "..."}. With -write it writes one with Go's tar.Writer instead (what
+// docker save, BuildKit and go-containerregistry write layers with), from a JSON spec
+// on stdin. tests/images/test_tar_go.py compares patchkit's reader with both.
+// Usage: goref ARCHIVE (plain tar; the test decompresses first) | goref -write OUT < SPEC
 package main
 
 import (
@@ -32,7 +34,80 @@ type entry struct {
 	SHA1   string            `json:"sha1"`
 }
 
+// spec is what -write reads: the format, then the entries in order.
+type spec struct {
+	Format  string `json:"format"` // "USTAR", "PAX" or "GNU"
+	Entries []struct {
+		Name   string            `json:"name"`
+		Type   string            `json:"type"`
+		Link   string            `json:"link"`
+		Mode   int64             `json:"mode"`
+		UID    int               `json:"uid"`
+		GID    int               `json:"gid"`
+		Major  int64             `json:"major"`
+		Minor  int64             `json:"minor"`
+		Data   string            `json:"data"`   // hex
+		Xattrs map[string]string `json:"xattrs"` // values in hex, as SCHILY.xattr records
+	} `json:"entries"`
+}
+
+// write makes the archive of the spec on stdin; a header the format cannot hold is
+// {"error": ...} on stdout and exit 0 (the test then drops that example).
+func write(out string) {
+	var sp spec
+	if err := json.NewDecoder(os.Stdin).Decode(&sp); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	formats := map[string]tar.Format{"USTAR": tar.FormatUSTAR, "PAX": tar.FormatPAX, "GNU": tar.FormatGNU}
+	f, err := os.Create(out)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	defer f.Close()
+	tw := tar.NewWriter(f)
+	for _, e := range sp.Entries {
+		data, err := hex.DecodeString(e.Data)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+		h := &tar.Header{Name: e.Name, Typeflag: e.Type[0], Linkname: e.Link, Mode: e.Mode,
+			Uid: e.UID, Gid: e.GID, Devmajor: e.Major, Devminor: e.Minor,
+			Size: int64(len(data)), Format: formats[sp.Format]}
+		if len(e.Xattrs) > 0 {
+			h.PAXRecords = map[string]string{}
+			for k, v := range e.Xattrs {
+				b, err := hex.DecodeString(v)
+				if err != nil {
+					fmt.Fprintln(os.Stderr, err)
+					os.Exit(2)
+				}
+				h.PAXRecords["SCHILY.xattr."+k] = string(b)
+			}
+		}
+		if err := tw.WriteHeader(h); err != nil {
+			json.NewEncoder(os.Stdout).Encode(map[string]string{"error": err.Error()})
+			return
+		}
+		if _, err := tw.Write(data); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(2)
+		}
+	}
+	if err := tw.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	fmt.Println(`{"written": true}`)
+}
+
 func main() {
+	if len(os.Args) == 3 && os.Args[1] == "-write" {
+		write(os.Args[2])
+		return
+	}
 	f, err := os.Open(os.Args[1])
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
