@@ -154,6 +154,15 @@ def daemons_up(c: Container) -> dict[str, bool]:
     return up
 
 
+def _ss_owners(line: str, containers: list[Container], host_pids: set[int]) -> tuple[str, str]:
+    """The process names and the owners (container or host) of an `ss -p` line, each
+    comma-joined; owner "?" when no pid is shown."""
+    pids = [int(p) for p in re.findall(r"pid=(\d+)", line)]
+    procs = sorted(set(re.findall(r'\("([^"]+)"', line)))
+    owners = sorted({pid_owner(p, containers, host_pids) for p in pids}) or ["?"]
+    return ",".join(procs), ",".join(owners)
+
+
 def tcp_listeners(
     lab: Lab, containers: list[Container], host_pids: set[int]
 ) -> list[dict[str, Any]]:
@@ -164,17 +173,8 @@ def tcp_listeners(
             continue
         addr, _, port = cols[3].rpartition(":")
         addr = addr.strip("[]").split("%")[0]
-        pids = [int(p) for p in re.findall(r"pid=(\d+)", line)]
-        procs = sorted(set(re.findall(r'\("([^"]+)"', line)))
-        owners = sorted({pid_owner(p, containers, host_pids) for p in pids}) or ["?"]
-        out.append(
-            {
-                "address": addr,
-                "port": int(port),
-                "process": ",".join(procs),
-                "owner": ",".join(owners),
-            }
-        )
+        process, owner = _ss_owners(line, containers, host_pids)
+        out.append({"address": addr, "port": int(port), "process": process, "owner": owner})
     return sorted(out, key=lambda x: (x["owner"], x["port"], x["address"]))
 
 
@@ -189,10 +189,8 @@ def unix_listeners(
         # As bound: Haraka binds its http.ini path without the leading "/" (relative to its
         # working directory, which is /).
         path = "/" + cols[4].lstrip("/")
-        pids = [int(p) for p in re.findall(r"pid=(\d+)", line)]
-        procs = sorted(set(re.findall(r'\("([^"]+)"', line)))
-        owners = sorted({pid_owner(p, containers, host_pids) for p in pids}) or ["?"]
-        out.append({"path": path, "process": ",".join(procs), "owner": ",".join(owners)})
+        process, owner = _ss_owners(line, containers, host_pids)
+        out.append({"path": path, "process": process, "owner": owner})
     return sorted(out, key=lambda x: (x["owner"], x["path"]))
 
 
@@ -204,10 +202,8 @@ def host_redis_clients(
     for line in lab.ss("-tnpH"):
         cols = line.split()
         if len(cols) >= 5 and cols[4] == "127.0.0.1:6379":
-            pids = [int(p) for p in re.findall(r"pid=(\d+)", line)]
-            procs = sorted(set(re.findall(r'\("([^"]+)"', line)))
-            owner = ",".join(sorted({pid_owner(p, containers, host_pids) for p in pids})) or "?"
-            out.append({"client": cols[3], "process": ",".join(procs), "owner": owner})
+            process, owner = _ss_owners(line, containers, host_pids)
+            out.append({"client": cols[3], "process": process, "owner": owner})
     return out
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from patchkit.git.pack import PackWriter, clear_stale_packs
 from patchkit.git.store import Store
+from tests.helpers.fresh import modules_loaded
 from tests.helpers.imagebuilder import Layer, build_oci_layout
 
 # The child kills itself the moment the pack writer is asked to finish: every object is in
@@ -85,18 +86,5 @@ def test_opening_a_store_does_not_load_the_pack_writer(tmp_path: Path) -> None:
     # Every command opens the store (and clears a killed import's files); only imports write
     # packs: the writer's thread, zlib and hashing stay unloaded for the others (cold matrix).
     Store.open(tmp_path / "store")
-    code = (
-        "import sys\n"
-        "from patchkit.git.store import Store\n"
-        "Store.open(sys.argv[1])\n"
-        "print('patchkit.git.pack' in sys.modules)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    out = subprocess.run(
-        [sys.executable, "-c", code, str(tmp_path / "store")],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert out.stdout.strip() == "False"
+    code = "import sys\nfrom patchkit.git.store import Store\nStore.open(sys.argv[1])"
+    assert modules_loaded(code, ["patchkit.git.pack"], str(tmp_path / "store")) == []

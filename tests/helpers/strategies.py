@@ -1,4 +1,6 @@
-"""Hypothesis strategies shared by the property tests: file contents and random edits of them."""
+"""Hypothesis strategies shared by the property tests: file contents and random edits of them,
+and tar entry names and owners (the tests that write archives with another implementation's
+writer, `tarfile`'s or Go's, and read them back)."""
 
 from __future__ import annotations
 
@@ -139,6 +141,17 @@ HEADER_LINES = st.sampled_from(
     )
 )
 headers = st.lists(HEADER_LINES, max_size=6).map("".join)
+
+# One tar path component: any printable text but "/", NUL, "." and "..".
+tar_component = st.text(
+    alphabet=st.characters(blacklist_categories=("Cs", "Cc"), blacklist_characters="/\0"),
+    min_size=1,
+    max_size=40,
+).filter(lambda c: c not in (".", ".."))
+# Relative paths of 1 to 8 components (long ones need a GNU long name or a pax record).
+tar_names = st.lists(tar_component, min_size=1, max_size=8).map("/".join)
+# Owner ids, half of them too big for the 7 octal digits of a ustar field.
+tar_ids = st.one_of(st.integers(0, 2**21 - 1), st.integers(2**21, 2**40))
 
 
 @st.composite

@@ -31,9 +31,9 @@ from hypothesis import strategies as st
 
 from patchkit.images.tar import TarError, TarReader
 from tests.conftest import in_ci, require_tool
-from tests.helpers.tarstrategies import component as _component
-from tests.helpers.tarstrategies import ids as _ids
-from tests.helpers.tarstrategies import names as _names
+from tests.helpers.strategies import tar_component as _component
+from tests.helpers.strategies import tar_ids as _ids
+from tests.helpers.strategies import tar_names as _names
 from tests.helpers.tarstreams import BytesSource
 
 GOREF = Path(__file__).resolve().parents[1] / "helpers" / "goref"

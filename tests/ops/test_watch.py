@@ -27,6 +27,7 @@ from patchkit.images.registry import RetryPolicy
 from patchkit.ops.watch import watch
 from tests.conftest import require_tool
 from tests.helpers import registry_server as rs
+from tests.helpers.fresh import modules_loaded
 
 FAST = RetryPolicy(attempts=3, base_delay=0.01, max_delay=0.05, timeout=10)
 
@@ -355,15 +356,11 @@ def test_watch_does_not_load_the_layer_reader_or_the_pack_writer() -> None:
     # `watch` runs daily and unattended: its start-up is most of its time against a close
     # registry. It reads tags and HEADs; the tar reader, the flattener and the pack writer
     # load only when `--import` pulls (images/__init__.py's _LAZY).
-    code = (
-        "import sys\n"
-        "import patchkit.cli.main, patchkit.project, patchkit.ops.watch\n"
-        "heavy = ['patchkit.images.layers', 'patchkit.images.tar', 'patchkit.images.tree',\n"
-        "         'patchkit.git.pack']\n"
-        "print(sorted(m for m in heavy if m in sys.modules))\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
-    out = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
-    )
-    assert out.stdout.strip() == "[]"
+    heavy = [
+        "patchkit.images.layers",
+        "patchkit.images.tar",
+        "patchkit.images.tree",
+        "patchkit.git.pack",
+    ]
+    code = "import patchkit.cli.main, patchkit.project, patchkit.ops.watch"
+    assert modules_loaded(code, heavy) == []
